@@ -1,0 +1,1 @@
+"""Reading and writing music: MIDI (symusic), conversion in, rendering out."""

@@ -1,0 +1,1 @@
+"""Likelihood on held-out data, musical metrics against a reference, published benchmarks."""

@@ -1,0 +1,1 @@
+"""Turning a trained model into music: autoregressive decoding and diffusion sampling."""

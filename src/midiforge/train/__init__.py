@@ -1,0 +1,1 @@
+"""The one trainer for every model family, and its checkpoints."""

@@ -1,0 +1,1 @@
+"""The web page to generate and listen."""
