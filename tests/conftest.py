@@ -22,3 +22,42 @@ def datasets() -> Path:
             f"the shared datasets are missing at {DATASETS}; set MIDIFORGE_DATASETS to their folder"
         )
     return DATASETS
+
+
+POP909_SMALL_IDS = [f"{i:03d}" for i in range(1, 13)]  # 12 songs: 10 train, 1 valid, 1 test
+NOTTINGHAM_SMALL_FILES = 24  # the first tunes in name order
+NOTTINGHAM_MIN_TOKENS = 64  # folk tunes are short; prepare's default (512) would drop most
+NOTTINGHAM_MIN_NOTES = 16
+
+
+@pytest.fixture(scope="session")
+def pop909_small(datasets: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A prepared DATASET dir (prepare's defaults) of 12 real POP909 songs, built once."""
+    from midiforge.data.prepare import prepare
+
+    src = tmp_path_factory.mktemp("pop909_src")
+    for song in POP909_SMALL_IDS:
+        (src / f"{song}.mid").write_bytes((datasets / "pop909" / song / f"{song}.mid").read_bytes())
+    out = tmp_path_factory.mktemp("pop909_small") / "dataset"
+    prepare(src, out, jobs=2, quiet=True)
+    return out
+
+
+@pytest.fixture(scope="session")
+def nottingham_small(datasets: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A prepared DATASET dir of the first 24 Nottingham tunes (short-file limits lowered)."""
+    from midiforge.data.prepare import prepare
+
+    src = tmp_path_factory.mktemp("nottingham_src")
+    for path in sorted((datasets / "nottingham").glob("*.mid"))[:NOTTINGHAM_SMALL_FILES]:
+        (src / path.name).write_bytes(path.read_bytes())
+    out = tmp_path_factory.mktemp("nottingham_small") / "dataset"
+    prepare(
+        src,
+        out,
+        jobs=2,
+        quiet=True,
+        min_tokens=NOTTINGHAM_MIN_TOKENS,
+        min_notes=NOTTINGHAM_MIN_NOTES,
+    )
+    return out

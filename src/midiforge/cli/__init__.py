@@ -17,6 +17,12 @@ from midiforge.errors import MidiforgeError
 # name -> one-line help; the module midiforge.cli.<name> implements it.
 COMMANDS: dict[str, str] = {
     "prepare": "clean, split and encode a folder of MIDI files into a dataset",
+    "menu": "interactive menu: train, continue training, or generate (no arguments = menu)",
+    "web": "serve the web page on 127.0.0.1 to generate, listen and download MIDI",
+    "train": "train a model on a dataset or a MIDI folder; write a run directory",
+    "generate": "sample new MIDI files from a trained run",
+    "convert": "convert scores, Guitar Pro, audio or music21:NAME into MIDI files",
+    "render": "render MIDI files to WAV (FluidSynth) and/or piano-roll PNG",
 }
 
 

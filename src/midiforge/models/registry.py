@@ -14,7 +14,13 @@ from midiforge.errors import choice_error
 from midiforge.models.base import MidiModel
 
 # name -> "module:Class"; imported on first use so that listing names stays cheap.
-_FAMILIES: dict[str, str] = {}
+_FAMILIES: dict[str, str] = {
+    "lstm": "midiforge.models.rnn:LSTMModel",
+    "gru": "midiforge.models.rnn:GRUModel",
+    "transformer": "midiforge.models.transformer:TransformerModel",
+    "lstm-multihead": "midiforge.models.note_lstm:NoteLSTM",
+    "diffusion": "midiforge.models.diffusion:NoteDiffusion",
+}
 
 
 def names() -> list[str]:

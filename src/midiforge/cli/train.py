@@ -1,0 +1,58 @@
+"""Train a model on a prepared dataset or a folder of MIDI files; write a run directory.
+
+Examples: ``midiforge train data/ --model lstm --set train.steps=500``;
+``midiforge train my_midi/ --init runs/base`` (fine-tune);
+``midiforge train --resume runs/lstm-20250101-120000`` (continue exactly);
+``torchrun --nproc_per_node 2 -m midiforge train data/`` (data-parallel).
+"""
+
+from __future__ import annotations
+
+import argparse
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "dataset",
+        nargs="?",
+        help="a dataset dir from `midiforge prepare`, or a folder of MIDI files "
+        "(optional with --resume)",
+    )
+    parser.add_argument(
+        "--model",
+        default=None,
+        help="model family, e.g. transformer, lstm, gru (default transformer)",
+    )
+    parser.add_argument("--config", help="YAML file with sections model: and train:")
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override one config value, e.g. --set train.lr=1e-3 --set model.d_model=256",
+    )
+    parser.add_argument("--run-dir", help="output run directory (default runs/<model>-<time>)")
+    parser.add_argument("--resume", metavar="RUN", help="continue a run from its last checkpoint")
+    parser.add_argument(
+        "--init", metavar="RUN", help="start from a trained run's weights (fine-tuning)"
+    )
+    parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+
+
+def run(args: argparse.Namespace) -> int:
+    from midiforge import api
+
+    kwargs = {} if args.model is None else {"model": args.model}
+    run_dir = api.train(
+        args.dataset,
+        config=args.config,
+        overrides=args.overrides,
+        run_dir=args.run_dir,
+        resume=args.resume,
+        init=args.init,
+        device=args.device,
+        **kwargs,
+    )
+    print(run_dir)
+    return 0

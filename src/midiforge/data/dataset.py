@@ -1,0 +1,368 @@
+"""Read a DATASET dir (written by ``prepare``) and cut it into torch training windows.
+
+The arrays are memory-mapped, so opening a dataset costs the size of its offsets, not of its
+tokens, and a DataLoader's worker processes share the page cache instead of copies.
+
+Window item formats (docs/architecture.md):
+
+* :class:`TokenWindows` → ``{"tokens": LongTensor[seq_len + 1], "mask": BoolTensor[seq_len],
+  "label": LongTensor[]}``; inputs are ``tokens[:-1]``, targets ``tokens[1:]``, ``mask`` marks
+  the targets that count in the loss (padding with the PAD id is masked out).
+* :class:`NoteWindows` → ``{"notes": FloatTensor[length, n_fields], "mask": BoolTensor[length],
+  "label": LongTensor[]}``, raw note fields except ``onset``, which counts from the window's
+  first note (so onsets stay small however deep into a piece the window starts).
+
+Training windows (``train=True``) pick a random position uniformly over all of the split's
+elements, so files are sampled in proportion to their length, then a random window in that
+file; the draw depends only on ``(seed, epoch, index)``, so runs are reproducible with any
+number of DataLoader workers. Evaluation windows (``train=False``) tile each file with a
+stride so that every target is counted exactly once.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from midiforge.data.augment import TokenShifter, augment_notes
+from midiforge.data.encode import FIELD, NOTE_FIELDS, load_tokenizer
+from midiforge.errors import MidiforgeError, choice_error
+
+FORMAT = "midiforge-dataset"
+FORMAT_VERSION = 1
+SPLITS = ("train", "valid", "test")
+NO_LABEL = -1
+TOKEN_DTYPE = np.int32
+NOTE_DTYPE = np.float32
+
+
+class Sequences:
+    """One split of one encoding: a flat memory-mapped array plus file offsets.
+
+    ``seqs[i]`` is file ``i`` as a read-only numpy view (``[n]`` tokens or ``[n, F]`` notes).
+    """
+
+    def __init__(self, flat: np.ndarray, offsets: np.ndarray) -> None:
+        self.flat = flat
+        self.offsets = offsets
+
+    def __len__(self) -> int:
+        return len(self.offsets) - 1
+
+    def __getitem__(self, i: int) -> np.ndarray:
+        if not -len(self) <= i < len(self):
+            raise IndexError(f"file index {i} out of range for {len(self)} files")
+        i %= len(self)
+        return self.flat[self.offsets[i] : self.offsets[i + 1]]
+
+    @property
+    def lengths(self) -> np.ndarray:
+        """Elements per file, int64 ``[n_files]``."""
+        return np.diff(self.offsets)
+
+
+def _memmap(path: Path, dtype: type, n_items: int, row: int) -> np.ndarray:
+    expected = n_items * row * np.dtype(dtype).itemsize
+    actual = path.stat().st_size if path.is_file() else None
+    if actual != expected:
+        raise MidiforgeError(
+            f"{path}: expected {expected} bytes for {n_items} items as the offsets say, found "
+            f"{'no file' if actual is None else f'{actual} bytes'}; re-run prepare"
+        )
+    shape = (n_items, row) if row > 1 else (n_items,)
+    if n_items == 0:
+        return np.zeros(shape, dtype)
+    return np.memmap(path, dtype=dtype, mode="r", shape=shape)
+
+
+class PreparedDataset:
+    """A DATASET dir, checked on open.
+
+    Raises :class:`MidiforgeError` naming what does not match: a missing manifest, another
+    format or version, other note fields, or arrays whose sizes disagree with their offsets.
+
+    Attributes: ``manifest`` (dict), ``labels`` (label names; ``file_labels`` index into it),
+    ``tokenizer`` (loaded once, on first use), ``pad_id``, ``vocab_size``.
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        manifest_path = self.path / "manifest.json"
+        if not manifest_path.is_file():
+            raise MidiforgeError(
+                f"{self.path} is not a prepared dataset (no manifest.json); create it with "
+                "`midiforge prepare SRC OUT`"
+            )
+        with manifest_path.open(encoding="utf-8") as fh:
+            self.manifest: dict[str, Any] = json.load(fh)
+        found = (self.manifest.get("format"), self.manifest.get("format_version"))
+        if found != (FORMAT, FORMAT_VERSION):
+            raise MidiforgeError(
+                f"{manifest_path}: format {found[0]!r} version {found[1]!r}, expected {FORMAT!r} "
+                f"version {FORMAT_VERSION}; re-run prepare with this midiforge"
+            )
+        if tuple(self.manifest.get("note_fields", ())) != NOTE_FIELDS:
+            raise MidiforgeError(
+                f"{manifest_path}: note fields {self.manifest.get('note_fields')} differ from "
+                f"{list(NOTE_FIELDS)}; re-run prepare with this midiforge"
+            )
+        self.labels: list[str] = list(self.manifest.get("labels", []))
+        self._cache: dict[tuple[str, str], Sequences] = {}
+
+    @cached_property
+    def tokenizer(self):
+        """The dataset's MidiTok tokenizer (tokenizer.json)."""
+        return load_tokenizer(self.path / "tokenizer.json")
+
+    @property
+    def special_ids(self) -> dict[str, int]:
+        return dict(self.manifest["tokenizer"].get("special_ids", {}))
+
+    @property
+    def pad_id(self) -> int:
+        return int(self.special_ids.get("PAD", 0))
+
+    @property
+    def vocab_size(self) -> int:
+        return int(self.manifest["tokenizer"]["vocab_size"])
+
+    def _check_split(self, split: str) -> None:
+        if split not in SPLITS:
+            raise choice_error("split", split, SPLITS)
+
+    def _sequences(self, kind: str, split: str) -> Sequences:
+        self._check_split(split)
+        key = (kind, split)
+        if key not in self._cache:
+            offsets_path = self.path / kind / f"{split}.offsets.npy"
+            if not offsets_path.is_file():
+                raise MidiforgeError(f"{offsets_path} is missing; re-run prepare")
+            offsets = np.load(offsets_path)
+            row = len(NOTE_FIELDS) if kind == "notes" else 1
+            dtype = NOTE_DTYPE if kind == "notes" else TOKEN_DTYPE
+            flat = _memmap(self.path / kind / f"{split}.bin", dtype, int(offsets[-1]), row)
+            self._cache[key] = Sequences(flat, offsets)
+        return self._cache[key]
+
+    def tokens(self, split: str) -> Sequences:
+        """Token ids of a split: ``[i]`` → int32 ``[n_tokens]`` of file i."""
+        return self._sequences("tokens", split)
+
+    def notes(self, split: str) -> Sequences:
+        """Note rows of a split: ``[i]`` → float32 ``[n_notes, len(NOTE_FIELDS)]`` of file i."""
+        return self._sequences("notes", split)
+
+    def file_labels(self, split: str) -> np.ndarray:
+        """int64 ``[n_files]``: index into :attr:`labels`, -1 where a file has no label."""
+        self._check_split(split)
+        return np.load(self.path / "labels" / f"{split}.npy")
+
+    def files(self, split: str) -> list[dict[str, Any]]:
+        """Manifest records of a split's files, in array order."""
+        kept = [
+            f for f in self.manifest["files"] if f.get("split") == split and f["status"] == "kept"
+        ]
+        return sorted(kept, key=lambda f: f["index"])
+
+
+def _eval_windows(lengths: np.ndarray, span: int, stride: int, shift: int) -> np.ndarray:
+    """(file, start, first counted position) rows tiling each file so every target counts once.
+
+    Targets of a file of n elements are positions ``shift .. n-1`` (tokens: ``shift=1``, the
+    first token is only an input; notes: ``shift=0``). Window k starts at k·stride, covers
+    targets ``start+shift .. start+shift+span-1`` and counts those beyond the previous
+    window's reach.
+    """
+    rows = []
+    for f, n in enumerate(lengths.tolist()):
+        start, reach = 0, shift - 1  # reach: last target position already counted
+        while True:
+            rows.append((f, start, reach + 1))
+            reach = start + shift + span - 1
+            if reach >= n - 1:
+                break
+            start += stride
+    return np.array(rows, np.int64).reshape(-1, 3)
+
+
+class _Windows(Dataset):
+    """What token and note windows share: file sampling, eval tiling, labels, epochs."""
+
+    shift = 1  # first target position in a window (tokens: next-token targets)
+
+    def __init__(
+        self,
+        seqs: Sequences,
+        labels: np.ndarray,
+        span: int,
+        *,
+        train: bool,
+        stride: int | None,
+        seed: int,
+        epoch_windows: int | None,
+    ) -> None:
+        if span < 1:
+            raise MidiforgeError(f"window length {span} is not accepted; give 1 or more")
+        if len(seqs) == 0:
+            raise MidiforgeError("this split holds no files; prepare more data or another split")
+        self.seqs, self.file_label, self.span, self.train = seqs, labels, span, train
+        self.seed, self.epoch = seed, 0
+        self.stride = span if stride is None else stride
+        if not 1 <= self.stride <= span:
+            raise MidiforgeError(f"stride {stride} is not accepted; give 1..{span}")
+        total = int(seqs.offsets[-1])
+        self.n_train = epoch_windows or max(1, total // span)
+        self.windows = None if train else _eval_windows(seqs.lengths, span, self.stride, self.shift)
+
+    def set_epoch(self, epoch: int) -> None:
+        """Draw different training windows in each epoch (same ones for the same epoch)."""
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return self.n_train if self.train else len(self.windows)
+
+    def _locate(self, index: int, want: int) -> tuple[int, int, int, np.random.Generator]:
+        """(file, start, first counted position) of window ``index``; ``want`` = elements."""
+        rng = np.random.default_rng([self.seed, self.epoch, index])
+        if not self.train:
+            f, start, first = self.windows[index]
+            return int(f), int(start), int(first), rng
+        position = int(rng.integers(int(self.seqs.offsets[-1])))
+        f = int(np.searchsorted(self.seqs.offsets, position, side="right") - 1)
+        n = int(self.seqs.lengths[f])
+        start = int(rng.integers(max(0, n - want) + 1))
+        return f, start, start + self.shift, rng
+
+    def _label(self, f: int) -> torch.Tensor:
+        return torch.tensor(int(self.file_label[f]), dtype=torch.long)
+
+
+class TokenWindows(_Windows):
+    """Fixed-length token windows of one split (see the module docstring for the format).
+
+    Parameters
+    ----------
+    data, split, seq_len
+        The dataset, ``"train"``/``"valid"``/``"test"``, and the model's context length.
+    train
+        Random windows (and augmentation) when True; strided, each target once, when False.
+    stride
+        Evaluation stride (default ``seq_len``: disjoint windows); a smaller stride gives later
+        windows more context while still counting each target once.
+    transpose, velocity_shift
+        Training augmentation: largest pitch shift in semitones and largest velocity change
+        in bins, through token lookup tables (:class:`TokenShifter`); 0 turns them off.
+    seed, epoch_windows
+        Seed of the window draws; training windows per epoch (default tokens // seq_len).
+    """
+
+    def __init__(
+        self,
+        data: PreparedDataset,
+        split: str,
+        seq_len: int,
+        *,
+        train: bool = True,
+        stride: int | None = None,
+        transpose: int = 0,
+        velocity_shift: int = 0,
+        seed: int = 0,
+        epoch_windows: int | None = None,
+    ) -> None:
+        super().__init__(
+            data.tokens(split),
+            data.file_labels(split),
+            seq_len,
+            train=train,
+            stride=stride,
+            seed=seed,
+            epoch_windows=epoch_windows,
+        )
+        self.seq_len, self.pad_id = seq_len, data.pad_id
+        self.transpose, self.velocity_shift = transpose, velocity_shift
+        augment = train and (transpose > 0 or velocity_shift > 0)
+        self.shifter = TokenShifter.for_tokenizer(data.tokenizer) if augment else None
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        f, start, first, rng = self._locate(index, self.seq_len + 1)
+        ids = np.asarray(self.seqs[f][start : start + self.seq_len + 1], np.int64)
+        if self.shifter is not None:
+            ids = self.shifter.transpose(ids, self.transpose, rng)
+            ids = self.shifter.shift_velocity(ids, self.velocity_shift, rng)
+        tokens = np.full(self.seq_len + 1, self.pad_id, np.int64)  # (T + 1,)
+        tokens[: len(ids)] = ids
+        target_pos = start + 1 + np.arange(self.seq_len)  # (T,) position of each target
+        mask = (target_pos < start + len(ids)) & (target_pos >= first)
+        return {
+            "tokens": torch.from_numpy(tokens),
+            "mask": torch.from_numpy(mask),
+            "label": self._label(f),
+        }
+
+
+class NoteWindows(_Windows):
+    """Fixed-length note windows of one split (format in the module docstring).
+
+    Parameters
+    ----------
+    length
+        Notes per window; shorter files are zero-padded with mask False.
+    transpose, time_stretch, velocity_scale
+        Training augmentation (see :func:`midiforge.data.augment.augment_notes`); 0 is off.
+    Other parameters as in :class:`TokenWindows` (evaluation windows are disjoint).
+    """
+
+    shift = 0  # every note of a window is a target
+
+    def __init__(
+        self,
+        data: PreparedDataset,
+        split: str,
+        length: int,
+        *,
+        train: bool = True,
+        transpose: int = 0,
+        time_stretch: float = 0.0,
+        velocity_scale: float = 0.0,
+        seed: int = 0,
+        epoch_windows: int | None = None,
+    ) -> None:
+        notes = data.notes(split)
+        super().__init__(
+            notes,
+            data.file_labels(split),
+            length,
+            train=train,
+            stride=None,
+            seed=seed,
+            epoch_windows=epoch_windows,
+        )
+        self.length = length
+        self.augment = {
+            "transpose": transpose,
+            "time_stretch": time_stretch,
+            "velocity_scale": velocity_scale,
+        }
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        f, start, first, rng = self._locate(index, self.length)
+        rows = np.array(self.seqs[f][start : start + self.length], np.float32)  # (n, F)
+        if len(rows):
+            rows[:, FIELD["onset"]] -= rows[0, FIELD["onset"]]
+        if self.train and any(self.augment.values()):
+            rows = augment_notes(rows, rng, **self.augment)
+        notes = np.zeros((self.length, len(NOTE_FIELDS)), np.float32)  # (L, F)
+        notes[: len(rows)] = rows
+        position = start + np.arange(self.length)  # (L,) position of each note in its file
+        mask = (position < start + len(rows)) & (position >= first)
+        return {
+            "notes": torch.from_numpy(notes),
+            "mask": torch.from_numpy(mask),
+            "label": self._label(f),
+        }

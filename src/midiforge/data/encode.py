@@ -1,0 +1,282 @@
+"""The two encodings of a piece: MidiTok token ids and a per-note feature array.
+
+Tokens
+    Any single-stream MidiTok tokenization (REMI by default). Each file becomes one flat list of
+    ids (:func:`score_to_ids`), optionally BPE-merged; :func:`ids_to_score` is its inverse up to
+    the tokenizer's quantization grid. Multi-vocabulary tokenizations (CPWord, Octuple, MuMIDI)
+    emit several ids per step; the dataset format stores one id per position, so they are
+    rejected with an error that names the single-stream alternatives.
+
+Notes
+    One row per note, columns :data:`NOTE_FIELDS`, time in beats (quarter notes), rows sorted by
+    (onset, pitch) so a chord is its notes in ascending pitch with delta 0.
+    :func:`notes_from_score` and :func:`score_from_notes` are an exact round trip for notes that
+    lie on the tick grid.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from miditok import (
+    MMM,
+    REMI,
+    TSD,
+    MIDILike,
+    MusicTokenizer,
+    Structured,
+    TokenizerConfig,
+    TokSequence,
+)
+from symusic import Note, Score, Tempo, TimeSignature, Track
+
+from midiforge.errors import MidiforgeError, choice_error
+
+NOTE_FIELDS: tuple[str, ...] = (
+    "pitch",  # MIDI number 0..127
+    "frequency",  # Hz, 440 * 2 ** ((pitch - 69) / 12)
+    "onset",  # beats from the start
+    "duration",  # beats
+    "delta",  # beats since the previous note's onset; 0 within a chord
+    "velocity",  # 1..127
+    "program",  # General MIDI program 0..127, -1 for drums
+)
+FIELD = {name: i for i, name in enumerate(NOTE_FIELDS)}
+DRUM_PROGRAM = -1
+A4_PITCH = 69  # MIDI number of concert A
+A4_HZ = 440.0  # Hz
+SEMITONES_PER_OCTAVE = 12
+DEFAULT_TPQ = 480  # ticks per quarter note of scores we build
+DEFAULT_TEMPO_BPM = 120.0  # quarter notes per minute
+
+TOKENIZERS: dict[str, type[MusicTokenizer]] = {
+    "remi": REMI,
+    "tsd": TSD,
+    "midilike": MIDILike,
+    "structured": Structured,
+    "mmm": MMM,
+}
+MULTI_VOCAB = ("cpword", "octuple", "mumidi")  # several ids per step: not storable as one stream
+SPECIAL_TOKENS = ("PAD", "BOS", "EOS", "MASK")
+
+
+def frequency_hz(pitch: np.ndarray) -> np.ndarray:
+    """Equal-tempered frequency in Hz of MIDI pitch numbers (A4 = 69 = 440 Hz)."""
+    return A4_HZ * np.power(2.0, (np.asarray(pitch, np.float64) - A4_PITCH) / SEMITONES_PER_OCTAVE)
+
+
+def build_tokenizer(name: str, *, use_programs: bool = False, **opts: Any) -> MusicTokenizer:
+    """A fresh MidiTok tokenizer by lower-case name, e.g. ``build_tokenizer("remi")``.
+
+    Parameters
+    ----------
+    name
+        One of :data:`TOKENIZERS` (case-insensitive).
+    use_programs
+        Put Program tokens in one stream, so several instruments share one sequence (what
+        ``prepare --tracks all`` needs). Without it a score must hold one track.
+    **opts
+        Further :class:`miditok.TokenizerConfig` fields (``beat_res``, ``num_velocities``, ...).
+    """
+    key = name.lower()
+    if key in MULTI_VOCAB:
+        raise MidiforgeError(
+            f"tokenizer {name!r} emits several ids per step, which the dataset's one-id-per-"
+            f"position arrays cannot store; use one of: {', '.join(sorted(TOKENIZERS))}"
+        )
+    if key not in TOKENIZERS:
+        raise choice_error("tokenizer", name, sorted(TOKENIZERS))
+    opts.setdefault("special_tokens", list(SPECIAL_TOKENS))
+    try:
+        config = TokenizerConfig(use_programs=use_programs, **opts)
+    except TypeError as exc:
+        raise MidiforgeError(f"tokenizer options: {exc}") from None
+    return TOKENIZERS[key](config)
+
+
+def load_tokenizer(path: str | Path) -> MusicTokenizer:
+    """Reload a tokenizer saved with ``tokenizer.save`` (a dataset's or run's tokenizer.json)."""
+    import json
+
+    path = Path(path)
+    if path.is_dir():
+        path = path / "tokenizer.json"
+    if not path.is_file():
+        raise MidiforgeError(f"tokenizer file not found: {path}")
+    with path.open(encoding="utf-8") as fh:
+        cls_name = json.load(fh).get("tokenization", "")
+    by_class = {cls.__name__: cls for cls in TOKENIZERS.values()}
+    if cls_name not in by_class:
+        raise MidiforgeError(
+            f"{path}: tokenization {cls_name!r} is not supported; expected one of "
+            + ", ".join(sorted(by_class))
+        )
+    return by_class[cls_name](params=path)
+
+
+def special_ids(tokenizer: MusicTokenizer) -> dict[str, int]:
+    """Ids of the special tokens the tokenizer has, e.g. ``{"PAD": 0, "BOS": 1, ...}``."""
+    vocab = tokenizer.vocab
+    return {s: vocab[f"{s}_None"] for s in SPECIAL_TOKENS if f"{s}_None" in vocab}
+
+
+def score_to_ids(tokenizer: MusicTokenizer, score: Score) -> list[int]:
+    """Encode ``score`` as one flat list of token ids (BPE-merged if the tokenizer is trained).
+
+    A tokenizer without programs encodes each track separately; then the score must have at
+    most one track, because concatenating per-track streams would lose which is which.
+    """
+    seq = tokenizer.encode(score)
+    if isinstance(seq, list):
+        if len(seq) > 1:
+            raise MidiforgeError(
+                f"score has {len(seq)} tracks but the tokenizer has no Program tokens; merge the "
+                "tracks (prepare --tracks merge) or build the tokenizer with use_programs=True"
+            )
+        if not seq:
+            return []
+        seq = seq[0]
+    return list(seq.ids)
+
+
+def ids_to_score(tokenizer: MusicTokenizer, ids: list[int] | np.ndarray) -> Score:
+    """Decode a flat id stream (as :func:`score_to_ids` writes it) back to a Score.
+
+    PAD/BOS/EOS/MASK ids are dropped first, so a generated sequence can be passed as is.
+    """
+    specials = set(special_ids(tokenizer).values())
+    clean = [int(i) for i in np.asarray(ids).reshape(-1) if int(i) not in specials]
+    if tokenizer.one_token_stream:
+        return tokenizer.decode(clean)
+    return tokenizer.decode([clean])
+
+
+class _BarBytes:
+    """A sized, re-iterable view of id sequences as the per-bar byte strings BPE trains on.
+
+    MidiTok's trainer pre-tokenizes by bar (``encode_ids_split="bar"``): merges never cross a
+    bar line. This mirrors its ``TokTrainingIterator`` for ids we already have on disk, so
+    training does not parse and tokenize the MIDI files a second time.
+    """
+
+    def __init__(
+        self, tokenizer: MusicTokenizer, make: Callable[[], Iterable[np.ndarray]], n: int
+    ) -> None:
+        self.tokenizer, self.make, self.n = tokenizer, make, n
+        self.bar_id = tokenizer.vocab.get("Bar_None")
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __iter__(self):
+        for ids in self.make():
+            ids = np.asarray(ids, np.int64)
+            cuts = [] if self.bar_id is None else np.flatnonzero(ids == self.bar_id).tolist()
+            bounds = [0, *cuts, len(ids)]
+            chunks = [ids[a:b].tolist() for a, b in itertools.pairwise(bounds) if b > a]
+            if chunks:
+                yield self.tokenizer._ids_to_bytes(chunks, as_one_str=True)
+
+
+def train_bpe(
+    tokenizer: MusicTokenizer,
+    sequences: Callable[[], Iterable[np.ndarray]],
+    n_sequences: int,
+    vocab_size: int,
+) -> None:
+    """Train BPE in place on base-vocabulary id sequences (without BOS/EOS).
+
+    ``sequences`` is called to get a fresh iterable (the trainer may read it more than once).
+    """
+    base = len(tokenizer.vocab)
+    if vocab_size <= base:
+        raise MidiforgeError(
+            f"bpe_vocab: {vocab_size} is not above the base vocabulary of {base} tokens; give a "
+            f"larger size, e.g. {base * 2}"
+        )
+    tokenizer.train(vocab_size, iterator=_BarBytes(tokenizer, sequences, n_sequences))
+
+
+def apply_bpe(tokenizer: MusicTokenizer, base_ids: np.ndarray) -> np.ndarray:
+    """BPE-merge one base-vocabulary id sequence with a trained tokenizer → int32 ids."""
+    seq = TokSequence(ids=[int(i) for i in base_ids])
+    tokenizer.encode_token_ids(seq)
+    return np.asarray(seq.ids, np.int32)
+
+
+def notes_from_score(score: Score) -> np.ndarray:
+    """All notes of ``score`` as a float32 array ``[n_notes, len(NOTE_FIELDS)]``, time in beats.
+
+    Rows are sorted by (onset, pitch, program); drums get program -1.
+    """
+    tpq = float(score.ticks_per_quarter)
+    parts = []
+    for track in score.tracks:
+        arr = track.notes.numpy()
+        n = len(arr["pitch"])
+        if n == 0:
+            continue
+        part = np.empty((n, len(NOTE_FIELDS)), np.float64)
+        part[:, FIELD["pitch"]] = arr["pitch"]
+        part[:, FIELD["onset"]] = arr["time"] / tpq
+        part[:, FIELD["duration"]] = arr["duration"] / tpq
+        part[:, FIELD["velocity"]] = arr["velocity"]
+        part[:, FIELD["program"]] = DRUM_PROGRAM if track.is_drum else track.program
+        parts.append(part)
+    if not parts:
+        return np.zeros((0, len(NOTE_FIELDS)), np.float32)
+    notes = np.concatenate(parts)
+    order = np.lexsort(
+        (notes[:, FIELD["program"]], notes[:, FIELD["pitch"]], notes[:, FIELD["onset"]])
+    )
+    notes = notes[order]
+    notes[:, FIELD["frequency"]] = frequency_hz(notes[:, FIELD["pitch"]])
+    notes[:, FIELD["delta"]] = np.diff(notes[:, FIELD["onset"]], prepend=notes[0, FIELD["onset"]])
+    return notes.astype(np.float32)
+
+
+def score_from_notes(
+    notes: np.ndarray,
+    tempo_bpm: float = DEFAULT_TEMPO_BPM,
+    *,
+    tpq: int = DEFAULT_TPQ,
+    time_signature: tuple[int, int] = (4, 4),
+) -> Score:
+    """Build a Score from a ``[n, len(NOTE_FIELDS)]`` note array (the inverse of
+    :func:`notes_from_score`): one track per program, times rounded to ``tpq`` ticks per beat.
+
+    ``frequency`` and ``delta`` are ignored (they are derived columns); durations shorter than
+    one tick become one tick so no note vanishes.
+    """
+    notes = np.asarray(notes, np.float64)
+    if notes.ndim != 2 or notes.shape[1] != len(NOTE_FIELDS):
+        raise MidiforgeError(
+            f"notes: expected shape [n, {len(NOTE_FIELDS)}] with fields {NOTE_FIELDS}, "
+            f"got {notes.shape}"
+        )
+    score = Score(tpq)
+    score.tempos.append(Tempo(0, float(tempo_bpm)))
+    score.time_signatures.append(TimeSignature(0, *time_signature))
+    programs = notes[:, FIELD["program"]].round().astype(int)
+    for program in sorted(set(programs.tolist())):
+        rows = notes[programs == program]
+        is_drum = program == DRUM_PROGRAM
+        track = Track(
+            name="drums" if is_drum else f"program {program}",
+            program=0 if is_drum else program,
+            is_drum=is_drum,
+        )
+        onsets = np.round(rows[:, FIELD["onset"]] * tpq).astype(int)
+        durations = np.maximum(1, np.round(rows[:, FIELD["duration"]] * tpq)).astype(int)
+        pitches = np.clip(np.round(rows[:, FIELD["pitch"]]), 0, 127).astype(int)
+        velocities = np.clip(np.round(rows[:, FIELD["velocity"]]), 1, 127).astype(int)
+        for t, d, p, v in zip(
+            onsets.tolist(), durations.tolist(), pitches.tolist(), velocities.tolist()
+        ):
+            track.notes.append(Note(t, d, p, v))
+        score.tracks.append(track)
+    return score

@@ -1,0 +1,231 @@
+"""Continuous note features for diffusion: encode raw note rows, scale them, decode them back.
+
+A note becomes a small vector of the values a diffusion model denoises: pitch as log-frequency
+(so an octave is a constant distance), duration and delta (onset gap) in beats, and optionally
+velocity. Each feature is scaled with statistics fitted on the training split only and saved
+with the run, so generation decodes with exactly the scale the model was trained on.
+
+Array shapes: raw rows ``(..., len(RAW_FIELDS))`` in the field order of ``docs/architecture.md``;
+features ``(..., n_features)`` with values near ``[-1, 1]``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+import torch
+
+from midiforge.errors import MidiforgeError, choice_error
+
+# The note fields of a DATASET dir, in order (docs/architecture.md; midiforge.data.encode).
+RAW_FIELDS = ("pitch", "frequency", "onset", "duration", "delta", "velocity", "program")
+A4_HZ = 440.0  # frequency of MIDI pitch 69
+A4_PITCH = 69
+SEMITONES_PER_OCTAVE = 12
+MIDI_MAX = 127  # highest MIDI pitch and velocity
+MIN_VELOCITY = 1
+DEFAULT_VELOCITY = 80  # written when the model does not generate velocity
+DEFAULT_PROGRAM = 0  # General MIDI acoustic grand piano
+MIN_DURATION_BEATS = 1 / 12  # shortest decoded note: a sixteenth-note triplet
+TIME_GRID_BEATS = 1 / 12  # decoded onsets and durations snap to this grid (16ths and triplets)
+MIN_RANGE = 1e-6  # guards a division when a feature is constant on the training data
+
+
+def pitch_to_frequency(pitch: np.ndarray) -> np.ndarray:
+    """Equal-tempered frequency in Hz of MIDI pitches."""
+    return A4_HZ * 2.0 ** ((np.asarray(pitch, dtype=np.float64) - A4_PITCH) / SEMITONES_PER_OCTAVE)
+
+
+def frequency_to_pitch(freq: np.ndarray) -> np.ndarray:
+    """Nearest MIDI pitch (int64, clipped to 0..127) of frequencies in Hz."""
+    freq = np.maximum(np.asarray(freq, dtype=np.float64), 1e-3)
+    pitch = np.rint(A4_PITCH + SEMITONES_PER_OCTAVE * np.log2(freq / A4_HZ))
+    return np.clip(pitch, 0, MIDI_MAX).astype(np.int64)
+
+
+def feature_names(velocity: bool) -> tuple[str, ...]:
+    """The feature channels, in order; log_frequency is log2 of the frequency in Hz."""
+    return ("log_frequency", "duration", "delta", *(("velocity",) if velocity else ()))
+
+
+@dataclass
+class FeatureScaler:
+    """Per-feature affine scaling fitted on the training notes.
+
+    ``method="max"`` maps the training range to ``[0, 1]`` (by the training maximum; the minimum
+    is 0 for duration and delta and the lowest pitch for log-frequency) and then to ``[-1, 1]``,
+    the range diffusion samplers clip to. ``method="standard"`` subtracts the training mean and
+    divides by the standard deviation. ``low``/``high`` are the training extremes, used to clip
+    decoded values to what the model has seen.
+    """
+
+    method: Literal["max", "standard"] = "max"  # how features are scaled
+    velocity: bool = False  # whether velocity is a feature
+    shift: list[float] = field(default_factory=list)  # subtracted, per feature
+    scale: list[float] = field(default_factory=list)  # then divided by, per feature
+    low: list[float] = field(default_factory=list)  # training minimum, per feature
+    high: list[float] = field(default_factory=list)  # training maximum, per feature
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return feature_names(self.velocity)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "method": self.method,
+            "velocity": self.velocity,
+            "features": list(self.names),
+            "shift": self.shift,
+            "scale": self.scale,
+            "low": self.low,
+            "high": self.high,
+        }
+
+    @classmethod
+    def from_dict(cls, state: dict[str, Any]) -> FeatureScaler:
+        try:
+            return cls(
+                method=state["method"],
+                velocity=bool(state["velocity"]),
+                shift=[float(v) for v in state["shift"]],
+                scale=[float(v) for v in state["scale"]],
+                low=[float(v) for v in state["low"]],
+                high=[float(v) for v in state["high"]],
+            )
+        except KeyError as exc:
+            raise MidiforgeError(
+                f"data_state.json: the feature scaling lacks {exc}; retrain the run"
+            ) from None
+
+    # ---- raw rows <-> unscaled features ---------------------------------------------------
+
+    def raw_features(self, notes: torch.Tensor) -> torch.Tensor:
+        """Unscaled features ``(..., F)`` of raw note rows ``(..., len(RAW_FIELDS))``."""
+        idx = {name: i for i, name in enumerate(RAW_FIELDS)}
+        freq = notes[..., idx["frequency"]].clamp_min(1e-3)
+        cols = [
+            torch.log2(freq),
+            notes[..., idx["duration"]],
+            notes[..., idx["delta"]],
+        ]
+        if self.velocity:
+            cols.append(notes[..., idx["velocity"]])
+        return torch.stack(cols, dim=-1).float()
+
+    def encode(self, notes: torch.Tensor) -> torch.Tensor:
+        """Scaled features ``(..., F)`` of raw note rows; needs a fitted scaler."""
+        self._check_fitted()
+        x = self.raw_features(notes)
+        shift = torch.tensor(self.shift, dtype=x.dtype, device=x.device)
+        scale = torch.tensor(self.scale, dtype=x.dtype, device=x.device)
+        x = (x - shift) / scale
+        return x * 2 - 1 if self.method == "max" else x
+
+    def decode(
+        self,
+        features: np.ndarray,
+        *,
+        fixed_time: float | None = None,
+        start: float | None = None,
+    ) -> np.ndarray:
+        """Raw note rows ``(N, len(RAW_FIELDS))`` float32 from scaled features ``(N, F)``.
+
+        Pitch is the nearest MIDI note to the decoded frequency (clipped to the training
+        range); duration and delta are clipped to ``[0, training max]`` and snapped to
+        ``TIME_GRID_BEATS``, a delta that snaps to 0 stacks the note on the previous one as a
+        chord. ``fixed_time`` (beats) instead puts every non-chord note one grid step after the
+        previous one with that duration: for models whose timing is not yet good.
+        ``start=None`` begins a piece (first onset 0, first delta 0); a number continues one
+        whose last onset is ``start`` (beats), keeping the first note's delta.
+        """
+        self._check_fitted()
+        x = np.asarray(features, dtype=np.float64)
+        if self.method == "max":
+            x = (x + 1) / 2
+        x = x * np.asarray(self.scale) + np.asarray(self.shift)
+        x = np.clip(x, np.asarray(self.low), np.asarray(self.high))
+        pitch = frequency_to_pitch(2.0 ** x[:, 0])
+        duration = _snap(x[:, 1], TIME_GRID_BEATS)
+        duration = np.maximum(duration, MIN_DURATION_BEATS)
+        delta = _snap(np.maximum(x[:, 2], 0.0), TIME_GRID_BEATS)
+        if fixed_time is not None:
+            if not fixed_time > 0:
+                raise MidiforgeError(f"fixed_time: {fixed_time} beats must be positive")
+            delta = np.where(delta > 0, fixed_time, 0.0)
+            duration = np.full_like(duration, fixed_time)
+        if start is None:
+            if len(delta):
+                delta[0] = 0.0  # the first note starts the piece
+            start = 0.0
+        onset = start + np.cumsum(delta)
+        if self.velocity:
+            velocity = np.clip(np.rint(x[:, 3]), MIN_VELOCITY, MIDI_MAX)
+        else:
+            velocity = np.full(len(x), DEFAULT_VELOCITY, dtype=np.float64)
+        rows = {
+            "pitch": pitch,
+            "frequency": pitch_to_frequency(pitch),
+            "onset": onset,
+            "duration": duration,
+            "delta": delta,
+            "velocity": velocity,
+            "program": np.full(len(x), DEFAULT_PROGRAM, dtype=np.float64),
+        }
+        return np.stack([rows[name] for name in RAW_FIELDS], axis=-1).astype(np.float32)
+
+    def _check_fitted(self) -> None:
+        if len(self.scale) != len(self.names):
+            raise MidiforgeError(
+                "the note features are not fitted: call model.prepare_data(dataset) before "
+                "training, or load_data_state(state) from the run's data_state.json"
+            )
+
+
+def _snap(values: np.ndarray, grid: float) -> np.ndarray:
+    return np.rint(values / grid) * grid
+
+
+def fit_scaler(
+    notes: np.ndarray,
+    fields: Sequence[str] = RAW_FIELDS,
+    *,
+    method: str = "max",
+    velocity: bool = False,
+) -> FeatureScaler:
+    """Fit a :class:`FeatureScaler` on raw training notes ``(N, len(fields))``.
+
+    ``fields`` names the columns of ``notes`` (a dataset manifest's ``note_fields``); it must
+    hold the columns the features need.
+    """
+    if method not in ("max", "standard"):
+        raise choice_error("scaling", method, ["max", "standard"])
+    fields = list(fields)
+    missing = [f for f in ("frequency", "duration", "delta", "velocity") if f not in fields]
+    if missing:
+        raise MidiforgeError(
+            f"note_fields lack {', '.join(missing)}; re-run prepare with this midiforge version"
+        )
+    notes = np.asarray(notes, dtype=np.float32)
+    if notes.ndim != 2 or len(notes) == 0:
+        raise MidiforgeError(
+            "the training split holds no notes to fit the feature scaling on; "
+            "check the dataset's train split"
+        )
+    ordered = np.stack([notes[:, fields.index(name)] for name in RAW_FIELDS], axis=-1)
+    scaler = FeatureScaler(method=method, velocity=velocity)  # type: ignore[arg-type]
+    x = scaler.raw_features(torch.from_numpy(ordered)).double().numpy()  # (N, F)
+    low, high = x.min(axis=0), x.max(axis=0)
+    low[1:3] = 0.0  # duration and delta scale by their maximum: 0 stays 0 (chords)
+    if method == "max":
+        shift, scale = low, np.maximum(high - low, MIN_RANGE)
+    else:
+        shift, scale = x.mean(axis=0), np.maximum(x.std(axis=0), MIN_RANGE)
+    scaler.shift, scaler.scale = shift.tolist(), scale.tolist()
+    scaler.low, scaler.high = low.tolist(), high.tolist()
+    if not all(math.isfinite(v) for v in scaler.shift + scaler.scale):
+        raise MidiforgeError("the training notes hold non-finite values; re-run prepare")
+    return scaler

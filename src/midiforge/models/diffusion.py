@@ -1,0 +1,334 @@
+"""A diffusion model over windows of notes: a 1-D U-Net denoiser along the note axis.
+
+A window of L notes is a sequence of feature vectors (log-frequency, duration, delta, optionally
+velocity; see :mod:`midiforge.data.features`); chords are notes stacked with delta 0. The
+denoiser ``forward(x_t, t, label)`` maps a noisy window ``(B, F, L)`` to the schedule's target.
+It knows nothing of noise schedules: :mod:`midiforge.models.diffusion_schedule` owns those, and
+:meth:`NoteDiffusion.loss` only calls its ``add_noise`` and ``training_target``.
+
+Network (bottom-up): sinusoidal time embedding (+ a label embedding, dropped to "no label" at
+random for classifier-free guidance) → residual conv blocks with squeeze-and-excitation whose
+kernel shrinks with depth while channels grow and the sequence halves → a bottleneck of
+multi-head self-attention layers in which every note's channel vector is a token → the mirror
+path up with skip connections. ``causal=True`` makes every layer see only earlier notes.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from midiforge.data.features import FeatureScaler, feature_names, fit_scaler
+from midiforge.errors import MidiforgeError
+from midiforge.models.base import MidiModel
+from midiforge.models.diffusion_schedule import NoiseSchedule, ScheduleConfig
+
+NO_LABEL = -1  # an unlabelled file, or a request for unconditional sampling
+SE_REDUCTION = 4  # squeeze-and-excitation bottleneck ratio
+MAX_PERIOD = 10_000.0  # longest period of the sinusoidal embeddings (Vaswani et al. 2017)
+GROUPS = 8  # GroupNorm groups (fewer when the channels are not a multiple)
+
+
+@dataclass
+class DiffusionConfig:
+    """Constructor arguments of :class:`NoteDiffusion` (saved with every checkpoint)."""
+
+    length: int = 64  # L, notes per window (a multiple of 2^(levels − 1))
+    velocity: bool = False  # also denoise velocity (else generated notes get a fixed one)
+    scaling: Literal["max", "standard"] = "max"  # feature scaling fitted on the train split
+    channels: int = 64  # channels of the first level
+    channel_mults: tuple[int, ...] = (1, 2, 4)  # channels per level, × channels
+    kernel_sizes: tuple[int, ...] = (7, 5, 3)  # conv kernel per level (shrinks with depth)
+    blocks_per_level: int = 1  # residual blocks per level on the way down
+    attention_layers: int = 4  # self-attention layers in the bottleneck
+    attention_heads: int = 4  # heads of each attention layer
+    causal: bool = False  # every output note sees only itself and earlier notes
+    time_dim: int = 128  # width of the time/label embedding
+    dropout: float = 0.0  # dropout inside residual blocks and attention
+    n_labels: int = 16  # style labels the embedding has room for (index n_labels = none)
+    label_dropout: float = 0.1  # P(label → none) in training, for classifier-free guidance
+    schedule: ScheduleConfig = field(default_factory=ScheduleConfig)  # the noise process
+
+
+def sinusoidal(positions: torch.Tensor, dim: int) -> torch.Tensor:
+    """Sinusoidal embedding ``(N, dim)`` of positions or timesteps ``(N,)``."""
+    half = dim // 2
+    freqs = torch.exp(
+        -math.log(MAX_PERIOD) * torch.arange(half, device=positions.device) / max(half, 1)
+    )
+    args = positions.float()[:, None] * freqs[None, :]  # (N, half)
+    emb = torch.cat([torch.sin(args), torch.cos(args)], dim=-1)
+    return F.pad(emb, (0, dim - 2 * half))  # (N, dim)
+
+
+class Conv(nn.Conv1d):
+    """A 1-D convolution with 'same' padding, or left-only padding when causal."""
+
+    def __init__(self, c_in: int, c_out: int, kernel: int, *, causal: bool, stride: int = 1):
+        super().__init__(c_in, c_out, kernel, stride=stride)
+        self.causal = causal
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, C, L)
+        k = self.kernel_size[0]
+        pad = (k - 1, 0) if self.causal else ((k - 1) // 2, k // 2)
+        if self.stride[0] == 2 and not self.causal:
+            pad = ((k - 1) // 2, (k - 1) - (k - 1) // 2)  # output i centred on input 2i
+        return super().forward(F.pad(x, pad))
+
+
+class SqueezeExcite(nn.Module):
+    """Channel gates from a summary over notes (Hu et al. 2018); a running mean when causal."""
+
+    def __init__(self, channels: int, *, causal: bool) -> None:
+        super().__init__()
+        hidden = max(channels // SE_REDUCTION, 1)
+        self.fc = nn.Sequential(nn.Linear(channels, hidden), nn.SiLU(), nn.Linear(hidden, channels))
+        self.causal = causal
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, C, L)
+        if self.causal:
+            count = torch.arange(1, x.shape[-1] + 1, device=x.device, dtype=x.dtype)
+            summary = (x.cumsum(-1) / count).transpose(1, 2)  # (B, L, C)
+            return x * torch.sigmoid(self.fc(summary)).transpose(1, 2)
+        gate = torch.sigmoid(self.fc(x.mean(-1)))  # (B, C)
+        return x * gate[:, :, None]
+
+
+class Norm(nn.GroupNorm):
+    """GroupNorm over channels and notes; when causal, over each note's channels alone."""
+
+    def __init__(self, channels: int, *, causal: bool) -> None:
+        super().__init__(math.gcd(GROUPS, channels), channels)
+        self.causal = causal
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, C, L)
+        if not self.causal:
+            return super().forward(x)
+        b, c, length = x.shape  # fold the notes into the batch so no note sees another
+        y = super().forward(x.transpose(1, 2).reshape(b * length, c, 1))
+        return y.reshape(b, length, c).transpose(1, 2)
+
+
+class ResBlock(nn.Module):
+    """Norm → SiLU → conv, + time/label embedding, norm → SiLU → conv, squeeze-excite, + skip."""
+
+    def __init__(self, c_in: int, c_out: int, kernel: int, cfg: DiffusionConfig) -> None:
+        super().__init__()
+        self.norm1 = Norm(c_in, causal=cfg.causal)
+        self.conv1 = Conv(c_in, c_out, kernel, causal=cfg.causal)
+        self.emb = nn.Linear(cfg.time_dim, c_out)
+        self.norm2 = Norm(c_out, causal=cfg.causal)
+        self.drop = nn.Dropout(cfg.dropout)
+        self.conv2 = Conv(c_out, c_out, kernel, causal=cfg.causal)
+        self.se = SqueezeExcite(c_out, causal=cfg.causal)
+        self.skip = nn.Conv1d(c_in, c_out, 1) if c_in != c_out else nn.Identity()
+
+    def forward(self, x: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
+        h = self.conv1(F.silu(self.norm1(x)))  # (B, C_out, L)
+        h = h + self.emb(emb)[:, :, None]
+        h = self.conv2(self.drop(F.silu(self.norm2(h))))
+        return self.se(h) + self.skip(x)
+
+
+class Bottleneck(nn.Module):
+    """Self-attention between notes: each position's full channel vector is one token."""
+
+    def __init__(self, channels: int, cfg: DiffusionConfig) -> None:
+        super().__init__()
+        if channels % cfg.attention_heads:
+            raise MidiforgeError(
+                f"attention_heads: {cfg.attention_heads} does not divide the bottleneck's "
+                f"{channels} channels; pick a divisor"
+            )
+        layer = nn.TransformerEncoderLayer(
+            channels,
+            cfg.attention_heads,
+            dim_feedforward=2 * channels,
+            dropout=cfg.dropout,
+            activation="gelu",
+            batch_first=True,
+            norm_first=True,
+        )
+        self.layers = nn.TransformerEncoder(layer, cfg.attention_layers, enable_nested_tensor=False)
+        self.causal = cfg.causal
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, C, L)
+        length = x.shape[-1]
+        tokens = x.transpose(1, 2) + sinusoidal(torch.arange(length, device=x.device), x.shape[1])
+        mask = nn.Transformer.generate_square_subsequent_mask(length) if self.causal else None
+        out = self.layers(tokens, mask=mask, is_causal=self.causal)  # (B, L, C)
+        return out.transpose(1, 2)
+
+
+class UNet1D(nn.Module):
+    """The denoiser ``(x_t (B, F, L), t (B,), label (B,)) → (B, F, L)``."""
+
+    def __init__(self, n_features: int, cfg: DiffusionConfig) -> None:
+        super().__init__()
+        levels = len(cfg.channel_mults)
+        if len(cfg.kernel_sizes) != levels:
+            raise MidiforgeError(
+                f"kernel_sizes: {len(cfg.kernel_sizes)} values for {levels} levels "
+                "(channel_mults); give one kernel size per level"
+            )
+        if cfg.length % 2 ** (levels - 1):
+            raise MidiforgeError(
+                f"length: {cfg.length} notes cannot be halved {levels - 1} times; use a "
+                f"multiple of {2 ** (levels - 1)}"
+            )
+        self.cfg = cfg
+        widths = [cfg.channels * m for m in cfg.channel_mults]
+        self.time_mlp = nn.Sequential(
+            nn.Linear(cfg.time_dim, cfg.time_dim), nn.SiLU(), nn.Linear(cfg.time_dim, cfg.time_dim)
+        )
+        self.label_emb = nn.Embedding(cfg.n_labels + 1, cfg.time_dim)
+        self.stem = Conv(n_features, widths[0], cfg.kernel_sizes[0], causal=cfg.causal)
+        self.down = nn.ModuleList()
+        self.downsample = nn.ModuleList()
+        c = widths[0]
+        for i, (w, k) in enumerate(zip(widths, cfg.kernel_sizes)):
+            blocks = nn.ModuleList()
+            for _ in range(cfg.blocks_per_level):
+                blocks.append(ResBlock(c, w, k, cfg))
+                c = w
+            self.down.append(blocks)
+            last = i == levels - 1
+            self.downsample.append(
+                nn.Identity() if last else Conv(c, c, k, causal=cfg.causal, stride=2)
+            )
+        self.mid1 = ResBlock(c, c, cfg.kernel_sizes[-1], cfg)
+        self.attention = Bottleneck(c, cfg)
+        self.mid2 = ResBlock(c, c, cfg.kernel_sizes[-1], cfg)
+        self.up = nn.ModuleList()
+        for w, k in zip(reversed(widths), reversed(cfg.kernel_sizes)):
+            self.up.append(ResBlock(c + w, w, k, cfg))
+            c = w
+        self.out_norm = Norm(c, causal=cfg.causal)
+        self.out = nn.Conv1d(c, n_features, 1)
+        nn.init.zeros_(self.out.weight)  # start by predicting 0: a stable first step
+        nn.init.zeros_(self.out.bias)
+
+    def _upsample(self, x: torch.Tensor) -> torch.Tensor:
+        up = x.repeat_interleave(2, dim=-1)  # (B, C, 2L)
+        if self.cfg.causal:  # position 2i would see 2i+1 through note i: shift right by one
+            up = F.pad(up, (1, 0))[..., :-1]
+        return up
+
+    def forward(
+        self, x: torch.Tensor, t: torch.Tensor, label: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        b, _, length = x.shape  # (B, F, L)
+        t = torch.as_tensor(t, device=x.device).reshape(-1).expand(b)
+        if label is None:
+            label = torch.full((b,), NO_LABEL, dtype=torch.long, device=x.device)
+        label = torch.as_tensor(label, device=x.device).long().reshape(-1).expand(b)
+        label = torch.where(label < 0, torch.full_like(label, self.cfg.n_labels), label)
+        emb = self.time_mlp(sinusoidal(t, self.cfg.time_dim)) + self.label_emb(label)  # (B, E)
+        h = self.stem(x)  # (B, C0, L)
+        h = h + sinusoidal(torch.arange(length, device=x.device), h.shape[1]).T[None]
+        skips = []
+        for blocks, down in zip(self.down, self.downsample):
+            for block in blocks:
+                h = block(h, emb)
+            skips.append(h)
+            h = down(h)  # (B, C_i, L / 2^i)
+        h = self.mid2(self.attention(self.mid1(h, emb)), emb)
+        for i, block in enumerate(self.up):
+            skip = skips.pop()
+            if i > 0:
+                h = self._upsample(h)
+            h = block(torch.cat([h, skip], dim=1), emb)
+        return self.out(F.silu(self.out_norm(h)))  # (B, F, L)
+
+
+class NoteDiffusion(MidiModel):
+    """The ``diffusion`` family: a :class:`UNet1D` plus the schedule it was trained with."""
+
+    name = "diffusion"
+    encoding = "notes"
+    config_class = DiffusionConfig
+
+    def __init__(self, config: DiffusionConfig) -> None:
+        super().__init__(config)
+        if not 0 <= config.label_dropout <= 1:
+            raise MidiforgeError(f"label_dropout: {config.label_dropout} must lie in 0..1")
+        self.n_features = len(feature_names(config.velocity))
+        self.unet = UNet1D(self.n_features, config)
+        self.schedule = NoiseSchedule(config.schedule)
+        self.scaler = FeatureScaler(method=config.scaling, velocity=config.velocity)
+        self.label_names: list[str] = []
+
+    def forward(
+        self, x: torch.Tensor, t: torch.Tensor, label: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """The denoiser's output for noisy features ``x`` ``(B, F, L)`` at timesteps ``t``."""
+        return self.unet(x, t, label)
+
+    # ---- data state ------------------------------------------------------------------------
+
+    def prepare_data(self, dataset: Any) -> dict[str, Any]:
+        """Fit the feature scaling on the training notes; remember the label names."""
+        fields = dataset.manifest.get("note_fields", [])
+        self.scaler = fit_scaler(
+            dataset.notes("train").flat,
+            fields,
+            method=self.config.scaling,
+            velocity=self.config.velocity,
+        )
+        self.label_names = list(dataset.labels)
+        if len(self.label_names) > self.config.n_labels:
+            raise MidiforgeError(
+                f"n_labels: the dataset has {len(self.label_names)} labels but the model has "
+                f"room for {self.config.n_labels}; set n_labels={len(self.label_names)}"
+            )
+        return {"features": self.scaler.to_dict(), "labels": self.label_names}
+
+    def load_data_state(self, state: dict[str, Any]) -> None:
+        if "features" not in state:
+            raise MidiforgeError(
+                "data_state.json has no 'features' entry: this run was not trained by the "
+                "diffusion model of this version; retrain it"
+            )
+        self.scaler = FeatureScaler.from_dict(state["features"])
+        self.label_names = list(state.get("labels", []))
+
+    # ---- training ----------------------------------------------------------------------------
+
+    def encode(self, notes: torch.Tensor) -> torch.Tensor:
+        """Scaled features ``(B, F, L)`` of raw note windows ``(B, L, n_fields)``."""
+        return self.scaler.encode(notes).transpose(1, 2)
+
+    def loss(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Masked mean squared error between the output and the target (DDPM eq. 14)."""
+        x0 = self.encode(batch["notes"].float())  # (B, F, L)
+        b, _, length = x0.shape
+        if length != self.config.length:
+            raise MidiforgeError(
+                f"the batch has windows of {length} notes but the model's length is "
+                f"{self.config.length}; set the train window and the model length equal"
+            )
+        mask = batch.get("mask")
+        mask = torch.ones(b, length, dtype=torch.bool) if mask is None else mask.bool()
+        x0 = torch.where(mask[:, None, :], x0, torch.zeros_like(x0))  # padding → 0
+        label = batch.get("label")
+        label = torch.full((b,), NO_LABEL) if label is None else label.long().reshape(b)
+        label = label.to(x0.device)
+        if self.training and self.config.label_dropout > 0:
+            drop = torch.rand(b, device=x0.device) < self.config.label_dropout
+            label = torch.where(drop, torch.full_like(label, NO_LABEL), label)
+        t = torch.randint(0, self.schedule.num_train_timesteps, (b,), device=x0.device)
+        noise = torch.randn_like(x0)
+        x_t = self.schedule.add_noise(x0, noise, t)  # eq. 4
+        target = self.schedule.training_target(x0, noise, t)
+        err = (self.unet(x_t, t, label) - target).pow(2)  # (B, F, L)
+        weights = mask[:, None, :].to(err.dtype).expand_as(err)
+        per_feature = (err * weights).sum(dim=(0, 2)) / weights[:, 0].sum().clamp_min(1.0)
+        out = {"loss": per_feature.mean()}
+        for name, value in zip(self.scaler.names, per_feature):
+            out[f"mse_{name}"] = value.detach()
+        return out

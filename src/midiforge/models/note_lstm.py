@@ -1,0 +1,200 @@
+"""Multi-head LSTM over the note encoding (registry name ``lstm-multihead``).
+
+Input per note: a pitch embedding plus a linear map of scaled time features (delta, duration,
+velocity). An LSTM runs over the notes; three parallel heads predict the *next* note:
+
+* ``pitch``    — 128-way classification, cross-entropy;
+* ``time``     — (delta, duration) in standardised log-beats, L1 (a median: robust to the long
+                 tail of rests); duration is predicted too because decoding needs it;
+* ``velocity`` — standardised velocity, mean squared error.
+
+``loss = w_pitch·CE + w_time·L1 + w_velocity·MSE``. With ``separate_head_optimizers`` each head
+is its own parameter group with its own lr scale, as in designs that give each head its own
+optimizer. Every window starts with a learned start row (raw pitch -1), so sampling can begin
+from nothing. Feature scaling is fitted on the training split by :meth:`prepare_data`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from midiforge.models.base import MidiModel
+from midiforge.models.token_lm import LabelEmbedding
+
+N_PITCHES = 128  # MIDI pitch classes of the pitch head
+START_PITCH = -1  # raw pitch value marking the start row of a window
+NOTE_COLUMNS = {"pitch": 0, "duration": 3, "delta": 4, "velocity": 5}  # in NOTE_FIELDS order
+N_TIME = 2  # (delta, duration)
+
+
+@dataclass
+class NoteLSTMConfig:
+    """Size, loss weights and optimizer split of the note LSTM; the constructor's arguments."""
+
+    d_pitch: int = 128  # pitch embedding width
+    d_hidden: int = 256  # LSTM state width
+    n_layers: int = 2  # stacked LSTM layers
+    dropout: float = 0.1  # between layers and before the heads
+    w_pitch: float = 1.0  # weight of the pitch cross-entropy
+    w_time: float = 1.0  # weight of the (delta, duration) L1 loss
+    w_velocity: float = 0.5  # weight of the velocity MSE
+    separate_head_optimizers: bool = False  # one parameter group per head
+    lr_scale_pitch: float = 1.0  # lr multiplier of the pitch head's group
+    lr_scale_time: float = 1.0  # lr multiplier of the time head's group
+    lr_scale_velocity: float = 1.0  # lr multiplier of the velocity head's group
+    n_labels: int = 0  # style labels for conditioning; 0 = unconditional
+    label_dropout: float = 0.0  # probability of training a labelled window as unlabelled
+
+
+class NoteLSTM(MidiModel):
+    """Pitch / time / velocity heads over an LSTM of notes."""
+
+    name: ClassVar[str] = "lstm-multihead"
+    encoding: ClassVar[str] = "notes"
+    config_class: ClassVar[type] = NoteLSTMConfig
+
+    def __init__(self, config: NoteLSTMConfig) -> None:
+        super().__init__(config)
+        self.pitch_embed = nn.Embedding(N_PITCHES + 1, config.d_pitch)  # + start row
+        self.time_in = nn.Linear(N_TIME + 1, config.d_pitch)  # delta, duration, velocity
+        self.labels = (
+            LabelEmbedding(config.n_labels, config.d_pitch, config.label_dropout)
+            if config.n_labels > 0
+            else None
+        )
+        self.rnn = nn.LSTM(
+            config.d_pitch,
+            config.d_hidden,
+            num_layers=config.n_layers,
+            dropout=config.dropout if config.n_layers > 1 else 0.0,
+            batch_first=True,
+        )
+        self.drop = nn.Dropout(config.dropout)
+        self.pitch_head = nn.Linear(config.d_hidden, N_PITCHES)
+        self.time_head = nn.Linear(config.d_hidden, N_TIME)
+        self.velocity_head = nn.Linear(config.d_hidden, 1)
+        # feature scaling (mean, std) of log1p(delta), log1p(duration), velocity
+        self.register_buffer("feat_mean", torch.tensor([0.0, 0.0, 64.0]))
+        self.register_buffer("feat_std", torch.tensor([1.0, 1.0, 32.0]))
+
+    # ---------------------------------------------------------------- scaling
+    def prepare_data(self, dataset: Any) -> dict[str, Any]:
+        """Fit mean/std of log1p(delta), log1p(duration) and velocity on the training notes."""
+        flat = np.asarray(dataset.notes("train").flat, np.float64)
+        n_fields = len(dataset.manifest["note_fields"])
+        rows = flat.reshape(-1, n_fields)
+        if len(rows) == 0:
+            return self._data_state()
+        feats = self._raw_features(torch.from_numpy(rows).float())  # (N, 3)
+        self.feat_mean.copy_(feats.mean(0))
+        self.feat_std.copy_(feats.std(0).clamp_min(1e-3))
+        return self._data_state()
+
+    def _data_state(self) -> dict[str, Any]:
+        return {"feat_mean": self.feat_mean.tolist(), "feat_std": self.feat_std.tolist()}
+
+    def load_data_state(self, state: dict[str, Any]) -> None:
+        if state:
+            self.feat_mean.copy_(torch.tensor(state["feat_mean"]))
+            self.feat_std.copy_(torch.tensor(state["feat_std"]))
+
+    @staticmethod
+    def _raw_features(notes: torch.Tensor) -> torch.Tensor:
+        """(…, F) raw note rows → (…, 3): log1p(delta), log1p(duration), velocity."""
+        c = NOTE_COLUMNS
+        return torch.stack(
+            [
+                torch.log1p(notes[..., c["delta"]].clamp_min(0)),
+                torch.log1p(notes[..., c["duration"]].clamp_min(0)),
+                notes[..., c["velocity"]],
+            ],
+            dim=-1,
+        )
+
+    def scale(self, notes: torch.Tensor) -> torch.Tensor:
+        """Standardised (delta, duration, velocity) features ``(…, 3)`` of raw notes."""
+        return (self._raw_features(notes) - self.feat_mean) / self.feat_std
+
+    def unscale(self, time: torch.Tensor, velocity: torch.Tensor) -> torch.Tensor:
+        """Head outputs → raw (delta beats, duration beats, velocity) ``(…, 3)``."""
+        z = torch.cat([time, velocity], dim=-1) * self.feat_std + self.feat_mean
+        delta, duration = torch.expm1(z[..., 0]).clamp_min(0), torch.expm1(z[..., 1])
+        return torch.stack([delta, duration, z[..., 2]], dim=-1)
+
+    # ---------------------------------------------------------------- network
+    def forward(
+        self,
+        notes: torch.Tensor,
+        *,
+        label: torch.Tensor | int | None = None,
+        cache: tuple[torch.Tensor, torch.Tensor] | None = None,
+    ) -> tuple[dict[str, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]:
+        """Head outputs for the note after each input note, and the LSTM state.
+
+        Parameters
+        ----------
+        notes : (B, T, F) raw note rows (NOTE_FIELDS order); pitch -1 marks a start row
+        """
+        pitch = notes[..., NOTE_COLUMNS["pitch"]].round().long()  # (B, T)
+        start = pitch == START_PITCH
+        pitch = torch.where(start, torch.full_like(pitch, N_PITCHES), pitch.clamp(0, 127))
+        feats = self.scale(notes).masked_fill(start[..., None], 0.0)  # (B, T, 3)
+        x = self.pitch_embed(pitch) + self.time_in(feats)  # (B, T, E)
+        if self.labels is not None:
+            x = x + self.labels(label, notes.shape[0], notes.device)
+        h, state = self.rnn(self.drop(x), cache)  # (B, T, H)
+        h = self.drop(h)
+        out = {
+            "pitch": self.pitch_head(h),  # (B, T, 128) logits
+            "time": self.time_head(h),  # (B, T, 2) standardised log1p(delta, duration)
+            "velocity": self.velocity_head(h),  # (B, T, 1) standardised velocity
+        }
+        return out, state
+
+    def start_rows(self, batch: int, n_fields: int, device: torch.device) -> torch.Tensor:
+        """``(B, 1, F)`` start rows (raw pitch -1, zeros elsewhere)."""
+        rows = torch.zeros(batch, 1, n_fields, device=device)
+        rows[..., NOTE_COLUMNS["pitch"]] = START_PITCH
+        return rows
+
+    def loss(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        notes = batch["notes"].float()  # (B, L, F)
+        b, length, n_fields = notes.shape
+        mask = batch.get("mask")
+        mask = torch.ones(b, length, dtype=torch.bool) if mask is None else mask.bool()
+        inputs = torch.cat([self.start_rows(b, n_fields, notes.device), notes[:, :-1]], dim=1)
+        out, _ = self(inputs, label=batch.get("label"))
+        w = mask.flatten().float()  # (B*L,)
+        denom = w.sum().clamp_min(1.0)
+        target_pitch = notes[..., NOTE_COLUMNS["pitch"]].round().long().clamp(0, 127)
+        ce = F.cross_entropy(out["pitch"].flatten(0, 1), target_pitch.flatten(), reduction="none")
+        target = self.scale(notes)  # (B, L, 3)
+        l1 = (out["time"] - target[..., :N_TIME]).abs().mean(-1).flatten()
+        mse = (out["velocity"][..., 0] - target[..., N_TIME]).pow(2).flatten()
+        pitch_loss, time_loss, vel_loss = ((v * w).sum() / denom for v in (ce, l1, mse))
+        cfg = self.config
+        total = cfg.w_pitch * pitch_loss + cfg.w_time * time_loss + cfg.w_velocity * vel_loss
+        return {"loss": total, "pitch": pitch_loss, "time": time_loss, "velocity": vel_loss}
+
+    def param_groups(self) -> list[dict[str, Any]]:
+        """One group, or body + one group per head with its lr scale."""
+        if not self.config.separate_head_optimizers:
+            return super().param_groups()
+        cfg = self.config
+        heads = {
+            "pitch": (self.pitch_head, cfg.lr_scale_pitch),
+            "time": (self.time_head, cfg.lr_scale_time),
+            "velocity": (self.velocity_head, cfg.lr_scale_velocity),
+        }
+        head_ids = {id(p) for m, _ in heads.values() for p in m.parameters()}
+        body = [p for p in self.parameters() if id(p) not in head_ids]
+        groups = [{"name": "body", "params": body, "lr_scale": 1.0}]
+        for name, (module, scale) in heads.items():
+            groups.append({"name": name, "params": list(module.parameters()), "lr_scale": scale})
+        return groups

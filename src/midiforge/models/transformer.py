@@ -1,0 +1,283 @@
+"""Decoder-only Transformer with Music Transformer relative attention (registry: ``transformer``).
+
+Relative global attention (Huang et al. 2018, "Music Transformer", §3.4) adds to the usual
+query-key scores a term ``S_rel[i, j] = q_i · E_r[dist(i, j)]`` with one learned embedding per
+distance (per head), distances past ``max_rel`` sharing the last one. The "skewing" procedure
+computes ``S_rel`` from ``Q E_rᵀ`` with one matmul, a pad and a reshape — O(T·D) memory
+instead of the O(T²·D) of gathering an embedding per (i, j) pair. ``pos="absolute"`` swaps it for
+learned absolute position embeddings, for ablations. Pre-norm blocks, tied input/output
+embedding, optional style-label conditioning.
+
+Decoding uses a key/value cache. Because relative attention needs only distances, the cache
+can be cut to its last W entries and decoding continues past the training context; with absolute
+positions the sampler recomputes the window instead (see :meth:`TransformerModel.trim_cache`).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import ClassVar, Literal
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from midiforge.errors import MidiforgeError, choice_error
+from midiforge.models.base import MidiModel
+from midiforge.models.token_lm import LabelEmbedding, next_token_loss, split_batch
+
+POSITIONS = ("relative", "absolute")
+
+
+@dataclass
+class TransformerConfig:
+    """Size, positions and regularisation of the transformer; the constructor's arguments."""
+
+    vocab_size: int = 0  # filled by the trainer from the dataset's tokenizer.vocab_size
+    max_seq_len: int = 1024  # training context in tokens (absolute: the position table's size)
+    d_model: int = 256  # residual stream width
+    n_layers: int = 4  # transformer blocks
+    n_heads: int = 8  # attention heads; d_model must divide by it
+    d_ff: int = 1024  # feed-forward hidden width
+    dropout: float = 0.1  # on embeddings, attention weights and residual branches
+    pos: Literal["relative", "absolute"] = "relative"  # position scheme
+    max_rel: int = 1024  # learned relative distances 0..max_rel-1; longer ones clip to the last
+    n_labels: int = 0  # style labels for conditioning; 0 = unconditional model
+    label_dropout: float = 0.0  # probability of training a labelled window as unlabelled
+
+
+@dataclass
+class KVCache:
+    """Per-layer keys and values ``(B, H, T_cached, D_head)`` and the count of tokens seen.
+
+    ``seen`` counts every token fed so far (the absolute position of the next one); it can
+    exceed the cached length once the sampler has trimmed the cache.
+    """
+
+    keys: list[torch.Tensor]
+    values: list[torch.Tensor]
+    seen: int = 0
+
+    @property
+    def length(self) -> int:
+        return self.keys[0].shape[2] if self.keys else 0
+
+
+def skew(qe: torch.Tensor) -> torch.Tensor:
+    """Rearrange ``Q E_rᵀ`` into ``S_rel`` with a pad and a reshape (Music Transformer, Fig. 1).
+
+    Parameters
+    ----------
+    qe : (B, H, T_q, T_k); column ``r`` holds ``q_i · E[T_k - 1 - r]`` (distance ``T_k - 1 - r``)
+
+    Returns
+    -------
+    (B, H, T_q, T_k): entry ``[i, j] = q_i · E[p_i - j]`` with ``p_i = T_k - T_q + i`` the
+    absolute position of query ``i``; valid for ``j <= p_i`` (the causal part; the rest is
+    masked anyway). With ``T_q == T_k`` this is exactly the paper's procedure; ``T_q < T_k`` is
+    the cached decoding case.
+    """
+    b, h, t_q, t_k = qe.shape
+    padded = F.pad(qe, (1, 0))  # (B, H, T_q, T_k + 1)
+    flat = padded.reshape(b, h, t_q * (t_k + 1))[..., t_q:]  # drop the first T_q entries
+    return flat.reshape(b, h, t_q, t_k)
+
+
+class RelativeEmbedding(nn.Module):
+    """One learned vector per head and distance 0..max_rel-1, ``E_r`` in the paper."""
+
+    def __init__(self, n_heads: int, d_head: int, max_rel: int) -> None:
+        super().__init__()
+        self.max_rel = max_rel
+        self.table = nn.Parameter(torch.randn(n_heads, max_rel, d_head) * d_head**-0.5)
+
+    def forward(self, t_k: int) -> torch.Tensor:
+        """Rows for distances ``T_k-1, ..., 1, 0`` (clipped to max_rel-1): ``(H, T_k, D_head)``."""
+        dist = torch.arange(t_k - 1, -1, -1, device=self.table.device).clamp_max(self.max_rel - 1)
+        return self.table[:, dist]
+
+
+class Attention(nn.Module):
+    """Causal multi-head self-attention, relative or plain, with an optional KV cache."""
+
+    def __init__(self, cfg: TransformerConfig) -> None:
+        super().__init__()
+        self.n_heads = cfg.n_heads
+        self.d_head = cfg.d_model // cfg.n_heads
+        self.qkv = nn.Linear(cfg.d_model, 3 * cfg.d_model)
+        self.proj = nn.Linear(cfg.d_model, cfg.d_model)
+        self.dropout = cfg.dropout
+        self.rel = (
+            RelativeEmbedding(cfg.n_heads, self.d_head, cfg.max_rel)
+            if cfg.pos == "relative"
+            else None
+        )
+
+    def forward(
+        self, x: torch.Tensor, past: tuple[torch.Tensor, torch.Tensor] | None
+    ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+        b, t_q, d = x.shape
+        q, k, v = self.qkv(x).split(d, dim=2)  # 3 × (B, T_q, D)
+        q, k, v = (z.view(b, t_q, self.n_heads, self.d_head).transpose(1, 2) for z in (q, k, v))
+        if past is not None:  # (B, H, T_past, Dh) each
+            k = torch.cat([past[0], k], dim=2)
+            v = torch.cat([past[1], v], dim=2)
+        t_k = k.shape[2]
+        # causal mask for queries at positions t_k - t_q .. t_k - 1
+        causal = torch.ones(t_q, t_k, dtype=torch.bool, device=x.device).tril(t_k - t_q)
+        if self.rel is not None:
+            qe = torch.matmul(q, self.rel(t_k).transpose(1, 2))  # (B, H, T_q, T_k)
+            bias = skew(qe) * self.d_head**-0.5
+            bias = bias.masked_fill(~causal, float("-inf"))
+            y = F.scaled_dot_product_attention(
+                q, k, v, attn_mask=bias, dropout_p=self.dropout if self.training else 0.0
+            )
+        else:
+            y = F.scaled_dot_product_attention(
+                q,
+                k,
+                v,
+                attn_mask=None if t_q == t_k else causal,
+                is_causal=t_q == t_k,
+                dropout_p=self.dropout if self.training else 0.0,
+            )  # (B, H, T_q, Dh)
+        y = y.transpose(1, 2).reshape(b, t_q, d)
+        return self.proj(y), (k, v)
+
+
+class Block(nn.Module):
+    """Pre-norm block: x + attn(norm(x)), then x + mlp(norm(x))."""
+
+    def __init__(self, cfg: TransformerConfig) -> None:
+        super().__init__()
+        self.norm1 = nn.LayerNorm(cfg.d_model)
+        self.attn = Attention(cfg)
+        self.norm2 = nn.LayerNorm(cfg.d_model)
+        self.mlp = nn.Sequential(
+            nn.Linear(cfg.d_model, cfg.d_ff),
+            nn.GELU(),
+            nn.Linear(cfg.d_ff, cfg.d_model),
+        )
+        self.drop = nn.Dropout(cfg.dropout)
+
+    def forward(self, x, past):
+        a, kv = self.attn(self.norm1(x), past)
+        x = x + self.drop(a)
+        x = x + self.drop(self.mlp(self.norm2(x)))
+        return x, kv
+
+
+class TransformerModel(MidiModel):
+    """Decoder-only token transformer (registry name ``transformer``)."""
+
+    name: ClassVar[str] = "transformer"
+    encoding: ClassVar[str] = "tokens"
+    config_class: ClassVar[type] = TransformerConfig
+
+    def __init__(self, config: TransformerConfig) -> None:
+        super().__init__(config)
+        if config.vocab_size <= 0:
+            raise MidiforgeError(
+                f"model transformer: vocab_size must be set (got {config.vocab_size}); "
+                "the trainer fills it from the dataset manifest"
+            )
+        if config.pos not in POSITIONS:
+            raise choice_error("model transformer: pos", config.pos, POSITIONS)
+        if config.d_model % config.n_heads:
+            raise MidiforgeError(
+                f"model transformer: d_model={config.d_model} must be a multiple of "
+                f"n_heads={config.n_heads}"
+            )
+        self.max_seq_len = config.max_seq_len
+        self.embed = nn.Embedding(config.vocab_size, config.d_model)
+        self.pos_embed = (
+            nn.Embedding(config.max_seq_len, config.d_model) if config.pos == "absolute" else None
+        )
+        self.labels = (
+            LabelEmbedding(config.n_labels, config.d_model, config.label_dropout)
+            if config.n_labels > 0
+            else None
+        )
+        self.drop = nn.Dropout(config.dropout)
+        self.blocks = nn.ModuleList(Block(config) for _ in range(config.n_layers))
+        self.norm = nn.LayerNorm(config.d_model)
+        self.head = nn.Linear(config.d_model, config.vocab_size, bias=False)
+        self.head.weight = self.embed.weight  # weight tying
+        self.apply(self._init)
+        for name, p in self.named_parameters():  # GPT-2 scaled init of residual projections
+            if name.endswith("proj.weight") or name.endswith("mlp.2.weight"):
+                nn.init.normal_(p, std=0.02 / math.sqrt(2 * config.n_layers))
+
+    @staticmethod
+    def _init(module: nn.Module) -> None:
+        if isinstance(module, nn.Linear):
+            nn.init.normal_(module.weight, std=0.02)
+            if module.bias is not None:
+                nn.init.zeros_(module.bias)
+        elif isinstance(module, nn.Embedding):
+            nn.init.normal_(module.weight, std=0.02)
+
+    def forward(
+        self,
+        tokens: torch.Tensor,
+        *,
+        label: torch.Tensor | int | None = None,
+        cache: KVCache | None = None,
+    ) -> tuple[torch.Tensor, KVCache]:
+        """Next-token logits after each input token, and the cache extended by them.
+
+        Parameters
+        ----------
+        tokens : (B, T) long; with a cache, only the tokens not yet fed
+        label : (B,) long, an int for the whole batch, or None; -1 = no label
+        cache : what the previous call returned, or None to start from an empty context
+        """
+        b, t = tokens.shape
+        seen = cache.seen if cache is not None else 0
+        x = self.embed(tokens)  # (B, T, D)
+        if self.pos_embed is not None:
+            if seen + t > self.max_seq_len:
+                raise MidiforgeError(
+                    f"transformer with absolute positions: {seen + t} tokens exceed "
+                    f"max_seq_len={self.max_seq_len}; sample with a window <= max_seq_len"
+                )
+            x = x + self.pos_embed(torch.arange(seen, seen + t, device=tokens.device))
+        if self.labels is not None:
+            x = x + self.labels(label, b, tokens.device)
+        x = self.drop(x)
+        keys, values = [], []
+        for i, block in enumerate(self.blocks):
+            past = (cache.keys[i], cache.values[i]) if cache is not None and cache.keys else None
+            x, (k, v) = block(x, past)
+            keys.append(k)
+            values.append(v)
+        logits = self.head(self.norm(x))  # (B, T, V)
+        return logits, KVCache(keys, values, seen + t)
+
+    def loss(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        inputs, targets, mask, label = split_batch(batch)
+        logits, _ = self(inputs, label=label)
+        return {"loss": next_token_loss(logits, targets, mask)}
+
+    def trim_cache(self, cache: KVCache, keep: int) -> KVCache | None:
+        """Keep the last ``keep`` cached positions, or None when the window must be recomputed.
+
+        With relative attention a query only sees distances, so dropping the oldest keys and
+        values is the same as never having attended to them: decoding continues past
+        ``max_seq_len``. Absolute positions index a table of ``max_seq_len`` rows, so the
+        sampler re-feeds the last ``keep`` tokens from position 0 instead (returns None).
+        """
+        if self.pos_embed is not None:
+            return None
+        keys = [k[:, :, -keep:] for k in cache.keys]
+        values = [v[:, :, -keep:] for v in cache.values]
+        return KVCache(keys, values, cache.seen)
+
+    def select_cache(self, cache: KVCache, index: torch.Tensor) -> KVCache:
+        """Keep the batch rows ``index`` of the cache."""
+        return KVCache(
+            [k.index_select(0, index) for k in cache.keys],
+            [v.index_select(0, index) for v in cache.values],
+            cache.seen,
+        )

@@ -1,0 +1,272 @@
+"""Autoregressive sampling: logits filters in a visible order, a cached decoding loop, a window.
+
+Each step turns the model's last logits ``(B, V)`` into a token through these filters, in order:
+
+1. ``grammar``     — forbid ids the tokenization's grammar does not allow after the last token
+                     (first, so that top-k/top-p renormalise over legal tokens only);
+2. ``temperature`` — divide by T; ``T == 0`` means greedy (argmax);
+3. ``top_k``       — keep the k largest (0 = off);
+4. ``top_p``       — keep the smallest set whose probability reaches p (1.0 = off);
+
+then one multinomial draw per row from a seeded generator. The model is fed only the new token
+each step (its KV cache or recurrent state carries the rest). A transformer trained on
+``max_seq_len`` tokens keeps generating past it: once the context reaches the window ``W``, the
+cache is cut to its last ``W - 1`` positions (relative attention: exact, positions are distances)
+or, for absolute positions, the last ``W // 2`` tokens are re-fed from position 0.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from midiforge.errors import MidiforgeError
+
+NEG_INF = float("-inf")
+MIN_DURATION_BEATS = 1 / 32  # shortest note a regression head may produce
+
+
+def apply_temperature(logits: torch.Tensor, temperature: float) -> torch.Tensor:
+    """``logits / T`` (T > 0). Greedy decoding (T == 0) is handled by :func:`draw`."""
+    return logits / temperature if temperature > 0 else logits
+
+
+def top_k_filter(logits: torch.Tensor, k: int) -> torch.Tensor:
+    """Keep the ``k`` largest logits of each row ``(B, V)``; ``k <= 0`` keeps all."""
+    if k <= 0 or k >= logits.shape[-1]:
+        return logits
+    kth = torch.topk(logits, k, dim=-1).values[..., -1:]  # (B, 1)
+    return logits.masked_fill(logits < kth, NEG_INF)
+
+
+def top_p_filter(logits: torch.Tensor, p: float) -> torch.Tensor:
+    """Nucleus filter: keep the most likely ids until their probability mass reaches ``p``.
+
+    The id that crosses ``p`` is kept, so at least one id always survives.
+    """
+    if p >= 1.0:
+        return logits
+    sorted_logits, order = torch.sort(logits, dim=-1, descending=True)  # (B, V)
+    probs = sorted_logits.softmax(dim=-1)
+    mass_before = probs.cumsum(dim=-1) - probs  # mass of the ids ranked above each one
+    drop_sorted = mass_before >= p
+    drop = torch.zeros_like(drop_sorted).scatter(-1, order, drop_sorted)
+    return logits.masked_fill(drop, NEG_INF)
+
+
+def grammar_filter(logits: torch.Tensor, allowed: torch.Tensor | None) -> torch.Tensor:
+    """Forbid ids where ``allowed`` ``(B, V)`` is False (None = no grammar)."""
+    return logits if allowed is None else logits.masked_fill(~allowed, NEG_INF)
+
+
+def filter_logits(
+    logits: torch.Tensor,
+    *,
+    temperature: float = 1.0,
+    top_k: int = 0,
+    top_p: float = 1.0,
+    allowed: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """All filters in the documented order; returns logits ``(B, V)`` with -inf where excluded."""
+    logits = grammar_filter(logits.float(), allowed)
+    logits = apply_temperature(logits, temperature)
+    logits = top_k_filter(logits, top_k)
+    return top_p_filter(logits, top_p)
+
+
+def draw(logits: torch.Tensor, temperature: float, generator: torch.Generator) -> torch.Tensor:
+    """One id per row ``(B,)`` from filtered logits; argmax when ``temperature == 0``."""
+    if temperature <= 0:
+        return logits.argmax(dim=-1)
+    probs = logits.softmax(dim=-1)
+    return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
+
+
+def check_options(temperature: float, top_k: int, top_p: float) -> None:
+    """Name the bad sampling option and its accepted range."""
+    if temperature < 0:
+        raise MidiforgeError(f"temperature: {temperature} must be >= 0 (0 = greedy)")
+    if top_k < 0:
+        raise MidiforgeError(f"top_k: {top_k} must be >= 0 (0 = off)")
+    if not 0.0 < top_p <= 1.0:
+        raise MidiforgeError(f"top_p: {top_p} must be in (0, 1] (1 = off)")
+
+
+def make_generator(seed: int | None, device: torch.device) -> torch.Generator:
+    gen = torch.Generator(device=device)
+    if seed is None:
+        gen.seed()
+    else:
+        gen.manual_seed(int(seed))
+    return gen
+
+
+@torch.no_grad()
+def sample(
+    model: Any,
+    *,
+    n: int = 1,
+    max_tokens: int = 512,
+    primer_ids: list[int] | None = None,
+    temperature: float = 1.0,
+    top_k: int = 0,
+    top_p: float = 1.0,
+    seed: int | None = None,
+    label: int | None = None,
+    grammar: Any = None,
+    window: int | None = None,
+    eos_id: int | None = None,
+) -> list[list[int]]:
+    """Sample ``n`` continuations of ``primer_ids`` together, one batch, with the model's cache.
+
+    Parameters
+    ----------
+    model
+        A token model with ``forward(tokens, *, label, cache) -> (logits, cache)`` and
+        ``trim_cache``; ``model.max_seq_len`` (None for RNNs) is the default window.
+    n, max_tokens
+        Number of samples and new tokens per sample (the primer is not counted).
+    primer_ids
+        Start of every sample (non-empty: at least a BOS or Bar token).
+    temperature, top_k, top_p
+        Filters, see the module docstring.
+    seed
+        Seeds the draw, so the same call returns the same samples.
+    label
+        Style label index for conditioned models (None or -1: unconditional).
+    grammar
+        A :class:`midiforge.sampling.grammar.TypeGrammar` to mask illegal ids, or None.
+    window
+        Context kept once generation passes it (default ``model.max_seq_len``); RNNs ignore it.
+    eos_id
+        A sample ends at this id (excluded from the result).
+
+    Returns
+    -------
+    ``n`` lists of ids: the primer followed by what was generated.
+    """
+    check_options(temperature, top_k, top_p)
+    if not primer_ids:
+        raise MidiforgeError("primer_ids: give at least one start token (BOS or Bar)")
+    if n < 1 or max_tokens < 1:
+        raise MidiforgeError(f"n={n} and max_tokens={max_tokens} must both be >= 1")
+    limit = getattr(model, "max_seq_len", None)
+    window = window or limit
+    if window is not None and window < 2:
+        raise MidiforgeError(f"window: {window} must be >= 2 tokens")
+    model.eval()
+    device = next(model.parameters()).device
+    gen = make_generator(seed, device)
+    seq = torch.tensor([list(primer_ids)] * n, dtype=torch.long, device=device)  # (n, P)
+    context = seq if window is None else seq[:, -window:]
+    logits, cache = model(context, label=label)
+    logits = logits[:, -1]  # (n, V)
+    cached = context.shape[1]
+    done = torch.zeros(n, dtype=torch.bool, device=device)
+    new: list[torch.Tensor] = []
+    for step in range(max_tokens):
+        allowed = grammar.mask(seq[:, -1] if not new else new[-1]) if grammar else None
+        filtered = filter_logits(
+            logits, temperature=temperature, top_k=top_k, top_p=top_p, allowed=allowed
+        )
+        token = draw(filtered, temperature, gen)  # (n,)
+        new.append(token)
+        if eos_id is not None:
+            done |= token == eos_id
+            if bool(done.all()):
+                break
+        if step == max_tokens - 1:
+            break
+        if window is not None and cached >= window:
+            trimmed = model.trim_cache(cache, window - 1)
+            if trimmed is None:  # absolute positions: re-feed the recent half window
+                recent = torch.cat([seq, torch.stack(new, 1)], 1)[:, -(window // 2) :]
+                logits, cache = model(recent, label=label)
+                logits, cached = logits[:, -1], recent.shape[1]
+                continue
+            cache, cached = trimmed, window - 1
+        logits, cache = model(token[:, None], label=label, cache=cache)
+        logits = logits[:, -1]
+        cached += 1
+    out = torch.cat([seq, torch.stack(new, 1)], 1).tolist()
+    if eos_id is not None:
+        out = [row[: len(primer_ids) + _first(row[len(primer_ids) :], eos_id)] for row in out]
+    return out
+
+
+def _first(row: list[int], value: int) -> int:
+    return row.index(value) if value in row else len(row)
+
+
+@torch.no_grad()
+def sample_notes(
+    model: Any,
+    *,
+    n: int = 1,
+    max_notes: int = 256,
+    primer_notes: Any = None,
+    temperature: float = 1.0,
+    top_k: int = 0,
+    top_p: float = 1.0,
+    time_noise: float = 0.0,
+    velocity_noise: float = 0.0,
+    seed: int | None = None,
+    label: int | None = None,
+    program: int = 0,
+) -> list[Any]:
+    """Sample ``n`` note sequences from a note model with pitch/time/velocity heads.
+
+    The pitch head goes through the same filters as tokens (``temperature`` is the pitch
+    temperature). The regression heads give a point estimate (the median log-time, the mean
+    velocity, in standardised units); ``time_noise`` / ``velocity_noise`` add Gaussian noise
+    with that standard deviation *in standardised units* before unscaling (0 = deterministic).
+
+    Returns
+    -------
+    ``n`` float32 arrays ``[n_notes, len(NOTE_FIELDS)]`` (the primer's notes, then new ones),
+    ready for :func:`midiforge.data.encode.score_from_notes`.
+    """
+    import numpy as np
+
+    from midiforge.data.encode import FIELD, NOTE_FIELDS, frequency_hz
+
+    check_options(temperature, top_k, top_p)
+    model.eval()
+    device = next(model.parameters()).device
+    gen = make_generator(seed, device)
+    n_fields = len(NOTE_FIELDS)
+    start = model.start_rows(n, n_fields, device)  # (n, 1, F)
+    primer = np.zeros((0, n_fields), np.float32) if primer_notes is None else primer_notes
+    primer_t = torch.as_tensor(np.asarray(primer, np.float32), device=device)
+    inputs = torch.cat([start, primer_t[None].expand(n, -1, -1)], dim=1)  # (n, 1 + P, F)
+    out, state = model(inputs, label=label)
+    onset = torch.full((n,), float(primer[-1, FIELD["onset"]]) if len(primer) else 0.0)
+    rows = []
+    for _ in range(max_notes):
+        logits = filter_logits(
+            out["pitch"][:, -1], temperature=temperature, top_k=top_k, top_p=top_p
+        )
+        pitch = draw(logits, temperature, gen)  # (n,)
+        time = out["time"][:, -1]  # (n, 2)
+        vel = out["velocity"][:, -1]  # (n, 1)
+        if time_noise > 0:
+            time = time + time_noise * torch.randn(time.shape, generator=gen, device=device)
+        if velocity_noise > 0:
+            vel = vel + velocity_noise * torch.randn(vel.shape, generator=gen, device=device)
+        raw = model.unscale(time, vel)  # (n, 3): delta, duration, velocity
+        onset = onset + raw[:, 0].cpu()
+        row = torch.zeros(n, n_fields)
+        row[:, FIELD["pitch"]] = pitch.float().cpu()
+        row[:, FIELD["onset"]] = onset
+        row[:, FIELD["delta"]] = raw[:, 0].cpu()
+        row[:, FIELD["duration"]] = raw[:, 1].cpu().clamp_min(MIN_DURATION_BEATS)
+        row[:, FIELD["velocity"]] = raw[:, 2].cpu().clamp(1, 127)
+        row[:, FIELD["program"]] = program
+        row[:, FIELD["frequency"]] = torch.from_numpy(
+            frequency_hz(row[:, FIELD["pitch"]].numpy()).astype(np.float32)
+        )
+        rows.append(row)
+        out, state = model(row[:, None].to(device), label=label, cache=state)
+    new = torch.stack(rows, dim=1).numpy()  # (n, max_notes, F)
+    return [np.concatenate([primer, new[i]]).astype(np.float32) for i in range(n)]

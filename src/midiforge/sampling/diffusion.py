@@ -1,0 +1,254 @@
+"""Sampling from a note diffusion model: DDPM or DDIM, guidance, any length by inpainting.
+
+The loop is the ``diffusers`` pipeline shape: ``output = model(x_t, t, label)`` then
+``x_t = scheduler.step(output, t, x_t)``; the schedulers live in
+:mod:`midiforge.models.diffusion_schedule` and the network in :mod:`midiforge.models.diffusion`.
+
+* **Sampler.** ``steps=None`` runs DDPM over every trained step (Ho et al. 2020, Algorithm 2);
+  ``steps=N`` runs DDIM over N of them (Song et al. 2021) with stochasticity ``eta``.
+* **Guidance.** Classifier-free guidance (Ho & Salimans 2022): the output is
+  ``uncond + s · (cond − uncond)``; ``s = 1`` is the plain conditional model, ``s = 0`` ignores
+  the label, ``s > 1`` follows it more strongly.
+* **Any length.** The first window of L notes is sampled freely; every further window keeps the
+  last C notes of the piece as known and inpaints the other L − C (RePaint, Lugmayr et al. 2022):
+  after every step the known positions are overwritten with the known notes noised to the next
+  step's level, so the new notes are denoised in agreement with them. A piece of K windows has
+  ``L + (L − C)(K − 1)`` notes; the context notes are kept as they were, never re-decoded.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from midiforge.data.features import RAW_FIELDS
+from midiforge.errors import MidiforgeError
+from midiforge.models.diffusion import NO_LABEL, NoteDiffusion
+from midiforge.models.diffusion_schedule import DDIMScheduler, DDPMScheduler, make_scheduler
+
+log = logging.getLogger(__name__)
+
+TRACE_SNAPSHOTS = 6  # pictures in a denoising trace, from pure noise to the final notes
+TRACE_DPI = 100
+TRACE_PANEL_INCHES = (3.2, 3.0)  # width, height of one trace panel
+ONSET = RAW_FIELDS.index("onset")
+PITCH = RAW_FIELDS.index("pitch")
+DURATION = RAW_FIELDS.index("duration")
+
+
+@dataclass
+class Trace:
+    """Snapshots of the first piece's first window while it is denoised."""
+
+    timesteps: list[int] = field(default_factory=list)  # t of each snapshot (−1 = final)
+    windows: list[np.ndarray] = field(default_factory=list)  # decoded raw rows (L, n_fields)
+
+
+def resolve_label(model: NoteDiffusion, label: int | str | None) -> int:
+    """A label index from a name or an index; ``None`` means unconditional."""
+    if label is None:
+        return NO_LABEL
+    names = model.label_names
+    if isinstance(label, str) and not label.lstrip("-").isdigit():
+        if label not in names:
+            raise MidiforgeError(
+                f"label: {label!r} is not one of the run's labels: {', '.join(names) or '(none)'}"
+            )
+        return names.index(label)
+    index = int(label)
+    limit = len(names) if names else model.config.n_labels
+    if not NO_LABEL <= index < limit:
+        raise MidiforgeError(f"label: {index} is out of range; use -1..{limit - 1} or a name")
+    return index
+
+
+def guided_output(
+    model: NoteDiffusion, x_t: torch.Tensor, t: int, label: int, guidance: float
+) -> torch.Tensor:
+    """The denoiser's output with classifier-free guidance (one batched call for both)."""
+    b = x_t.shape[0]
+    t_batch = torch.full((b,), int(t), dtype=torch.long, device=x_t.device)
+    if label == NO_LABEL or guidance == 1.0:
+        labels = torch.full((b,), label, dtype=torch.long, device=x_t.device)
+        return model(x_t, t_batch, labels)
+    labels = torch.tensor([label] * b + [NO_LABEL] * b, device=x_t.device)
+    both = model(torch.cat([x_t, x_t]), torch.cat([t_batch, t_batch]), labels)  # (2B, F, L)
+    cond, uncond = both[:b], both[b:]
+    return uncond + guidance * (cond - uncond)
+
+
+@torch.no_grad()
+def sample_window(
+    model: NoteDiffusion,
+    scheduler: DDPMScheduler | DDIMScheduler,
+    *,
+    batch: int,
+    label: int = NO_LABEL,
+    guidance: float = 1.0,
+    eta: float = 0.0,
+    known: torch.Tensor | None = None,
+    known_mask: torch.Tensor | None = None,
+    generator: torch.Generator | None = None,
+    trace: Trace | None = None,
+) -> torch.Tensor:
+    """Denoise one window of scaled features ``(batch, F, L)`` from pure noise.
+
+    ``known`` ``(batch, F, L)`` and ``known_mask`` ``(L,)`` bool fix some positions (RePaint):
+    after each step they are replaced by ``add_noise(known, fresh noise, t_prev)``, and by the
+    known values themselves at the end, so they come out exactly as given.
+    """
+    if scheduler.timesteps is None:
+        raise MidiforgeError("the scheduler has no timesteps: call set_timesteps(n) first")
+    device = next(model.parameters()).device
+    shape = (batch, model.n_features, model.config.length)
+    x = torch.randn(shape, generator=generator).to(device)  # x_T ~ N(0, I)
+    steps = scheduler.timesteps.tolist()
+    keep = None
+    if known is not None and known_mask is not None:
+        keep = known_mask.to(device)[None, None, :]  # (1, 1, L)
+        known = known.to(device)
+        x = torch.where(keep, scheduler.add_noise(known, x, torch.tensor([steps[0]])), x)
+    marks = set(np.linspace(0, len(steps), TRACE_SNAPSHOTS).round().astype(int).tolist())
+    for i, t in enumerate(steps):
+        if trace is not None and i in marks:
+            trace.timesteps.append(int(t))
+            trace.windows.append(_decode(model, x[0]))
+        output = guided_output(model, x, t, label, guidance)
+        if isinstance(scheduler, DDIMScheduler):
+            x, _ = scheduler.step(output, t, x, eta=eta, generator=generator)
+        else:
+            x, _ = scheduler.step(output, t, x, generator=generator)
+        if keep is not None:
+            prev = steps[i + 1] if i + 1 < len(steps) else -1
+            noise = torch.randn(shape, generator=generator).to(device)
+            x = torch.where(keep, scheduler.add_noise(known, noise, torch.tensor([prev])), x)
+    if trace is not None:
+        trace.timesteps.append(-1)
+        trace.windows.append(_decode(model, x[0]))
+    return x
+
+
+def _decode(model: NoteDiffusion, features: torch.Tensor, **kwargs: Any) -> np.ndarray:
+    """Raw rows ``(L, n_fields)`` of one window's features ``(F, L)``."""
+    return model.scaler.decode(features.T.float().cpu().numpy(), **kwargs)
+
+
+def generate_notes(
+    model: NoteDiffusion,
+    *,
+    n: int = 1,
+    number: int = 1,
+    context: int | None = None,
+    steps: int | None = None,
+    eta: float = 0.0,
+    guidance: float = 1.0,
+    label: int | str | None = None,
+    seed: int | None = 0,
+    fixed_time: float | None = None,
+    trace: str | Path | None = None,
+) -> list[np.ndarray]:
+    """Sample ``n`` pieces of ``number`` windows each as raw note rows.
+
+    Parameters
+    ----------
+    model : a trained :class:`NoteDiffusion` with its data state loaded.
+    n : pieces to generate (sampled together as one batch).
+    number : windows per piece, K; the piece has ``L + (L − C)(K − 1)`` notes.
+    context : notes C of the piece kept as known when inpainting the next window;
+        default L // 2; ``0 <= C < L``.
+    steps : None for DDPM over all trained steps, or N for DDIM with N steps.
+    eta : DDIM stochasticity (0 deterministic, 1 DDPM-like); DDIM only.
+    guidance : classifier-free guidance scale for ``label`` (1 = none).
+    label : a label name or index of the run, or None for unconditional.
+    seed : seeds all noise, so equal arguments give equal pieces; None draws a fresh seed.
+    fixed_time : beats; put notes on a fixed grid (see ``FeatureScaler.decode``).
+    trace : a PNG path for a picture of the first window being denoised.
+
+    Returns
+    -------
+    ``n`` float32 arrays ``(notes, len(RAW_FIELDS))`` in ``docs/architecture.md`` field order.
+    """
+    length = model.config.length
+    context = length // 2 if context is None else int(context)
+    if n < 1:
+        raise MidiforgeError(f"n: {n} pieces; ask for at least 1")
+    if number < 1:
+        raise MidiforgeError(f"number: {number} windows; ask for at least 1")
+    if not 0 <= context < length:
+        raise MidiforgeError(f"context: {context} notes; use 0..{length - 1} (below the window)")
+    if steps is None:
+        scheduler = make_scheduler(model.config.schedule, "ddpm")
+        scheduler.set_timesteps()
+        if eta != 0.0:
+            log.info("eta=%s is ignored: DDPM (no --steps) always samples with full noise", eta)
+    else:
+        scheduler = make_scheduler(model.config.schedule, "ddim")
+        scheduler.set_timesteps(steps)
+    label_index = resolve_label(model, label)
+    generator = torch.Generator()
+    if seed is None:
+        generator.seed()
+    else:
+        generator.manual_seed(int(seed))
+    was_training = model.training
+    model.eval()
+    recorder = Trace() if trace is not None else None
+    try:
+        x = sample_window(
+            model, scheduler, batch=n, label=label_index, guidance=guidance, eta=eta,
+            generator=generator, trace=recorder,
+        )  # fmt: skip
+        pieces = [_decode(model, x[i], fixed_time=fixed_time) for i in range(n)]
+        known_mask = torch.arange(length) < context  # (L,)
+        for _ in range(number - 1):
+            tails = np.stack([p[len(p) - context :] for p in pieces])  # (n, C, n_fields)
+            known = torch.zeros(n, model.n_features, length)
+            if context:
+                known[:, :, :context] = model.encode(torch.from_numpy(tails))  # (n, F, C)
+            x = sample_window(
+                model, scheduler, batch=n, label=label_index, guidance=guidance, eta=eta,
+                known=known, known_mask=known_mask, generator=generator,
+            )  # fmt: skip
+            for i, piece in enumerate(pieces):
+                start = float(piece[-1, ONSET]) if len(piece) else 0.0
+                new = _decode(model, x[i, :, context:], fixed_time=fixed_time, start=start)
+                pieces[i] = np.concatenate([piece, new])
+    finally:
+        model.train(was_training)
+    if recorder is not None:
+        draw_trace(recorder, trace)
+    return pieces
+
+
+def draw_trace(trace: Trace, path: str | Path) -> Path:
+    """Save the trace as a row of piano rolls (pitch over beats), noise on the left."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    path = Path(path)
+    if path.suffix.lower() != ".png":
+        raise MidiforgeError(f"trace: {path} should end in .png")
+    if not path.parent.is_dir():
+        raise MidiforgeError(f"trace: the folder {path.parent} does not exist; create it first")
+    panels = len(trace.windows)
+    width, height = TRACE_PANEL_INCHES
+    fig = Figure(figsize=(width * panels, height), dpi=TRACE_DPI)
+    FigureCanvasAgg(fig)
+    pitches = np.concatenate([w[:, PITCH] for w in trace.windows]) if panels else np.zeros(1)
+    for k, (t, window) in enumerate(zip(trace.timesteps, trace.windows)):
+        ax = fig.add_subplot(1, panels, k + 1)
+        for row in window:
+            ax.broken_barh([(row[ONSET], row[DURATION])], (row[PITCH] - 0.4, 0.8))
+        ax.set_ylim(pitches.min() - 2, pitches.max() + 2)
+        ax.set_title("final" if t < 0 else f"t = {t}")
+        ax.set_xlabel("beats")
+        if k == 0:
+            ax.set_ylabel("MIDI pitch")
+    fig.tight_layout()
+    fig.savefig(path)
+    return path

@@ -1,0 +1,71 @@
+"""The token grammar of a MidiTok tokenization: which token types may follow which.
+
+MidiTok states it as ``tokenizer.tokens_types_graph`` (e.g. REMI with velocities: ``Pitch →
+Velocity → Duration → Pitch | Position | Bar``) and counts violations with
+``tokenizer.tokens_errors`` (type order, time going backwards, duplicated notes). We use the
+graph as a first-order constraint — the type of the previous token decides the allowed types of
+the next — which is what a logits mask can enforce cheaply; the count reported after sampling is
+MidiTok's own, stricter one.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from midiforge.errors import MidiforgeError
+
+
+def token_type(token: str) -> str:
+    """``"Pitch_60"`` → ``"Pitch"``; ``"BOS_None"`` → ``"BOS"``."""
+    return token.split("_", 1)[0]
+
+
+class TypeGrammar:
+    """Allowed-next-token masks built from a tokenizer's token-type graph.
+
+    ``allowed[type_of[i]]`` is a ``(V,)`` bool row: the ids that may follow token ``i``. A type
+    that the graph does not mention, or whose allowed types have no id in the vocabulary, allows
+    everything, so the mask never leaves a step with no token to sample.
+    """
+
+    def __init__(self, tokenizer: Any) -> None:
+        if getattr(tokenizer, "is_trained", False):
+            raise MidiforgeError(
+                "grammar mask: the run's tokenizer uses BPE, whose merged ids span several "
+                "token types; sample without --grammar-mask (errors are still counted)"
+            )
+        graph: dict[str, set[str]] = tokenizer.tokens_types_graph
+        vocab: dict[str, int] = tokenizer.vocab
+        size = len(vocab)
+        tokens = [""] * size
+        for tok, i in vocab.items():
+            tokens[i] = tok
+        types = sorted({token_type(t) for t in tokens})
+        index = {t: k for k, t in enumerate(types)}
+        self.type_of = torch.tensor([index[token_type(t)] for t in tokens])  # (V,)
+        allowed = torch.ones(len(types), size, dtype=torch.bool)  # (n_types, V)
+        for prev, nexts in graph.items():
+            if prev not in index:
+                continue
+            row = torch.tensor([t in nexts or token_type(t) in nexts for t in tokens])
+            if row.any():
+                allowed[index[prev]] = row
+        self.allowed = allowed
+        self.types = types
+
+    def mask(self, last: torch.Tensor) -> torch.Tensor:
+        """Bool ``(B, V)``: the ids allowed after each row's last token ``last`` ``(B,)``."""
+        return self.allowed.to(last.device)[self.type_of.to(last.device)[last]]
+
+
+def count_errors(tokenizer: Any, ids: list[int]) -> int:
+    """Tokens of ``ids`` that break the tokenization's grammar, as MidiTok counts them."""
+    from miditok import TokSequence
+
+    if len(ids) < 2:
+        return 0
+    # one TokSequence, whether or not the tokenizer is one-stream (it expects a list per track)
+    ratio = tokenizer.tokens_errors(TokSequence(ids=[int(i) for i in ids]))
+    return round(float(ratio) * len(ids))

@@ -1,0 +1,438 @@
+"""The ``train`` stage: a DATASET dir (or a plain folder of MIDI) in, a RUN dir out.
+
+This module resolves everything a run needs before the loop starts: the config (YAML sections
+``model:`` and ``train:`` plus ``--set`` overrides), the dataset (preparing a raw MIDI folder on
+the fly), the model (fresh, from ``--init`` weights, or from ``--resume``), the device and the
+process group. It writes the self-describing part of the RUN dir (``config.yaml``, the tokenizer
+copy, ``data_state.json``) and hands the rest to :class:`midiforge.train.trainer.Trainer`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import platform
+import random
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from midiforge.config import apply_overrides, from_dict, load_yaml, save_yaml, to_dict
+from midiforge.errors import MidiforgeError
+from midiforge.train import checkpoint as ckpt
+from midiforge.train import distributed
+from midiforge.train.logbook import attach_file_log, detach
+from midiforge.train.trainer import (
+    TrainConfig,
+    Trainer,
+    resolve_device,
+    set_cpu_threads,
+    windows_needed,
+)
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MODEL = "transformer"
+SECTIONS = ("model", "train")  # the top-level keys of a config file
+MIDI_SUFFIXES = (".mid", ".midi", ".MID", ".MIDI")
+MANIFEST = "manifest.json"
+PREPARED_SUBDIR = "dataset"  # where a raw MIDI folder is prepared inside the RUN dir
+DEFAULT_RUNS_DIR = Path("runs")
+INIT_PREPARE_OPTIONS = ("tokenizer", "tracks", "programs", "drums", "bos_eos")  # from --init
+
+
+# --------------------------------------------------------------------------- config
+
+
+def split_config(
+    config: str | Path | dict | None, overrides: list[str] | None
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``(model values, train values)`` from a YAML file or dict and ``section.key=value``s."""
+    data = load_yaml(config) if isinstance(config, (str, Path)) else dict(config or {})
+    data = apply_overrides(data, overrides)
+    unknown = sorted(set(data) - set(SECTIONS))
+    if unknown:
+        raise MidiforgeError(
+            f"config: unknown section(s) {', '.join(unknown)}; accepted: model, train "
+            "(write --set train.lr=1e-3 or --set model.d_model=256)"
+        )
+    sections = []
+    for name in SECTIONS:
+        section = data.get(name) or {}
+        if not isinstance(section, dict):
+            raise MidiforgeError(f"config: section {name!r} must be a mapping of keys to values")
+        sections.append(section)
+    return sections[0], sections[1]
+
+
+def _versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {"python": platform.python_version(), "torch": str(torch.__version__)}
+    for package in ("midiforge", "miditok", "symusic"):
+        try:
+            out[package] = version(package)
+        except PackageNotFoundError:
+            out[package] = "unknown"
+    return out
+
+
+# --------------------------------------------------------------------------- dataset
+
+
+def _is_prepared(path: Path) -> bool:
+    return (path / MANIFEST).is_file()
+
+
+def _ensure_dataset(path: Path, run_dir: Path, info: distributed.Dist, init_run: Path | None):
+    """A prepared DATASET dir for ``path``: as is, or prepared on the fly into ``RUN/dataset``."""
+    if _is_prepared(path):
+        return path
+    if not path.is_dir():
+        raise MidiforgeError(f"dataset not found: {path}; give a prepared dataset or a MIDI folder")
+    if not any(p.suffix in MIDI_SUFFIXES for p in path.rglob("*")):
+        raise MidiforgeError(
+            f"{path} has no {MANIFEST} and no MIDI files (.mid/.midi); give a folder of MIDI "
+            "files or a dataset written by `midiforge prepare`"
+        )
+    target = run_dir / PREPARED_SUBDIR
+    if info.is_main and not _is_prepared(target):
+        from midiforge.data.prepare import prepare
+
+        log.info("%s is a MIDI folder: preparing it into %s with prepare's defaults", path, target)
+        kwargs: dict[str, Any] = {}
+        if init_run is not None:  # encode as the initial model's data was (checked later)
+            options = ckpt.read_run_config(init_run).get("dataset_options") or {}
+            kwargs = {k: options[k] for k in INIT_PREPARE_OPTIONS if k in options}
+        prepare(path, target, **kwargs)
+    distributed.barrier(info)
+    return target
+
+
+def _open_dataset(path: Path):
+    from midiforge.data.dataset import PreparedDataset
+
+    return PreparedDataset(path)
+
+
+def make_windows(data: Any, model: Any, cfg: TrainConfig, split: str, *, train: bool, world=1):
+    """The torch Dataset of windows a model family reads (tokens or notes) for ``split``.
+
+    Training windows are random draws keyed by index; the set holds as many as the whole run
+    reads, so no window repeats (see :class:`midiforge.train.trainer.StepBatches`).
+    """
+    from midiforge.data import dataset as ds
+
+    count = windows_needed(cfg, world) if train else None
+    aug = cfg.augment and train
+    if model.encoding == "notes":
+        return ds.NoteWindows(
+            data,
+            split,
+            cfg.window,
+            train=train,
+            transpose=cfg.augment_pitch if aug else 0,
+            time_stretch=cfg.augment_tempo if aug else 0.0,
+            velocity_scale=cfg.augment_velocity_scale if aug else 0.0,
+            seed=cfg.seed,
+            epoch_windows=count,
+        )
+    limit = getattr(model, "max_seq_len", None)
+    if limit is not None and cfg.seq_len > limit:
+        raise MidiforgeError(
+            f"train.seq_len={cfg.seq_len} is longer than the model's max_seq_len={limit}; "
+            f"lower train.seq_len or raise model.max_seq_len"
+        )
+    return ds.TokenWindows(
+        data,
+        split,
+        cfg.seq_len,
+        train=train,
+        transpose=cfg.augment_pitch if aug else 0,
+        velocity_shift=cfg.augment_velocity if aug else 0,
+        seed=cfg.seed,
+        epoch_windows=count,
+    )
+
+
+def _split_windows(data: Any, split: str) -> int:
+    return int(data.manifest.get("splits", {}).get(split, {}).get("files", 0) or 0)
+
+
+# --------------------------------------------------------------------------- init / tokenizer
+
+
+def resolve_init(init: str | Path) -> Path:
+    """The RUN dir to start from. ``"default"`` is the hook for the shipped model."""
+    if str(init) == "default":
+        # Hook: the lead wires the shipped default model (and its memorization warning) here.
+        raise MidiforgeError(
+            "--init default: no default model ships with this build yet; give a RUN dir"
+        )
+    path = Path(init)
+    ckpt.read_run_config(path)
+    return path
+
+
+def _tokenizer_signature(folder: Path, manifest_tok: dict[str, Any]) -> Any:
+    path = folder / ckpt.TOKENIZER_FILE
+    if path.is_file():
+        from midiforge.data.encode import load_tokenizer
+
+        tok = load_tokenizer(path)
+        return type(tok).__name__, dict(tok.vocab), len(tok)
+    return manifest_tok.get("name"), manifest_tok.get("vocab_size")
+
+
+def check_same_tokenizer(data: Any, data_path: Path, init_run: Path, init_cfg: dict) -> None:
+    """Fine-tuning needs the dataset encoded exactly as the initial model was trained."""
+    mine = _tokenizer_signature(data_path, data.manifest.get("tokenizer") or {})
+    theirs = _tokenizer_signature(init_run, init_cfg.get("tokenizer") or {})
+    if mine != theirs:
+        raise MidiforgeError(
+            f"--init {init_run}: the dataset {data_path} uses a different tokenizer than that "
+            "run (vocabulary or kind differ); prepare the MIDI folder with the run's "
+            f"tokenizer ({init_run / ckpt.TOKENIZER_FILE}) or train from scratch without --init"
+        )
+
+
+def _fill_from_dataset(values: dict[str, Any], cls: type, data: Any, labels: list[str]) -> None:
+    """``vocab_size`` and ``n_labels`` come from the dataset, never from the user."""
+    names = {f.name for f in dataclasses.fields(cls)}
+    if "vocab_size" in names:
+        values["vocab_size"] = int((data.manifest.get("tokenizer") or {}).get("vocab_size", 0))
+    if "n_labels" in names:
+        values["n_labels"] = len(labels)
+
+
+# --------------------------------------------------------------------------- train
+
+
+def _seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % (2**32))
+    torch.manual_seed(seed)
+
+
+def _new_run_dir(run_dir: str | Path | None, name: str, info: distributed.Dist) -> Path:
+    if run_dir is None:
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        run_dir = DEFAULT_RUNS_DIR / f"{name}-{stamp}"
+    path = Path(distributed.broadcast_object(str(run_dir), info))
+    if (path / ckpt.CONFIG_FILE).is_file():
+        raise MidiforgeError(
+            f"--run-dir {path} already holds a run; continue it with --resume {path} "
+            "or choose another --run-dir"
+        )
+    if info.is_main:
+        path.mkdir(parents=True, exist_ok=True)
+    distributed.barrier(info)
+    return path
+
+
+def train(
+    dataset: str | Path | None = None,
+    *,
+    model: str = DEFAULT_MODEL,
+    config: str | Path | dict | None = None,
+    overrides: list[str] | None = None,
+    run_dir: str | Path | None = None,
+    resume: str | Path | None = None,
+    init: str | Path | None = None,
+    device: str = "auto",
+) -> Path:
+    """Train a model on a prepared dataset (or a folder of MIDI files) and return its RUN dir.
+
+    Parameters
+    ----------
+    dataset
+        A DATASET dir written by ``prepare``, or a folder of MIDI files (prepared on the fly
+        with ``prepare``'s defaults into ``RUN/dataset``). Optional with ``resume``.
+    model
+        Registry name of the model family (ignored with ``resume``/``init``, whose run names it).
+    config
+        A YAML file (or dict) with sections ``model:`` and ``train:``.
+    overrides
+        ``section.key=value`` strings applied on top, e.g. ``["train.lr=1e-3"]``.
+    run_dir
+        Where to write the run (default ``runs/<model>-<time>``); must not hold a run already.
+    resume
+        A RUN dir to continue exactly from its last checkpoint; ``train.*`` overrides (e.g. a
+        larger ``train.steps``) apply, model changes do not.
+    init
+        A RUN dir whose weights, model config and tokenizer start this run (fine-tuning);
+        ``"default"`` is reserved for the shipped model.
+    device
+        ``auto`` (CUDA when present), ``cpu`` or ``cuda``.
+    """
+    dev = resolve_device(device)
+    info = distributed.init(dev.type)
+    if dev.type == "cuda" and info.enabled:
+        dev = torch.device("cuda", info.local_rank)
+    if dev.type == "cpu":
+        set_cpu_threads(info)
+    try:
+        return _train(dataset, model, config, overrides, run_dir, resume, init, dev, info)
+    finally:
+        distributed.shutdown(info)
+
+
+def _train(dataset, model_name, config, overrides, run_dir, resume, init, dev, info) -> Path:
+    from midiforge.models import registry
+
+    model_values, train_values = split_config(config, overrides)
+    init_run = init_cfg = None
+    if resume is not None:
+        run_dir = Path(resume)
+        saved = ckpt.read_run_config(run_dir)
+        if not (run_dir / ckpt.LAST_DIR / ckpt.STATE_FILE).is_file():
+            ckpt.load_state(run_dir / ckpt.LAST_DIR)  # the error that names what is missing
+        if model_values:
+            raise MidiforgeError(
+                f"--resume {run_dir}: the model config of a run cannot change "
+                f"(got model.{', model.'.join(model_values)}); start a new run with --init"
+            )
+        model_name, model_values = saved["model"], dict(saved["model_config"])
+        train_values = {**saved["train"], **train_values}
+        data_path = Path(dataset) if dataset is not None else Path(saved["dataset"])
+        if dataset is None and not data_path.exists() and (run_dir / PREPARED_SUBDIR).is_dir():
+            data_path = run_dir / PREPARED_SUBDIR
+        labels = list(saved.get("labels") or [])
+    else:
+        if dataset is None:
+            raise MidiforgeError("DATASET is required (a prepared dataset or a MIDI folder)")
+        if init is not None:
+            init_run = resolve_init(init)
+            init_cfg = ckpt.read_run_config(init_run)
+            if model_name not in (DEFAULT_MODEL, init_cfg["model"]):
+                raise MidiforgeError(
+                    f"--model {model_name} conflicts with --init {init_run}, a "
+                    f"{init_cfg['model']} run; drop --model"
+                )
+            model_name = init_cfg["model"]
+            model_values = {**init_cfg["model_config"], **model_values}
+        run_dir = _new_run_dir(run_dir, model_name, info)
+        data_path = _ensure_dataset(Path(dataset), run_dir, info, init_run)
+        labels = []
+    cfg = from_dict(TrainConfig, train_values, where="train")
+    cls = registry.model_class(model_name)
+    from_dict(cls.config_class, model_values, where=f"model {model_name}")  # names bad keys
+
+    data = _open_dataset(data_path)
+    if resume is None:
+        labels = list(data.labels)
+        if init_cfg is not None:
+            check_same_tokenizer(data, data_path, init_run, init_cfg)
+            init_labels = list(init_cfg.get("labels") or [])
+            if labels and labels != init_labels:
+                raise MidiforgeError(
+                    f"--init {init_run}: the dataset's labels {labels} differ from the run's "
+                    f"{init_labels}; relabel the folders or train without --init"
+                )
+            labels = init_labels
+        else:
+            _fill_from_dataset(model_values, cls.config_class, data, labels)
+
+    _seed_everything(cfg.seed)
+    net = registry.build(model_name, model_values)
+    handler = attach_file_log(run_dir / "train.log") if info.is_main else None
+    try:
+        if resume is not None:
+            last = run_dir / ckpt.LAST_DIR
+            state = ckpt.load_state(last)
+            ckpt.load_weights(net, last / ckpt.WEIGHTS_FILE)
+            data_state = _read_json(run_dir / ckpt.DATA_STATE_FILE)
+            if data_state:
+                net.load_data_state(data_state)
+        else:
+            state = None
+            if init_run is not None:
+                ckpt.load_weights(net, init_run / ckpt.WEIGHTS_FILE)
+                data_state = _read_json(init_run / ckpt.DATA_STATE_FILE)
+                if data_state:
+                    net.load_data_state(data_state)
+                else:
+                    data_state = net.prepare_data(data) or {}
+            else:
+                data_state = net.prepare_data(data) or {}
+            if info.is_main:
+                _write_run_files(run_dir, net, model_name, cfg, data, data_path, labels, data_state)
+            distributed.barrier(info)
+        log.info(
+            "training %s (%d parameters) on %s into %s (%s, %d process(es))",
+            model_name,
+            net.num_parameters(),
+            data_path,
+            run_dir,
+            dev,
+            info.world_size,
+        )
+        train_set = make_windows(data, net, cfg, "train", train=True, world=info.world_size)
+        valid_set = None
+        if _split_windows(data, "valid") > 0:
+            valid_set = make_windows(data, net, cfg, "valid", train=False)
+        trainer = Trainer(net, cfg, train_set, valid_set, run_dir, device=dev, info=info)
+        if state is not None:
+            trainer.load_state_dict(state)
+            if info.is_main:
+                _update_train_section(run_dir, cfg)  # e.g. a larger train.steps
+        result = trainer.fit()
+        log.info("finished at step %d (best valid loss %s)", result.steps, result.best_valid_loss)
+    finally:
+        if handler is not None:
+            detach(handler)
+    return run_dir
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+
+
+def _write_run_files(run_dir, net, model_name, cfg, data, data_path, labels, data_state) -> None:
+    """``config.yaml``, the tokenizer copy and ``data_state.json``: the run describes itself."""
+    tokenizer = data_path / ckpt.TOKENIZER_FILE
+    if tokenizer.is_file():
+        shutil.copyfile(tokenizer, run_dir / ckpt.TOKENIZER_FILE)
+    if data_state:
+        tmp = run_dir / f".{ckpt.DATA_STATE_FILE}.tmp"
+        tmp.write_text(json.dumps(data_state, indent=1), encoding="utf-8")
+        tmp.replace(run_dir / ckpt.DATA_STATE_FILE)
+    save_yaml(
+        _plain(
+            {
+                "format": ckpt.RUN_FORMAT,
+                "format_version": ckpt.RUN_FORMAT_VERSION,
+                "model": model_name,
+                "model_config": to_dict(net.config),
+                "train": to_dict(cfg),
+                "dataset": str(Path(data_path).resolve()),
+                "labels": list(labels),
+                "tokenizer": dict(data.manifest.get("tokenizer") or {}),
+                "dataset_options": dict(data.manifest.get("options") or {}),
+                "versions": _versions(),
+            }
+        ),
+        run_dir / ckpt.CONFIG_FILE,
+    )
+
+
+def _plain(value: Any) -> Any:
+    """Nested dicts/lists of builtins only, so ``yaml.safe_dump`` can write them."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, (bool, int, float)) or value is None:
+        return value
+    return str(value)
+
+
+def _update_train_section(run_dir: Path, cfg: TrainConfig) -> None:
+    saved = load_yaml(run_dir / ckpt.CONFIG_FILE)
+    saved["train"] = _plain(to_dict(cfg))
+    save_yaml(saved, run_dir / ckpt.CONFIG_FILE)

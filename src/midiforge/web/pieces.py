@@ -1,0 +1,95 @@
+"""One web job end to end: generate the pieces, then render each to a piano roll and audio.
+
+This is the only place where the web page calls the pipeline, and it calls the same public
+functions as the commands (``midiforge.api.generate`` and the ``midiforge.io.render`` helpers),
+so the page can do nothing the command line cannot.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from midiforge.errors import MidiforgeError
+from midiforge.web.params import GenerationRequest
+
+log = logging.getLogger(__name__)
+
+PRIMER_NAME = "primer.mid"
+
+
+def generate_midi(request: GenerationRequest, job_dir: Path) -> list[Path]:
+    """Write ``request.n`` MIDI files into ``job_dir`` with ``midiforge.api.generate``."""
+    from midiforge import api
+
+    primer = None
+    if request.primer is not None:
+        primer = job_dir / PRIMER_NAME
+        primer.write_bytes(request.primer)
+    options: dict[str, Any] = {
+        "out_dir": job_dir,
+        "n": request.n,
+        "max_tokens": request.length,  # tokens, or notes for note (diffusion) models
+        "seed": request.seed,
+        "style": request.style,
+        "primer": primer,
+    }
+    if request.kind == "diffusion":
+        options |= {"steps": request.steps, "guidance": request.guidance}
+    else:
+        options |= {
+            "temperature": request.temperature,
+            "top_k": request.top_k,
+            "top_p": request.top_p,
+        }
+    return list(api.generate(run=request.run, **options).paths)
+
+
+def render_piece(midi: Path, *, soundfont: str | None = None) -> dict[str, Any]:
+    """Piano-roll PNG and WAV beside ``midi``; a rendering problem is reported, not fatal."""
+    from midiforge.io import render
+
+    piece: dict[str, Any] = {"name": midi.stem, "midi": midi.name, "png": None, "wav": None}
+    problems = []
+    png, wav = midi.with_suffix(".png"), midi.with_suffix(".wav")
+    try:
+        render.render_png(midi, png)
+        piece["png"] = png.name
+    except MidiforgeError as exc:
+        problems.append(f"piano roll: {exc}")
+    try:
+        render.render_wav(midi, wav, soundfont=soundfont)
+        piece["wav"] = wav.name
+    except MidiforgeError as exc:
+        problems.append(f"audio: {exc}")
+    piece["warning"] = "; ".join(problems) or None
+    return piece
+
+
+def run_generation(
+    request: GenerationRequest,
+    job_dir: Path,
+    *,
+    soundfont: str | None = None,
+    stage: Callable[[str], None] = lambda text: None,
+) -> list[dict[str, Any]]:
+    """Generate, then render every piece; returns one dict per piece with its file names.
+
+    ``stage`` receives a line for people ("generating 2 pieces", "rendering piece 1 of 2") that
+    the page shows beside its progress bar.
+    """
+    job_dir.mkdir(parents=True, exist_ok=True)
+    plural = "s" if request.n > 1 else ""
+    stage(f"generating {request.n} piece{plural} with {request.model_id}")
+    paths = generate_midi(request, job_dir)
+    if not paths:
+        raise MidiforgeError("generate wrote no MIDI file; try a larger length")
+    pieces = []
+    for i, midi in enumerate(paths, start=1):
+        if midi.parent.resolve() != job_dir.resolve():
+            raise MidiforgeError(f"generate wrote {midi} outside the job folder {job_dir}")
+        stage(f"rendering piece {i} of {len(paths)}")
+        pieces.append(render_piece(midi, soundfont=soundfont))
+    return pieces

@@ -1,0 +1,156 @@
+// midiforge web page: fills the form from /api/models, submits jobs, polls their status and
+// shows each finished piece (piano roll, audio, MIDI download). No libraries, no network
+// access beyond this server.
+"use strict";
+
+const POLL_MS = 500; // how often a running job's status is asked for
+const state = { models: {}, limits: {} };
+
+function $(id) { return document.getElementById(id); }
+
+function showError(message) {
+  const box = $("error");
+  box.textContent = message || "";
+  box.hidden = !message;
+}
+
+async function readJson(response) {
+  try { return await response.json(); } catch (e) { return { error: `HTTP ${response.status}` }; }
+}
+
+function setLimits(limits) {
+  for (const [name, spec] of Object.entries(limits)) {
+    const input = $(name);
+    if (!input) continue;
+    input.min = spec.min;
+    input.max = spec.max;
+    if (spec.default !== null && input.value === "") input.value = spec.default;
+  }
+}
+
+function selectModel(id) {
+  const info = state.models[id];
+  const style = $("style");
+  style.replaceChildren(new Option("(any)", ""));
+  if (!info) return;
+  for (const label of info.labels) style.add(new Option(label, label));
+  const diffusion = info.kind === "diffusion";
+  $("sampling-tokens").hidden = diffusion;
+  $("sampling-diffusion").hidden = !diffusion;
+  $("length-label").textContent = diffusion ? "Length (notes)" : "Length (tokens)";
+  $("model-info").textContent =
+    `${info.model}` + (info.dataset ? ` trained on ${info.dataset}` : "") +
+    (info.labels.length ? ` · styles: ${info.labels.join(", ")}` : "");
+}
+
+async function loadModels() {
+  const response = await fetch("/api/models");
+  const data = await readJson(response);
+  if (!response.ok) { showError(data.error); return; }
+  const select = $("model");
+  select.replaceChildren();
+  for (const info of data.models) {
+    state.models[info.id] = info;
+    const text = info.id === "default" ? "default (shipped model)" : `${info.id} — ${info.model}`;
+    select.add(new Option(text, info.id));
+  }
+  if (!data.models.length) {
+    showError(`No trained model found in ${data.runs_dir}/; train one with "midiforge train".`);
+  }
+  if (data.selected) select.value = data.selected;
+  state.limits = data.limits;
+  setLimits(data.limits);
+  selectModel(select.value);
+}
+
+function pieceElement(piece) {
+  const div = document.createElement("div");
+  div.className = "piece";
+  const title = document.createElement("h3");
+  title.textContent = piece.name;
+  div.append(title);
+  if (piece.png) {
+    const img = document.createElement("img");
+    img.className = "pianoroll";
+    img.alt = `piano roll of ${piece.name}`;
+    img.src = piece.png;
+    div.append(img);
+  }
+  if (piece.wav) {
+    const audio = document.createElement("audio");
+    audio.controls = true;
+    audio.preload = "metadata";
+    audio.src = piece.wav;
+    div.append(audio);
+  }
+  const link = document.createElement("a");
+  link.className = "download";
+  link.href = piece.midi;
+  link.download = piece.midi.split("/").pop();
+  link.textContent = `Download ${link.download}`;
+  div.append(link);
+  if (piece.warning) {
+    const warn = document.createElement("p");
+    warn.className = "hint";
+    warn.textContent = piece.warning;
+    div.append(warn);
+  }
+  return div;
+}
+
+function jobElement(jobId, modelId) {
+  const card = document.createElement("article");
+  card.className = "job";
+  card.id = `job-${jobId}`;
+  card.dataset.status = "queued";
+  const title = document.createElement("h2");
+  title.textContent = `Job ${jobId} · ${modelId}`;
+  const bar = document.createElement("progress"); // no value: an indeterminate bar
+  const stage = document.createElement("p");
+  stage.className = "stage";
+  card.append(title, bar, stage);
+  $("jobs").prepend(card);
+  return card;
+}
+
+async function poll(jobId, card) {
+  const response = await fetch(`/api/jobs/${jobId}`);
+  const data = await readJson(response);
+  const stage = card.querySelector(".stage");
+  if (!response.ok) { stage.textContent = data.error; stage.className = "error"; return; }
+  card.dataset.status = data.status;
+  if (data.status === "queued") {
+    stage.textContent = `queued (position ${data.position} in the queue)`;
+  } else if (data.status === "running") {
+    stage.textContent = `${data.stage} · ${data.seconds.toFixed(1)} s`;
+  } else {
+    card.querySelector("progress").remove();
+    if (data.status === "error") {
+      stage.textContent = data.error;
+      stage.className = "error";
+    } else {
+      stage.textContent = `done in ${data.seconds.toFixed(1)} s · seed ${data.seed}`;
+      for (const piece of data.pieces) card.append(pieceElement(piece));
+    }
+    return;
+  }
+  setTimeout(() => poll(jobId, card), POLL_MS);
+}
+
+async function submit(event) {
+  event.preventDefault();
+  showError("");
+  const form = new FormData($("form"));
+  if (!$("primer").files.length) form.delete("primer");
+  const response = await fetch("/api/generate", { method: "POST", body: form });
+  const data = await readJson(response);
+  if (!response.ok) { showError(data.error); return; }
+  const card = jobElement(data.job, form.get("model"));
+  poll(data.job, card);
+}
+
+window.addEventListener("DOMContentLoaded", () => {
+  $("model").addEventListener("change", (e) => selectModel(e.target.value));
+  $("form").addEventListener("submit", submit);
+  loadModels().catch((e) => showError(`cannot reach the server: ${e}`));
+});

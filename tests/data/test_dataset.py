@@ -1,0 +1,126 @@
+"""PreparedDataset checks and the token/note windows: coverage, padding, augmentation."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from midiforge.data.augment import TokenShifter, augment_notes
+from midiforge.data.dataset import NoteWindows, PreparedDataset, TokenWindows
+from midiforge.data.encode import FIELD
+from midiforge.errors import MidiforgeError
+
+
+@pytest.fixture(scope="module")
+def data(small_dataset: Path) -> PreparedDataset:
+    return PreparedDataset(small_dataset)
+
+
+def test_open_rejects_what_does_not_match(small_dataset: Path, tmp_path: Path) -> None:
+    with pytest.raises(MidiforgeError, match=r"no manifest\.json"):
+        PreparedDataset(tmp_path)
+    copy = tmp_path / "ds"
+    shutil.copytree(small_dataset, copy)
+    manifest = json.loads((copy / "manifest.json").read_text())
+    (copy / "manifest.json").write_text(json.dumps({**manifest, "format_version": 99}))
+    with pytest.raises(MidiforgeError, match="version 99"):
+        PreparedDataset(copy)
+    (copy / "manifest.json").write_text(json.dumps(manifest))
+    with (copy / "tokens" / "train.bin").open("ab") as fh:
+        fh.write(b"\0\0\0\0")
+    with pytest.raises(MidiforgeError, match=r"train\.bin: expected"):
+        PreparedDataset(copy).tokens("train")
+    with pytest.raises(MidiforgeError, match="split: 'dev'"):
+        PreparedDataset(copy).notes("dev")
+
+
+@pytest.mark.parametrize("stride", [None, 100])
+def test_eval_token_windows_count_every_target_once(data: PreparedDataset, stride) -> None:
+    seq_len = 256
+    windows = TokenWindows(data, "valid", seq_len, train=False, stride=stride)
+    seqs = data.tokens("valid")
+    seen = [np.zeros(n, int) for n in seqs.lengths]
+    for i in range(len(windows)):
+        item = windows[i]
+        assert item["tokens"].shape == (seq_len + 1,) and item["tokens"].dtype == torch.long
+        assert item["mask"].shape == (seq_len,) and item["mask"].dtype == torch.bool
+        f, start, _ = windows.windows[i]
+        src = seqs[f]
+        targets = np.arange(start + 1, start + 1 + seq_len)[item["mask"].numpy()]
+        seen[f][targets] += 1
+        np.testing.assert_array_equal(item["tokens"][1:][item["mask"]].numpy(), src[targets])
+    for counts in seen:
+        assert counts[0] == 0 and np.all(counts[1:] == 1)
+
+
+def test_short_files_are_padded_and_masked(data: PreparedDataset) -> None:
+    longest = int(data.tokens("test").lengths.max())
+    windows = TokenWindows(data, "test", longest + 50, train=False)
+    item = windows[0]
+    n = int(data.tokens("test").lengths[0])
+    assert int(item["mask"].sum()) == n - 1
+    assert torch.all(item["tokens"][n:] == data.pad_id)
+    assert not item["mask"][n - 1 :].any()
+
+
+def test_training_windows_are_seeded_and_cover_files(data: PreparedDataset) -> None:
+    a = TokenWindows(data, "train", 64, train=True, seed=3)
+    b = TokenWindows(data, "train", 64, train=True, seed=3)
+    assert len(a) == data.tokens("train").offsets[-1] // 64
+    assert torch.equal(a[5]["tokens"], b[5]["tokens"])
+    a.set_epoch(1)
+    assert not torch.equal(a[5]["tokens"], b[5]["tokens"])
+    labels = {int(a[i]["label"]) for i in range(40)}
+    assert labels == {0, 1}  # both folders get sampled
+    assert all(bool(a[i]["mask"].all()) for i in range(10))
+
+
+def test_token_transposition_shifts_pitches_in_range(data: PreparedDataset) -> None:
+    shifter = TokenShifter.for_tokenizer(data.tokenizer)
+    plain = TokenWindows(data, "train", 128, train=True, seed=1)
+    moved = TokenWindows(data, "train", 128, train=True, seed=1, transpose=5, velocity_shift=2)
+    shifts = set()
+    for i in range(20):
+        x, y = plain[i]["tokens"].numpy(), moved[i]["tokens"].numpy()
+        px, py = shifter.pitch_of[x], shifter.pitch_of[y]
+        assert np.array_equal(px >= 0, py >= 0)  # same token kinds in the same places
+        delta = set((py - px)[px >= 0].tolist())
+        assert len(delta) == 1
+        shifts |= delta
+        assert py[py >= 0].min() >= 21 and py.max() <= 108
+    assert len(shifts) > 1 and all(abs(s) <= 5 for s in shifts)
+
+
+def test_note_windows_cover_every_note_once(data: PreparedDataset) -> None:
+    windows = NoteWindows(data, "valid", 64, train=False)
+    total = sum(int(windows[i]["mask"].sum()) for i in range(len(windows)))
+    assert total == data.notes("valid").offsets[-1]
+    item = windows[0]
+    assert item["notes"].shape == (64, 7) and item["notes"].dtype == torch.float32
+    assert item["notes"][0, FIELD["onset"]] == 0
+
+
+def test_note_augmentation_stays_in_range(data: PreparedDataset) -> None:
+    rng = np.random.default_rng(0)
+    notes = np.array(data.notes("train")[0][:200])
+    for _ in range(50):
+        out = augment_notes(notes, rng, transpose=12, time_stretch=0.2, velocity_scale=0.5)
+        assert out[:, FIELD["pitch"]].min() >= 0 and out[:, FIELD["pitch"]].max() <= 127
+        shift = out[:, FIELD["pitch"]] - notes[:, FIELD["pitch"]]
+        assert np.all(shift == shift[0]) and abs(shift[0]) <= 12
+        np.testing.assert_allclose(
+            out[:, FIELD["frequency"]], 440 * 2 ** ((out[:, FIELD["pitch"]] - 69) / 12), rtol=1e-5
+        )
+        ratio = out[1:, FIELD["onset"]] / np.maximum(notes[1:, FIELD["onset"]], 1e-6)
+        keep = notes[1:, FIELD["onset"]] > 0
+        assert np.allclose(ratio[keep], ratio[keep][0], rtol=1e-4)
+        assert 0.8 - 1e-6 <= ratio[keep][0] <= 1.2 + 1e-6
+        assert out[:, FIELD["velocity"]].min() >= 1 and out[:, FIELD["velocity"]].max() <= 127
+    windows = NoteWindows(data, "train", 32, transpose=3, time_stretch=0.1, velocity_scale=0.1)
+    item = windows[0]
+    assert item["mask"].all() and item["notes"][:, FIELD["pitch"]].max() <= 127

@@ -1,0 +1,130 @@
+"""Diffusion sampling on a tiny model trained briefly on real Nottingham windows."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from symusic import Score
+
+from midiforge.data import encode
+from midiforge.data.features import RAW_FIELDS
+from midiforge.errors import MidiforgeError
+from midiforge.models.diffusion_schedule import make_scheduler
+from midiforge.sampling.diffusion import generate_notes, sample_window
+from tests.models.test_diffusion import TINY, note_windows, nottingham_notes, tiny_model
+
+TRAIN_STEPS = 20
+TIMESTEPS = 50  # trained noise levels: DDPM samples all of them
+L = TINY["length"]
+PITCH, DURATION, DELTA, ONSET = (
+    RAW_FIELDS.index(f) for f in ("pitch", "duration", "delta", "onset")
+)
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """Toy models run fastest on one thread, and the test machine is shared."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def model(datasets, one_thread):
+    notes, labels = nottingham_notes(datasets, per_prefix=2)
+    model = tiny_model(notes, schedule={"num_train_timesteps": TIMESTEPS})
+    batch = note_windows(notes, labels, L)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    for _ in range(TRAIN_STEPS):
+        optimizer.zero_grad()
+        model.loss(batch)["loss"].backward()
+        optimizer.step()
+    return model.eval()
+
+
+def _valid_piece(piece: np.ndarray, n_notes: int) -> None:
+    assert piece.shape == (n_notes, len(RAW_FIELDS))
+    assert np.isfinite(piece).all()
+    assert piece[:, PITCH].min() >= 0 and piece[:, PITCH].max() <= 127
+    assert (piece[:, DELTA] >= 0).all() and (piece[:, DURATION] > 0).all()
+    assert np.allclose(np.diff(piece[:, ONSET]), piece[1:, DELTA], atol=1e-5)
+
+
+@pytest.mark.parametrize("steps", [None, 8])
+def test_ddpm_and_ddim_write_files_that_parse(model, steps, tmp_path):
+    pieces = generate_notes(model, n=2, steps=steps, seed=1)
+    assert len(pieces) == 2
+    for i, piece in enumerate(pieces):
+        _valid_piece(piece, L)
+        path = tmp_path / f"{i}.mid"
+        encode.score_from_notes(piece).dump_midi(str(path))
+        back = encode.notes_from_score(Score(str(path)))
+        assert len(back) == L
+        assert sorted(back[:, PITCH].tolist()) == sorted(piece[:, PITCH].tolist())
+    again = generate_notes(model, n=2, steps=steps, seed=1)
+    assert all(np.array_equal(a, b) for a, b in zip(pieces, again))  # seeded
+    assert not np.array_equal(pieces[0], generate_notes(model, n=1, steps=steps, seed=2)[0])
+
+
+def test_ddim_eta_adds_noise(model):
+    plain = generate_notes(model, steps=8, eta=0.0, seed=3)[0]
+    noisy = generate_notes(model, steps=8, eta=1.0, seed=3)[0]
+    assert not np.array_equal(plain, noisy)
+
+
+def test_continuation_keeps_the_context(model):
+    context, number = 12, 3
+    one = generate_notes(model, steps=6, seed=4)[0]
+    piece = generate_notes(model, steps=6, seed=4, number=number, context=context)[0]
+    _valid_piece(piece, L + (L - context) * (number - 1))
+    assert np.array_equal(piece[:L], one)  # the first window is the same draw
+    # the inpainted window returns its known notes exactly
+    scheduler = make_scheduler(model.config.schedule, "ddim")
+    scheduler.set_timesteps(6)
+    known = model.encode(torch.from_numpy(one[None]))  # (1, F, L)
+    mask = torch.arange(L) < context
+    out = sample_window(
+        model, scheduler, batch=1, known=known, known_mask=mask,
+        generator=torch.Generator().manual_seed(0),
+    )  # fmt: skip
+    assert torch.equal(out[:, :, :context], known[:, :, :context])
+    assert not torch.equal(out[:, :, context:], known[:, :, context:])
+
+
+def test_guidance_follows_the_label(model):
+    kwargs = {"steps": 6, "seed": 5, "guidance": 3.0}
+    first = generate_notes(model, label="ashover", **kwargs)[0]
+    second = generate_notes(model, label="jigs", **kwargs)[0]
+    assert not np.array_equal(first, second)
+    by_index = generate_notes(model, label=1, **kwargs)[0]
+    assert np.array_equal(second, by_index)
+    with pytest.raises(MidiforgeError, match="label"):
+        generate_notes(model, label="polka", steps=2)
+
+
+def test_fixed_time_puts_notes_on_a_grid(model):
+    piece = generate_notes(model, steps=4, seed=6, fixed_time=0.5, number=2, context=8)[0]
+    assert set(np.unique(piece[:, DURATION]).tolist()) == {0.5}
+    assert set(np.unique(piece[1:, DELTA]).tolist()) <= {0.0, 0.5}
+
+
+def test_trace_png_is_written(model, tmp_path):
+    path = tmp_path / "trace.png"
+    generate_notes(model, steps=10, seed=7, trace=path)
+    data = path.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    width, height = int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+    assert width > 3 * height  # a row of panels
+    with pytest.raises(MidiforgeError, match="png"):
+        generate_notes(model, steps=2, trace=tmp_path / "trace.jpg")
+
+
+def test_bad_arguments_name_the_fix(model):
+    with pytest.raises(MidiforgeError, match="context"):
+        generate_notes(model, steps=2, number=2, context=L)
+    with pytest.raises(MidiforgeError, match="steps"):
+        generate_notes(model, steps=0)
+    with pytest.raises(MidiforgeError, match="number"):
+        generate_notes(model, steps=2, number=0)

@@ -1,0 +1,129 @@
+"""The interactive menu driven through a real pseudo-terminal, as a person would use it."""
+
+from __future__ import annotations
+
+import re
+import sys
+from pathlib import Path
+
+import pexpect
+import symusic
+
+TRAIN_TIMEOUT_S = 240  # tiny LSTM, a few steps, on a shared 2-core machine
+PROMPT_TIMEOUT_S = 60  # start-up imports torch on the first action
+
+
+def spawn(args: list[str], cwd: Path) -> pexpect.spawn:
+    child = pexpect.spawn(
+        sys.executable,
+        ["-m", "midiforge", *args],
+        cwd=str(cwd),
+        encoding="utf-8",
+        timeout=PROMPT_TIMEOUT_S,
+        dimensions=(40, 200),
+    )
+    child.logfile_read = (cwd / "menu.log").open("w")
+    return child
+
+
+def pick(child: pexpect.spawn, option: str, prompt: str) -> None:
+    """Answer a numbered list with the number shown beside ``option``."""
+    child.expect(rf"(\d+)\) {re.escape(option)}\b")
+    number = child.match.group(1)
+    child.expect(prompt)
+    child.sendline(number)
+
+
+def test_menu_trains_continues_and_generates(nottingham_small: Path, tmp_path: Path) -> None:
+    runs = tmp_path / "runs"
+    child = spawn(["menu", "--runs-dir", str(runs), "--data-dir", str(nottingham_small.parent)],
+                  tmp_path)  # fmt: skip
+
+    # 1) train a new model: the prepared dataset is listed; bad answers are asked again
+    child.expect("what would you like to do")
+    child.expect("Choice: ")
+    child.sendline("1")
+    child.expect(r"1\) dataset  \(\d+ files, REMI\)")
+    child.expect(r"Dataset \[1\]: ")
+    child.sendline("9")
+    child.expect("'9' is not a choice; type a number 1..2")
+    child.sendline("2")  # another folder, typed
+    child.expect("Folder of MIDI files or prepared dataset: ")
+    child.sendline("no/such/folder")
+    child.expect("'no/such/folder' is not a folder")
+    child.sendline(str(nottingham_small))
+    pick(child, "lstm", r"Model family \[\d+\]: ")
+    pick(child, "tiny", r"Model size \[\d+\]: ")
+    child.expect(r"Training steps \[1000\]: ")
+    child.sendline("lots")
+    child.expect("'lots' is not a whole number")
+    child.sendline("3")
+    child.expect(r"Run folder \[(.+)\]: ")
+    run_dir = tmp_path / child.match.group(1).strip()
+    child.sendline("")  # the default
+    child.expect("Done: the run is in", timeout=TRAIN_TIMEOUT_S)
+    assert (run_dir / "model.safetensors").is_file()
+
+    # 2) continue training it, up to step 5
+    child.expect("Choice: ")
+    child.sendline("2")
+    child.expect(r"1\) lstm-tiny-\S+  \(lstm, 3 steps\)")
+    child.expect(r"Run to continue \[1\]: ")
+    child.sendline("")
+    child.expect(r"Train up to step \[503\]: ")
+    child.sendline("2")
+    child.expect("2 is out of range; use 4..")
+    child.sendline("5")
+    child.expect("Done: the run is in", timeout=TRAIN_TIMEOUT_S)
+    assert "steps: 5" in (run_dir / "config.yaml").read_text()
+
+    # Ctrl-C inside a choice goes back to the menu
+    child.expect("Choice: ")
+    child.sendline("3")
+    child.expect(r"Model \[1\]: ")
+    child.sendintr()
+    child.expect(r"cancelled; back to the menu")
+    child.expect("what would you like to do")
+
+    # 3) generate two pieces
+    child.expect("Choice: ")
+    child.sendline("3")
+    child.expect(r"Model \[1\]: ")
+    child.sendline("1")
+    child.expect(r"Number of pieces \[1\]: ")
+    child.sendline("2")
+    child.expect(r"Length in tokens \[512\]: ")
+    child.sendline("48")
+    child.expect(r"Temperature \[1.0\]: ")
+    child.sendline("9")
+    child.expect("9.0 is out of range")
+    child.sendline("0.9")
+    child.expect(r"Seed \[0\]: ")
+    child.sendline("")
+    child.expect(r"Output folder \[generated\]: ")
+    child.sendline("")
+    child.expect(r"sample_001\.mid", timeout=TRAIN_TIMEOUT_S)
+    child.expect("Choice: ")
+    child.sendline("4")
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0
+    written = sorted((tmp_path / "generated").glob("*.mid"))
+    assert [p.name for p in written] == ["sample_000.mid", "sample_001.mid"]
+    for path in written:
+        assert symusic.Score(str(path)).tpq > 0
+
+
+def test_no_arguments_on_a_terminal_opens_the_menu(tmp_path: Path) -> None:
+    child = spawn([], tmp_path)
+    child.expect("what would you like to do")
+    child.expect("Choice: ")
+    child.sendline("2")  # continue training, with no runs yet: says so, back to the menu
+    child.expect(r"no run with a checkpoint in runs/")
+    child.expect("Choice: ")
+    child.sendline("exit")
+    child.expect("'exit' is not a choice")
+    child.sendeof()  # Ctrl-D at the menu itself leaves
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0

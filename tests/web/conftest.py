@@ -1,0 +1,107 @@
+"""A tiny trained model, the real ``midiforge web`` server on a free port, headless Chromium."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+TINY_LSTM = [  # a model that trains in seconds on 2 cores; quality is not the point here
+    "model.d_embed=32",
+    "model.d_hidden=32",
+    "model.n_layers=1",
+    "train.steps=4",
+    "train.batch_size=4",
+    "train.seq_len=64",
+    "train.eval_every=4",
+    "train.eval_batches=1",
+]
+RUN_NAME = "folk-lstm"
+SERVER_START_S = 60.0  # python + starlette import on a busy 2-core machine
+CHROMIUM = "/usr/bin/chromium"  # Debian's package; never a downloaded browser
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+]
+
+
+@pytest.fixture(scope="session")
+def tiny_runs(nottingham_small: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A runs folder holding one tiny LSTM trained for a few steps on Nottingham tunes."""
+    from midiforge import api
+
+    runs = tmp_path_factory.mktemp("web_runs")
+    api.train(
+        nottingham_small, model="lstm", overrides=TINY_LSTM, run_dir=runs / RUN_NAME, device="cpu"
+    )
+    return runs
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def get_json(url: str) -> tuple[int, dict]:
+    try:
+        with urllib.request.urlopen(url, timeout=30) as response:
+            return response.status, json.load(response)
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.load(exc)
+
+
+@pytest.fixture(scope="session")
+def server(tiny_runs: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
+    """``python -m midiforge web`` on 127.0.0.1:<free port>; yields its URL and folders."""
+    port = free_port()
+    out = tmp_path_factory.mktemp("web_out")
+    cmd = [sys.executable, "-m", "midiforge", "web", "--port", str(port),
+           "--runs-dir", str(tiny_runs), "--out-dir", str(out)]  # fmt: skip
+    log = (out / "server.log").open("w")
+    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, text=True)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + SERVER_START_S
+    while True:
+        try:
+            status, _ = get_json(url + "/api/models")
+            if status == 200:
+                break
+        except OSError:
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            raise RuntimeError("the web server did not start:\n" + (out / "server.log").read_text())
+        time.sleep(0.2)
+    yield {"url": url, "out": out, "runs": tiny_runs, "proc": proc}
+    proc.send_signal(signal.SIGINT)
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+    log.close()
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[object]:
+    """Headless Debian Chromium driven by Playwright (no browser download, no network)."""
+    from playwright.sync_api import sync_playwright
+
+    os.environ.setdefault("PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD", "1")
+    with sync_playwright() as pw:
+        chromium = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
