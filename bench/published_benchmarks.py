@@ -27,7 +27,11 @@ def main() -> None:
     args = parser.parse_args()
     started = time.perf_counter()
     res = bm.benchmark(
-        args.name, corpus=args.corpus, model=args.model, out=args.out, device="cpu",
+        args.name,
+        corpus=args.corpus,
+        model=args.model,
+        out=args.out,
+        device="cpu",
         overrides=[f"train.steps={args.steps}", *args.overrides],
     )
     key = "jsb16" if args.name == "jsb16" else f"polyphonic/{args.corpus}"

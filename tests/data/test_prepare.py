@@ -254,3 +254,23 @@ def test_bpe_trains_on_train_split_and_decodes(small_corpus: Path, tmp_path: Pat
     assert res.manifest["tokenizer"]["bpe"] is True
     with pytest.raises(MidiforgeError, match="bpe_vocab: 100 is not above"):
         prepare(small_corpus / "folk", tmp_path / "ds2", bpe_vocab=100)
+
+
+def test_labels_from_csv(datasets: Path, tmp_path: Path) -> None:
+    files = nottingham_files(datasets, 3)
+    link_files(files, tmp_path / "src")
+    table = tmp_path / "labels.csv"
+    table.write_text(f"{files[0].name},jig\n{files[1].name},reel\n")
+    res = prepare(
+        tmp_path / "src",
+        tmp_path / "ds",
+        labels_from=str(table),
+        jobs=1,
+        quiet=True,
+        min_tokens=0,
+        split=(1.0, 0.0, 0.0),
+    )
+    data = PreparedDataset(tmp_path / "ds")
+    assert data.labels == ["jig", "reel"] == res.manifest["labels"]
+    by_path = {r["path"]: data.file_labels("train")[r["index"]] for r in data.files("train")}
+    assert by_path == {files[0].name: 0, files[1].name: 1, files[2].name: -1}

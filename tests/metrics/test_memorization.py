@@ -41,8 +41,7 @@ def test_transposed_copy_is_found_by_hand():
 def test_audit_matches_brute_force_on_random_pieces():
     rng = np.random.default_rng(0)
     train = [
-        _melody(rng.integers(55, 67, 40), np.cumsum(rng.integers(0, 3, 40)) / 2)
-        for _ in range(6)
+        _melody(rng.integers(55, 67, 40), np.cumsum(rng.integers(0, 3, 40)) / 2) for _ in range(6)
     ]
     generated = []
     for i in range(8):

@@ -13,9 +13,7 @@ from midiforge.metrics import music
 # Piece A, (pitch, onset beats, duration beats):
 #   C4+E4 on beat 0 (1 beat), G4 on beat 1 (1 beat), C5 on beat 2 (2 beats), D4 on beat 6 (1 beat)
 # It ends at beat 7; beats 4 and 5 are silent.
-PIECE_A = np.array(
-    [[60, 0, 1], [64, 0, 1], [67, 1, 1], [72, 2, 2], [62, 6, 1]], dtype=np.float64
-)
+PIECE_A = np.array([[60, 0, 1], [64, 0, 1], [67, 1, 1], [72, 2, 2], [62, 6, 1]], dtype=np.float64)
 
 
 def test_pitch_metrics_by_hand():
@@ -41,7 +39,9 @@ def test_texture_and_rhythm_by_hand():
     np.testing.assert_allclose(music.inter_onset_intervals(PIECE_A), [1, 1, 4])
     np.testing.assert_allclose(music.durations(PIECE_A), [1, 1, 1, 2, 1])
     # classes 1/8 .. 8 beats: four notes of 1 beat (class 3), one of 2 beats (class 4)
-    np.testing.assert_allclose(music.length_histogram(music.durations(PIECE_A)), [0, 0, 0, 0.8, 0.2, 0, 0])
+    np.testing.assert_allclose(
+        music.length_histogram(music.durations(PIECE_A)), [0, 0, 0, 0.8, 0.2, 0, 0]
+    )
     metrics = music.piece_metrics(PIECE_A)
     assert metrics["mean_ioi"] == pytest.approx(2.0)
     assert metrics["mean_duration"] == pytest.approx(1.2)

@@ -6,9 +6,11 @@ import csv
 import subprocess
 import sys
 
+import pytest
 import torch
 
 from midiforge.train import checkpoint as ckpt
+from midiforge.train.run import train
 
 from .conftest import cli_env, free_port, tiny
 
@@ -49,6 +51,19 @@ def test_two_process_ddp_run_completes(pop909_small, tmp_path):
     steps = [int(r["step"]) for r in rows if r["split"] == "train"]
     assert steps == list(range(1, STEPS + 1))  # one writer: rank 0, no duplicated rows
     assert len([r for r in rows if r["split"] == "valid"]) == 2
+    # Each rank read its half of the global batch: the same windows one process reads with a
+    # batch twice as large, so the averaged losses agree step by step.
+    single = train(
+        pop909_small,
+        model="gru",
+        overrides=[*sets, "train.batch_size=8"],
+        run_dir=tmp_path / "single",
+        device="cpu",
+    )
+    with (single / "metrics.csv").open(newline="") as fh:
+        alone = [float(r["loss"]) for r in csv.DictReader(fh) if r["split"] == "train"]
+    together = [float(r["loss"]) for r in rows if r["split"] == "train"]
+    assert together == pytest.approx(alone, abs=1e-4)
     loaded = ckpt.load_run(run, "last")
     assert int(torch.load(run / "checkpoints/last/state.pt", weights_only=True)["step"]) == STEPS
     assert all(torch.isfinite(p).all() for p in loaded.model.parameters())

@@ -19,10 +19,12 @@ TINY_LSTM = [  # a model that trains in seconds on 2 cores; quality is not the p
     "model.d_embed=32",
     "model.d_hidden=32",
     "model.n_layers=1",
-    "train.steps=4",
-    "train.batch_size=4",
+    "train.steps=20",  # enough, at this learning rate, for samples that hold notes
+    "train.lr=0.02",
+    "train.warmup_steps=0",
+    "train.batch_size=8",
     "train.seq_len=64",
-    "train.eval_every=4",
+    "train.eval_every=20",
     "train.eval_batches=1",
 ]
 RUN_NAME = "folk-lstm"

@@ -72,6 +72,7 @@ def test_request_checks_model_style_and_fields(tmp_path: Path, datasets: Path) -
     primer = (datasets / NOTTINGHAM_FILE).read_bytes()
     diffusion = parse_request({"model": "notes", "steps": "8"}, models, (primer, "p.mid"))
     assert (diffusion.kind, diffusion.steps, diffusion.primer) == ("diffusion", 8, primer)
+    assert diffusion.primer_bars == FIELDS["primer_bars"][3]
     with pytest.raises(MidiforgeError, match="style: 'waltz' is not a label of 'folk'"):
         parse_request({"model": "folk", "style": "waltz"}, models)
     with pytest.raises(MidiforgeError, match="not one of the listed models"):

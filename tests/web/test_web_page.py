@@ -128,11 +128,12 @@ def test_bad_requests_get_clear_messages_and_the_server_keeps_serving(server, da
     status, body = get_json(f"{url}/api/jobs/nope")
     assert status == 404 and "unknown" in body["error"]
     # a good request with a primer still works after all of that
-    status, body = post_form(url, ok, ("primer.mid", midi))
+    status, body = post_form(url, {**ok, "primer_bars": "2"}, ("primer.mid", midi))
     assert status == 202, body
     done = wait_done(url, body["job"])
     assert done["status"] == "done", done
     piece = done["pieces"][0]
+    assert 0 < piece["notes"] < symusic.Score.from_midi(midi).note_num()  # 2 bars continued
     assert symusic.Score.from_midi(urllib.request.urlopen(url + piece["midi"]).read()).tpq > 0
     files = f"{url}/api/jobs/{done['id']}/files/"
     status, body = get_json(files + "primer.mid")  # in the job folder, but not a piece
@@ -144,7 +145,7 @@ def test_bad_requests_get_clear_messages_and_the_server_keeps_serving(server, da
 
 def test_requests_while_one_runs_are_queued_not_dropped(server) -> None:
     url = server["url"]
-    fields = {"model": RUN_NAME, "length": "32", "n": "1"}
+    fields = {"model": RUN_NAME, "length": "32", "n": "1", "temperature": "0.9"}
     answers = [post_form(url, {**fields, "seed": str(seed)}) for seed in (1, 2, 3)]
     assert [status for status, _ in answers] == [202, 202, 202]
     last = answers[-1][1]

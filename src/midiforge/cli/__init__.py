@@ -23,6 +23,8 @@ COMMANDS: dict[str, str] = {
     "generate": "sample new MIDI files from a trained run",
     "convert": "convert scores, Guitar Pro, audio or music21:NAME into MIDI files",
     "render": "render MIDI files to WAV (FluidSynth) and/or piano-roll PNG",
+    "evaluate": "held-out likelihood of a run, or metrics of generated MIDI against a reference",
+    "benchmark": "reproduce a published likelihood benchmark (jsb16, polyphonic) and compare",
 }
 
 

@@ -45,7 +45,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     enc.add_argument(
         "--tokenizer",
         default=d.tokenizer,
-        help="MidiTok tokenization: remi, tsd, midilike, structured, mmm (default: %(default)s)",
+        help="MidiTok tokenization: remi, tsd, midilike, structured (default: %(default)s)",
     )
     enc.add_argument(
         "--bpe-vocab",

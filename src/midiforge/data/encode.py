@@ -23,7 +23,6 @@ from typing import Any
 
 import numpy as np
 from miditok import (
-    MMM,
     REMI,
     TSD,
     MIDILike,
@@ -58,7 +57,6 @@ TOKENIZERS: dict[str, type[MusicTokenizer]] = {
     "tsd": TSD,
     "midilike": MIDILike,
     "structured": Structured,
-    "mmm": MMM,
 }
 MULTI_VOCAB = ("cpword", "octuple", "mumidi")  # several ids per step: not storable as one stream
 SPECIAL_TOKENS = ("PAD", "BOS", "EOS", "MASK")

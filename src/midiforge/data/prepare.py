@@ -13,6 +13,7 @@ tokens without Program tokens, 512-token / 64-note windows as the too-short rule
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import importlib.metadata
 import json
@@ -37,13 +38,12 @@ from midiforge.data import corpus
 from midiforge.data.encode import (
     FIELD,
     NOTE_FIELDS,
-    apply_bpe,
     build_tokenizer,
     notes_from_score,
     score_to_ids,
     special_ids,
-    train_bpe,
 )
+from midiforge.data.store import SplitWriter, bpe_pass
 from midiforge.errors import MidiforgeError, choice_error
 from midiforge.io.midi import load_midi
 
@@ -59,7 +59,7 @@ TASK_CHUNK = 4  # files per worker hand-off: amortises IPC, keeps results flowin
 class PrepareOptions:
     """Every option of ``prepare`` (and of ``midiforge prepare``); stored in the manifest."""
 
-    tokenizer: str = "remi"  # MidiTok tokenization: remi, tsd, midilike, structured, mmm
+    tokenizer: str = "remi"  # MidiTok tokenization: remi, tsd, midilike, structured
     bpe_vocab: int | None = None  # train BPE to this vocabulary size on the train split
     tracks: Literal["all", "longest", "merge"] = "merge"  # all → Program tokens in one stream
     programs: list[int] | None = None  # keep only these GM programs (None: every non-drum)
@@ -159,103 +159,6 @@ def _process(task: tuple[str, str]) -> tuple[dict[str, Any], np.ndarray | None, 
     return record, ids, notes
 
 
-# ---------------------------------------------------------------- main side (streaming writer)
-
-
-class _SplitWriter:
-    """Appends one split's files to flat .bin files and remembers only the offsets."""
-
-    def __init__(self, root: Path, split: str) -> None:
-        self.split = split
-        self.tokens_path = root / "tokens" / f"{split}.bin"
-        self.notes_path = root / "notes" / f"{split}.bin"
-        self.root = root
-        self._tokens = self.tokens_path.open("wb")
-        self._notes = self.notes_path.open("wb")
-        self.token_offsets = [0]
-        self.note_offsets = [0]
-        self.labels: list[str | None] = []
-
-    def add(self, ids: np.ndarray, notes: np.ndarray, label: str | None) -> int:
-        self._tokens.write(np.ascontiguousarray(ids, np.int32).tobytes())
-        self._notes.write(np.ascontiguousarray(notes, np.float32).tobytes())
-        self.token_offsets.append(self.token_offsets[-1] + len(ids))
-        self.note_offsets.append(self.note_offsets[-1] + len(notes))
-        self.labels.append(label)
-        return len(self.labels) - 1
-
-    def flush_tokens(self) -> None:
-        """Finish the token file so it can be read back (the BPE pass rewrites it)."""
-        self._tokens.close()
-
-    def close(self, label_names: list[str]) -> dict[str, int]:
-        self._tokens.close()
-        self._notes.close()
-        np.save(
-            self.root / "tokens" / f"{self.split}.offsets.npy",
-            np.array(self.token_offsets, np.int64),
-        )
-        np.save(
-            self.root / "notes" / f"{self.split}.offsets.npy", np.array(self.note_offsets, np.int64)
-        )
-        index = {name: i for i, name in enumerate(label_names)}
-        labels = np.array([index.get(lab, -1) if lab else -1 for lab in self.labels], np.int64)
-        np.save(self.root / "labels" / f"{self.split}.npy", labels)
-        return {
-            "files": len(self.labels),
-            "tokens": self.token_offsets[-1],
-            "notes": self.note_offsets[-1],
-        }
-
-
-def _bpe_pass(
-    writers: dict[str, _SplitWriter],
-    tokenizer,
-    opts: PrepareOptions,
-    specials: dict[str, int],
-    records: list[dict[str, Any]],
-) -> None:
-    """Train BPE on the train split's base ids, then rewrite every split's tokens merged.
-
-    Both passes stream file by file from the memory-mapped base arrays just written, so BPE
-    costs no extra parse of the MIDI files and no corpus-sized buffer.
-    """
-    cut = 1 if opts.bos_eos else 0  # BOS/EOS stay outside BPE merges
-
-    def base_ids(writer: _SplitWriter):
-        def files():
-            n = writer.token_offsets[-1]
-            if n == 0:
-                return
-            flat = np.memmap(writer.tokens_path, np.int32, "r", shape=(n,))
-            for a, b in zip(writer.token_offsets[:-1], writer.token_offsets[1:]):
-                yield flat[a + cut : b - cut]
-
-        return files
-
-    for writer in writers.values():
-        writer.flush_tokens()
-    train = writers["train"]
-    if not train.labels:
-        raise MidiforgeError("bpe_vocab: the train split holds no files to learn BPE from")
-    train_bpe(tokenizer, base_ids(train), len(train.labels), opts.bpe_vocab)
-    by_place = {(r["split"], r["index"]): r for r in records if r["status"] == "kept"}
-    for split, writer in writers.items():
-        merged_path = writer.tokens_path.with_suffix(".bpe")
-        offsets = [0]
-        with merged_path.open("wb") as fh:
-            for i, ids in enumerate(base_ids(writer)()):
-                merged = apply_bpe(tokenizer, ids)
-                if opts.bos_eos:
-                    merged = np.concatenate([[specials["BOS"]], merged, [specials["EOS"]]])
-                fh.write(merged.astype(np.int32).tobytes())
-                offsets.append(offsets[-1] + len(merged))
-                by_place[(split, i)]["tokens_base"] = by_place[(split, i)]["tokens"]
-                by_place[(split, i)]["tokens"] = len(merged)
-        os.replace(merged_path, writer.tokens_path)
-        writer.token_offsets = offsets
-
-
 def _versions() -> dict[str, str]:
     return {
         "midiforge": __version__,
@@ -302,17 +205,21 @@ def _pool_context() -> multiprocessing.context.BaseContext:
     return ctx
 
 
+@contextlib.contextmanager
 def _results(paths: list[str], src: Path, opts: PrepareOptions, jobs: int):
-    """Yield per-file results in path order, from worker processes when jobs > 1."""
+    """Per-file results in path order, from worker processes when jobs > 1.
+
+    A context manager so the pool is started (forked) before the progress bar starts its
+    monitor thread, and is shut down on any exit, Ctrl-C included.
+    """
     tasks = [(str(src / rel), rel) for rel in paths]
     opts_dict = dataclasses.asdict(opts)
     if jobs == 1:
         _init_worker(opts_dict)
-        yield from map(_process, tasks)
+        yield map(_process, tasks)
         return
-    ctx = _pool_context()
-    with ctx.Pool(jobs, initializer=_init_worker, initargs=(opts_dict,)) as pool:
-        yield from pool.imap(_process, tasks, chunksize=TASK_CHUNK)
+    with _pool_context().Pool(jobs, initializer=_init_worker, initargs=(opts_dict,)) as pool:
+        yield pool.imap(_process, tasks, chunksize=TASK_CHUNK)
 
 
 def _progress(total: int, quiet: bool):
@@ -338,12 +245,12 @@ def _build(src: Path, tmp: Path, opts: PrepareOptions, started: float) -> dict[s
         (tmp / sub).mkdir(parents=True)
     tokenizer = build_tokenizer(opts.tokenizer, use_programs=opts.tracks == "all")
     specials = special_ids(tokenizer)
-    writers = {s: _SplitWriter(tmp, s) for s in corpus.SPLITS}
+    writers = {s: SplitWriter(tmp, s) for s in corpus.SPLITS}
     jobs = opts.jobs or os.cpu_count() or 1
     records: list[dict[str, Any]] = []
     seen: dict[str, str] = {}
-    with _progress(len(paths), opts.quiet) as bar:
-        for record, ids, notes in _results(paths, src, opts, jobs):
+    with _results(paths, src, opts, jobs) as results, _progress(len(paths), opts.quiet) as bar:
+        for record, ids, notes in results:
             bar.update(1)
             records.append(record)
             rel = record["path"]
@@ -374,9 +281,13 @@ def _build(src: Path, tmp: Path, opts: PrepareOptions, started: float) -> dict[s
                 record["tokens"] = len(ids)
             record["split"] = split
             record["index"] = writers[split].add(ids, notes, record["label"])
+    for record in records:  # one schema for kept and skipped records
+        record.setdefault("split", None)
+        record.setdefault("index", None)
+        record.setdefault("hash", None)
     label_names = sorted({r["label"] for r in records if r["status"] == "kept" and r["label"]})
     if opts.bpe_vocab is not None:
-        _bpe_pass(writers, tokenizer, opts, specials, records)
+        bpe_pass(writers, tokenizer, opts.bpe_vocab, opts.bos_eos, specials, records)
     splits = {s: w.close(label_names) for s, w in writers.items()}
     tokenizer.save(tmp, filename="tokenizer.json")
     kept = sum(r["status"] == "kept" for r in records)
@@ -406,6 +317,21 @@ def _build(src: Path, tmp: Path, opts: PrepareOptions, started: float) -> dict[s
     }
 
 
+def _remove_stale_temps(out: Path) -> None:
+    """Delete temp dirs of earlier runs for the same OUT whose process no longer exists
+    (killed with SIGKILL or by a power cut, so their own cleanup never ran)."""
+    for old in out.parent.glob(f".{out.name}.tmp-*"):
+        pid = old.name.rsplit("-", 1)[-1]
+        if not pid.isdigit():
+            continue
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            shutil.rmtree(old, ignore_errors=True)
+        except PermissionError:
+            continue  # another user's live process
+
+
 def prepare(src: str | Path, out: str | Path, **options: Any) -> PrepareResult:
     """Clean, split and encode every MIDI file under ``src`` into the dataset dir ``out``.
 
@@ -430,9 +356,8 @@ def prepare(src: str | Path, out: str | Path, **options: Any) -> PrepareResult:
     src, out = Path(src), Path(out)
     _check_options(src, out, opts)
     out.parent.mkdir(parents=True, exist_ok=True)
+    _remove_stale_temps(out)
     tmp = out.parent / f".{out.name}.tmp-{os.getpid()}"
-    if tmp.exists():
-        shutil.rmtree(tmp)
     try:
         manifest = _build(src, tmp, opts, started)
         manifest["summary"]["seconds"] = round(time.perf_counter() - started, 3)

@@ -15,6 +15,7 @@ Variance follow Mittal et al. (2021), "Symbolic Music Generation with Diffusion 
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -366,7 +367,7 @@ def gaussian_overlap(mu1: float, sd1: float, mu2: float, sd2: float) -> float:
         roots = sorted([(-b - disc) / (2 * a), (-b + disc) / (2 * a)])
     edges = [-math.inf, *roots, math.inf]
     area = 0.0
-    for lo, hi in zip(edges[:-1], edges[1:]):
+    for lo, hi in itertools.pairwise(edges):
         if math.isinf(lo) and math.isinf(hi):
             probe = mu1
         elif math.isinf(lo):
@@ -381,9 +382,7 @@ def gaussian_overlap(mu1: float, sd1: float, mu2: float, sd2: float) -> float:
     return float(min(max(area, 0.0), 1.0))
 
 
-def frame_overlaps(
-    notes: np.ndarray, beats_per_bar: int = BEATS_PER_BAR
-) -> dict[str, list[float]]:
+def frame_overlaps(notes: np.ndarray, beats_per_bar: int = BEATS_PER_BAR) -> dict[str, list[float]]:
     """Gaussian overlap of pitch and of duration between each pair of adjacent frames.
 
     Frames are ``FRAME_BARS`` bars long and start every ``HOP_BARS`` bars; a note belongs to
@@ -406,7 +405,7 @@ def frame_overlaps(
                 (inside[:, DURATION].mean(), inside[:, DURATION].std()),
             )
         )
-    for prev, cur in zip(stats[:-1], stats[1:]):
+    for prev, cur in itertools.pairwise(stats):
         if prev is None or cur is None:
             continue
         for key, k in (("pitch", 0), ("duration", 1)):

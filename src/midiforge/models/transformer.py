@@ -49,19 +49,37 @@ class TransformerConfig:
 
 @dataclass
 class KVCache:
-    """Per-layer keys and values ``(B, H, T_cached, D_head)`` and the count of tokens seen.
+    """Per-layer key and value buffers ``(B, H, capacity, D_head)``, the first ``length`` filled.
 
-    ``seen`` counts every token fed so far (the absolute position of the next one); it can
-    exceed the cached length once the sampler has trimmed the cache.
+    Buffers grow by doubling and new positions are written in place, so a decoding step copies
+    nothing old (amortised O(1) per token instead of re-concatenating the whole cache). A cache
+    is therefore consumed by the call that extends it: to branch, copy it first. ``seen`` counts
+    every token fed so far (the absolute position of the next one); it exceeds ``length`` once
+    the sampler has trimmed the cache.
     """
 
     keys: list[torch.Tensor]
     values: list[torch.Tensor]
+    length: int = 0
     seen: int = 0
 
-    @property
-    def length(self) -> int:
-        return self.keys[0].shape[2] if self.keys else 0
+
+def append_kv(buf: torch.Tensor | None, new: torch.Tensor, length: int) -> torch.Tensor:
+    """Write ``new`` ``(B, H, T, Dh)`` after the first ``length`` positions of ``buf``.
+
+    Returns the buffer (a larger copy when ``buf`` is full; ``new`` itself when there is no
+    past, which is the training path: no extra copy).
+    """
+    if buf is None or length == 0:
+        return new
+    need = length + new.shape[2]
+    if buf.shape[2] < need:
+        b, h, _, dh = new.shape
+        grown = new.new_empty(b, h, max(need, 2 * buf.shape[2]), dh)
+        grown[:, :, :length] = buf[:, :, :length]
+        buf = grown
+    buf[:, :, length:need] = new
+    return buf
 
 
 def skew(qe: torch.Tensor) -> torch.Tensor:
@@ -85,7 +103,11 @@ def skew(qe: torch.Tensor) -> torch.Tensor:
 
 
 class RelativeEmbedding(nn.Module):
-    """One learned vector per head and distance 0..max_rel-1, ``E_r`` in the paper."""
+    """One learned vector per head and distance 0..max_rel-1, ``E_r`` in the paper.
+
+    Stored in *descending* distance order (row ``r`` = distance ``max_rel - 1 - r``), so the rows
+    a key length ``T_k <= max_rel`` needs are the table's last ``T_k`` rows: a view, no gather.
+    """
 
     def __init__(self, n_heads: int, d_head: int, max_rel: int) -> None:
         super().__init__()
@@ -94,8 +116,10 @@ class RelativeEmbedding(nn.Module):
 
     def forward(self, t_k: int) -> torch.Tensor:
         """Rows for distances ``T_k-1, ..., 1, 0`` (clipped to max_rel-1): ``(H, T_k, D_head)``."""
-        dist = torch.arange(t_k - 1, -1, -1, device=self.table.device).clamp_max(self.max_rel - 1)
-        return self.table[:, dist]
+        if t_k <= self.max_rel:
+            return self.table[:, self.max_rel - t_k :]
+        far = self.table[:, :1].expand(-1, t_k - self.max_rel, -1)  # distances >= max_rel
+        return torch.cat([far, self.table], dim=1)
 
 
 class Attention(nn.Module):
@@ -115,35 +139,37 @@ class Attention(nn.Module):
         )
 
     def forward(
-        self, x: torch.Tensor, past: tuple[torch.Tensor, torch.Tensor] | None
+        self, x: torch.Tensor, past: tuple[torch.Tensor, torch.Tensor] | None, length: int
     ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+        """Attend ``x`` ``(B, T_q, D)`` to itself and the first ``length`` cached positions.
+
+        Returns the output and the key/value buffers extended by ``x``'s keys and values.
+        """
         b, t_q, d = x.shape
         q, k, v = self.qkv(x).split(d, dim=2)  # 3 × (B, T_q, D)
         q, k, v = (z.view(b, t_q, self.n_heads, self.d_head).transpose(1, 2) for z in (q, k, v))
-        if past is not None:  # (B, H, T_past, Dh) each
-            k = torch.cat([past[0], k], dim=2)
-            v = torch.cat([past[1], v], dim=2)
-        t_k = k.shape[2]
-        # causal mask for queries at positions t_k - t_q .. t_k - 1
-        causal = torch.ones(t_q, t_k, dtype=torch.bool, device=x.device).tril(t_k - t_q)
-        if self.rel is not None:
+        kbuf = append_kv(past[0] if past else None, k, length)  # (B, H, capacity, Dh)
+        vbuf = append_kv(past[1] if past else None, v, length)
+        t_k = length + t_q
+        k, v = kbuf[:, :, :t_k], vbuf[:, :, :t_k]  # (B, H, T_k, Dh) views
+        drop = self.dropout if self.training else 0.0
+        if self.rel is not None and t_q == 1:
+            # one new query sees every key and skew is the identity: q·k_j + q·E[dist_j] =
+            # q·(k_j + E[dist_j]), so fold E into the keys and use unmasked attention
+            y = F.scaled_dot_product_attention(q, k + self.rel(t_k), v, dropout_p=drop)
+        elif self.rel is not None:
             qe = torch.matmul(q, self.rel(t_k).transpose(1, 2))  # (B, H, T_q, T_k)
-            bias = skew(qe) * self.d_head**-0.5
-            bias = bias.masked_fill(~causal, float("-inf"))
-            y = F.scaled_dot_product_attention(
-                q, k, v, attn_mask=bias, dropout_p=self.dropout if self.training else 0.0
-            )
+            # causal mask for queries at positions t_k - t_q .. t_k - 1
+            causal = torch.ones(t_q, t_k, dtype=torch.bool, device=x.device).tril(t_k - t_q)
+            bias = (skew(qe) * self.d_head**-0.5).masked_fill(~causal, float("-inf"))
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=bias, dropout_p=drop)
+        elif t_q == t_k or t_q == 1:  # all-causal, or one query that sees every key
+            y = F.scaled_dot_product_attention(q, k, v, is_causal=t_q > 1, dropout_p=drop)
         else:
-            y = F.scaled_dot_product_attention(
-                q,
-                k,
-                v,
-                attn_mask=None if t_q == t_k else causal,
-                is_causal=t_q == t_k,
-                dropout_p=self.dropout if self.training else 0.0,
-            )  # (B, H, T_q, Dh)
-        y = y.transpose(1, 2).reshape(b, t_q, d)
-        return self.proj(y), (k, v)
+            causal = torch.ones(t_q, t_k, dtype=torch.bool, device=x.device).tril(t_k - t_q)
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=causal, dropout_p=drop)
+        y = y.transpose(1, 2).reshape(b, t_q, d)  # (B, T_q, D)
+        return self.proj(y), (kbuf, vbuf)
 
 
 class Block(nn.Module):
@@ -161,8 +187,8 @@ class Block(nn.Module):
         )
         self.drop = nn.Dropout(cfg.dropout)
 
-    def forward(self, x, past):
-        a, kv = self.attn(self.norm1(x), past)
+    def forward(self, x, past, length):
+        a, kv = self.attn(self.norm1(x), past, length)
         x = x + self.drop(a)
         x = x + self.drop(self.mlp(self.norm2(x)))
         return x, kv
@@ -235,6 +261,7 @@ class TransformerModel(MidiModel):
         """
         b, t = tokens.shape
         seen = cache.seen if cache is not None else 0
+        length = cache.length if cache is not None else 0
         x = self.embed(tokens)  # (B, T, D)
         if self.pos_embed is not None:
             if seen + t > self.max_seq_len:
@@ -248,12 +275,12 @@ class TransformerModel(MidiModel):
         x = self.drop(x)
         keys, values = [], []
         for i, block in enumerate(self.blocks):
-            past = (cache.keys[i], cache.values[i]) if cache is not None and cache.keys else None
-            x, (k, v) = block(x, past)
+            past = (cache.keys[i], cache.values[i]) if cache is not None else None
+            x, (k, v) = block(x, past, length)
             keys.append(k)
             values.append(v)
         logits = self.head(self.norm(x))  # (B, T, V)
-        return logits, KVCache(keys, values, seen + t)
+        return logits, KVCache(keys, values, length + t, seen + t)
 
     def loss(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         inputs, targets, mask, label = split_batch(batch)
@@ -270,14 +297,16 @@ class TransformerModel(MidiModel):
         """
         if self.pos_embed is not None:
             return None
-        keys = [k[:, :, -keep:] for k in cache.keys]
-        values = [v[:, :, -keep:] for v in cache.values]
-        return KVCache(keys, values, cache.seen)
+        start, end = max(0, cache.length - keep), cache.length
+        keys = [k[:, :, start:end].clone() for k in cache.keys]  # own storage: (B, H, keep, Dh)
+        values = [v[:, :, start:end].clone() for v in cache.values]
+        return KVCache(keys, values, end - start, cache.seen)
 
     def select_cache(self, cache: KVCache, index: torch.Tensor) -> KVCache:
         """Keep the batch rows ``index`` of the cache."""
         return KVCache(
             [k.index_select(0, index) for k in cache.keys],
             [v.index_select(0, index) for v in cache.values],
+            cache.length,
             cache.seen,
         )

@@ -275,6 +275,8 @@ class Trainer:
             self.wrapped = nn.parallel.DistributedDataParallel(
                 self.wrapped, device_ids=ids, find_unused_parameters=True
             )
+        if self.info.is_main:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
         self.logbook = Logbook(self.run_dir / "metrics.csv") if self.info.is_main else None
         self.step = 0
         self.best: float | None = None

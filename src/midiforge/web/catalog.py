@@ -52,7 +52,7 @@ class RunInfo:
             "model": self.model,
             "kind": "diffusion" if self.encoding == "notes" else "tokens",
             "labels": list(self.labels),
-            "dataset": self.dataset,
+            "dataset": "/".join(Path(self.dataset).parts[-2:]),  # no full local path
             "has_weights": self.has_weights,
         }
 

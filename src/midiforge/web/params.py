@@ -29,6 +29,7 @@ FIELDS: dict[str, tuple[type, float, float, float]] = {
     "top_k": (int, 0, 1024, 0),  # most likely tokens kept; 0 = off
     "steps": (int, 1, 1000, 50),  # diffusion denoising steps
     "guidance": (float, 0.0, 20.0, 2.0),  # classifier-free guidance scale
+    "primer_bars": (int, 0, 256, 8),  # bars of the primer continued; 0 = the whole primer
 }
 
 
@@ -47,6 +48,7 @@ class GenerationRequest:
     top_k: int
     steps: int
     guidance: float
+    primer_bars: int
     seed: int
     primer: bytes | None = None  # the uploaded primer MIDI, already checked
 

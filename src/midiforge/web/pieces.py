@@ -20,8 +20,11 @@ log = logging.getLogger(__name__)
 PRIMER_NAME = "primer.mid"
 
 
-def generate_midi(request: GenerationRequest, job_dir: Path) -> list[Path]:
-    """Write ``request.n`` MIDI files into ``job_dir`` with ``midiforge.api.generate``."""
+def generate_midi(request: GenerationRequest, job_dir: Path) -> list[tuple[Path, int]]:
+    """Write ``request.n`` MIDI files into ``job_dir`` with ``midiforge.api.generate``.
+
+    Returns each file with its note count (a short sample from a weak model may hold none).
+    """
     from midiforge import api
 
     primer = None
@@ -35,6 +38,7 @@ def generate_midi(request: GenerationRequest, job_dir: Path) -> list[Path]:
         "seed": request.seed,
         "style": request.style,
         "primer": primer,
+        "primer_bars": request.primer_bars or None,  # 0 on the page = the whole primer
     }
     if request.kind == "diffusion":
         options |= {"steps": request.steps, "guidance": request.guidance}
@@ -44,14 +48,19 @@ def generate_midi(request: GenerationRequest, job_dir: Path) -> list[Path]:
             "top_k": request.top_k,
             "top_p": request.top_p,
         }
-    return list(api.generate(run=request.run, **options).paths)
+    result = api.generate(run=request.run, **options)
+    return list(zip(result.paths, result.notes))
 
 
-def render_piece(midi: Path, *, soundfont: str | None = None) -> dict[str, Any]:
+def render_piece(midi: Path, notes: int, *, soundfont: str | None = None) -> dict[str, Any]:
     """Piano-roll PNG and WAV beside ``midi``; a rendering problem is reported, not fatal."""
     from midiforge.io import render
 
     piece: dict[str, Any] = {"name": midi.stem, "midi": midi.name, "png": None, "wav": None}
+    piece["notes"] = notes
+    if notes == 0:  # nothing to draw or hear; say so instead of rendering silence
+        piece["warning"] = "this piece has no notes; try a longer length or another seed"
+        return piece
     problems = []
     png, wav = midi.with_suffix(".png"), midi.with_suffix(".wav")
     try:
@@ -83,13 +92,13 @@ def run_generation(
     job_dir.mkdir(parents=True, exist_ok=True)
     plural = "s" if request.n > 1 else ""
     stage(f"generating {request.n} piece{plural} with {request.model_id}")
-    paths = generate_midi(request, job_dir)
-    if not paths:
+    written = generate_midi(request, job_dir)
+    if not written:
         raise MidiforgeError("generate wrote no MIDI file; try a larger length")
     pieces = []
-    for i, midi in enumerate(paths, start=1):
+    for i, (midi, notes) in enumerate(written, start=1):
         if midi.parent.resolve() != job_dir.resolve():
             raise MidiforgeError(f"generate wrote {midi} outside the job folder {job_dir}")
-        stage(f"rendering piece {i} of {len(paths)}")
-        pieces.append(render_piece(midi, soundfont=soundfont))
+        stage(f"rendering piece {i} of {len(written)}")
+        pieces.append(render_piece(midi, notes, soundfont=soundfont))
     return pieces

@@ -18,10 +18,11 @@ the audio and the piano roll.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -60,7 +61,10 @@ class WebApp:
         self.extra: dict[str, Path] = {}
         self.preselect: str | None = None
         if config.run is not None:
-            info = catalog.read_run(config.run)  # fails early, naming --run, if it is no run
+            try:
+                info = catalog.read_run(config.run)
+            except MidiforgeError as exc:  # fail before serving, naming the option
+                raise MidiforgeError(f"--run: {exc}") from None
             self.extra[info.id] = Path(config.run)
             self.preselect = info.id
         self.session = time.strftime("%Y%m%d-%H%M%S")
@@ -187,7 +191,8 @@ def create_app(config: WebConfig) -> Starlette:
     """The Starlette app for ``config``; its job worker starts and stops with the app."""
     state = WebApp(config)
 
-    async def lifespan(app: Starlette):  # type: ignore[no-untyped-def]
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
         state.queue.start()
         yield
         state.queue.stop(timeout=1.0)

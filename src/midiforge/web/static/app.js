@@ -67,7 +67,7 @@ function pieceElement(piece) {
   const div = document.createElement("div");
   div.className = "piece";
   const title = document.createElement("h3");
-  title.textContent = piece.name;
+  title.textContent = `${piece.name} · ${piece.notes} notes`;
   div.append(title);
   if (piece.png) {
     const img = document.createElement("img");

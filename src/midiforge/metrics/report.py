@@ -1,0 +1,170 @@
+"""Write an evaluation as ``report.md`` (tables), ``report.json`` (same numbers), and PNGs.
+
+Histograms are drawn with matplotlib's object API (``Figure``), not ``pyplot``, so no global
+backend or window state is touched.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+HISTOGRAM_BINS = 20
+FIGURE_SIZE_IN = (5.0, 3.2)  # inches
+FIGURE_DPI = 100
+HISTOGRAMS = (
+    "pitch_range",
+    "pitch_class_entropy",
+    "polyphony",
+    "note_density",
+    "mean_ioi",
+    "empty_beat_rate",
+    "groove_consistency",
+    "scale_consistency",
+)
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return "–" if math.isnan(value) else f"{value:.3f}"
+    return str(value)
+
+
+def _table(header: list[str], rows: list[list[Any]]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
+    lines += ["| " + " | ".join(_fmt(v) for v in row) + " |" for row in rows]
+    return [*lines, ""]
+
+
+def _json_safe(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    if isinstance(value, (np.floating, float)):
+        return None if math.isnan(float(value)) else float(value)
+    if isinstance(value, np.integer):
+        return int(value)
+    return value
+
+
+def histogram_png(name: str, gen: np.ndarray, ref: np.ndarray, path: Path) -> None:
+    """Overlaid, normalized histograms of one per-piece metric."""
+    from matplotlib.figure import Figure
+
+    gen, ref = gen[np.isfinite(gen)], ref[np.isfinite(ref)]
+    fig = Figure(figsize=FIGURE_SIZE_IN, dpi=FIGURE_DPI)
+    ax = fig.add_subplot()
+    both = np.concatenate([gen, ref])
+    if len(both):
+        lo, hi = float(both.min()), float(both.max())
+        bins = np.linspace(lo, hi if hi > lo else lo + 1.0, HISTOGRAM_BINS + 1)
+        for values, who in ((ref, "reference"), (gen, "generated")):
+            if len(values):
+                ax.hist(values, bins=bins, density=True, alpha=0.5, label=f"{who} ({len(values)})")
+        ax.legend(fontsize="small")
+    ax.set_xlabel(name.replace("_", " "))
+    ax.set_ylabel("density")
+    fig.tight_layout()
+    fig.savefig(path)
+
+
+def write_report(
+    result: dict[str, Any],
+    out: Path,
+    *,
+    gen_features: dict[str, np.ndarray],
+    ref_features: dict[str, np.ndarray],
+) -> list[Path]:
+    """Write report.md, report.json and one PNG per histogram metric into ``out``."""
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name in HISTOGRAMS:
+        path = out / f"{name}.png"
+        histogram_png(name, gen_features[name], ref_features[name], path)
+        written.append(path)
+    runs = np.asarray(result["memorization"]["longest_runs"], dtype=np.float64)
+    histogram_png("longest_training_run", runs, np.zeros(0), out / "longest_training_run.png")
+    written.append(out / "longest_training_run.png")
+
+    md = [
+        f"# Evaluation of {result['generated']}",
+        "",
+        f"Reference: {result['reference']}; {result['n_generated']} generated pieces, "
+        f"{result['n_reference']} reference pieces.",
+        "",
+        "## Aggregate",
+        "",
+    ]
+    rows = []
+    for name, entry in result["aggregate"].items():
+        g, r = entry.get("generated", {}), entry.get("reference", {})
+        rows.append(
+            [
+                name,
+                g.get("mean", math.nan),
+                g.get("std", math.nan),
+                r.get("mean", math.nan),
+                r.get("std", math.nan),
+                entry["oa"],
+                result["ceiling"].get(name, math.nan),
+            ]
+        )
+    md += _table(
+        [
+            "metric",
+            "generated mean",
+            "generated std",
+            "reference mean",
+            "reference std",
+            "overlap area",
+            "ceiling (reference halves)",
+        ],
+        rows,
+    )
+    fw = result["framewise"]
+    md += ["## Framewise self-similarity (Mittal et al. 2021)", ""]
+    rows = []
+    for who, cv in (
+        ("generated vs reference", fw["consistency_variance"]),
+        ("ceiling: reference half vs half", fw["ceiling"]),
+    ):
+        rows.append(
+            [
+                who,
+                cv["pitch"]["consistency"],
+                cv["pitch"]["variance"],
+                cv["duration"]["consistency"],
+                cv["duration"]["variance"],
+            ]
+        )
+    md += _table(
+        [
+            "comparison",
+            "pitch consistency",
+            "pitch variance",
+            "duration consistency",
+            "duration variance",
+        ],
+        rows,
+    )
+    mem = result["memorization"]
+    md += [
+        "## Memorization",
+        "",
+        f"Longest run of notes (intervals and onset gaps, any key) shared with the training "
+        f"pieces; flagged at ≥ {mem['threshold_notes']} notes: "
+        f"{_fmt(mem['share_flagged'])} of files.",
+        "",
+    ]
+    md += ["## Per file", ""]
+    keys = [k for k in result["per_file"][0] if k != "file"] if result["per_file"] else []
+    md += _table(["file", *keys], [[f["file"], *(f[k] for k in keys)] for f in result["per_file"]])
+    md += ["## Histograms", ""] + [f"![{p.stem}]({p.name})" for p in written] + [""]
+    (out / "report.md").write_text("\n".join(md), encoding="utf-8")
+    (out / "report.json").write_text(json.dumps(_json_safe(result), indent=1), encoding="utf-8")
+    return [out / "report.md", out / "report.json", *written]
