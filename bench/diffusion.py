@@ -37,7 +37,7 @@ SIMILARITY_TOLERANCE = 0.05  # |DDIM − DDPM| framewise self-similarity
 WINDOW = 64  # notes per window
 MODEL = {"length": WINDOW, "channels": 32, "channel_mults": [1, 2, 4], "kernel_sizes": [7, 5, 3],
          "attention_layers": 4, "attention_heads": 4, "time_dim": 64,
-         "schedule": {"num_train_timesteps": 1000, "beta_schedule": "cosine", "prediction": "v"}}  # fmt: skip
+         "schedule": {"num_train_timesteps": 1000, "prediction": "v"}}  # fmt: skip
 TRAIN = {"window": WINDOW, "batch_size": 32, "lr": 1e-3, "warmup_steps": 50,
          "eval_every": 200, "save_every": 200, "patience": 0, "seed": 0}  # fmt: skip
 
@@ -88,10 +88,15 @@ def main() -> None:
     parser.add_argument("--train-steps", type=int, default=600)
     parser.add_argument("--pieces", type=int, default=16, help="pieces per sampler")
     parser.add_argument("--number", type=int, default=2, help="windows per piece")
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--work", help="a new folder to keep the dataset and run in")
+    parser.add_argument("--threads", type=int, default=1, help="1 on a shared machine")
     args = parser.parse_args()
+    os.environ["OMP_NUM_THREADS"] = str(args.threads)  # the trainer's thread count too
     torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory(prefix="bench-diffusion-") as tmp:
+        if args.work:
+            tmp = args.work
+            Path(tmp).mkdir(parents=True, exist_ok=False)
         train_s = None
         run_dir = Path(args.run) if args.run else None
         if run_dir is None:

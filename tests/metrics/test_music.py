@@ -82,6 +82,11 @@ def test_overlap_area_and_mgeval_by_hand():
     assert music.overlap_area([0.0], [2.0], bandwidth=1.0) == pytest.approx(0.317311, abs=1e-4)
     assert music.overlap_area([0.0, 1.0], [0.0, 1.0]) == pytest.approx(1.0, abs=1e-4)
     assert music.overlap_area([0.0], [100.0], bandwidth=1.0) == pytest.approx(0.0, abs=1e-6)
+    # a single value borrows the other sample's Scott bandwidth: [0, 2] has std sqrt(2) and
+    # n = 2 -> h = sqrt(2) * 2^(-1/5); the single value 1 sits between them, overlap > 0.5
+    h = math.sqrt(2) * 2 ** (-1 / 5)
+    assert music.scott_bandwidth([0.0, 2.0]) == pytest.approx(h)
+    assert music.overlap_area([1.0], [0.0, 2.0]) > 0.5
     # reference {0, 1}: intra distance 1; generated {0, 1}: inter distances 0, 1, 1, 0
     res = music.mgeval(np.array([0.0, 1.0]), np.array([0.0, 1.0, np.nan]))
     assert res["intra_reference_mean"] == pytest.approx(1.0)

@@ -178,8 +178,10 @@ def test_note_fields_match_the_dataset_contract():
 
 def test_features_round_trip_real_notes(datasets):
     notes, _ = nottingham_notes(datasets, per_prefix=2)
-    for method in ("max", "standard"):
-        scaler = fit_scaler(np.concatenate(notes), encode.NOTE_FIELDS, method=method)
+    for method, coding in (("max", "log"), ("max", "beats"), ("standard", "log")):
+        scaler = fit_scaler(
+            np.concatenate(notes), encode.NOTE_FIELDS, method=method, time_coding=coding
+        )
         piece = notes[0][:48]
         x = scaler.encode(torch.from_numpy(piece)).numpy()  # (48, 3)
         if method == "max":

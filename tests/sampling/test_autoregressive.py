@@ -72,7 +72,9 @@ def test_bad_options_are_named():
 
 @pytest.mark.parametrize("family", ["transformer", "lstm"])
 def test_seeded_reproducible_and_seed_matters(family):
-    cfg = TINY_T if family == "transformer" else {"vocab_size": VOCAB}
+    cfg = (
+        TINY_T if family == "transformer" else {"vocab_size": VOCAB, "d_embed": 16, "d_hidden": 16}
+    )
     torch.manual_seed(0)
     model = build(family, cfg)
     kw = {"n": 3, "max_tokens": 20, "primer_ids": [1, 2], "top_k": 10}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -14,6 +16,7 @@ from midiforge.models.diffusion_schedule import make_scheduler
 from midiforge.sampling.diffusion import generate_notes, sample_window
 from tests.models.test_diffusion import TINY, note_windows, nottingham_notes, tiny_model
 
+TUNE_FOLDERS = ("ashover", "jigs")  # two labels for prepare --labels-from folder
 TRAIN_STEPS = 20
 TIMESTEPS = 50  # trained noise levels: DDPM samples all of them
 L = TINY["length"]
@@ -128,3 +131,35 @@ def test_bad_arguments_name_the_fix(model):
         generate_notes(model, steps=0)
     with pytest.raises(MidiforgeError, match="number"):
         generate_notes(model, steps=2, number=0)
+
+
+def test_generate_command_runs_a_trained_diffusion_run(datasets, tmp_path, monkeypatch, one_thread):
+    """prepare → train → ``midiforge generate RUN --steps … --number … --trace`` end to end."""
+    from midiforge import api
+    from midiforge.cli import main
+
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    src = tmp_path / "midi"
+    for prefix in TUNE_FOLDERS:
+        (src / prefix).mkdir(parents=True)
+        for path in sorted((datasets / "nottingham").glob(f"{prefix}*.mid"))[:4]:
+            (src / prefix / path.name).write_bytes(path.read_bytes())
+    api.prepare(src, tmp_path / "data", labels_from="folder", jobs=1, quiet=True)
+    overrides = [f"model.{k}={json.dumps(v)}" for k, v in TINY.items() if k != "n_labels"]
+    overrides += ["model.schedule.num_train_timesteps=20", f"train.window={L}",
+                  "train.steps=4", "train.batch_size=4", "train.eval_every=4"]  # fmt: skip
+    run = api.train(tmp_path / "data", model="diffusion", overrides=overrides,
+                    run_dir=tmp_path / "run", device="cpu")  # fmt: skip
+    state = json.loads((run / "data_state.json").read_text())
+    assert state["labels"] == list(TUNE_FOLDERS)
+    assert state["features"]["features"] == ["log_frequency", "duration", "delta"]
+    out, trace = tmp_path / "out", tmp_path / "trace.png"
+    argv = ["generate", str(run), "-o", str(out), "--n", "2", "--steps", "5", "--number", "2",
+            "--context", "8", "--style", "jigs", "--guidance", "2", "--seed", "3",
+            "--trace", str(trace), "--device", "cpu"]  # fmt: skip
+    assert main(argv) == 0
+    files = sorted(out.glob("*.mid"))
+    assert len(files) == 2 and trace.is_file()
+    for path in files:
+        assert Score(str(path)).note_num() == L + (L - 8)
+    assert main(["generate", str(run), "-o", str(out), "--steps", "0", "--device", "cpu"]) == 2

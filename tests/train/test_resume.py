@@ -85,3 +85,19 @@ def test_resume_without_a_checkpoint_says_so(tmp_path):
     )
     assert done.returncode == 2
     assert "no resumable checkpoint" in done.stderr
+
+
+def test_windows_do_not_depend_on_dataloader_workers(pop909_small, tmp_path):
+    sets = tiny("lstm", "model.dropout=0.0", "train.eval_every=100", steps=3)
+    runs = [
+        train(
+            pop909_small,
+            model="lstm",
+            overrides=[*sets, f"train.num_workers={workers}"],
+            run_dir=tmp_path / f"workers{workers}",
+            device="cpu",
+        )
+        for workers in (0, 2)
+    ]
+    assert train_losses(runs[0]) == train_losses(runs[1])
+    assert len(train_losses(runs[0])) == 3

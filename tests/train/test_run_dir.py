@@ -9,6 +9,7 @@ import subprocess
 import pytest
 import yaml
 
+import midiforge
 from midiforge.data.encode import build_tokenizer
 from midiforge.errors import MidiforgeError
 from midiforge.train import checkpoint as ckpt
@@ -104,7 +105,7 @@ def test_init_with_another_tokenizer_is_refused(pop909_small, tmp_path):
 
 def test_user_errors_name_the_problem(pop909_small, tmp_path):
     with pytest.raises(MidiforgeError, match="bf16"):
-        train(
+        midiforge.train(  # the public function, though midiforge.train is also a package
             pop909_small,
             model="lstm",
             overrides=tiny("lstm", "train.precision=bf16"),

@@ -10,9 +10,9 @@ import torch
 
 from midiforge.config import from_dict
 from midiforge.data.dataset import PreparedDataset
-from midiforge.train import checkpoint as ckpt
 from midiforge.models import registry
-from midiforge.train.run import _write_run_files, make_windows, train
+from midiforge.train import checkpoint as ckpt
+from midiforge.train.run import make_windows, train
 from midiforge.train.trainer import TrainConfig, Trainer
 
 from .conftest import tiny
@@ -63,6 +63,31 @@ def test_family_trains_and_reloads_exactly(family, pop909_small, tmp_path):
         assert (run / "data_state.json").is_file()
 
 
+def test_diffusion_trains_and_its_validation_loss_is_repeatable(pop909_small, tmp_path):
+    sets = [
+        "model.length=32",
+        "model.channels=16",
+        "model.attention_layers=1",
+        "model.attention_heads=2",
+        "model.time_dim=32",
+    ]
+    run = train(
+        pop909_small,
+        model="diffusion",
+        overrides=tiny("diffusion", *sets, "train.eval_every=2", steps=4),
+        run_dir=tmp_path / "run",
+        device="cpu",
+    )
+    train_rows = rows(run, "train")
+    assert len(train_rows) == 4 and all(float(r["loss"]) > 0 for r in train_rows)
+    loaded = ckpt.load_run(run, "best")
+    cfg = from_dict(TrainConfig, loaded.config["train"], where="train")
+    valid = make_windows(PreparedDataset(pop909_small), loaded.model, cfg, "valid", train=False)
+    again = Trainer(loaded.model, cfg, valid, valid, tmp_path / "eval", device=torch.device("cpu"))
+    recorded = min(float(r["loss"]) for r in rows(run, "valid"))
+    assert again.evaluate()["loss"] == pytest.approx(recorded, abs=1e-6)
+
+
 def test_saved_checkpoint_gives_the_trained_models_logits(pop909_small, tmp_path):
     data = PreparedDataset(pop909_small)
     cfg = TrainConfig(steps=3, batch_size=4, seq_len=32, log_every=1, save_every=3, lr=1e-2)
@@ -72,7 +97,7 @@ def test_saved_checkpoint_gives_the_trained_models_logits(pop909_small, tmp_path
     windows = make_windows(data, net, cfg, "train", train=True)
     Trainer(net, cfg, windows, None, tmp_path, device=torch.device("cpu")).fit()
     assert any(not torch.equal(before[k], v) for k, v in net.state_dict().items())
-    _write_run_files(tmp_path, net, "lstm", cfg, data, pop909_small, [], {})
+    ckpt.write_run_files(tmp_path, net, "lstm", cfg, data, pop909_small, [], {})
     tokens = torch.as_tensor(np.array(data.tokens("valid")[0][:33], np.int64))[None]  # (1, T)
     net.eval()
     with torch.no_grad():

@@ -9,6 +9,7 @@ Examples: ``midiforge train data/ --model lstm --set train.steps=500``;
 from __future__ import annotations
 
 import argparse
+import os
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -54,5 +55,6 @@ def run(args: argparse.Namespace) -> int:
         device=args.device,
         **kwargs,
     )
-    print(run_dir)
+    if os.environ.get("RANK", "0") == "0":  # under torchrun, one line from rank 0
+        print(run_dir)
     return 0

@@ -1,9 +1,11 @@
 """Continuous note features for diffusion: encode raw note rows, scale them, decode them back.
 
 A note becomes a small vector of the values a diffusion model denoises: pitch as log-frequency
-(so an octave is a constant distance), duration and delta (onset gap) in beats, and optionally
-velocity. Each feature is scaled with statistics fitted on the training split only and saved
-with the run, so generation decodes with exactly the scale the model was trained on.
+(so an octave is a constant distance), duration and delta (onset gap) in beats (optionally coded
+as log2(1 + beats / grid), which keeps 0 at 0 for chords and resolves short values as finely as
+long ones), and optionally velocity. Each feature is scaled with statistics fitted on the
+training split only and saved with the run, so generation decodes with exactly the scale the
+model was trained on.
 
 Array shapes: raw rows ``(..., len(RAW_FIELDS))`` in the field order of ``docs/architecture.md``;
 features ``(..., n_features)`` with values near ``[-1, 1]``.
@@ -65,6 +67,7 @@ class FeatureScaler:
 
     method: Literal["max", "standard"] = "max"  # how features are scaled
     velocity: bool = False  # whether velocity is a feature
+    time_coding: Literal["beats", "log"] = "log"  # duration/delta as beats or log2(1 + b/grid)
     shift: list[float] = field(default_factory=list)  # subtracted, per feature
     scale: list[float] = field(default_factory=list)  # then divided by, per feature
     low: list[float] = field(default_factory=list)  # training minimum, per feature
@@ -78,6 +81,7 @@ class FeatureScaler:
         return {
             "method": self.method,
             "velocity": self.velocity,
+            "time_coding": self.time_coding,
             "features": list(self.names),
             "shift": self.shift,
             "scale": self.scale,
@@ -91,6 +95,7 @@ class FeatureScaler:
             return cls(
                 method=state["method"],
                 velocity=bool(state["velocity"]),
+                time_coding=state.get("time_coding", "beats"),
                 shift=[float(v) for v in state["shift"]],
                 scale=[float(v) for v in state["scale"]],
                 low=[float(v) for v in state["low"]],
@@ -109,12 +114,23 @@ class FeatureScaler:
         freq = notes[..., idx["frequency"]].clamp_min(1e-3)
         cols = [
             torch.log2(freq),
-            notes[..., idx["duration"]],
-            notes[..., idx["delta"]],
+            self._code_time(notes[..., idx["duration"]]),
+            self._code_time(notes[..., idx["delta"]]),
         ]
         if self.velocity:
             cols.append(notes[..., idx["velocity"]])
         return torch.stack(cols, dim=-1).float()
+
+    def _code_time(self, beats: torch.Tensor) -> torch.Tensor:
+        """Beats as they are, or log2(1 + beats/grid): 0 stays 0 and short values spread out."""
+        if self.time_coding == "beats":
+            return beats
+        return torch.log2(1 + beats.clamp_min(0) / TIME_GRID_BEATS)
+
+    def _decode_time(self, coded: np.ndarray) -> np.ndarray:
+        if self.time_coding == "beats":
+            return coded
+        return (2.0 ** np.maximum(coded, 0.0) - 1) * TIME_GRID_BEATS
 
     def encode(self, notes: torch.Tensor) -> torch.Tensor:
         """Scaled features ``(..., F)`` of raw note rows; needs a fitted scaler."""
@@ -149,9 +165,9 @@ class FeatureScaler:
         x = x * np.asarray(self.scale) + np.asarray(self.shift)
         x = np.clip(x, np.asarray(self.low), np.asarray(self.high))
         pitch = frequency_to_pitch(2.0 ** x[:, 0])
-        duration = _snap(x[:, 1], TIME_GRID_BEATS)
+        duration = _snap(self._decode_time(x[:, 1]), TIME_GRID_BEATS)
         duration = np.maximum(duration, MIN_DURATION_BEATS)
-        delta = _snap(np.maximum(x[:, 2], 0.0), TIME_GRID_BEATS)
+        delta = _snap(np.maximum(self._decode_time(x[:, 2]), 0.0), TIME_GRID_BEATS)
         if fixed_time is not None:
             if not fixed_time > 0:
                 raise MidiforgeError(f"fixed_time: {fixed_time} beats must be positive")
@@ -195,6 +211,7 @@ def fit_scaler(
     *,
     method: str = "max",
     velocity: bool = False,
+    time_coding: str = "log",
 ) -> FeatureScaler:
     """Fit a :class:`FeatureScaler` on raw training notes ``(N, len(fields))``.
 
@@ -203,6 +220,8 @@ def fit_scaler(
     """
     if method not in ("max", "standard"):
         raise choice_error("scaling", method, ["max", "standard"])
+    if time_coding not in ("beats", "log"):
+        raise choice_error("time_coding", time_coding, ["beats", "log"])
     fields = list(fields)
     missing = [f for f in ("frequency", "duration", "delta", "velocity") if f not in fields]
     if missing:
@@ -216,7 +235,7 @@ def fit_scaler(
             "check the dataset's train split"
         )
     ordered = np.stack([notes[:, fields.index(name)] for name in RAW_FIELDS], axis=-1)
-    scaler = FeatureScaler(method=method, velocity=velocity)  # type: ignore[arg-type]
+    scaler = FeatureScaler(method=method, velocity=velocity, time_coding=time_coding)  # type: ignore[arg-type]
     x = scaler.raw_features(torch.from_numpy(ordered)).double().numpy()  # (N, F)
     low, high = x.min(axis=0), x.max(axis=0)
     low[1:3] = 0.0  # duration and delta scale by their maximum: 0 stays 0 (chords)

@@ -125,12 +125,19 @@ def diffusion_loss(model: Any, windows: Any, timesteps: int = DIFFUSION_TIMESTEP
     return total / count if count else math.nan
 
 
-def run_likelihood(run_dir: str | Path, split: str = "valid", device: str = "cpu") -> dict:
+def run_likelihood(
+    run_dir: str | Path,
+    split: str = "valid",
+    device: str = "cpu",
+    *,
+    diffusion_timesteps: int = DIFFUSION_TIMESTEPS,
+) -> dict:
     """Held-out loss of a RUN dir on ``split`` of the dataset it was trained on.
 
     Returns ``{"model", "split", "kind", ...}``: for token models ``nats``, ``bits``,
     ``perplexity`` per token and the token ``count``; for note models with several heads the
-    weighted mean of every loss entry (``per_head``); for diffusion the ``denoising_loss``.
+    weighted mean of every loss entry (``per_head``); for diffusion the ``denoising_loss`` at
+    ``diffusion_timesteps`` evenly spaced timesteps.
     """
     from midiforge.data.dataset import NoteWindows, PreparedDataset, TokenWindows
     from midiforge.train.checkpoint import load_run
@@ -158,8 +165,8 @@ def run_likelihood(run_dir: str | Path, split: str = "valid", device: str = "cpu
         return out
     windows = NoteWindows(data, split, int(train_cfg.get("window", 64)), train=False)
     if run.config["model"] == "diffusion":
-        out.update(kind="diffusion", denoising_loss=diffusion_loss(model, windows))
-        out["timesteps"] = DIFFUSION_TIMESTEPS
+        loss = diffusion_loss(model, windows, diffusion_timesteps)
+        out.update(kind="diffusion", denoising_loss=loss, timesteps=diffusion_timesteps)
         return out
     sums, count = _weighted_losses(model, windows)
     out.update(kind="notes", loss=sums.get("loss", math.nan) / max(count, 1), count=count)

@@ -281,7 +281,8 @@ def overlap_area(a: np.ndarray, b: np.ndarray, bandwidth: float | None = None) -
     """Overlapping area ∫ min(p_a, p_b) of the Gaussian kernel density estimates of two samples.
 
     1 for identical distributions, 0 for disjoint ones. ``bandwidth`` (same for both) defaults
-    to Scott's rule per sample. NaN when a sample is empty.
+    to Scott's rule per sample (a sample without spread borrows the other's). NaN when a
+    sample is empty.
     """
     a = np.asarray(a, dtype=np.float64).ravel()
     b = np.asarray(b, dtype=np.float64).ravel()
@@ -289,6 +290,12 @@ def overlap_area(a: np.ndarray, b: np.ndarray, bandwidth: float | None = None) -
         return math.nan
     bw_a = bandwidth if bandwidth is not None else scott_bandwidth(a)
     bw_b = bandwidth if bandwidth is not None else scott_bandwidth(b)
+    # a sample of one value (or of equal values) has no spread of its own: borrow the other's,
+    # else a single intra-set distance would be a spike that overlaps nothing
+    if bw_a <= KDE_MIN_BANDWIDTH < bw_b:
+        bw_a = bw_b
+    elif bw_b <= KDE_MIN_BANDWIDTH < bw_a:
+        bw_b = bw_a
     margin = KDE_GRID_MARGIN * max(bw_a, bw_b)
     lo = min(a.min(), b.min()) - margin
     hi = max(a.max(), b.max()) + margin

@@ -41,6 +41,7 @@ class DiffusionConfig:
     length: int = 64  # L, notes per window (a multiple of 2^(levels − 1))
     velocity: bool = False  # also denoise velocity (else generated notes get a fixed one)
     scaling: Literal["max", "standard"] = "max"  # feature scaling fitted on the train split
+    time_coding: Literal["beats", "log"] = "log"  # duration/delta as beats or log2(1 + b/grid)
     channels: int = 64  # channels of the first level
     channel_mults: tuple[int, ...] = (1, 2, 4)  # channels per level, × channels
     kernel_sizes: tuple[int, ...] = (7, 5, 3)  # conv kernel per level (shrinks with depth)
@@ -260,7 +261,9 @@ class NoteDiffusion(MidiModel):
         self.n_features = len(feature_names(config.velocity))
         self.unet = UNet1D(self.n_features, config)
         self.schedule = NoiseSchedule(config.schedule)
-        self.scaler = FeatureScaler(method=config.scaling, velocity=config.velocity)
+        self.scaler = FeatureScaler(
+            method=config.scaling, velocity=config.velocity, time_coding=config.time_coding
+        )
         self.label_names: list[str] = []
 
     def forward(
@@ -279,6 +282,7 @@ class NoteDiffusion(MidiModel):
             fields,
             method=self.config.scaling,
             velocity=self.config.velocity,
+            time_coding=self.config.time_coding,
         )
         self.label_names = list(dataset.labels)
         if len(self.label_names) > self.config.n_labels:

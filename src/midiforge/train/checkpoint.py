@@ -12,6 +12,7 @@ it loads with ``torch.load(weights_only=True)`` and no pickle of arbitrary objec
 from __future__ import annotations
 
 import json
+import platform
 import random
 import shutil
 import tempfile
@@ -24,7 +25,7 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import load_model, save_model
 
-from midiforge.config import load_yaml
+from midiforge.config import load_yaml, save_yaml, to_dict
 from midiforge.errors import MidiforgeError, choice_error
 from midiforge.models.base import MidiModel
 
@@ -173,6 +174,67 @@ def load_weights(model: MidiModel, path: str | Path) -> None:
         raise MidiforgeError(
             f"{path} lacks tensor(s) {', '.join(missing[:5])} that the config's model needs"
         )
+
+
+# --------------------------------------------------------------------------- run files
+
+
+def _versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {"python": platform.python_version(), "torch": str(torch.__version__)}
+    for package in ("midiforge", "miditok", "symusic"):
+        try:
+            out[package] = version(package)
+        except PackageNotFoundError:
+            out[package] = "unknown"
+    return out
+
+
+def write_run_files(run_dir, net, model_name, cfg, data, data_path, labels, data_state) -> None:
+    """``config.yaml``, the tokenizer copy and ``data_state.json``: the run describes itself."""
+    tokenizer = data_path / TOKENIZER_FILE
+    if tokenizer.is_file():
+        shutil.copyfile(tokenizer, run_dir / TOKENIZER_FILE)
+    if data_state:
+        tmp = run_dir / f".{DATA_STATE_FILE}.tmp"
+        tmp.write_text(json.dumps(data_state, indent=1), encoding="utf-8")
+        tmp.replace(run_dir / DATA_STATE_FILE)
+    save_yaml(
+        _plain(
+            {
+                "format": RUN_FORMAT,
+                "format_version": RUN_FORMAT_VERSION,
+                "model": model_name,
+                "model_config": to_dict(net.config),
+                "train": to_dict(cfg),
+                "dataset": str(Path(data_path).resolve()),
+                "labels": list(labels),
+                "tokenizer": dict(data.manifest.get("tokenizer") or {}),
+                "dataset_options": dict(data.manifest.get("options") or {}),
+                "versions": _versions(),
+            }
+        ),
+        run_dir / CONFIG_FILE,
+    )
+
+
+def _plain(value: Any) -> Any:
+    """Nested dicts/lists of builtins only, so ``yaml.safe_dump`` can write them."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, (bool, int, float)) or value is None:
+        return value
+    return str(value)
+
+
+def update_train_section(run_dir: Path, cfg: Any) -> None:
+    """Rewrite config.yaml's ``train`` section (``--resume`` may change e.g. ``steps``)."""
+    saved = load_yaml(run_dir / CONFIG_FILE)
+    saved["train"] = _plain(to_dict(cfg))
+    save_yaml(saved, run_dir / CONFIG_FILE)
 
 
 # --------------------------------------------------------------------------- load_run

@@ -98,11 +98,14 @@ def attach_file_log(path: Path) -> logging.Handler:
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     logger = logging.getLogger("midiforge")
     logger.addHandler(handler)
+    handler.previous_level = logger.level  # type: ignore[attr-defined]
     if logger.level == logging.NOTSET or logger.level > logging.INFO:
         logger.setLevel(logging.INFO)
     return handler
 
 
 def detach(handler: logging.Handler) -> None:
-    logging.getLogger("midiforge").removeHandler(handler)
+    logger = logging.getLogger("midiforge")
+    logger.removeHandler(handler)
+    logger.setLevel(getattr(handler, "previous_level", logging.NOTSET))
     handler.close()

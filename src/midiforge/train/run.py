@@ -12,9 +12,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-import platform
 import random
-import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -22,18 +20,13 @@ from typing import Any
 import numpy as np
 import torch
 
-from midiforge.config import apply_overrides, from_dict, load_yaml, save_yaml, to_dict
+from midiforge.config import apply_overrides, from_dict, load_yaml
 from midiforge.errors import MidiforgeError
 from midiforge.train import checkpoint as ckpt
 from midiforge.train import distributed
 from midiforge.train.logbook import attach_file_log, detach
-from midiforge.train.trainer import (
-    TrainConfig,
-    Trainer,
-    resolve_device,
-    set_cpu_threads,
-    windows_needed,
-)
+from midiforge.train.settings import TrainConfig, resolve_device, set_cpu_threads
+from midiforge.train.trainer import Trainer, windows_needed
 
 log = logging.getLogger(__name__)
 
@@ -68,18 +61,6 @@ def split_config(
             raise MidiforgeError(f"config: section {name!r} must be a mapping of keys to values")
         sections.append(section)
     return sections[0], sections[1]
-
-
-def _versions() -> dict[str, str]:
-    from importlib.metadata import PackageNotFoundError, version
-
-    out = {"python": platform.python_version(), "torch": str(torch.__version__)}
-    for package in ("midiforge", "miditok", "symusic"):
-        try:
-            out[package] = version(package)
-        except PackageNotFoundError:
-            out[package] = "unknown"
-    return out
 
 
 # --------------------------------------------------------------------------- dataset
@@ -131,6 +112,12 @@ def make_windows(data: Any, model: Any, cfg: TrainConfig, split: str, *, train: 
     count = windows_needed(cfg, world) if train else None
     aug = cfg.augment and train
     if model.encoding == "notes":
+        length = getattr(model.config, "length", cfg.window)  # fixed-length models (diffusion)
+        if length != cfg.window:
+            raise MidiforgeError(
+                f"train.window={cfg.window} differs from the model's length={length} notes; "
+                f"set --set train.window={length} (or model.length={cfg.window})"
+            )
         return ds.NoteWindows(
             data,
             split,
@@ -361,7 +348,9 @@ def _train(dataset, model_name, config, overrides, run_dir, resume, init, dev, i
             else:
                 data_state = net.prepare_data(data) or {}
             if info.is_main:
-                _write_run_files(run_dir, net, model_name, cfg, data, data_path, labels, data_state)
+                ckpt.write_run_files(
+                    run_dir, net, model_name, cfg, data, data_path, labels, data_state
+                )
             distributed.barrier(info)
         log.info(
             "training %s (%d parameters) on %s into %s (%s, %d process(es))",
@@ -380,7 +369,7 @@ def _train(dataset, model_name, config, overrides, run_dir, resume, init, dev, i
         if state is not None:
             trainer.load_state_dict(state)
             if info.is_main:
-                _update_train_section(run_dir, cfg)  # e.g. a larger train.steps
+                ckpt.update_train_section(run_dir, cfg)  # e.g. a larger train.steps
         result = trainer.fit()
         log.info("finished at step %d (best valid loss %s)", result.steps, result.best_valid_loss)
     finally:
@@ -391,48 +380,3 @@ def _train(dataset, model_name, config, overrides, run_dir, resume, init, dev, i
 
 def _read_json(path: Path) -> dict[str, Any]:
     return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
-
-
-def _write_run_files(run_dir, net, model_name, cfg, data, data_path, labels, data_state) -> None:
-    """``config.yaml``, the tokenizer copy and ``data_state.json``: the run describes itself."""
-    tokenizer = data_path / ckpt.TOKENIZER_FILE
-    if tokenizer.is_file():
-        shutil.copyfile(tokenizer, run_dir / ckpt.TOKENIZER_FILE)
-    if data_state:
-        tmp = run_dir / f".{ckpt.DATA_STATE_FILE}.tmp"
-        tmp.write_text(json.dumps(data_state, indent=1), encoding="utf-8")
-        tmp.replace(run_dir / ckpt.DATA_STATE_FILE)
-    save_yaml(
-        _plain(
-            {
-                "format": ckpt.RUN_FORMAT,
-                "format_version": ckpt.RUN_FORMAT_VERSION,
-                "model": model_name,
-                "model_config": to_dict(net.config),
-                "train": to_dict(cfg),
-                "dataset": str(Path(data_path).resolve()),
-                "labels": list(labels),
-                "tokenizer": dict(data.manifest.get("tokenizer") or {}),
-                "dataset_options": dict(data.manifest.get("options") or {}),
-                "versions": _versions(),
-            }
-        ),
-        run_dir / ckpt.CONFIG_FILE,
-    )
-
-
-def _plain(value: Any) -> Any:
-    """Nested dicts/lists of builtins only, so ``yaml.safe_dump`` can write them."""
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    if isinstance(value, (bool, int, float)) or value is None:
-        return value
-    return str(value)
-
-
-def _update_train_section(run_dir: Path, cfg: TrainConfig) -> None:
-    saved = load_yaml(run_dir / ckpt.CONFIG_FILE)
-    saved["train"] = _plain(to_dict(cfg))
-    save_yaml(saved, run_dir / ckpt.CONFIG_FILE)

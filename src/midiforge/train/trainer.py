@@ -17,13 +17,11 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import math
-import os
 import random
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import torch
@@ -36,119 +34,11 @@ from midiforge.models.base import MidiModel
 from midiforge.train import checkpoint as ckpt
 from midiforge.train import distributed
 from midiforge.train.logbook import Logbook, plot_losses
+from midiforge.train.settings import TrainConfig, check_config, lr_factor, resolve_precision
 
 log = logging.getLogger(__name__)
 
 PROGRESS_MIN_INTERVAL_S = 0.5  # seconds between progress-bar refreshes
-
-
-@dataclass
-class TrainConfig:
-    """How to train; the ``train:`` section of a config file and of ``RUN/config.yaml``."""
-
-    steps: int = 2000  # optimizer steps
-    batch_size: int = 16  # windows per micro-batch and process
-    seq_len: int = 256  # tokens per window (token models); the model sees seq_len inputs
-    window: int = 64  # notes per window (note models)
-    lr: float = 3e-4  # peak learning rate, reached after warmup_steps
-    weight_decay: float = 0.01  # AdamW decoupled weight decay (a param group may override it)
-    betas: list[float] = field(default_factory=lambda: [0.9, 0.95])  # AdamW moment decays
-    warmup_steps: int = 100  # linear warm-up from 0 to lr
-    min_lr_ratio: float = 0.1  # the cosine decays lr to lr * min_lr_ratio at the last step
-    grad_clip: float = 1.0  # max global gradient norm; 0 disables clipping
-    accumulate: int = 1  # micro-batches summed into one optimizer step
-    precision: Literal["auto", "fp32", "bf16"] = "auto"  # auto: bf16 on CUDA, fp32 on CPU
-    eval_every: int = 200  # steps between validations
-    eval_batches: int = 8  # validation batches (of batch_size windows, spread over the split)
-    patience: int = 5  # stop after this many validations without improvement; 0 = never
-    seed: int = 0  # seeds weights, window sampling and dropout
-    num_workers: int = 0  # DataLoader worker processes for training windows
-    log_every: int = 10  # steps between training rows in metrics.csv
-    save_every: int = 200  # steps between checkpoints/last (and always at the end)
-    augment: bool = False  # random transposition/velocity/tempo of training windows
-    augment_pitch: int = 6  # largest transposition in semitones (±)
-    augment_velocity: int = 2  # token models: largest velocity change in velocity bins (±)
-    augment_velocity_scale: float = 0.1  # note models: largest relative velocity change (±)
-    augment_tempo: float = 0.1  # note models: largest relative time stretch (±)
-
-
-def check_config(cfg: TrainConfig) -> None:
-    """Reject values that cannot train, naming the key and what is accepted."""
-    positive = (
-        "steps",
-        "batch_size",
-        "seq_len",
-        "window",
-        "accumulate",
-        "eval_every",
-        "eval_batches",
-        "log_every",
-        "save_every",
-    )
-    for name in positive:
-        if getattr(cfg, name) < 1:
-            raise MidiforgeError(f"train.{name}: must be at least 1, got {getattr(cfg, name)}")
-    if cfg.lr <= 0:
-        raise MidiforgeError(f"train.lr: must be positive, got {cfg.lr}")
-    if not 0 <= cfg.min_lr_ratio <= 1:
-        raise MidiforgeError(f"train.min_lr_ratio: must lie in 0..1, got {cfg.min_lr_ratio}")
-    if len(cfg.betas) != 2 or not all(0 <= b < 1 for b in cfg.betas):
-        raise MidiforgeError(f"train.betas: expected two values in [0, 1), got {cfg.betas}")
-    for name in ("warmup_steps", "patience", "num_workers", "grad_clip", "weight_decay"):
-        if getattr(cfg, name) < 0:
-            raise MidiforgeError(f"train.{name}: must not be negative, got {getattr(cfg, name)}")
-
-
-def lr_factor(step: int, cfg: TrainConfig) -> float:
-    """Multiplier of the peak lr at ``step`` (0-based): linear warm-up, then cosine decay."""
-    if step < cfg.warmup_steps:
-        return (step + 1) / cfg.warmup_steps
-    span = max(1, cfg.steps - cfg.warmup_steps)
-    progress = min(1.0, (step - cfg.warmup_steps) / span)
-    cosine = 0.5 * (1.0 + math.cos(math.pi * progress))
-    return cfg.min_lr_ratio + (1.0 - cfg.min_lr_ratio) * cosine
-
-
-def resolve_device(device: str) -> torch.device:
-    """``auto`` → CUDA when present, else CPU; an explicit ``cuda`` without a GPU is an error."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device not in ("cpu", "cuda") and not device.startswith("cuda:"):
-        raise MidiforgeError(f"--device: {device!r} is not accepted; expected auto, cpu or cuda")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise MidiforgeError("--device cuda: no CUDA GPU is visible; use --device cpu or auto")
-    return torch.device(device)
-
-
-def resolve_precision(precision: str, device: torch.device) -> torch.dtype | None:
-    """The autocast dtype, or None for plain fp32."""
-    if precision == "fp32":
-        return None
-    if device.type != "cuda":
-        if precision == "bf16":
-            raise MidiforgeError(
-                "train.precision: bf16 is only used on CUDA; on CPU bf16 autocast is about 26x "
-                "slower than fp32 and nn.LSTM fails under it. Use precision=auto or fp32, or "
-                "train with --device cuda"
-            )
-        return None
-    return torch.bfloat16
-
-
-def set_cpu_threads(info: distributed.Dist) -> int:
-    """Use every core this process may run on, shared among the processes on this machine.
-
-    An explicit ``OMP_NUM_THREADS`` wins (``torchrun`` sets it, and on a machine shared with
-    other jobs one thread per process avoids the stalls of oversubscribed cores).
-    """
-    if os.environ.get("OMP_NUM_THREADS", "").isdigit():
-        threads = max(1, int(os.environ["OMP_NUM_THREADS"]))
-        torch.set_num_threads(threads)
-        return threads
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    threads = max(1, (cores or 1) // info.local_world_size)
-    torch.set_num_threads(threads)
-    return threads
 
 
 def _mix(*parts: int) -> int:
@@ -324,14 +214,17 @@ class Trainer:
         self.model.eval()
         sums: dict[str, float] = {}
         windows = 0
-        for start in range(0, len(picks), self.cfg.batch_size):
-            chunk = picks[start : start + self.cfg.batch_size]
-            batch = _to(default_collate([self.valid_set[int(i)] for i in chunk]), self.device)
-            with self._autocast():
-                losses = self.model.loss(batch)
-            for key, value in losses.items():
-                sums[key] = sums.get(key, 0.0) + float(value) * len(chunk)
-            windows += len(chunk)
+        devices = [self.device.index or 0] if self.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=devices):  # training's RNG stream is left untouched
+            torch.manual_seed(self.cfg.seed)  # a loss that draws noise (diffusion) is repeatable
+            for start in range(0, len(picks), self.cfg.batch_size):
+                chunk = picks[start : start + self.cfg.batch_size]
+                batch = _to(default_collate([self.valid_set[int(i)] for i in chunk]), self.device)
+                with self._autocast():
+                    losses = self.model.loss(batch)
+                for key, value in losses.items():
+                    sums[key] = sums.get(key, 0.0) + float(value) * len(chunk)
+                windows += len(chunk)
         self.model.train()
         keys = sorted(sums) if sums else ["loss"]
         totals = torch.tensor([sums.get(k, 0.0) for k in keys] + [windows], dtype=torch.float64)
