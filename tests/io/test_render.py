@@ -91,3 +91,21 @@ def test_render_folder_and_cli(pop_clip: Path, tmp_path: Path, capsys) -> None:
     assert not (tmp_path / "cli" / "a.wav").exists()
     assert main(["render", str(tmp_path / "nothing.mid")]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_render_png_ignores_a_far_meta_event(tmp_path: Path) -> None:
+    # A sampled piece can end with a tempo event far past its notes (seen at tick 2**28);
+    # the picture must span the notes, not millions of empty bars, and finish quickly.
+    score = symusic.Score(480)
+    score.tempos.append(symusic.Tempo(2**28, 120.0))
+    track = symusic.Track("melody", 0, False)
+    track.notes.append(symusic.Note(0, 960, 60, 80))
+    score.tracks.append(track)
+    midi = tmp_path / "far.mid"
+    score.dump_midi(str(midi))
+    png = render_png(midi, tmp_path / "far.png")
+    image = imread(str(png))
+    assert image.shape[0] > 0
+    # the single note fills a visible share of the width: the x range ends near beat 2
+    coloured = np.argwhere(np.abs(image[..., :3] - np.array(to_rgb("C0"))).sum(axis=-1) < 0.05)
+    assert coloured[:, 1].max() - coloured[:, 1].min() > image.shape[1] * 0.3

@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from midiforge.data.prepare import PrepareOptions, PrepareResult
+from midiforge.data.options import PrepareOptions, PrepareResult
 
 _DEFAULTS = PrepareOptions()
 

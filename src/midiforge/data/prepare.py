@@ -26,9 +26,8 @@ import sys
 import threading
 import time
 from collections import Counter
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 
@@ -43,6 +42,7 @@ from midiforge.data.encode import (
     score_to_ids,
     special_ids,
 )
+from midiforge.data.options import PrepareOptions, PrepareResult
 from midiforge.data.store import SplitWriter, bpe_pass
 from midiforge.errors import MidiforgeError, choice_error
 from midiforge.io.midi import load_midi
@@ -53,41 +53,6 @@ FORMAT = "midiforge-dataset"
 FORMAT_VERSION = 1
 HASH_COLUMNS = (FIELD["pitch"], FIELD["onset"], FIELD["duration"], FIELD["program"])
 TASK_CHUNK = 4  # files per worker hand-off: amortises IPC, keeps results flowing in order
-
-
-@dataclass
-class PrepareOptions:
-    """Every option of ``prepare`` (and of ``midiforge prepare``); stored in the manifest."""
-
-    tokenizer: str = "remi"  # MidiTok tokenization: remi, tsd, midilike, structured
-    bpe_vocab: int | None = None  # train BPE to this vocabulary size on the train split
-    tracks: Literal["all", "longest", "merge"] = "merge"  # all → Program tokens in one stream
-    programs: list[int] | None = None  # keep only these GM programs (None: every non-drum)
-    drums: bool = False  # keep drum tracks
-    max_note_beats: float | None = 16.0  # drop notes longer than this (None: keep all)
-    max_gap_beats: float | None = 16.0  # shorten silences longer than this, by whole bars
-    min_tokens: int = 512  # skip files with fewer tokens (one training window)
-    min_notes: int = 64  # skip files with fewer notes (one note window)
-    dedup: bool = True  # skip files whose notes duplicate an earlier file's
-    split: tuple[float, float, float] = (0.8, 0.1, 0.1)  # train/valid/test by content hash
-    split_by: str | None = None  # CSV/TSV of path,split overriding the hash rule
-    labels_from: str | None = None  # "folder" (first folder under SRC) or a path,label CSV
-    bos_eos: bool = True  # wrap each file's tokens in BOS ... EOS
-    jobs: int | None = None  # worker processes (None: all cores)
-    quiet: bool = False  # no progress bar
-    overwrite: bool = False  # replace an existing OUT
-
-
-@dataclass
-class PrepareResult:
-    """What ``prepare`` did; the CLI prints it as a table."""
-
-    path: Path  # the dataset dir
-    kept: int  # files kept
-    skipped: dict[str, int]  # reason → files
-    splits: dict[str, dict[str, int]]  # split → {"files", "tokens", "notes"}
-    seconds: float  # wall time
-    manifest: dict[str, Any] = field(repr=False, default_factory=dict)
 
 
 # ---------------------------------------------------------------- worker side (one file)

@@ -158,7 +158,9 @@ def render_png(midi_path: str | Path, png_path: str | Path) -> Path:
             label=label,
         )
         pitches.extend(notes["pitch"].tolist())
-    end_tick = score.end()
+    # the music ends where its last note does: a stray meta event far out (a sampled piece with
+    # no notes can carry one) must not stretch the picture into millions of bar lines
+    end_tick = max((t.end() for t in score.tracks if len(t.notes)), default=0)
     for bar in _bar_lines(score, end_tick):
         ax.axvline(bar / tpq, color="0.8", linewidth=0.6, zorder=0)
     if pitches:

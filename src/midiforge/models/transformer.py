@@ -154,9 +154,14 @@ class Attention(nn.Module):
         k, v = kbuf[:, :, :t_k], vbuf[:, :, :t_k]  # (B, H, T_k, Dh) views
         drop = self.dropout if self.training else 0.0
         if self.rel is not None and t_q == 1:
-            # one new query sees every key and skew is the identity: q·k_j + q·E[dist_j] =
-            # q·(k_j + E[dist_j]), so fold E into the keys and use unmasked attention
-            y = F.scaled_dot_product_attention(q, k + self.rel(t_k), v, dropout_p=drop)
+            # one new query sees every key and skew is the identity: its relative scores are
+            # q·E[dist_j] with E's rows already in key order. Two matmuls over views (the cache
+            # and the table) and no (B, H, T_k, Dh) temporary: per-token cost grows only by
+            # reading K, E and V.
+            scores = torch.matmul(q, k.transpose(-1, -2))  # (B, H, 1, T_k)
+            scores = scores + torch.matmul(q, self.rel(t_k).transpose(-1, -2))
+            weights = torch.softmax(scores * self.d_head**-0.5, dim=-1)
+            y = torch.matmul(F.dropout(weights, drop, self.training), v)  # (B, H, 1, Dh)
         elif self.rel is not None:
             qe = torch.matmul(q, self.rel(t_k).transpose(1, 2))  # (B, H, T_q, T_k)
             # causal mask for queries at positions t_k - t_q .. t_k - 1

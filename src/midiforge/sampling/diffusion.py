@@ -190,6 +190,8 @@ def generate_notes(
         scheduler = make_scheduler(model.config.schedule, "ddim")
         scheduler.set_timesteps(steps)
     label_index = resolve_label(model, label)
+    if label_index == NO_LABEL and guidance != 1.0:
+        log.info("guidance=%s has no effect without a label: sampling unconditionally", guidance)
     generator = torch.Generator()
     if seed is None:
         generator.seed()
