@@ -7,7 +7,7 @@ Also reported: Mittal et al.'s Consistency of each sampler against held-out test
 Without ``--run`` a small model is trained first on a Nottingham subset through the real
 pipeline (``prepare`` → ``train``), so the script needs nothing but the shared datasets.
 
-    python bench/diffusion.py [--run RUN] [--files 300] [--train-steps 600] [--pieces 16]
+    python bench/diffusion.py [--run RUN] [--files 1034] [--train-steps 4000] [--pieces 24]
 """
 
 from __future__ import annotations
@@ -84,9 +84,9 @@ def sample(model, steps: int | None, pieces: int, number: int) -> tuple[list[np.
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--run", help="a trained diffusion RUN dir (default: train one here)")
-    parser.add_argument("--files", type=int, default=300, help="Nottingham tunes to train on")
-    parser.add_argument("--train-steps", type=int, default=600)
-    parser.add_argument("--pieces", type=int, default=16, help="pieces per sampler")
+    parser.add_argument("--files", type=int, default=1034, help="Nottingham tunes to train on")
+    parser.add_argument("--train-steps", type=int, default=4000, help="~10 min on 1 CPU thread")
+    parser.add_argument("--pieces", type=int, default=24, help="pieces per sampler")
     parser.add_argument("--number", type=int, default=2, help="windows per piece")
     parser.add_argument("--work", help="a new folder to keep the dataset and run in")
     parser.add_argument("--threads", type=int, default=1, help="1 on a shared machine")

@@ -150,8 +150,30 @@ def test_split_by_file_and_duplicates(datasets: Path, tmp_path: Path) -> None:
     assert recs[f"x/{files[2].name}"]["split"] == "valid"
     assert recs[f"y/{files[0].name}"]["reason"] == "duplicate"
     assert res.splits["train"]["files"] == 2
+    assert {recs[f"x/{f.name}"]["split_source"] for f in files} == {"file"}
     res = prepare(tmp_path / "src", tmp_path / "ds2", jobs=1, quiet=True, min_tokens=0, dedup=False)
     assert res.kept == 5
+
+
+def test_split_file_leaves_unlisted_files_to_the_hash_rule(datasets: Path, tmp_path: Path) -> None:
+    # A mixed corpus: one file has a published split, the others are split by content hash,
+    # exactly as they would be without a split file.
+    files = nottingham_files(datasets, 5)
+    link_files(files, tmp_path / "src")
+    plain = prepare(tmp_path / "src", tmp_path / "plain", jobs=1, quiet=True, min_tokens=0)
+    by_hash = {f["path"]: f["split"] for f in plain.manifest["files"]}
+    listed = files[0].name
+    forced = "valid" if by_hash[listed] != "valid" else "test"
+    table = tmp_path / "splits.csv"
+    table.write_text(f"path,split\n{listed},{forced}\n")
+    mixed = prepare(
+        tmp_path / "src", tmp_path / "mixed", split_by=str(table), jobs=1, quiet=True, min_tokens=0
+    )
+    recs = {f["path"]: f for f in mixed.manifest["files"]}
+    assert recs[listed]["split"] == forced and recs[listed]["split_source"] == "file"
+    for f in files[1:]:
+        assert recs[f.name]["split"] == by_hash[f.name]
+        assert recs[f.name]["split_source"] == "hash"
 
 
 def test_too_short_and_tokenizer_choice(small_corpus: Path, tmp_path: Path) -> None:

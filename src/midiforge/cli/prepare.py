@@ -120,7 +120,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     split.add_argument(
         "--split-by",
         metavar="FILE",
-        help="CSV/TSV of path,split (paths relative to SRC) fixing each split",
+        help="CSV/TSV of path,split (paths relative to SRC) fixing the split of the files it "
+        "lists; the others keep the content-hash split",
     )
     split.add_argument(
         "--labels-from",

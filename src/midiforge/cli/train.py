@@ -36,7 +36,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--run-dir", help="output run directory (default runs/<model>-<time>)")
     parser.add_argument("--resume", metavar="RUN", help="continue a run from its last checkpoint")
     parser.add_argument(
-        "--init", metavar="RUN", help="start from a trained run's weights (fine-tuning)"
+        "--init",
+        metavar="RUN",
+        help="start from a trained run's weights (fine-tuning); 'default' = the shipped model "
+        "(what a MIDI folder of under 200 files uses unless --init none)",
     )
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
 

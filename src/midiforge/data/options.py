@@ -26,7 +26,7 @@ class PrepareOptions:
     min_notes: int = 64  # skip files with fewer notes (one note window)
     dedup: bool = True  # skip files whose notes duplicate an earlier file's
     split: tuple[float, float, float] = (0.8, 0.1, 0.1)  # train/valid/test by content hash
-    split_by: str | None = None  # CSV/TSV of path,split overriding the hash rule
+    split_by: str | None = None  # CSV/TSV of path,split; unlisted files use the hash rule
     labels_from: str | None = None  # "folder" (first folder under SRC) or a path,label CSV
     bos_eos: bool = True  # wrap each file's tokens in BOS ... EOS
     jobs: int | None = None  # worker processes (None: all cores)

@@ -230,17 +230,13 @@ def _build(src: Path, tmp: Path, opts: PrepareOptions, started: float) -> dict[s
                 )
                 continue
             seen.setdefault(record["hash"], rel)
-            if explicit is not None:
-                if rel not in explicit:
-                    record.update(
-                        status="skipped",
-                        reason="not in split file",
-                        detail=f"{rel} is not listed in {opts.split_by}",
-                    )
-                    continue
-                split = explicit[rel]
+            # a split file fixes the split of the files it lists (a published benchmark split);
+            # the rest of a mixed corpus falls back to the content-hash rule
+            if explicit is not None and rel in explicit:
+                split, record["split_source"] = explicit[rel], "file"
             else:
                 split = corpus.split_for_hash(record["hash"], opts.split)
+                record["split_source"] = "hash"
             if opts.bos_eos:
                 ids = np.concatenate([[specials["BOS"]], ids, [specials["EOS"]]]).astype(np.int32)
                 record["tokens"] = len(ids)
@@ -248,6 +244,7 @@ def _build(src: Path, tmp: Path, opts: PrepareOptions, started: float) -> dict[s
             record["index"] = writers[split].add(ids, notes, record["label"])
     for record in records:  # one schema for kept and skipped records
         record.setdefault("split", None)
+        record.setdefault("split_source", None)
         record.setdefault("index", None)
         record.setdefault("hash", None)
     label_names = sorted({r["label"] for r in records if r["status"] == "kept" and r["label"]})

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 from symusic import Score
 
+from midiforge.assets import DEFAULT_RUN_DIR
 from midiforge.errors import MidiforgeError
 
 log = logging.getLogger(__name__)
@@ -90,11 +91,14 @@ def resolve_device(device: str) -> torch.device:
 
 
 def default_run() -> Path:
-    """The shipped default model's run dir (hook: the lead wires the packaged run here)."""
-    raise MidiforgeError(
-        "generate: no run given and no default model is shipped yet; pass a RUN directory "
-        "written by `midiforge train`"
-    )
+    """The shipped default model: a small run dir inside the package (see docs/model-card.md)."""
+    path = DEFAULT_RUN_DIR
+    if not (path / "config.yaml").is_file():
+        raise MidiforgeError(
+            f"generate: no run given and the default model is missing from {path}; reinstall "
+            "midiforge or pass a RUN directory written by `midiforge train`"
+        )
+    return path
 
 
 def label_index(style: str | None, labels: list[str], n_labels: int) -> int | None:

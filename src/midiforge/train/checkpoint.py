@@ -320,3 +320,28 @@ def load_run(
         path=run_dir,
         data_state=data_state,
     )
+
+
+def export_run(run_dir: str | Path, target: str | Path, *, half: bool = True) -> Path:
+    """Copy what ``generate`` needs from a RUN dir into ``target``: a small, shippable run.
+
+    The best weights (in float16 when ``half``: half the size, and loading casts them back to
+    the model's float32), the config, the tokenizer and the data state; no optimizer state or
+    logs. ``target`` is replaced whole, atomically.
+    """
+    run_dir, target = Path(run_dir), Path(target)
+    loaded = load_run(run_dir)
+    model = loaded.model.half() if half else loaded.model
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
+    try:
+        save_weights(model, tmp / WEIGHTS_FILE)
+        for name in (CONFIG_FILE, TOKENIZER_FILE, DATA_STATE_FILE):
+            if (run_dir / name).is_file():
+                shutil.copy2(run_dir / name, tmp / name)
+        if target.exists():
+            shutil.rmtree(target)
+        tmp.replace(target)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return target

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from midiforge.assets import DEFAULT_RUN_DIR
 from midiforge.config import apply_overrides, from_dict, load_yaml
 from midiforge.errors import MidiforgeError
 from midiforge.train import checkpoint as ckpt
@@ -37,6 +38,7 @@ MANIFEST = "manifest.json"
 PREPARED_SUBDIR = "dataset"  # where a raw MIDI folder is prepared inside the RUN dir
 DEFAULT_RUNS_DIR = Path("runs")
 INIT_PREPARE_OPTIONS = ("tokenizer", "tracks", "programs", "drums", "bos_eos")  # from --init
+SMALL_FOLDER_FILES = 200  # a raw MIDI folder smaller than this fine-tunes the default model
 
 
 # --------------------------------------------------------------------------- config
@@ -155,12 +157,11 @@ def _split_windows(data: Any, split: str) -> int:
 
 
 def resolve_init(init: str | Path) -> Path:
-    """The RUN dir to start from. ``"default"`` is the hook for the shipped model."""
+    """The RUN dir to start from; ``"default"`` is the model shipped inside the package."""
     if str(init) == "default":
-        # Hook: the lead wires the shipped default model (and its memorization warning) here.
-        raise MidiforgeError(
-            "--init default: no default model ships with this build yet; give a RUN dir"
-        )
+        from midiforge.sampling.generate import default_run
+
+        return default_run()
     path = Path(init)
     ckpt.read_run_config(path)
     return path
@@ -269,6 +270,31 @@ def train(
         distributed.shutdown(info)
 
 
+def _default_init(
+    folder: Path, init: str | Path | None, model: str, raw: bool
+) -> str | Path | None:
+    """``init`` as given; for a small raw MIDI folder and no ``init``, the shipped model.
+
+    Fine-tuning the default model needs far less data than training from scratch, so a folder
+    under ``SMALL_FOLDER_FILES`` files starts from it unless ``init="none"`` asks for scratch.
+    """
+    if init is not None:
+        return None if str(init) == "none" else init
+    if not raw or model != DEFAULT_MODEL or not folder.is_dir():
+        return None
+    files = sum(1 for p in folder.rglob("*") if p.suffix.lower() in MIDI_SUFFIXES)
+    if files >= SMALL_FOLDER_FILES or not (DEFAULT_RUN_DIR / ckpt.CONFIG_FILE).is_file():
+        return None
+    log.info(
+        "%s holds %d MIDI files (< %d): fine-tuning the shipped default model; "
+        "pass --init none to train from scratch",
+        folder,
+        files,
+        SMALL_FOLDER_FILES,
+    )
+    return "default"
+
+
 def _train(dataset, model_name, config, overrides, run_dir, resume, init, dev, info) -> Path:
     from midiforge.models import registry
 
@@ -293,6 +319,8 @@ def _train(dataset, model_name, config, overrides, run_dir, resume, init, dev, i
     else:
         if dataset is None:
             raise MidiforgeError("DATASET is required (a prepared dataset or a MIDI folder)")
+        raw_folder = not _is_prepared(Path(dataset))
+        init = _default_init(Path(dataset), init, model_name, raw_folder)
         if init is not None:
             init_run = resolve_init(init)
             init_cfg = ckpt.read_run_config(init_run)
@@ -372,6 +400,10 @@ def _train(dataset, model_name, config, overrides, run_dir, resume, init, dev, i
                 ckpt.update_train_section(run_dir, cfg)  # e.g. a larger train.steps
         result = trainer.fit()
         log.info("finished at step %d (best valid loss %s)", result.steps, result.best_valid_loss)
+        if raw_folder and info.is_main:
+            from midiforge.train.audit import audit_run
+
+            audit_run(run_dir, data)
     finally:
         if handler is not None:
             detach(handler)
