@@ -50,8 +50,17 @@ def test_readme_main_job_runs_offline_in_a_fresh_venv(tmp_path: Path) -> None:
         ignore=shutil.ignore_patterns(".venv", ".git", "*.egg-info", "build", "__pycache__"),
     )
     subprocess.run(
-        [str(python), "-m", "pip", "install", "-q", "--no-index", "--no-deps"]
-        + ["--no-build-isolation", str(source)],
+        [
+            str(python),
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            "--no-index",
+            "--no-deps",
+            "--no-build-isolation",
+            str(source),
+        ],
         check=True,
     )
     shutil.rmtree(source)  # the installed copy must stand on its own

@@ -56,8 +56,7 @@ def _coerce(value: Any, annotation: Any, where: str) -> Any:
                     return arg
         if value not in args:
             raise MidiforgeError(
-                f"{where}: {value!r} is not accepted; expected one of: "
-                + ", ".join(map(str, args))
+                f"{where}: {value!r} is not accepted; expected one of: " + ", ".join(map(str, args))
             )
         return value
     if origin in (list, tuple):

@@ -6,7 +6,12 @@ import argparse
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("run", nargs="?", default=None, help="RUN dir written by `train` (default: the shipped model)")
+    parser.add_argument(
+        "run",
+        nargs="?",
+        default=None,
+        help="RUN dir written by `train` (default: the shipped model)",
+    )
     parser.add_argument("-o", "--out", required=True, help="folder for the MIDI files")
     parser.add_argument("-n", "--n", type=int, default=4, help="number of samples (default 4)")
     parser.add_argument(

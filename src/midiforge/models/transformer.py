@@ -163,11 +163,15 @@ class Attention(nn.Module):
             weights = torch.softmax(scores * self.d_head**-0.5, dim=-1)
             y = torch.matmul(F.dropout(weights, drop, self.training), v)  # (B, H, 1, Dh)
         elif self.rel is not None:
-            qe = torch.matmul(q, self.rel(t_k).transpose(1, 2))  # (B, H, T_q, T_k)
+            # written out rather than through SDPA: a float mask sends SDPA to its generic path,
+            # which adds a fully-masked-row check over (B, H, T, T) on every call
+            q = q * self.d_head**-0.5  # (B, H, T_q, Dh): scale once, not the (T_q, T_k) scores
+            scores = torch.matmul(q, k.transpose(-1, -2))  # (B, H, T_q, T_k)
+            scores = scores + skew(torch.matmul(q, self.rel(t_k).transpose(1, 2)))
             # causal mask for queries at positions t_k - t_q .. t_k - 1
-            causal = torch.ones(t_q, t_k, dtype=torch.bool, device=x.device).tril(t_k - t_q)
-            bias = (skew(qe) * self.d_head**-0.5).masked_fill(~causal, float("-inf"))
-            y = F.scaled_dot_product_attention(q, k, v, attn_mask=bias, dropout_p=drop)
+            future = torch.ones(t_q, t_k, dtype=torch.bool, device=x.device).triu(t_k - t_q + 1)
+            weights = torch.softmax(scores.masked_fill_(future, float("-inf")), dim=-1)
+            y = torch.matmul(F.dropout(weights, drop, self.training), v)  # (B, H, T_q, Dh)
         elif t_q == t_k or t_q == 1:  # all-causal, or one query that sees every key
             y = F.scaled_dot_product_attention(q, k, v, is_causal=t_q > 1, dropout_p=drop)
         else:
