@@ -27,7 +27,7 @@ from midiforge.data.dataset import PreparedDataset
 from midiforge.data.features import RAW_FIELDS
 from midiforge.metrics import music
 from midiforge.sampling.diffusion import generate_notes
-from midiforge.train.checkpoint import load_run
+from midiforge.training.checkpoint import load_run
 
 ROOT = Path(__file__).resolve().parents[1]
 DATASETS = Path(os.environ.get("MIDIFORGE_DATASETS", ROOT.parent / "shared" / "datasets"))

@@ -4,7 +4,7 @@ Prepares 12 POP909 songs into a temporary dataset, then trains the same small LS
 windows three ways and prints tokens per second:
 
 * ``bare``: a minimal loop (fetch windows, loss, backward, AdamW step), one torch thread;
-* ``trainer``: :class:`midiforge.train.trainer.Trainer` (seeded window fetch, schedule,
+* ``trainer``: :class:`midiforge.training.trainer.Trainer` (seeded window fetch, schedule,
   clipping, metrics.csv, checkpoints), one torch thread;
 * ``trainer, all cores``: the same with one torch thread per core (the trainer's default).
 
@@ -27,8 +27,8 @@ from torch.utils.data import default_collate
 from midiforge.data.dataset import PreparedDataset
 from midiforge.data.prepare import prepare
 from midiforge.models import registry
-from midiforge.train.run import make_windows
-from midiforge.train.trainer import TrainConfig, Trainer
+from midiforge.training.run import make_windows
+from midiforge.training.trainer import TrainConfig, Trainer
 
 ROOT = Path(__file__).resolve().parents[1]
 DATASETS = Path(os.environ.get("MIDIFORGE_DATASETS", ROOT.parent / "shared" / "datasets"))

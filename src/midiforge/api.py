@@ -4,7 +4,7 @@
 function       lives in                         what it does
 =============  ===============================  ==========================================
 ``prepare``    :mod:`midiforge.data.prepare`    MIDI folder → cleaned, split, encoded dataset
-``train``      :mod:`midiforge.train.run`       dataset (or MIDI folder) → run directory
+``train``      :mod:`midiforge.training.run`       dataset (or MIDI folder) → run directory
 ``generate``   :mod:`midiforge.sampling.generate`  run (or the shipped default) → MIDI files
 ``evaluate``   :mod:`midiforge.metrics.evaluate`   likelihood and musical metrics
 ``benchmark``  :mod:`midiforge.metrics.benchmarks` the published protocols, reproduced
@@ -23,7 +23,7 @@ from typing import Any
 
 _WHERE = {
     "prepare": "midiforge.data.prepare",
-    "train": "midiforge.train.run",
+    "train": "midiforge.training.run",
     "generate": "midiforge.sampling.generate",
     "evaluate": "midiforge.metrics.evaluate",
     "benchmark": "midiforge.metrics.benchmarks",

@@ -79,7 +79,7 @@ def test_run_likelihood_matches_the_exact_scorer(datasets, tmp_path):
     pieces = {s: v[:4] for s, v in bm.encode_benchmark("polyphonic", "jsb", datasets).items()}
     data = bm.write_token_dataset(tmp_path / "data", pieces, "poly-jsb", bm.POLY_VOCAB)
     longest = max(len(p) for v in pieces.values() for p in v)
-    from midiforge.train.run import train
+    from midiforge.training.run import train
 
     run = train(
         data,
@@ -99,7 +99,7 @@ def test_run_likelihood_matches_the_exact_scorer(datasets, tmp_path):
         device="cpu",
     )
     res = run_likelihood(run, "test")
-    from midiforge.train.checkpoint import load_run
+    from midiforge.training.checkpoint import load_run
 
     exact = bm.score_split(load_run(run).model, pieces["test"], None, "token")
     assert res["count"] == exact["count"] == sum(len(p) - 1 for p in pieces["test"])
@@ -119,7 +119,7 @@ def test_evaluate_needs_one_mode():
 def test_note_models_per_head_and_diffusion(datasets, tmp_path):
     """lstm-multihead reports per-head losses; diffusion a seeded fixed-grid denoising loss."""
     from midiforge.data.prepare import prepare
-    from midiforge.train.run import train
+    from midiforge.training.run import train
 
     src = tmp_path / "midi"
     src.mkdir()
@@ -161,3 +161,44 @@ def test_note_models_per_head_and_diffusion(datasets, tmp_path):
     assert first["kind"] == "diffusion" and math.isfinite(first["denoising_loss"])
     again = run_likelihood(diffusion, "valid", diffusion_timesteps=2)
     assert again["denoising_loss"] == first["denoising_loss"]  # seeded noise, fixed grid
+
+
+def test_dataset_reference_held_out_split_and_style(datasets, tmp_path):
+    # two styles in one dataset; the reference is the held-out split of one style, while
+    # memorization is measured against everything the model trained on
+    from midiforge.data.dataset import PreparedDataset
+    from midiforge.data.prepare import prepare
+
+    src = tmp_path / "src"
+    for label, folder in (("folk", "nottingham"), ("pop", "pop909")):
+        (src / label).mkdir(parents=True)
+        pattern = "*.mid" if folder == "nottingham" else "*/[0-9][0-9][0-9].mid"
+        for path in sorted((datasets / folder).glob(pattern))[:10]:
+            shutil.copy(path, src / label / path.name)
+    data_dir = tmp_path / "data"
+    split_file = tmp_path / "splits.csv"  # fix which files are held out, by name
+    held = sorted((src / "folk").iterdir())[:3]
+    split_file.write_text("path,split\n" + "".join(f"folk/{p.name},test\n" for p in held))
+    prepare(src, data_dir, labels_from="folder", split_by=str(split_file), jobs=1, quiet=True)
+    data = PreparedDataset(data_dir)
+    folk = data.labels.index("folk")
+    expected_test_folk = int((data.file_labels("test") == folk).sum())
+    assert expected_test_folk >= len(held)
+    gen = tmp_path / "gen"
+    gen.mkdir()
+    first_train = music.notes_from_fields(
+        np.asarray(data.notes("train")[0]), data.manifest["note_fields"]
+    )
+    _write(gen / "copy.mid", [(p, o, d) for p, o, d in first_train])  # copies a training piece
+    report = evaluate(
+        generated=gen,
+        reference=data_dir,
+        reference_split="test",
+        style="folk",
+        out=tmp_path / "report",
+    )
+    assert report["n_reference"] == expected_test_folk
+    assert "test split, style folk" in report["reference"]
+    assert report["per_file"][0]["longest_training_run"] == len(first_train)
+    with pytest.raises(MidiforgeError, match="labels"):
+        evaluate(generated=gen, reference=data_dir, style="jazz", out=tmp_path / "r2")

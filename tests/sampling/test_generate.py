@@ -15,8 +15,8 @@ from midiforge.data.prepare import prepare
 from midiforge.errors import MidiforgeError
 from midiforge.io.midi import load_midi
 from midiforge.sampling.generate import generate, read_primer
-from midiforge.train.checkpoint import load_run
-from midiforge.train.run import train
+from midiforge.training.checkpoint import load_run
+from midiforge.training.run import train
 
 N_PER_CORPUS = 5  # files per corpus: enough for a split, small enough for seconds
 TRAIN = ["train.batch_size=4", "train.seq_len=32", "train.window=32", "train.lr=3e-3",

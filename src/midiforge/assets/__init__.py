@@ -1,7 +1,7 @@
 """Files that ship inside the package: the default model and the transcription model.
 
 ``default/`` is a small run dir (config.yaml, model.safetensors in float16, tokenizer.json)
-written by :func:`midiforge.train.checkpoint.export_run`; ``basic_pitch/`` is the audio
+written by :func:`midiforge.training.checkpoint.export_run`; ``basic_pitch/`` is the audio
 transcription model (see its README).
 """
 

@@ -29,8 +29,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--reference",
         metavar="DATASET_OR_DIR",
-        help="a prepared dataset (its train split) or a folder of MIDI files",
+        help="a prepared dataset (see --reference-split, --style) or a folder of MIDI files",
     )
+    parser.add_argument(
+        "--reference-split",
+        default="train",
+        choices=["train", "valid", "test"],
+        help="split of a dataset reference to compare with (default: %(default)s); "
+        "memorization is always checked against train",
+    )
+    parser.add_argument("--style", help="only the reference files with this label")
     parser.add_argument(
         "--out", metavar="DIR", help="where the report goes (default: evaluation/ for --generated)"
     )
@@ -53,6 +61,8 @@ def run(args: argparse.Namespace) -> int:
         out=args.out,
         threshold_notes=args.threshold_notes,
         device=args.device,
+        reference_split=args.reference_split,
+        style=args.style,
     )
     if args.run is not None:
         print(f"{result['model']} on {result['split']} ({result['files']} files):")

@@ -22,8 +22,8 @@ class PrepareOptions:
     drums: bool = False  # keep drum tracks
     max_note_beats: float | None = 16.0  # drop notes longer than this (None: keep all)
     max_gap_beats: float | None = 16.0  # shorten silences longer than this, by whole bars
-    min_tokens: int = 512  # skip files with fewer tokens (one training window)
-    min_notes: int = 64  # skip files with fewer notes (one note window)
+    min_tokens: int = 256  # skip files with fewer tokens (the trainer's default window)
+    min_notes: int = 32  # skip files with fewer notes (shorter note windows are padded)
     dedup: bool = True  # skip files whose notes duplicate an earlier file's
     split: tuple[float, float, float] = (0.8, 0.1, 0.1)  # train/valid/test by content hash
     split_by: str | None = None  # CSV/TSV of path,split; unlisted files use the hash rule

@@ -311,8 +311,8 @@ def benchmark(
     device : ``auto``, ``cpu`` or ``cuda`` for training.
     limit_pieces : keep only the first N pieces of each split (smoke tests; not the protocol).
     """
-    from midiforge.train.checkpoint import load_run
-    from midiforge.train.run import train
+    from midiforge.training.checkpoint import load_run
+    from midiforge.training.run import train
 
     if name not in ("jsb16", "polyphonic"):
         raise choice_error("benchmark", name, ["jsb16", "polyphonic"])

@@ -56,28 +56,49 @@ def load_midi_folder(folder: str | Path, what: str) -> tuple[list[str], list[np.
     return names, notes
 
 
-def load_dataset_split(path: str | Path, split: str) -> list[np.ndarray]:
-    """Note arrays of one split of a DATASET dir."""
+def load_dataset_split(path: str | Path, split: str, style: str | None = None) -> list[np.ndarray]:
+    """Note arrays of one split of a DATASET dir, optionally only the files labelled ``style``."""
     from midiforge.data.dataset import PreparedDataset
 
     data = PreparedDataset(path)
     fields = data.manifest["note_fields"]
     seqs = data.notes(split)
-    return [music.notes_from_fields(np.asarray(seqs[i]), fields) for i in range(len(seqs))]
+    keep = range(len(seqs))
+    if style is not None:
+        if style not in data.labels:
+            raise MidiforgeError(
+                f"--style {style!r}: the dataset {path} has labels {data.labels or 'none'}"
+            )
+        ids = data.file_labels(split)
+        keep = [i for i in keep if ids[i] == data.labels.index(style)]
+    return [music.notes_from_fields(np.asarray(seqs[i]), fields) for i in keep]
 
 
-def load_reference(path: str | Path) -> tuple[list[np.ndarray], list[np.ndarray], str]:
+def load_reference(
+    path: str | Path, split: str = "train", style: str | None = None
+) -> tuple[list[np.ndarray], list[np.ndarray], str]:
     """(reference pieces, training pieces, description) from a DATASET dir or a MIDI folder.
 
-    A DATASET dir gives its ``train`` split for both (generated music should resemble what the
-    model learned, and copying is measured against what it saw); a MIDI folder is used whole.
+    A DATASET dir gives its ``split`` (``train`` by default: generated music should resemble
+    what the model learned; ``valid``/``test`` to compare with held-out music), optionally only
+    the files labelled ``style``; copying is always measured against the whole ``train`` split,
+    what the model saw. A MIDI folder is used whole for both.
     """
     path = Path(path)
     if (path / "manifest.json").is_file():
         train = load_dataset_split(path, "train")
         if not train:
             raise MidiforgeError(f"--reference {path}: the dataset's train split is empty")
-        return train, train, f"dataset {path} (train split, {len(train)} pieces)"
+        reference = train if split == "train" and style is None else None
+        if reference is None:
+            reference = load_dataset_split(path, split, style)
+        if not reference:
+            what = f"{split} split" + (f" labelled {style!r}" if style else "")
+            raise MidiforgeError(f"--reference {path}: the dataset's {what} is empty")
+        what = f"{split} split" + (f", style {style}" if style else "")
+        return reference, train, f"dataset {path} ({what}, {len(reference)} pieces)"
+    if style is not None:
+        raise MidiforgeError("--style selects labelled files of a DATASET reference, not a folder")
     _, notes = load_midi_folder(path, "--reference")
     return notes, notes, f"MIDI folder {path} ({len(notes)} pieces)"
 
@@ -115,12 +136,14 @@ def evaluate_generated(
     out: str | Path = DEFAULT_OUT,
     threshold_notes: int = DEFAULT_THRESHOLD_NOTES,
     beats_per_bar: int = music.BEATS_PER_BAR,
+    reference_split: str = "train",
+    style: str | None = None,
 ) -> dict[str, Any]:
     """Metrics of a folder of generated MIDI against a reference; writes the report to ``out``."""
     from midiforge.metrics.report import write_report
 
     names, gen = load_midi_folder(generated, "--generated")
-    ref_all, train, described = load_reference(reference)
+    ref_all, train, described = load_reference(reference, reference_split, style)
     ref = _evenly(ref_all, MAX_REFERENCE_PIECES)
     half_a, half_b = ref[0::2], ref[1::2]
     audit = memorization_audit(gen, train, threshold_notes)
@@ -162,6 +185,8 @@ def evaluate(
     out: str | Path | None = None,
     threshold_notes: int = DEFAULT_THRESHOLD_NOTES,
     device: str = "cpu",
+    reference_split: str = "train",
+    style: str | None = None,
 ) -> dict[str, Any]:
     """Evaluate a RUN dir on held-out data, or generated MIDI against a reference.
 
@@ -173,6 +198,9 @@ def evaluate(
     out : where ``report.md``, ``report.json`` and the PNGs go (default ``evaluation/``); with
         ``run``, ``likelihood.json`` is written there when given.
     threshold_notes : memorization: a shared run of at least this many notes flags a file.
+    reference_split, style : with a DATASET reference, the split compared against (``train``,
+        ``valid`` or ``test``) and only its files with this label; memorization is always
+        checked against the whole train split.
     """
     if (run is None) == (generated is None):
         raise MidiforgeError(
@@ -190,5 +218,10 @@ def evaluate(
     if reference is None:
         raise MidiforgeError("--generated needs --reference DATASET_OR_DIR to compare against")
     return evaluate_generated(
-        generated, reference, out=out or DEFAULT_OUT, threshold_notes=threshold_notes
+        generated,
+        reference,
+        out=out or DEFAULT_OUT,
+        threshold_notes=threshold_notes,
+        reference_split=reference_split,
+        style=style,
     )

@@ -158,7 +158,7 @@ def run_likelihood(
     ``diffusion_timesteps`` evenly spaced timesteps.
     """
     from midiforge.data.dataset import NoteWindows, PreparedDataset, TokenWindows
-    from midiforge.train.checkpoint import load_run
+    from midiforge.training.checkpoint import load_run
 
     if split not in SPLITS:
         raise choice_error("--split", split, SPLITS)

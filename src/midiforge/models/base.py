@@ -1,7 +1,7 @@
 """The contract every model family fulfils, and nothing more.
 
 A model maps a batch to a dict of losses and exposes what its sampler needs; it holds no
-training logic (that lives once, in :mod:`midiforge.train.trainer`). See
+training logic (that lives once, in :mod:`midiforge.training.trainer`). See
 ``docs/architecture.md`` for the batch formats.
 """
 

@@ -317,7 +317,7 @@ def generate(
         and a PNG of the denoising (see :func:`midiforge.sampling.diffusion.generate_notes`).
     """
     from midiforge.io.midi import load_midi, save_midi
-    from midiforge.train.checkpoint import load_run
+    from midiforge.training.checkpoint import load_run
 
     run_dir = Path(run) if run is not None else default_run()
     loaded = load_run(run_dir, device=resolve_device(device))

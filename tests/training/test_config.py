@@ -12,9 +12,9 @@ import torch
 
 from midiforge.config import from_dict
 from midiforge.errors import MidiforgeError
-from midiforge.train import checkpoint as ckpt
-from midiforge.train.run import split_config
-from midiforge.train.settings import TrainConfig, check_config, lr_factor, resolve_precision
+from midiforge.training import checkpoint as ckpt
+from midiforge.training.run import split_config
+from midiforge.training.settings import TrainConfig, check_config, lr_factor, resolve_precision
 
 
 def test_yaml_sections_and_set_overrides(tmp_path):

@@ -191,8 +191,13 @@ def _versions() -> dict[str, str]:
     return out
 
 
-def write_run_files(run_dir, net, model_name, cfg, data, data_path, labels, data_state) -> None:
-    """``config.yaml``, the tokenizer copy and ``data_state.json``: the run describes itself."""
+def write_run_files(
+    run_dir, net, model_name, cfg, data, data_path, labels, data_state, init=None
+) -> None:
+    """``config.yaml``, the tokenizer copy and ``data_state.json``: the run describes itself.
+
+    ``init`` records what the weights started from (``"default"``, a RUN dir, or None).
+    """
     tokenizer = data_path / TOKENIZER_FILE
     if tokenizer.is_file():
         shutil.copyfile(tokenizer, run_dir / TOKENIZER_FILE)
@@ -209,6 +214,7 @@ def write_run_files(run_dir, net, model_name, cfg, data, data_path, labels, data
                 "model_config": to_dict(net.config),
                 "train": to_dict(cfg),
                 "dataset": str(Path(data_path).resolve()),
+                "init": None if init is None else str(init),
                 "labels": list(labels),
                 "tokenizer": dict(data.manifest.get("tokenizer") or {}),
                 "dataset_options": dict(data.manifest.get("options") or {}),

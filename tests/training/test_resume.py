@@ -7,7 +7,7 @@ import signal
 import subprocess
 import time
 
-from midiforge.train.run import train
+from midiforge.training.run import train
 
 from .conftest import cli, cli_env, tiny
 

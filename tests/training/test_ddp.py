@@ -9,8 +9,8 @@ import sys
 import pytest
 import torch
 
-from midiforge.train import checkpoint as ckpt
-from midiforge.train.run import train
+from midiforge.training import checkpoint as ckpt
+from midiforge.training.run import train
 
 from .conftest import cli_env, free_port, tiny
 

@@ -11,9 +11,9 @@ import torch
 from midiforge.config import from_dict
 from midiforge.data.dataset import PreparedDataset
 from midiforge.models import registry
-from midiforge.train import checkpoint as ckpt
-from midiforge.train.run import make_windows, train
-from midiforge.train.trainer import TrainConfig, Trainer
+from midiforge.training import checkpoint as ckpt
+from midiforge.training.run import make_windows, train
+from midiforge.training.trainer import TrainConfig, Trainer
 
 from .conftest import tiny
 

@@ -12,8 +12,8 @@ import yaml
 import midiforge
 from midiforge.data.encode import build_tokenizer
 from midiforge.errors import MidiforgeError
-from midiforge.train import checkpoint as ckpt
-from midiforge.train.run import train
+from midiforge.training import checkpoint as ckpt
+from midiforge.training.run import train
 
 from .conftest import cli, cli_env, tiny
 
@@ -105,7 +105,7 @@ def test_init_with_another_tokenizer_is_refused(pop909_small, tmp_path):
 
 def test_user_errors_name_the_problem(pop909_small, tmp_path):
     with pytest.raises(MidiforgeError, match="bf16"):
-        midiforge.train(  # the public function, though midiforge.train is also a package
+        midiforge.train(  # the public function, with midiforge.training already imported
             pop909_small,
             model="lstm",
             overrides=tiny("lstm", "train.precision=bf16"),

@@ -14,7 +14,7 @@ from typing import Literal
 import torch
 
 from midiforge.errors import MidiforgeError
-from midiforge.train import distributed
+from midiforge.training import distributed
 
 
 @dataclass

@@ -4,7 +4,7 @@ This module resolves everything a run needs before the loop starts: the config (
 ``model:`` and ``train:`` plus ``--set`` overrides), the dataset (preparing a raw MIDI folder on
 the fly), the model (fresh, from ``--init`` weights, or from ``--resume``), the device and the
 process group. It writes the self-describing part of the RUN dir (``config.yaml``, the tokenizer
-copy, ``data_state.json``) and hands the rest to :class:`midiforge.train.trainer.Trainer`.
+copy, ``data_state.json``) and hands the rest to :class:`midiforge.training.trainer.Trainer`.
 """
 
 from __future__ import annotations
@@ -23,11 +23,11 @@ import torch
 from midiforge.assets import DEFAULT_RUN_DIR
 from midiforge.config import apply_overrides, from_dict, load_yaml
 from midiforge.errors import MidiforgeError
-from midiforge.train import checkpoint as ckpt
-from midiforge.train import distributed
-from midiforge.train.logbook import attach_file_log, detach
-from midiforge.train.settings import TrainConfig, resolve_device, set_cpu_threads
-from midiforge.train.trainer import Trainer, windows_needed
+from midiforge.training import checkpoint as ckpt
+from midiforge.training import distributed
+from midiforge.training.logbook import attach_file_log, detach
+from midiforge.training.settings import TrainConfig, resolve_device, set_cpu_threads
+from midiforge.training.trainer import Trainer, windows_needed
 
 log = logging.getLogger(__name__)
 
@@ -107,7 +107,7 @@ def make_windows(data: Any, model: Any, cfg: TrainConfig, split: str, *, train: 
     """The torch Dataset of windows a model family reads (tokens or notes) for ``split``.
 
     Training windows are random draws keyed by index; the set holds as many as the whole run
-    reads, so no window repeats (see :class:`midiforge.train.trainer.StepBatches`).
+    reads, so no window repeats (see :class:`midiforge.training.trainer.StepBatches`).
     """
     from midiforge.data import dataset as ds
 
@@ -300,6 +300,7 @@ def _train(dataset, model_name, config, overrides, run_dir, resume, init, dev, i
 
     model_values, train_values = split_config(config, overrides)
     init_run = init_cfg = None
+    raw_folder = False  # a MIDI folder prepared on the fly: audited for memorization at the end
     if resume is not None:
         run_dir = Path(resume)
         saved = ckpt.read_run_config(run_dir)
@@ -377,7 +378,7 @@ def _train(dataset, model_name, config, overrides, run_dir, resume, init, dev, i
                 data_state = net.prepare_data(data) or {}
             if info.is_main:
                 ckpt.write_run_files(
-                    run_dir, net, model_name, cfg, data, data_path, labels, data_state
+                    run_dir, net, model_name, cfg, data, data_path, labels, data_state, init
                 )
             distributed.barrier(info)
         log.info(
@@ -401,7 +402,7 @@ def _train(dataset, model_name, config, overrides, run_dir, resume, init, dev, i
         result = trainer.fit()
         log.info("finished at step %d (best valid loss %s)", result.steps, result.best_valid_loss)
         if raw_folder and info.is_main:
-            from midiforge.train.audit import audit_run
+            from midiforge.training.audit import audit_run
 
             audit_run(run_dir, data)
     finally:

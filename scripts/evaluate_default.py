@@ -1,0 +1,88 @@
+"""Figures for docs/model-card.md: the default model against held-out music of each style.
+
+    python scripts/evaluate_default.py DATASET [--run RUN] [--n 16] [--tokens 1024] [--out DIR]
+
+For each style label: sample ``--n`` pieces with the model (the shipped default unless
+``--run``), then compare them with the dataset's held-out ``test`` files of that style
+(``midiforge evaluate --reference-split test --style``), with the ceiling row (two halves of the
+held-out files against each other) beside each overlap. Also the model's NLL on valid and
+test, and piano rolls of two samples per style for docs/samples/. Prints Markdown tables.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+from midiforge.io.render import render_png
+from midiforge.metrics.evaluate import evaluate
+from midiforge.sampling.generate import default_run, generate
+
+FEATURES = ("pitch_range", "n_pitch_classes_used", "pitch_class_entropy", "scale_consistency",
+            "polyphony", "note_density", "empty_beat_rate", "groove_consistency",
+            "inter_onset_intervals", "durations")  # fmt: skip
+PNG_PER_STYLE = 2
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("dataset", type=Path, help="the default model's prepared dataset")
+    parser.add_argument("--run", type=Path, help="RUN dir (default: the shipped model)")
+    parser.add_argument("--n", type=int, default=16, help="samples per style")
+    parser.add_argument("--tokens", type=int, default=1024, help="tokens per sample")
+    parser.add_argument("--out", type=Path, default=Path("build/model-card"))
+    parser.add_argument("--samples-png", type=Path, default=Path("docs/samples"))
+    args = parser.parse_args()
+    run = args.run or default_run()
+
+    print("| split | NLL (nats/token) | bits/token | perplexity | tokens |")
+    print("| --- | --- | --- | --- | --- |")
+    for split in ("valid", "test"):
+        nll = evaluate(run, split=split)
+        print(f"| {split} | {nll['nats']:.3f} | {nll['bits']:.3f} | {nll['perplexity']:.2f} "
+              f"| {nll['count']} |")  # fmt: skip
+
+    reports = {}
+    for style in json.loads((args.dataset / "manifest.json").read_text())["labels"]:
+        out = args.out / style
+        start = time.perf_counter()
+        result = generate(run, out_dir=out / "midi", n=args.n, max_tokens=args.tokens,
+                          style=style, seed=0, device="cpu")  # fmt: skip
+        seconds = time.perf_counter() - start
+        reports[style] = evaluate(generated=out / "midi", reference=args.dataset,
+                                  reference_split="test", style=style, out=out / "report")  # fmt: skip
+        reports[style]["seconds"] = seconds
+        args.samples_png.mkdir(parents=True, exist_ok=True)
+        for path in result.paths[:PNG_PER_STYLE]:
+            render_png(path, args.samples_png / f"{style}_{path.stem}.png")
+
+    styles = list(reports)
+    print()
+    print("| overlap with held-out test (ceiling) | " + " | ".join(styles) + " |")
+    print("| --- |" + " --- |" * len(styles))
+    for name in FEATURES:
+        cells = []
+        for style in styles:
+            entry = reports[style]["aggregate"].get(name)
+            ceiling = reports[style]["ceiling"].get(name)
+            cells.append("–" if entry is None else f"{entry['oa']:.2f} ({ceiling:.2f})")
+        print(f"| {name} | " + " | ".join(cells) + " |")
+    for kind in ("pitch", "duration"):
+        cells = []
+        for style in styles:
+            fw = reports[style]["framewise"]
+            cells.append(f"{fw['consistency_variance'][kind]['consistency']:.2f} "
+                         f"({fw['ceiling'][kind]['consistency']:.2f})")  # fmt: skip
+        print(f"| framewise consistency, {kind} | " + " | ".join(cells) + " |")
+    print("| longest run shared with training (notes, max) | " + " | ".join(
+        str(max(reports[s]["memorization"]["longest_runs"])) for s in styles) + " |")  # fmt: skip
+    print("| pieces / held-out pieces | " + " | ".join(
+        f"{reports[s]['n_generated']} / {reports[s]['n_reference']}" for s in styles) + " |")  # fmt: skip
+    print("| sampling seconds (all pieces, batch, CPU) | " + " | ".join(
+        f"{reports[s]['seconds']:.1f}" for s in styles) + " |")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
