@@ -39,22 +39,40 @@ def main() -> None:
     folder.mkdir()
     for tune in sorted((args.datasets / "nottingham").glob("*.mid"))[-args.files :]:
         shutil.copy(tune, folder / tune.name)
-    common = [f"train.steps={args.steps}", f"train.eval_every={max(1, args.steps // 4)}",
-              "train.batch_size=8", "train.eval_batches=8", "train.warmup_steps=5",
-              "train.patience=0", "train.seed=0"]  # fmt: skip
+    common = [
+        f"train.steps={args.steps}",
+        f"train.eval_every={max(1, args.steps // 4)}",
+        "train.batch_size=8",
+        "train.eval_batches=8",
+        "train.warmup_steps=5",
+        "train.patience=0",
+        "train.seed=0",
+    ]
     default_cfg = yaml.safe_load((DEFAULT_RUN_DIR / "config.yaml").read_text())
-    same_size = [f"model.{k}={v}" for k, v in default_cfg["model_config"].items()
-                 if k not in ("vocab_size", "n_labels")]  # fmt: skip
+    same_size = [
+        f"model.{k}={v}"
+        for k, v in default_cfg["model_config"].items()
+        if k not in ("vocab_size", "n_labels")
+    ]
     rows = {}
-    for name, init, extra in (("fine-tuned (--init default)", None, []),
-                              ("from scratch (--init none)", "none", same_size)):  # fmt: skip
+    for name, init, extra in (
+        ("fine-tuned (--init default)", None, []),
+        ("from scratch (--init none)", "none", same_size),
+    ):
         start = time.perf_counter()
-        run = train(folder, init=init, overrides=common + extra, run_dir=work / name.split()[0],
-                    device="cpu")  # fmt: skip
+        run = train(
+            folder,
+            init=init,
+            overrides=common + extra,
+            run_dir=work / name.split()[0],
+            device="cpu",
+        )
         rows[name] = (best_valid(run), time.perf_counter() - start)
-    print(f"{args.files} Nottingham tunes, {args.steps} steps each, batch 8, "
-          f"model d={default_cfg['model_config']['d_model']} "
-          f"L={default_cfg['model_config']['n_layers']}")  # fmt: skip
+    print(
+        f"{args.files} Nottingham tunes, {args.steps} steps each, batch 8, "
+        f"model d={default_cfg['model_config']['d_model']} "
+        f"L={default_cfg['model_config']['n_layers']}"
+    )
     for name, (nll, seconds) in rows.items():
         print(f"{name:30s} best valid NLL {nll:.3f} nats/token  ({seconds:.0f} s)")
     tuned, scratch = (v[0] for v in rows.values())

@@ -20,9 +20,18 @@ from midiforge.io.render import render_png
 from midiforge.metrics.evaluate import evaluate
 from midiforge.sampling.generate import default_run, generate
 
-FEATURES = ("pitch_range", "n_pitch_classes_used", "pitch_class_entropy", "scale_consistency",
-            "polyphony", "note_density", "empty_beat_rate", "groove_consistency",
-            "inter_onset_intervals", "durations")  # fmt: skip
+FEATURES = (
+    "pitch_range",
+    "n_pitch_classes_used",
+    "pitch_class_entropy",
+    "scale_consistency",
+    "polyphony",
+    "note_density",
+    "empty_beat_rate",
+    "groove_consistency",
+    "inter_onset_intervals",
+    "durations",
+)
 PNG_PER_STYLE = 2
 
 
@@ -41,18 +50,32 @@ def main() -> None:
     print("| --- | --- | --- | --- | --- |")
     for split in ("valid", "test"):
         nll = evaluate(run, split=split)
-        print(f"| {split} | {nll['nats']:.3f} | {nll['bits']:.3f} | {nll['perplexity']:.2f} "
-              f"| {nll['count']} |")  # fmt: skip
+        print(
+            f"| {split} | {nll['nats']:.3f} | {nll['bits']:.3f} | {nll['perplexity']:.2f} "
+            f"| {nll['count']} |"
+        )
 
     reports = {}
     for style in json.loads((args.dataset / "manifest.json").read_text())["labels"]:
         out = args.out / style
         start = time.perf_counter()
-        result = generate(run, out_dir=out / "midi", n=args.n, max_tokens=args.tokens,
-                          style=style, seed=0, device="cpu")  # fmt: skip
+        result = generate(
+            run,
+            out_dir=out / "midi",
+            n=args.n,
+            max_tokens=args.tokens,
+            style=style,
+            seed=0,
+            device="cpu",
+        )
         seconds = time.perf_counter() - start
-        reports[style] = evaluate(generated=out / "midi", reference=args.dataset,
-                                  reference_split="test", style=style, out=out / "report")  # fmt: skip
+        reports[style] = evaluate(
+            generated=out / "midi",
+            reference=args.dataset,
+            reference_split="test",
+            style=style,
+            out=out / "report",
+        )
         reports[style]["seconds"] = seconds
         args.samples_png.mkdir(parents=True, exist_ok=True)
         for path in result.paths[:PNG_PER_STYLE]:
@@ -73,15 +96,26 @@ def main() -> None:
         cells = []
         for style in styles:
             fw = reports[style]["framewise"]
-            cells.append(f"{fw['consistency_variance'][kind]['consistency']:.2f} "
-                         f"({fw['ceiling'][kind]['consistency']:.2f})")  # fmt: skip
+            cells.append(
+                f"{fw['consistency_variance'][kind]['consistency']:.2f} "
+                f"({fw['ceiling'][kind]['consistency']:.2f})"
+            )
         print(f"| framewise consistency, {kind} | " + " | ".join(cells) + " |")
-    print("| longest run shared with training (notes, max) | " + " | ".join(
-        str(max(reports[s]["memorization"]["longest_runs"])) for s in styles) + " |")  # fmt: skip
-    print("| pieces / held-out pieces | " + " | ".join(
-        f"{reports[s]['n_generated']} / {reports[s]['n_reference']}" for s in styles) + " |")  # fmt: skip
-    print("| sampling seconds (all pieces, batch, CPU) | " + " | ".join(
-        f"{reports[s]['seconds']:.1f}" for s in styles) + " |")  # fmt: skip
+    print(
+        "| longest run shared with training (notes, max) | "
+        + " | ".join(str(max(reports[s]["memorization"]["longest_runs"])) for s in styles)
+        + " |"
+    )
+    print(
+        "| pieces / held-out pieces | "
+        + " | ".join(f"{reports[s]['n_generated']} / {reports[s]['n_reference']}" for s in styles)
+        + " |"
+    )
+    print(
+        "| sampling seconds (all pieces, batch, CPU) | "
+        + " | ".join(f"{reports[s]['seconds']:.1f}" for s in styles)
+        + " |"
+    )
 
 
 if __name__ == "__main__":
