@@ -245,7 +245,7 @@ def _sampler_for(model: Any) -> Sampler:
     """The one place that picks a sampling routine for a model (diffusion adds its branch)."""
     if model.encoding == "tokens":
         return _sample_tokens
-    if hasattr(model, "start_rows"):  # autoregressive note model (lstm-multihead)
+    if model.name == "lstm-multihead":  # autoregressive over note rows
         return _sample_notes
     if model.name == "diffusion":
         return _sample_diffusion

@@ -37,6 +37,8 @@ STATE_FILE = "state.pt"
 TOKENIZER_FILE = "tokenizer.json"
 DATA_STATE_FILE = "data_state.json"
 LAST_DIR = Path("checkpoints") / "last"
+SHARED_FILE_MODE = 0o644  # exported runs: rw-r--r--
+SHARED_DIR_MODE = 0o755
 
 
 # --------------------------------------------------------------------------- RNG states
@@ -344,6 +346,9 @@ def export_run(run_dir: str | Path, target: str | Path, *, half: bool = True) ->
         for name in (CONFIG_FILE, TOKENIZER_FILE, DATA_STATE_FILE):
             if (run_dir / name).is_file():
                 shutil.copy2(run_dir / name, tmp / name)
+        for path in tmp.iterdir():  # readable by everyone: it may ship inside a package
+            path.chmod(SHARED_FILE_MODE)
+        tmp.chmod(SHARED_DIR_MODE)
         if target.exists():
             shutil.rmtree(target)
         tmp.replace(target)
