@@ -24,13 +24,15 @@ FEATURES = (
     "pitch_range",
     "n_pitch_classes_used",
     "pitch_class_entropy",
+    "pitch_class_histogram",
     "scale_consistency",
     "polyphony",
+    "polyphony_rate",
     "note_density",
     "empty_beat_rate",
     "groove_consistency",
-    "inter_onset_intervals",
-    "durations",
+    "ioi_histogram",
+    "duration_histogram",
 )
 PNG_PER_STYLE = 2
 

@@ -13,7 +13,7 @@ if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
   done
   if [ ${#need[@]} -gt 0 ]; then
     apt-get update -qq
-    apt-get install -y -qq --no-install-recommends "${need[@]}"
+    apt-get install -y -qq "${need[@]}"
   fi
 fi
 
