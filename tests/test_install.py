@@ -1,10 +1,10 @@
 """The README's promise: install, then one command makes music, offline.
 
-A fresh virtual environment gets midiforge installed from this checkout (a real, non-editable
-install, so the shipped model must travel as package data); the third-party dependencies come
-from the test environment through a ``.pth`` file, because CI has no package index at test
-time. The README's main-job command then runs verbatim inside a network namespace with no
-network at all (``unshare -n``).
+A fresh virtual environment gets midiforge installed from a wheel built from this checkout (a
+real, non-editable install, so the shipped model must travel as package data); the third-party
+dependencies come from the test environment through a ``.pth`` file, because CI has no package
+index at test time. The README's main-job command then runs verbatim inside a network namespace
+with no network at all (``unshare -n``).
 """
 
 from __future__ import annotations
@@ -49,18 +49,15 @@ def test_readme_main_job_runs_offline_in_a_fresh_venv(tmp_path: Path) -> None:
         source,
         ignore=shutil.ignore_patterns(".venv", ".git", "*.egg-info", "build", "__pycache__"),
     )
+    wheels = tmp_path / "wheels"  # built with this environment's setuptools, offline
     subprocess.run(
-        [
-            str(python),
-            "-m",
-            "pip",
-            "install",
-            "-q",
-            "--no-index",
-            "--no-deps",
-            "--no-build-isolation",
-            str(source),
-        ],
+        [sys.executable, "-m", "pip", "wheel", "-q", "--no-index", "--no-deps",
+         "--no-build-isolation", "-w", str(wheels), str(source)],
+        check=True,
+    )  # fmt: skip
+    (wheel,) = wheels.glob("midiforge-*.whl")
+    subprocess.run(
+        [str(python), "-m", "pip", "install", "-q", "--no-index", "--no-deps", str(wheel)],
         check=True,
     )
     shutil.rmtree(source)  # the installed copy must stand on its own
