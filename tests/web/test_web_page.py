@@ -154,4 +154,5 @@ def test_requests_while_one_runs_are_queued_not_dropped(server) -> None:
     assert [r["status"] for r in results] == ["done"] * 3
     assert [r["seed"] for r in results] == [1, 2, 3]
     status, models = get_json(url + "/api/models")
-    assert status == 200 and [m["id"] for m in models["models"]] == [RUN_NAME]
+    # the runs found in the runs folder, then the model that ships inside the package
+    assert status == 200 and [m["id"] for m in models["models"]] == [RUN_NAME, "default"]
