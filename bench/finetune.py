@@ -20,6 +20,7 @@ from pathlib import Path
 import yaml
 
 from midiforge.assets import DEFAULT_RUN_DIR
+from midiforge.data.prepare import prepare
 from midiforge.training.run import train
 
 
@@ -37,8 +38,19 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="mf-finetune-"))
     folder = work / "my_midi"
     folder.mkdir()
-    for tune in sorted((args.datasets / "nottingham").glob("*.mid"))[-args.files :]:
-        shutil.copy(tune, folder / tune.name)
+    source = args.datasets / "nottingham"
+    everything = prepare(source, work / "all", jobs=2, quiet=True, min_tokens=256, min_notes=32)
+    unseen = [
+        f["path"]
+        for f in everything.manifest["files"]
+        if f["status"] == "kept" and f["split"] in ("valid", "test")
+    ][: args.files]
+    for name in unseen:
+        shutil.copy(source / name, folder / name)
+    # every one of these tunes hashes outside the 0.8 train share; a 0.9/0.05/0.05 split puts
+    # those in [0.8, 0.9) into train, the rest into valid and test
+    data = work / "dataset"
+    prepare(folder, data, jobs=2, quiet=True, min_tokens=256, min_notes=32, split=(0.9, 0.05, 0.05))
     common = [
         f"train.steps={args.steps}",
         f"train.eval_every={max(1, args.steps // 4)}",
@@ -56,12 +68,12 @@ def main() -> None:
     ]
     rows = {}
     for name, init, extra in (
-        ("fine-tuned (--init default)", None, []),
+        ("fine-tuned (--init default)", "default", []),
         ("from scratch (--init none)", "none", same_size),
     ):
         start = time.perf_counter()
         run = train(
-            folder,
+            data,
             init=init,
             overrides=common + extra,
             run_dir=work / name.split()[0],
