@@ -81,7 +81,8 @@ def main() -> None:
         )
         rows[name] = (best_valid(run), time.perf_counter() - start)
     print(
-        f"{args.files} Nottingham tunes, {args.steps} steps each, batch 8, "
+        f"{len(unseen)} Nottingham tunes the default model never trained on, "
+        f"{args.steps} steps each, batch 8, "
         f"model d={default_cfg['model_config']['d_model']} "
         f"L={default_cfg['model_config']['n_layers']}"
     )
