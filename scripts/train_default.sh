@@ -18,5 +18,6 @@ print(build_corpus(Path(sys.argv[1]), Path(sys.argv[2])))" "$datasets" "$work/co
 .venv/bin/midiforge train "$work/dataset" --model transformer --config configs/default.yaml \
   --run-dir "$work/run" ${RESUME:+--resume "$work/run"}
 $py -c "import sys; from midiforge.training.checkpoint import export_run; \
-print(export_run(sys.argv[1], sys.argv[2]))" "$work/run" src/midiforge/assets/default
+print(export_run(sys.argv[1], sys.argv[2], dataset=sys.argv[3]))" "$work/run" \
+  src/midiforge/assets/default "POP909 + Nottingham + JSB chorales (docs/model-card.md)"
 .venv/bin/midiforge evaluate "$work/run" --split test

@@ -21,7 +21,7 @@ def test_export_run_halves_weights_and_keeps_predictions(pop909_small, tmp_path)
         run_dir=tmp_path / "run",
         device="cpu",
     )
-    shipped = export_run(run, tmp_path / "shipped")
+    shipped = export_run(run, tmp_path / "shipped", dataset="twelve POP909 songs")
     assert sorted(p.name for p in shipped.iterdir()) == [
         "config.yaml",
         WEIGHTS_FILE,
@@ -35,6 +35,7 @@ def test_export_run_halves_weights_and_keeps_predictions(pop909_small, tmp_path)
     for path in [shipped, *shipped.iterdir()]:
         assert path.stat().st_mode & stat.S_IROTH, f"{path} is not readable by others"
 
+    assert load_run(shipped).config["dataset"] == "twelve POP909 songs"  # no training-machine path
     original, exported = load_run(run).model, load_run(shipped).model
     assert next(exported.parameters()).dtype == torch.float32  # cast back on load
     tokens = torch.randint(0, original.config.vocab_size, (2, 16))

@@ -330,12 +330,15 @@ def load_run(
     )
 
 
-def export_run(run_dir: str | Path, target: str | Path, *, half: bool = True) -> Path:
+def export_run(
+    run_dir: str | Path, target: str | Path, *, half: bool = True, dataset: str | None = None
+) -> Path:
     """Copy what ``generate`` needs from a RUN dir into ``target``: a small, shippable run.
 
     The best weights (in float16 when ``half``: half the size, and loading casts them back to
     the model's float32), the config, the tokenizer and the data state; no optimizer state or
-    logs. ``target`` is replaced whole, atomically.
+    logs. ``dataset`` replaces the config's dataset path (a path on the training machine) with
+    a description for the people who receive the run. ``target`` is replaced whole, atomically.
     """
     run_dir, target = Path(run_dir), Path(target)
     loaded = load_run(run_dir)
@@ -346,6 +349,9 @@ def export_run(run_dir: str | Path, target: str | Path, *, half: bool = True) ->
         for name in (CONFIG_FILE, TOKENIZER_FILE, DATA_STATE_FILE):
             if (run_dir / name).is_file():
                 shutil.copy2(run_dir / name, tmp / name)
+        if dataset is not None:
+            config = load_yaml(tmp / CONFIG_FILE)
+            save_yaml({**config, "dataset": dataset}, tmp / CONFIG_FILE)
         for path in tmp.iterdir():  # readable by everyone: it may ship inside a package
             path.chmod(SHARED_FILE_MODE)
         tmp.chmod(SHARED_DIR_MODE)
