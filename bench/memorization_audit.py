@@ -22,20 +22,6 @@ from midiforge.metrics import memorization, music
 DATASETS = Path(__file__).resolve().parents[2] / "shared" / "datasets"
 
 
-def brute_force(gen: np.ndarray, train: list[np.ndarray]) -> int:
-    a = memorization.moves(gen).tolist()
-    best = 0
-    for t in train:
-        b = memorization.moves(t).tolist()
-        for i in range(len(a)):
-            for j in range(len(b)):
-                k = 0
-                while i + k < len(a) and j + k < len(b) and a[i + k] == b[j + k]:
-                    k += 1
-                best = max(best, k)
-    return best + 1 if best else 0
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--train", type=int, default=60, help="training pieces")
@@ -59,7 +45,7 @@ def main() -> None:
     fast = memorization.memorization_audit(generated, train)["longest_runs"]
     t_fast = time.perf_counter() - t0
     t0 = time.perf_counter()
-    slow = [brute_force(g, train) for g in generated]
+    slow = [memorization.longest_shared_run_exhaustive(g, train) for g in generated]
     t_slow = time.perf_counter() - t0
     if fast != slow:
         raise SystemExit(f"disagreement: hashed {fast} vs all-pairs {slow}")

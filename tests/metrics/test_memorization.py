@@ -11,20 +11,6 @@ def _melody(pitches, onsets) -> np.ndarray:
     return np.array([[p, o, 0.5] for p, o in zip(pitches, onsets)], dtype=np.float64)
 
 
-def _brute_force(gen: np.ndarray, train: list[np.ndarray]) -> int:
-    a = memorization.moves(gen).tolist()
-    best = 0
-    for t in train:
-        b = memorization.moves(t).tolist()
-        for i in range(len(a)):
-            for j in range(len(b)):
-                k = 0
-                while i + k < len(a) and j + k < len(b) and a[i + k] == b[j + k]:
-                    k += 1
-                best = max(best, k)
-    return best + 1 if best else 0
-
-
 def test_transposed_copy_is_found_by_hand():
     # training: C D E F G, one per beat. generated: a random note, then the same 5 notes a
     # fifth higher (G A B C D) one beat apart, then a leap: 4 shared moves -> 5 notes.
@@ -53,7 +39,7 @@ def test_audit_matches_brute_force_on_random_pieces():
             piece = np.concatenate([piece, src])
         generated.append(piece)
     audit = memorization.memorization_audit(generated, train, threshold_notes=10)
-    expected = [_brute_force(g, train) for g in generated]
+    expected = [memorization.longest_shared_run_exhaustive(g, train) for g in generated]
     assert audit["longest_runs"] == expected
     assert audit["flagged"] == [r >= 10 for r in expected]
     assert audit["share_flagged"] == sum(r >= 10 for r in expected) / 8

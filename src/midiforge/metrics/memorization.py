@@ -113,6 +113,25 @@ class TrainingIndex:
         return lo + 1 if lo > 0 else 0
 
 
+def longest_shared_run_exhaustive(notes: np.ndarray, training: Sequence[np.ndarray]) -> int:
+    """The definition :meth:`TrainingIndex.longest_shared_run` computes fast, by direct search.
+
+    Tries every start pair in every training piece: O(n·m) per piece, for tests and as the
+    benchmark's baseline, not for use on a corpus.
+    """
+    a = moves(notes).tolist()
+    best = 0
+    for piece in training:
+        b = moves(piece).tolist()
+        for i in range(len(a)):
+            for j in range(len(b)):
+                k = 0
+                while i + k < len(a) and j + k < len(b) and a[i + k] == b[j + k]:
+                    k += 1
+                best = max(best, k)
+    return best + 1 if best else 0
+
+
 def memorization_audit(
     generated: Sequence[np.ndarray],
     training: Sequence[np.ndarray],
