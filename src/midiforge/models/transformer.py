@@ -25,6 +25,10 @@ from torch import nn
 
 from midiforge.errors import MidiforgeError, choice_error
 from midiforge.models.base import MidiModel
+from midiforge.models.relative_attention import (
+    RelativeEmbedding,
+    causal_relative_attention,
+)
 from midiforge.models.token_lm import LabelEmbedding, next_token_loss, split_batch
 
 POSITIONS = ("relative", "absolute")
@@ -82,46 +86,6 @@ def append_kv(buf: torch.Tensor | None, new: torch.Tensor, length: int) -> torch
     return buf
 
 
-def skew(qe: torch.Tensor) -> torch.Tensor:
-    """Rearrange ``Q E_rᵀ`` into ``S_rel`` with a pad and a reshape (Music Transformer, Fig. 1).
-
-    Parameters
-    ----------
-    qe : (B, H, T_q, T_k); column ``r`` holds ``q_i · E[T_k - 1 - r]`` (distance ``T_k - 1 - r``)
-
-    Returns
-    -------
-    (B, H, T_q, T_k): entry ``[i, j] = q_i · E[p_i - j]`` with ``p_i = T_k - T_q + i`` the
-    absolute position of query ``i``; valid for ``j <= p_i`` (the causal part; the rest is
-    masked anyway). With ``T_q == T_k`` this is exactly the paper's procedure; ``T_q < T_k`` is
-    the cached decoding case.
-    """
-    b, h, t_q, t_k = qe.shape
-    padded = F.pad(qe, (1, 0))  # (B, H, T_q, T_k + 1)
-    flat = padded.reshape(b, h, t_q * (t_k + 1))[..., t_q:]  # drop the first T_q entries
-    return flat.reshape(b, h, t_q, t_k)
-
-
-class RelativeEmbedding(nn.Module):
-    """One learned vector per head and distance 0..max_rel-1, ``E_r`` in the paper.
-
-    Stored in *descending* distance order (row ``r`` = distance ``max_rel - 1 - r``), so the rows
-    a key length ``T_k <= max_rel`` needs are the table's last ``T_k`` rows: a view, no gather.
-    """
-
-    def __init__(self, n_heads: int, d_head: int, max_rel: int) -> None:
-        super().__init__()
-        self.max_rel = max_rel
-        self.table = nn.Parameter(torch.randn(n_heads, max_rel, d_head) * d_head**-0.5)
-
-    def forward(self, t_k: int) -> torch.Tensor:
-        """Rows for distances ``T_k-1, ..., 1, 0`` (clipped to max_rel-1): ``(H, T_k, D_head)``."""
-        if t_k <= self.max_rel:
-            return self.table[:, self.max_rel - t_k :]
-        far = self.table[:, :1].expand(-1, t_k - self.max_rel, -1)  # distances >= max_rel
-        return torch.cat([far, self.table], dim=1)
-
-
 class Attention(nn.Module):
     """Causal multi-head self-attention, relative or plain, with an optional KV cache."""
 
@@ -163,15 +127,7 @@ class Attention(nn.Module):
             weights = torch.softmax(scores * self.d_head**-0.5, dim=-1)
             y = torch.matmul(F.dropout(weights, drop, self.training), v)  # (B, H, 1, Dh)
         elif self.rel is not None:
-            # written out rather than through SDPA: a float mask sends SDPA to its generic path,
-            # which adds a fully-masked-row check over (B, H, T, T) on every call
-            q = q * self.d_head**-0.5  # (B, H, T_q, Dh): scale once, not the (T_q, T_k) scores
-            scores = torch.matmul(q, k.transpose(-1, -2))  # (B, H, T_q, T_k)
-            scores = scores + skew(torch.matmul(q, self.rel(t_k).transpose(1, 2)))
-            # causal mask for queries at positions t_k - t_q .. t_k - 1
-            future = torch.ones(t_q, t_k, dtype=torch.bool, device=x.device).triu(t_k - t_q + 1)
-            weights = torch.softmax(scores.masked_fill_(future, float("-inf")), dim=-1)
-            y = torch.matmul(F.dropout(weights, drop, self.training), v)  # (B, H, T_q, Dh)
+            y = causal_relative_attention(q, k, v, self.rel, drop)  # (B, H, T_q, Dh)
         elif t_q == t_k or t_q == 1:  # all-causal, or one query that sees every key
             y = F.scaled_dot_product_attention(q, k, v, is_causal=t_q > 1, dropout_p=drop)
         else:
@@ -307,8 +263,11 @@ class TransformerModel(MidiModel):
         if self.pos_embed is not None:
             return None
         start, end = max(0, cache.length - keep), cache.length
-        keys = [k[:, :, start:end].clone() for k in cache.keys]  # own storage: (B, H, keep, Dh)
-        values = [v[:, :, start:end].clone() for v in cache.values]
+        # views that run to the end of each buffer: the free slots after `end` take the next
+        # appends in place, so a sliding window copies its W entries once per ~W steps (when a
+        # buffer fills and grows), not on every step
+        keys = [k[:, :, start:] for k in cache.keys]  # (B, H, capacity - start, Dh)
+        values = [v[:, :, start:] for v in cache.values]
         return KVCache(keys, values, end - start, cache.seen)
 
     def select_cache(self, cache: KVCache, index: torch.Tensor) -> KVCache:
