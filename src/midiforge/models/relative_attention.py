@@ -25,6 +25,15 @@ from torch import nn
 
 BLOCK = 64  # queries per block in the causal split; see causal_relative_attention
 
+# Under CUDA bf16 autocast the kernel runs in fp32: its in-place and ``out=`` steps are not
+# autocast-aware, and the backward must see the dtypes the forward saw.
+if hasattr(torch.amp, "custom_fwd"):  # torch >= 2.4
+    _forward_fp32 = torch.amp.custom_fwd(device_type="cuda", cast_inputs=torch.float32)
+    _backward_as_forward = torch.amp.custom_bwd(device_type="cuda")
+else:  # pragma: no cover - older torch
+    _forward_fp32 = torch.cuda.amp.custom_fwd(cast_inputs=torch.float32)
+    _backward_as_forward = torch.cuda.amp.custom_bwd
+
 
 def skew(qe: torch.Tensor) -> torch.Tensor:
     """Rearrange ``Q E_rᵀ`` into ``S_rel`` with a pad and a reshape (Music Transformer, Fig. 1).
@@ -90,6 +99,7 @@ class CausalRelativeAttention(torch.autograd.Function):
     """
 
     @staticmethod
+    @_forward_fp32
     def forward(ctx, q, k, v, e, dropout, block):
         h, b, t_q, d_head = q.shape[1], q.shape[0], q.shape[2], q.shape[3]
         t_k = k.shape[2]
@@ -129,6 +139,7 @@ class CausalRelativeAttention(torch.autograd.Function):
         return y.transpose(0, 1)
 
     @staticmethod
+    @_backward_as_forward
     def backward(ctx, dy):
         qh, kh, vh, e, y = ctx.saved_tensors
         h, b, t_q, d_head = qh.shape
