@@ -7,6 +7,7 @@ Tests read real music from ``../shared/datasets`` (relative to the repository ro
 from __future__ import annotations
 
 import os
+import signal
 from pathlib import Path
 
 import pytest
@@ -61,3 +62,13 @@ def nottingham_small(datasets: Path, tmp_path_factory: pytest.TempPathFactory) -
         min_notes=NOTTINGHAM_MIN_NOTES,
     )
     return out
+
+
+def interruptible() -> None:
+    """``preexec_fn`` for a child that a test stops with Ctrl-C: SIGINT back to its default.
+
+    A shell starts background jobs with SIGINT ignored and children inherit that, so under
+    ``.ci/run &`` (or any runner that does the same) a Python child would never see the Ctrl-C
+    the test sends. A person's terminal gives the default, which is what this restores.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_DFL)

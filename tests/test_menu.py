@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import re
 import sys
-import time
 from pathlib import Path
 
 import pexpect
 import symusic
+
+from .conftest import interruptible
 
 TRAIN_TIMEOUT_S = 240  # tiny LSTM, a few steps, on a shared 2-core machine
 PROMPT_TIMEOUT_S = 60  # start-up imports torch on the first action
@@ -22,27 +23,10 @@ def spawn(args: list[str], cwd: Path) -> pexpect.spawn:
         encoding="utf-8",
         timeout=PROMPT_TIMEOUT_S,
         dimensions=(40, 200),
+        preexec_fn=interruptible,
     )
     child.logfile_read = (cwd / "menu.log").open("w")
     return child
-
-
-def interrupt(child: pexpect.spawn) -> None:
-    """Press Ctrl-C at the prompt on screen, as a person would, and expect the way back.
-
-    CPython's ``input()`` can miss a SIGINT that lands after the prompt is written but before it
-    blocks reading (the handler runs, then ``read`` waits on): a person would press again, so
-    the test does too, once, if nothing has come back after a while.
-    """
-    for attempt in range(2):
-        time.sleep(0.5)
-        child.sendintr()
-        try:
-            child.expect(r"cancelled; back to the menu", timeout=20 if attempt == 0 else 60)
-            return
-        except pexpect.TIMEOUT:
-            if attempt == 1:
-                raise
 
 
 def pick(child: pexpect.spawn, option: str, prompt: str) -> None:
@@ -100,7 +84,8 @@ def test_menu_trains_continues_and_generates(nottingham_small: Path, tmp_path: P
     child.expect("Choice: ")
     child.sendline("3")
     child.expect(r"Model \[1\]: ")
-    interrupt(child)
+    child.sendintr()
+    child.expect(r"cancelled; back to the menu")
     child.expect("what would you like to do")
 
     # 3) generate two pieces

@@ -25,6 +25,7 @@ from midiforge.data.prepare import prepare
 from midiforge.errors import MidiforgeError
 from midiforge.io.midi import load_midi
 
+from ..conftest import interruptible
 from .conftest import link_files, nottingham_files, pop909_files
 
 
@@ -207,7 +208,7 @@ def test_interrupted_run_leaves_nothing(datasets: Path, tmp_path: Path, monkeypa
 
 def test_ctrl_c_in_a_subprocess_leaves_nothing(datasets: Path, tmp_path: Path) -> None:
     src = tmp_path / "src"
-    link_files(pop909_files(datasets, 300), src)  # seconds of work: Ctrl-C lands mid-run
+    link_files(pop909_files(datasets, 60), src)
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -222,11 +223,13 @@ def test_ctrl_c_in_a_subprocess_leaves_nothing(datasets: Path, tmp_path: Path) -
         ],
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=interruptible,
     )
     deadline = time.monotonic() + 30
     while not any(p.name.startswith(".out.tmp") for p in tmp_path.iterdir()):
         assert proc.poll() is None and time.monotonic() < deadline, "never started writing"
         time.sleep(0.05)
+    time.sleep(0.3)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=30)
     assert proc.returncode == 130, err
