@@ -30,18 +30,20 @@ def readme_main_job() -> str:
     raise AssertionError(f"README.md has no line ending in {MAIN_JOB_MARK!r}")
 
 
+def printed(python: Path, code: str) -> str:
+    """What ``python -c code`` prints, stripped."""
+    return subprocess.run(
+        [str(python), "-c", code], check=True, capture_output=True, text=True
+    ).stdout.strip()
+
+
 def test_readme_main_job_runs_offline_in_a_fresh_venv(tmp_path: Path) -> None:
     command = readme_main_job()
     assert "midiforge generate" in command
     venv = tmp_path / ".venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
     python = venv / "bin" / "python"
-    site = subprocess.run(
-        [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout.strip()
+    site = printed(python, "import sysconfig; print(sysconfig.get_paths()['purelib'])")
     (Path(site) / "_test_deps.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
     source = tmp_path / "source"  # a clean copy: no build leftovers from the checkout
     shutil.copytree(
@@ -61,12 +63,7 @@ def test_readme_main_job_runs_offline_in_a_fresh_venv(tmp_path: Path) -> None:
         check=True,
     )
     shutil.rmtree(source)  # the installed copy must stand on its own
-    where = subprocess.run(
-        [str(python), "-c", "import midiforge; print(midiforge.__file__)"],
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout.strip()
+    where = printed(python, "import midiforge; print(midiforge.__file__)")
     assert Path(where).is_relative_to(venv), f"midiforge imported from {where}, not the venv"
     done = subprocess.run(
         ["unshare", "-n", "sh", "-c", command],

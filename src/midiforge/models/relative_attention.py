@@ -85,6 +85,25 @@ class RelativeEmbedding(nn.Module):
         return torch.cat([far, self.table], dim=1)
 
 
+def _blocks(t_q: int, t_k: int, block: int):
+    """Yield ``(start, stop, seen)`` per block of queries: its rows, and the keys it can see.
+
+    Queries are the last ``T_q`` of ``T_k`` positions, so the block ending at query ``stop``
+    sees keys ``0 .. T_k - T_q + stop - 1``. Forward and backward walk the same blocks.
+    """
+    for start in range(0, t_q, block):
+        stop = min(start + block, t_q)
+        yield start, stop, t_k - t_q + stop
+
+
+def _padded_rows(e: torch.Tensor, seen: int) -> torch.Tensor:
+    """``E_r`` rows for distances ``seen-1 .. 0`` after a zero row: ``(H, seen + 1, Dh)``.
+
+    The zero row makes ``Q E_padᵀ`` come out already padded for the skew (column 0 zero).
+    """
+    return F.pad(e[:, e.shape[1] - seen :], (0, 0, 1, 0))
+
+
 class CausalRelativeAttention(torch.autograd.Function):
     """``softmax(Q Kᵀ + skew(Q E_rᵀ), causal) V``, block by block, with a hand-written backward.
 
@@ -101,19 +120,19 @@ class CausalRelativeAttention(torch.autograd.Function):
     @staticmethod
     @_forward_fp32
     def forward(ctx, q, k, v, e, dropout, block):
-        h, b, t_q, d_head = q.shape[1], q.shape[0], q.shape[2], q.shape[3]
+        b, h, t_q, d_head = q.shape
         t_k = k.shape[2]
         scale = d_head**-0.5
+        keep_scale = 1.0 / (1.0 - dropout)
         qh = (q.transpose(0, 1) * scale).contiguous()  # (H, B, T_q, Dh), scale folded in
         kh = k.transpose(0, 1).contiguous()  # (H, B, T_k, Dh)
         vh = v.transpose(0, 1).contiguous()
         y = qh.new_empty(h, b, t_q, d_head)
         saved = []
-        for start in range(0, t_q, block):
-            stop = min(start + block, t_q)
-            n, seen = stop - start, t_k - t_q + stop  # queries, and the keys they can see
+        for start, stop, seen in _blocks(t_q, t_k, block):
+            n = stop - start
             qb = qh[:, :, start:stop].reshape(h, b * n, d_head)
-            e_pad = F.pad(e[:, t_k - seen :], (0, 0, 1, 0))  # (H, seen+1, Dh), zero row first
+            e_pad = _padded_rows(e, seen)  # (H, seen+1, Dh)
             padded = torch.matmul(qb, e_pad.transpose(1, 2))  # (H, B·n, seen+1), column 0 zero
             rel = unpad(padded.view(h, b, n, seen + 1), n, seen).reshape(h * b, n, seen)
             kb = kh[:, :, :seen].reshape(h * b, seen, d_head)
@@ -128,14 +147,14 @@ class CausalRelativeAttention(torch.autograd.Function):
             keep = None
             if dropout > 0.0:
                 keep = torch.empty_like(weights).bernoulli_(1.0 - dropout).bool()
-                dropped = weights * keep * (1.0 / (1.0 - dropout))
+                dropped = weights * keep * keep_scale
             else:
                 dropped = weights
             vb = vh[:, :, :seen].reshape(h * b, seen, d_head)
             y[:, :, start:stop] = torch.bmm(dropped, vb).view(h, b, n, d_head)
             saved.append((weights, keep))
         ctx.save_for_backward(qh, kh, vh, e, y)
-        ctx.saved_blocks, ctx.dropout, ctx.block, ctx.scale = saved, dropout, block, scale
+        ctx.saved_blocks, ctx.keep_scale, ctx.block, ctx.scale = saved, keep_scale, block, scale
         return y.transpose(0, 1)
 
     @staticmethod
@@ -144,7 +163,7 @@ class CausalRelativeAttention(torch.autograd.Function):
         qh, kh, vh, e, y = ctx.saved_tensors
         h, b, t_q, d_head = qh.shape
         t_k = kh.shape[2]
-        dropout, block = ctx.dropout, ctx.block
+        keep_scale = ctx.keep_scale
         dyh = dy.transpose(0, 1).contiguous()  # (H, B, T_q, Dh)
         # softmax backward needs Σ_j P_ij dP_ij per row; it equals dy_i · y_i (dropout too)
         row = (dyh * y).sum(-1, keepdim=True)  # (H, B, T_q, 1)
@@ -152,9 +171,9 @@ class CausalRelativeAttention(torch.autograd.Function):
         dk = torch.zeros_like(kh)
         dv = torch.zeros_like(vh)
         de = torch.zeros_like(e)
-        for (weights, keep), start in zip(ctx.saved_blocks, range(0, t_q, block), strict=True):
-            stop = min(start + block, t_q)
-            n, seen = stop - start, t_k - t_q + stop
+        blocks = _blocks(t_q, t_k, ctx.block)
+        for (weights, keep), (start, stop, seen) in zip(ctx.saved_blocks, blocks, strict=True):
+            n = stop - start
             dyb = dyh[:, :, start:stop].reshape(h * b, n, d_head)
             qb = qh[:, :, start:stop].reshape(h, b * n, d_head)
             kb = kh[:, :, :seen].reshape(h * b, seen, d_head)
@@ -163,8 +182,8 @@ class CausalRelativeAttention(torch.autograd.Function):
             if keep is None:
                 dropped = weights
             else:
-                dropped = weights * keep * (1.0 / (1.0 - dropout))
-                grad.mul_(keep).mul_(1.0 / (1.0 - dropout))
+                dropped = weights * keep * keep_scale
+                grad.mul_(keep).mul_(keep_scale)
             dv[:, :, :seen] += torch.bmm(dropped.transpose(1, 2), dyb).view(h, b, seen, d_head)
             # dS = P ⊙ (dP - row), written straight into the padded layout that skew's inverse
             # needs: its first n entries per matrix are the only ones no score maps to
@@ -175,7 +194,7 @@ class CausalRelativeAttention(torch.autograd.Function):
             torch.mul(grad, weights, out=grad_scores)
             del grad
             padded = padded.view(h, b * n, seen + 1)
-            e_pad = F.pad(e[:, t_k - seen :], (0, 0, 1, 0))
+            e_pad = _padded_rows(e, seen)
             dqb = torch.bmm(grad_scores, kb).view(h, b * n, d_head)
             dqb.baddbmm_(padded, e_pad)
             dq[:, :, start:stop] = dqb.view(h, b, n, d_head)
