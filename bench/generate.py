@@ -35,7 +35,7 @@ RECOMPUTE_PROBES = 24  # context lengths timed for the no-cache baseline
 STEP_TRIALS = 60  # timed single steps per position; the minimum is robust to a busy machine
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def recompute(model, n_tokens: int, exact: bool, window: int | None = None) -> float:
     """Seconds of greedy decoding that re-runs the whole context every step (no cache).
 
@@ -66,7 +66,7 @@ def recompute(model, n_tokens: int, exact: bool, window: int | None = None) -> f
     return float(np.interp(contexts, lengths, times).sum())
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def cached(model, n_tokens: int, window: int | None = None) -> tuple[float, list[float]]:
     """Greedy decoding with the KV cache; total seconds and seconds of each step.
 
@@ -90,7 +90,7 @@ def cached(model, n_tokens: int, window: int | None = None) -> tuple[float, list
     return time.perf_counter() - start, steps
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def step_cost(model, position: int) -> float:
     """Seconds of one cached decoding step at ``position`` (minimum over STEP_TRIALS).
 

@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   need=()
-  for pkg in fluidsynth fluid-soundfont-gm chromium chromium-driver libsndfile1 tmux; do
+  for pkg in gcc fluidsynth fluid-soundfont-gm chromium chromium-driver libsndfile1 tmux; do
     dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
   done
   if [ ${#need[@]} -gt 0 ]; then

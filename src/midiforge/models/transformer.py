@@ -25,6 +25,7 @@ from torch import nn
 
 from midiforge.errors import MidiforgeError, choice_error
 from midiforge.models.base import MidiModel
+from midiforge.models import relative_attention_native as native
 from midiforge.models.relative_attention import (
     RelativeEmbedding,
     causal_relative_attention,
@@ -80,9 +81,9 @@ def append_kv(buf: torch.Tensor | None, new: torch.Tensor, length: int) -> torch
     if buf.shape[2] < need:
         b, h, _, dh = new.shape
         grown = new.new_empty(b, h, max(need, 2 * buf.shape[2]), dh)
-        grown[:, :, :length] = buf[:, :, :length]
+        grown.narrow(2, 0, length).copy_(buf.narrow(2, 0, length))
         buf = grown
-    buf[:, :, length:need] = new
+    buf.narrow(2, length, new.shape[2]).copy_(new)  # narrow: one op where slicing takes three
     return buf
 
 
@@ -110,22 +111,34 @@ class Attention(nn.Module):
         Returns the output and the key/value buffers extended by ``x``'s keys and values.
         """
         b, t_q, d = x.shape
-        q, k, v = self.qkv(x).split(d, dim=2)  # 3 × (B, T_q, D)
-        q, k, v = (z.view(b, t_q, self.n_heads, self.d_head).transpose(1, 2) for z in (q, k, v))
+        qkv = self.qkv(x)  # (B, T_q, 3·D)
+        # (B, T, 3, H, Dh) -> three (B, H, T, Dh) views; few ops, as decoding pays per op
+        q, k, v = qkv.view(b, t_q, 3, self.n_heads, self.d_head).permute(2, 0, 3, 1, 4).unbind(0)
         kbuf = append_kv(past[0] if past else None, k, length)  # (B, H, capacity, Dh)
         vbuf = append_kv(past[1] if past else None, v, length)
         t_k = length + t_q
-        k, v = kbuf[:, :, :t_k], vbuf[:, :, :t_k]  # (B, H, T_k, Dh) views
+        k, v = kbuf.narrow(2, 0, t_k), vbuf.narrow(2, 0, t_k)  # (B, H, T_k, Dh) views
         drop = self.dropout if self.training else 0.0
+        if self.rel is not None and length == 0 and t_q > 1 and native.usable(x, self.d_head):
+            # training and the first pass over a primer: the C kernel reads q, k, v where the
+            # projection wrote them and returns the heads merged
+            y = native.native_relative_attention(qkv, self.rel(t_q), self.n_heads, drop)
+            return self.proj(y), (kbuf, vbuf)
         if self.rel is not None and t_q == 1:
             # one new query sees every key and skew is the identity: its relative scores are
             # q·E[dist_j] with E's rows already in key order. Two matmuls over views (the cache
             # and the table) and no (B, H, T_k, Dh) temporary: per-token cost grows only by
             # reading K, E and V.
-            scores = torch.matmul(q, k.transpose(-1, -2))  # (B, H, 1, T_k)
-            scores = scores + torch.matmul(q, self.rel(t_k).transpose(-1, -2))
-            weights = torch.softmax(scores * self.d_head**-0.5, dim=-1)
-            y = torch.matmul(F.dropout(weights, drop, self.training), v)  # (B, H, 1, Dh)
+            # the key scores are added inside the second matmul, scaled by its alpha and beta
+            rel = torch.matmul(q, self.rel(t_k).transpose(-1, -2)).view(b * self.n_heads, 1, t_k)
+            scale = self.d_head**-0.5
+            keys = k.reshape(b * self.n_heads, t_k, self.d_head)  # a view of the cache
+            scores = torch.baddbmm(rel, q.reshape(b * self.n_heads, 1, self.d_head),
+                                   keys.transpose(1, 2), beta=scale, alpha=scale)  # fmt: skip
+            weights = torch.softmax(scores, dim=-1).view(b, self.n_heads, 1, t_k)
+            if drop > 0.0:
+                weights = F.dropout(weights, drop)
+            y = torch.matmul(weights, v)  # (B, H, 1, Dh)
         elif self.rel is not None:
             y = causal_relative_attention(q, k, v, self.rel, drop)  # (B, H, T_q, Dh)
         elif t_q == t_k or t_q == 1:  # all-causal, or one query that sees every key
@@ -154,9 +167,11 @@ class Block(nn.Module):
 
     def forward(self, x, past, length):
         a, kv = self.attn(self.norm1(x), past, length)
-        x = x + self.drop(a)
-        x = x + self.drop(self.mlp(self.norm2(x)))
-        return x, kv
+        if self.training:  # dropout is the identity in eval; skipping the calls saves decode time
+            x = x + self.drop(a)
+            return x + self.drop(self.mlp(self.norm2(x))), kv
+        x = x + a
+        return x + self.mlp(self.norm2(x)), kv
 
 
 class TransformerModel(MidiModel):

@@ -102,7 +102,7 @@ def make_generator(seed: int | None, device: torch.device) -> torch.Generator:
     return gen
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def sample(
     model: Any,
     *,
@@ -199,7 +199,7 @@ def _first(row: list[int], value: int) -> int:
     return row.index(value) if value in row else len(row)
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def sample_notes(
     model: Any,
     *,

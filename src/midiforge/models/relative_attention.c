@@ -1,0 +1,518 @@
+/* Causal Music Transformer relative attention on the CPU, one (batch, head) pair at a time.
+ *
+ * Why C: composed from tensor ops, each (B, H, T, T) step (scores, mask, softmax, dropout, the
+ * softmax gradient, the skew) is a separate pass over memory, and on a CPU those passes cost more
+ * than the matmuls. Here one (batch, head) pair's whole problem -- at T = 256 its score matrix is
+ * 256 KB -- stays in the core's cache while every step runs over it, and the relative term needs
+ * no second matmul: q_i . k_j + q_i . E[dist] = q_i . (k_j + E[dist]), one add per multiply-add.
+ * The loader (relative_attention_native.py) compiles this file on first use with the machine's C
+ * compiler; without one, the tensor-op kernel in relative_attention.py runs instead. Both are
+ * checked against the plain autograd formulation in tests/models/test_relative_attention.py.
+ *
+ * Layout: q, k, v, y, dy, dq, dk, dv are (B, H, T, D) views with unit stride along D and any
+ * other strides (the trainer passes views into the fused qkv projection, so nothing is copied).
+ * e is (H, Tk, D) with row r the distance Tk-1-r, as RelativeEmbedding returns it. Query i is
+ * position Tk-Tq+i and sees keys 0..Tk-Tq+i. The forward saves the softmax weights (B, H, Tq,
+ * Tk16) for the backward; dropout masks are not stored but re-drawn from a counter-based hash.
+ *
+ * Vectors are GCC/Clang vector extensions of 16 floats: AVX-512 registers where the machine has
+ * them, pairs of AVX2 registers (or whatever the target offers) elsewhere.
+ */
+#include <pthread.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define W 16      /* floats per vector */
+#define R 4       /* query rows per micro-kernel */
+#define MAX_NV 8  /* head size up to 8 * 16 = 128 */
+
+typedef float vf __attribute__((vector_size(64)));
+typedef float vfu __attribute__((vector_size(64), aligned(4)));
+typedef int32_t vi __attribute__((vector_size(64)));
+typedef uint32_t vu __attribute__((vector_size(64)));
+
+#define INLINE static inline __attribute__((always_inline))
+
+static const vi LANE = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
+
+INLINE vf ld(const float *p) { return *(const vfu *)p; }
+INLINE void st(float *p, vf x) { *(vfu *)p = x; }
+INLINE vf splat(float x) { return (vf){0} + x; }
+INLINE vf sel(vi m, vf a, vf b) { return (vf)((m & (vi)a) | (~m & (vi)b)); }
+INLINE int imin(int a, int b) { return a < b ? a : b; }
+INLINE int imax(int a, int b) { return a > b ? a : b; }
+
+INLINE float hmax(vf x) {
+  float m = x[0];
+  for (int l = 1; l < W; l++) m = x[l] > m ? x[l] : m;
+  return m;
+}
+
+INLINE float hsum(vf x) {
+  float s = 0.0f;
+  for (int l = 0; l < W; l++) s += x[l];
+  return s;
+}
+
+/* e^x for x <= 0 (Cephes expf: range reduction by ln 2, degree-5 polynomial; ~1 ulp). Inputs
+ * below -87 give e^-87 instead of underflowing; softmax weights that small do not matter. */
+INLINE vf vexp(vf x) {
+  x = sel(x < -87.0f, splat(-87.0f), x);
+  vf n = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f; /* round to nearest */
+  vf f = x - n * 0.693359375f + n * 2.12194440e-4f;
+  vf p = splat(1.9875691500e-4f);
+  p = p * f + 1.3981999507e-3f;
+  p = p * f + 8.3334519073e-3f;
+  p = p * f + 4.1665795894e-2f;
+  p = p * f + 1.6666665459e-1f;
+  p = p * f + 5.0000001201e-1f;
+  p = p * f * f + f + 1.0f;
+  vi bits = (__builtin_convertvector(n, vi) + 127) << 23;
+  return p * (vf)bits;
+}
+
+/* Dropout keep mask for 16 consecutive weights starting at flat index `base` of the (B, H, Tq,
+ * Tk) weight tensor: a murmur-style integer hash of (index, seed), kept where its top 24 bits
+ * reach `thr` = p * 2^24. Forward and backward draw the same mask from the same seed. */
+INLINE vi keep_mask(uint32_t s0, uint32_t s1, uint32_t base, uint32_t thr) {
+  vu x = ((vu)LANE + base) ^ s0;
+  x *= 0x7feb352dU;
+  x ^= x >> 15;
+  x += s1;
+  x *= 0x846ca68bU;
+  x ^= x >> 16;
+  return (vi)((x >> 8) >= thr);
+}
+
+typedef struct {
+  float *ptr;
+  int64_t sb, sh, st; /* strides in floats; D is unit-stride */
+} View;
+
+typedef struct {
+  int64_t B, H, Tq, Tk, D, nthreads;
+  View q, k, v, y, dy, dq, dk, dv;
+  const float *e; /* (H, Tk, D), head stride e_sh */
+  int64_t e_sh;
+  float *stats; /* per query row: score max and 1/sum(exp) (B, H, Tq, 2); NULL = no backward */
+  float *de; /* (B, H, Tk, D): per-batch relative-table gradient, summed by the caller */
+  float scale, drop;
+  uint32_t s0, s1;
+} Job;
+
+typedef struct {
+  float *qs, *ks, *vs, *es, *kt, *et, *vt, *dys, *s, *qe, *ds, *pd;
+} Scratch;
+
+INLINE int64_t round16(int64_t n) { return (n + W - 1) / W * W; }
+
+/* A GEMM tile: out[r][c] = sum_d a[row_r, d] * bt[d, j + 16c ..] for R rows and 32 columns.
+ * Two column vectors per row share each broadcast of a[row_r, d], and all loads are aligned. */
+INLINE void tile(const float *a, int64_t Dp, const int64_t row[R], const float *bt, int64_t lb,
+                 int64_t j, int64_t D, vf out[R][2]) {
+  for (int r = 0; r < R; r++) out[r][0] = out[r][1] = splat(0.0f);
+  for (int64_t d = 0; d < D; d++) {
+    const vf b0 = ld(bt + d * lb + j), b1 = ld(bt + d * lb + j + W);
+    for (int r = 0; r < R; r++) {
+      const float x = a[row[r] * Dp + d];
+      out[r][0] += x * b0;
+      out[r][1] += x * b1;
+    }
+  }
+}
+
+/* The relative scores q_i . E_x of a block of R query rows, for every table row x the block
+ * needs, into qe (R rows of stride lq, column x - xs); returns xs. Row i reads its keys' scores
+ * at qe[r][off_r - xs + j] -- the skew is that per-row offset, applied once per output vector
+ * rather than as a misaligned load inside the multiply-add loop. `keys` = 16 x blocks read. */
+INLINE int64_t rel_scores(const float *qs, int64_t Dp, const int64_t row[R], const int64_t off[R],
+                          const float *et, int64_t le, int64_t D, int64_t keys, float *qe,
+                          int64_t lq) {
+  const int64_t xs = off[R - 1] / W * W, xe = off[0] + keys;
+  for (int64_t x = xs; x < xe; x += 2 * W) {
+    vf acc[R][2];
+    tile(qs, Dp, row, et, le, x, D, acc);
+    for (int r = 0; r < R; r++) {
+      st(qe + r * lq + x - xs, acc[r][0]);
+      st(qe + r * lq + x - xs + W, acc[r][1]);
+    }
+  }
+  return xs;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+
+INLINE void forward_item(const Job *J, Scratch *S, int64_t w, const int nv) {
+  const int64_t b = w / J->H, h = w % J->H, Tq = J->Tq, Tk = J->Tk, D = J->D, Dp = nv * W;
+  const int64_t Tk16 = round16(Tk), LK = Tk16 + 2 * W, LE = Tk16 + 4 * W, shift = Tk - Tq;
+  const int64_t LQ = Tk16 + 4 * W;
+  const float *q = J->q.ptr + b * J->q.sb + h * J->q.sh;
+  const float *k = J->k.ptr + b * J->k.sb + h * J->k.sh;
+  const float *v = J->v.ptr + b * J->v.sb + h * J->v.sh;
+  const float *e = J->e + h * J->e_sh;
+  float *y = J->y.ptr + b * J->y.sb + h * J->y.sh;
+  const float ks = J->drop > 0.0f ? 1.0f / (1.0f - J->drop) : 1.0f;
+  const uint32_t thr = (uint32_t)(J->drop * 16777216.0f);
+  float *qs = S->qs, *kt = S->kt, *et = S->et, *vs = S->vs, *sr = S->s, *qe = S->qe;
+
+  for (int64_t i = 0; i < Tq; i++)
+    for (int64_t d = 0; d < D; d++) qs[i * Dp + d] = q[i * J->q.st + d] * J->scale;
+  for (int64_t j = 0; j < Tk; j++)
+    for (int64_t d = 0; d < D; d++) {
+      kt[d * LK + j] = k[j * J->k.st + d];
+      et[d * LE + j] = e[j * D + d];
+      vs[j * Dp + d] = v[j * J->v.st + d];
+    }
+
+  for (int64_t i0 = 0; i0 < Tq; i0 += R) {
+    const int rn = (int)imin(R, Tq - i0);
+    const int64_t pmax = shift + i0 + rn - 1; /* last key any row of the block sees */
+    const int64_t nb = pmax / W + 1;
+    int64_t row[R], off[R]; /* rows past Tq repeat the last; off: E row of key 0, Tq-1-i */
+    for (int r = 0; r < R; r++) {
+      row[r] = imin(i0 + r, Tq - 1);
+      off[r] = Tq - 1 - row[r];
+    }
+    /* scores s_ij = q_i . k_j + q_i . E[dist], 32 keys x R queries at a time */
+    const int64_t xs = rel_scores(qs, Dp, row, off, et, LE, D, nb * W, qe, LQ);
+    for (int64_t jb = 0; jb < nb; jb += 2) {
+      vf acc[R][2];
+      tile(qs, Dp, row, kt, LK, jb * W, D, acc);
+      for (int r = 0; r < R; r++) {
+        st(sr + r * LK + jb * W, acc[r][0]);
+        st(sr + r * LK + jb * W + W, acc[r][1]);
+      }
+    }
+    /* softmax over keys 0..p_i, then dropout; rows of the block past Tq become zeros */
+    for (int r = 0; r < R; r++) {
+      float *s = sr + r * LK;
+      if (r >= rn) {
+        memset(s, 0, nb * W * sizeof(float));
+        continue;
+      }
+      const int64_t i = i0 + r, pi = shift + i;
+      const float *rel = qe + r * LQ + off[r] - xs;
+      vf m = splat(-3.0e38f);
+      for (int64_t jb = 0; jb < nb; jb++) {
+        const vi valid = (LANE + (int32_t)(jb * W)) <= (int32_t)pi;
+        const vf x = sel(valid, ld(s + jb * W) + ld(rel + jb * W), splat(-3.0e38f));
+        st(s + jb * W, x);
+        m = sel(x > m, x, m);
+      }
+      const float mx = hmax(m);
+      vf sum = splat(0.0f);
+      for (int64_t jb = 0; jb < nb; jb++) {
+        const vi valid = (LANE + (int32_t)(jb * W)) <= (int32_t)pi;
+        const vf x = sel(valid, vexp(ld(s + jb * W) - mx), splat(0.0f));
+        st(s + jb * W, x);
+        sum += x;
+      }
+      const float inv = 1.0f / hsum(sum);
+      if (J->stats) {
+        J->stats[2 * (w * Tq + i)] = mx;
+        J->stats[2 * (w * Tq + i) + 1] = inv;
+      }
+      const uint32_t base = (uint32_t)((w * Tq + i) * Tk);
+      for (int64_t jb = 0; jb < nb; jb++) {
+        vf x = ld(s + jb * W) * inv;
+        if (thr) x = sel(keep_mask(J->s0, J->s1, base + (uint32_t)(jb * W), thr), x * ks,
+                         splat(0.0f));
+        st(s + jb * W, x);
+      }
+    }
+    /* y_i = sum_j w_ij v_j: R rows share each v_j load */
+    vf acc[R][MAX_NV];
+    for (int r = 0; r < R; r++)
+      for (int c = 0; c < nv; c++) acc[r][c] = splat(0.0f);
+    for (int64_t j = 0; j <= pmax; j++) {
+      vf vv[MAX_NV];
+      for (int c = 0; c < nv; c++) vv[c] = ld(vs + j * Dp + c * W);
+      for (int r = 0; r < R; r++) {
+        const float wgt = sr[r * LK + j];
+        for (int c = 0; c < nv; c++) acc[r][c] += wgt * vv[c];
+      }
+    }
+    for (int r = 0; r < rn; r++) {
+      float row[MAX_NV * W];
+      for (int c = 0; c < nv; c++) st(row + c * W, acc[r][c]);
+      memcpy(y + (i0 + r) * J->y.st, row, D * sizeof(float));
+    }
+  }
+}
+
+/* ---------------------------------------------------------------------------------------- */
+
+INLINE void backward_item(const Job *J, Scratch *S, int64_t w, const int nv) {
+  const int64_t b = w / J->H, h = w % J->H, Tq = J->Tq, Tk = J->Tk, D = J->D, Dp = nv * W;
+  const int64_t Tk16 = round16(Tk), LK = Tk16 + 2 * W, LS = Tk16 + 2 * W, shift = Tk - Tq;
+  /* column blocks for the dK/dV/dE sweeps: as many as the registers hold */
+  enum { CB_MAX = 4 };
+  const int CB = nv <= 2 ? 4 : nv <= 4 ? 2 : 1;
+  const float *q = J->q.ptr + b * J->q.sb + h * J->q.sh;
+  const float *k = J->k.ptr + b * J->k.sb + h * J->k.sh;
+  const float *v = J->v.ptr + b * J->v.sb + h * J->v.sh;
+  const float *yo = J->y.ptr + b * J->y.sb + h * J->y.sh;
+  const float *dy = J->dy.ptr + b * J->dy.sb + h * J->dy.sh;
+  const float *e = J->e + h * J->e_sh;
+  float *dq = J->dq.ptr + b * J->dq.sb + h * J->dq.sh;
+  float *dk = J->dk.ptr + b * J->dk.sb + h * J->dk.sh;
+  float *dv = J->dv.ptr + b * J->dv.sb + h * J->dv.sh;
+  float *de = J->de + w * Tk * D;
+  const float ks = J->drop > 0.0f ? 1.0f / (1.0f - J->drop) : 1.0f;
+  const uint32_t thr = (uint32_t)(J->drop * 16777216.0f);
+  const int64_t LE = Tk16 + 4 * W, LQ = Tk16 + 4 * W;
+  float *qs = S->qs, *ks_ = S->ks, *es = S->es, *vt = S->vt, *dys = S->dys, *kt = S->kt;
+  float *et = S->et, *qe = S->qe;
+  float *dsm = S->ds + W, *pdm = S->pd + W; /* W zero columns to the left of every row */
+
+  for (int64_t i = 0; i < Tq; i++)
+    for (int64_t d = 0; d < D; d++) {
+      qs[i * Dp + d] = q[i * J->q.st + d] * J->scale;
+      dys[i * Dp + d] = dy[i * J->dy.st + d];
+    }
+  for (int64_t j = 0; j < Tk; j++)
+    for (int64_t d = 0; d < D; d++) {
+      ks_[j * Dp + d] = kt[d * LK + j] = k[j * J->k.st + d];
+      es[j * Dp + d] = et[d * LE + j] = e[j * D + d];
+      vt[d * LK + j] = v[j * J->v.st + d];
+    }
+
+  /* The weights are recomputed from the scores and the forward's row statistics rather than
+   * stored: a stored (T, T) matrix per head would be written, paged in and read back once each,
+   * which costs more than the multiply-adds it saves. Then dS = P * (dP - rowsum), with
+   * dP = dy v^T through the dropout mask and rowsum_i = dy_i . y_i. */
+  for (int64_t i0 = 0; i0 < Tq; i0 += R) {
+    const int rn = (int)imin(R, Tq - i0);
+    const int64_t pmax = shift + i0 + rn - 1;
+    const int64_t nb = pmax / W + 1;
+    float rowsum[R], mx[R], inv[R];
+    int64_t row[R], off[R];
+    for (int r = 0; r < R; r++) {
+      row[r] = imin(i0 + r, Tq - 1);
+      off[r] = Tq - 1 - row[r];
+      float t = 0.0f;
+      for (int64_t d = 0; d < D; d++) t += dy[row[r] * J->dy.st + d] * yo[row[r] * J->y.st + d];
+      rowsum[r] = t;
+      mx[r] = J->stats[2 * (w * Tq + row[r])];
+      inv[r] = J->stats[2 * (w * Tq + row[r]) + 1];
+    }
+    const int64_t xs = rel_scores(qs, Dp, row, off, et, LE, D, nb * W, qe, LQ);
+    for (int64_t jp = 0; jp < nb; jp += 2) {
+      vf sa[R][2], da[R][2];
+      tile(qs, Dp, row, kt, LK, jp * W, D, sa);
+      tile(dys, Dp, row, vt, LK, jp * W, D, da);
+      for (int64_t jb = jp; jb < imin(jp + 2, nb); jb++)
+      for (int r = 0; r < rn; r++) {
+        const int64_t i = i0 + r, j = jb * W;
+        const vi valid = (LANE + (int32_t)j) <= (int32_t)(shift + i);
+        const vf score = sa[r][jb - jp] + ld(qe + r * LQ + off[r] - xs + j);
+        const vf p = sel(valid, vexp(score - mx[r]) * inv[r], splat(0.0f));
+        vf dp = da[r][jb - jp], pd = p;
+        if (thr) {
+          const vi keep = keep_mask(J->s0, J->s1, (uint32_t)((w * Tq + i) * Tk + j), thr);
+          dp = sel(keep, dp * ks, splat(0.0f));
+          pd = sel(keep, p * ks, splat(0.0f));
+        }
+        st(dsm + i * LS + j, p * (dp - rowsum[r]));
+        st(pdm + i * LS + j, pd);
+      }
+    }
+    for (int r = 0; r < rn; r++) { /* zeros after the row: later sweeps read a few past p_i */
+      st(dsm + (i0 + r) * LS + nb * W, splat(0.0f));
+      st(pdm + (i0 + r) * LS + nb * W, splat(0.0f));
+    }
+  }
+
+  /* dq_i = scale * sum_j dS_ij (k_j + E[dist]) */
+  for (int64_t i0 = 0; i0 < Tq; i0 += R) {
+    const int rn = (int)imin(R, Tq - i0);
+    const int64_t pmax = shift + i0 + rn - 1;
+    vf acc[R][MAX_NV];
+    for (int r = 0; r < R; r++)
+      for (int c = 0; c < nv; c++) acc[r][c] = splat(0.0f);
+    int64_t row[R];
+    for (int r = 0; r < R; r++) row[r] = imin(i0 + r, Tq - 1);
+    for (int64_t j = 0; j <= pmax; j++) {
+      vf kv[MAX_NV];
+      for (int c = 0; c < nv; c++) kv[c] = ld(ks_ + j * Dp + c * W);
+      for (int r = 0; r < R; r++) {
+        const float g = dsm[row[r] * LS + j];
+        const float *er = es + (Tq - 1 - row[r] + j) * Dp;
+        for (int c = 0; c < nv; c++) acc[r][c] += g * (kv[c] + ld(er + c * W));
+      }
+    }
+    for (int r = 0; r < rn; r++) {
+      float out[MAX_NV * W];
+      for (int c = 0; c < nv; c++) st(out + c * W, acc[r][c] * J->scale);
+      memcpy(dq + (i0 + r) * J->dq.st, out, D * sizeof(float));
+    }
+  }
+
+  /* dk_j = sum_i dS_ij q_i (q pre-scaled), dv_j = sum_i P'_ij dy_i: a column sweep */
+  for (int64_t j0 = 0; j0 < Tk; j0 += CB) {
+    vf ak[CB_MAX][MAX_NV], av[CB_MAX][MAX_NV];
+    for (int cb = 0; cb < CB; cb++)
+      for (int c = 0; c < nv; c++) ak[cb][c] = av[cb][c] = splat(0.0f);
+    for (int64_t i = imax(0, j0 - shift); i < Tq; i++) {
+      vf qv[MAX_NV], yv[MAX_NV];
+      for (int c = 0; c < nv; c++) {
+        qv[c] = ld(qs + i * Dp + c * W);
+        yv[c] = ld(dys + i * Dp + c * W);
+      }
+      for (int cb = 0; cb < CB; cb++) {
+        const float g = dsm[i * LS + j0 + cb], pw = pdm[i * LS + j0 + cb];
+        for (int c = 0; c < nv; c++) {
+          ak[cb][c] += g * qv[c];
+          av[cb][c] += pw * yv[c];
+        }
+      }
+    }
+    for (int cb = 0; cb < CB && j0 + cb < Tk; cb++) {
+      float outk[MAX_NV * W], outv[MAX_NV * W];
+      for (int c = 0; c < nv; c++) {
+        st(outk + c * W, ak[cb][c]);
+        st(outv + c * W, av[cb][c]);
+      }
+      memcpy(dk + (j0 + cb) * J->dk.st, outk, D * sizeof(float));
+      memcpy(dv + (j0 + cb) * J->dv.st, outv, D * sizeof(float));
+    }
+  }
+
+  /* dE row x (distance Tk-1-x) = sum over pairs at that distance: a diagonal sweep of dS */
+  for (int64_t x0 = 0; x0 < Tk; x0 += CB) {
+    vf acc[CB_MAX][MAX_NV];
+    for (int cb = 0; cb < CB; cb++)
+      for (int c = 0; c < nv; c++) acc[cb][c] = splat(0.0f);
+    for (int64_t i = imax(0, Tq - x0 - CB); i < Tq; i++) {
+      const float *g = dsm + i * LS + (x0 - (Tq - 1) + i); /* column of row x0; may be -CB+1 */
+      vf qv[MAX_NV];
+      for (int c = 0; c < nv; c++) qv[c] = ld(qs + i * Dp + c * W);
+      for (int cb = 0; cb < CB; cb++)
+        for (int c = 0; c < nv; c++) acc[cb][c] += g[cb] * qv[c];
+    }
+    for (int cb = 0; cb < CB && x0 + cb < Tk; cb++) {
+      float out[MAX_NV * W];
+      for (int c = 0; c < nv; c++) st(out + c * W, acc[cb][c]);
+      memcpy(de + (x0 + cb) * D, out, D * sizeof(float));
+    }
+  }
+}
+
+/* ---------------------------------------------------------------------------------------- */
+
+static void *aligned_zeros(size_t n) {
+  void *p = NULL;
+  if (posix_memalign(&p, 64, n * sizeof(float) + 64)) return NULL;
+  memset(p, 0, n * sizeof(float) + 64);
+  return p;
+}
+
+#define ITEMS(fn, nvc)                                            \
+  case nvc:                                                       \
+    for (int64_t w = first; w < last; w++) fn(J, &S, w, nvc);     \
+    break;
+
+/* One thread's share: (batch, head) items [first, last). Returns 0, or -1 without memory. */
+static int run_items(const Job *J, int64_t first, int64_t last, int backward) {
+  const int64_t Tq = J->Tq, Tk = J->Tk, Tk16 = round16(Tk), nv = (J->D + W - 1) / W, Dp = nv * W;
+  const int64_t rows = Tk + R + W; /* zero rows after the keys: reads run a few past the end */
+  Scratch S = {0};
+  S.qs = aligned_zeros(Tq * Dp);
+  S.ks = aligned_zeros(rows * Dp);
+  S.vs = aligned_zeros(rows * Dp);
+  S.es = aligned_zeros(rows * Dp);
+  S.dys = aligned_zeros(Tq * Dp);
+  S.kt = aligned_zeros(Dp * (Tk16 + 2 * W));
+  S.vt = aligned_zeros(Dp * (Tk16 + 2 * W));
+  S.et = aligned_zeros(Dp * (Tk16 + 4 * W));
+  S.qe = aligned_zeros(R * (Tk16 + 4 * W));
+  S.s = aligned_zeros(R * (Tk16 + 2 * W));
+  S.ds = backward ? aligned_zeros((Tq + 1) * (Tk16 + 2 * W)) : NULL;
+  S.pd = backward ? aligned_zeros((Tq + 1) * (Tk16 + 2 * W)) : NULL;
+  const int ok = S.qs && S.ks && S.vs && S.es && S.dys && S.kt && S.vt && S.et && S.s && S.qe &&
+                 (!backward || (S.ds && S.pd));
+  if (ok && !backward) {
+    switch (nv) {
+      ITEMS(forward_item, 1) ITEMS(forward_item, 2) ITEMS(forward_item, 3)
+      ITEMS(forward_item, 4) ITEMS(forward_item, 5) ITEMS(forward_item, 6)
+      ITEMS(forward_item, 7) ITEMS(forward_item, 8)
+    }
+  } else if (ok) {
+    switch (nv) {
+      ITEMS(backward_item, 1) ITEMS(backward_item, 2) ITEMS(backward_item, 3)
+      ITEMS(backward_item, 4) ITEMS(backward_item, 5) ITEMS(backward_item, 6)
+      ITEMS(backward_item, 7) ITEMS(backward_item, 8)
+    }
+  }
+  free(S.qs); free(S.ks); free(S.vs); free(S.es); free(S.dys); free(S.kt); free(S.vt);
+  free(S.et); free(S.s); free(S.qe); free(S.ds); free(S.pd);
+  return ok ? 0 : -1;
+}
+
+/* Split the B*H items over nthreads threads. With OpenMP (the build links libgomp, which
+ * resolves to the copy torch already loaded) they are torch's own pool: its threads do this
+ * work instead of spinning idle beside separate ones. Without it, pthreads. Returns 0, or -1
+ * when the head size is unsupported or memory ran out. */
+#ifndef _OPENMP
+typedef struct {
+  const Job *job;
+  int64_t first, last;
+  int backward, status;
+} Task;
+
+static void *run_task(void *arg) {
+  Task *t = (Task *)arg;
+  t->status = run_items(t->job, t->first, t->last, t->backward);
+  return NULL;
+}
+#endif
+
+static int run(const Job *job, int backward) {
+  if (job->D < 1 || job->D > MAX_NV * W || job->Tq < 1 || job->Tq > job->Tk) return -1;
+  const int64_t items = job->B * job->H;
+  int64_t n = job->nthreads < 1 ? 1 : job->nthreads;
+  if (n > items) n = items;
+  if (n > 256) n = 256;
+  int failed = 0;
+#ifdef _OPENMP
+#pragma omp parallel num_threads((int)n) reduction(| : failed)
+  {
+    const int64_t t = omp_get_thread_num(), m = omp_get_num_threads();
+    failed |= run_items(job, items * t / m, items * (t + 1) / m, backward) != 0;
+  }
+#else
+  Task tasks[256];
+  pthread_t threads[256];
+  int started[256] = {0};
+  for (int64_t t = 0; t < n; t++) tasks[t] = (Task){job, items * t / n, items * (t + 1) / n, backward, 0};
+  for (int64_t t = 1; t < n; t++)
+    started[t] = pthread_create(&threads[t], NULL, run_task, &tasks[t]) == 0;
+  for (int64_t t = 1; t < n; t++)
+    if (!started[t]) run_task(&tasks[t]);
+  run_task(&tasks[0]);
+  for (int64_t t = 0; t < n; t++) {
+    if (t > 0 && started[t]) pthread_join(threads[t], NULL);
+    failed |= tasks[t].status != 0;
+  }
+#endif
+  return failed ? -1 : 0;
+}
+
+int mf_relattn_forward(const Job *job) { return run(job, 0); }
+int mf_relattn_backward(const Job *job) { return run(job, 1); }
+int mf_relattn_abi(void) { return (int)sizeof(Job); }
+
+/* The dropout mask the kernels draw, written out as bytes (B, H, Tq, Tk): for tests. */
+void mf_relattn_keep_mask(int64_t B, int64_t H, int64_t Tq, int64_t Tk, float drop, uint32_t s0,
+                          uint32_t s1, uint8_t *out) {
+  const uint32_t thr = (uint32_t)(drop * 16777216.0f);
+  for (int64_t row = 0; row < B * H * Tq; row++)
+    for (int64_t j = 0; j < Tk; j += W) {
+      const vi keep = keep_mask(s0, s1, (uint32_t)(row * Tk + j), thr);
+      for (int l = 0; l < W && j + l < Tk; l++) out[row * Tk + j + l] = keep[l] != 0;
+    }
+}
