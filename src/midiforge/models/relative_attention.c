@@ -188,6 +188,7 @@ INLINE void forward_item(const Job *J, Scratch *S, int64_t w, const int nv) {
       }
     }
     /* softmax over keys 0..p_i, then dropout; rows of the block past Tq become zeros */
+    float norm[R];
     for (int r = 0; r < R; r++) {
       float *s = sr + r * LK;
       if (r >= rn) {
@@ -204,25 +205,22 @@ INLINE void forward_item(const Job *J, Scratch *S, int64_t w, const int nv) {
         m = sel(x > m, x, m);
       }
       const float mx = hmax(m);
+      /* unnormalised weights, dropout applied; y's row is scaled by 1/sum once at the end */
+      const uint32_t base = (uint32_t)((w * Tq + i) * Tk);
       vf sum = splat(0.0f);
       for (int64_t jb = 0; jb < nb; jb++) {
         const vi valid = (LANE + (int32_t)(jb * W)) <= (int32_t)pi;
-        const vf x = sel(valid, vexp(ld(s + jb * W) - mx), splat(0.0f));
-        st(s + jb * W, x);
+        vf x = sel(valid, vexp(ld(s + jb * W) - mx), splat(0.0f));
         sum += x;
+        if (thr) x = sel(keep_mask(J->s0, J->s1, base + (uint32_t)(jb * W), thr), x, splat(0.0f));
+        st(s + jb * W, x);
       }
-      const float inv = 1.0f / hsum(sum);
+      norm[r] = 1.0f / hsum(sum);
       if (J->stats) {
         J->stats[2 * (w * Tq + i)] = mx;
-        J->stats[2 * (w * Tq + i) + 1] = inv;
+        J->stats[2 * (w * Tq + i) + 1] = norm[r];
       }
-      const uint32_t base = (uint32_t)((w * Tq + i) * Tk);
-      for (int64_t jb = 0; jb < nb; jb++) {
-        vf x = ld(s + jb * W) * inv;
-        if (thr) x = sel(keep_mask(J->s0, J->s1, base + (uint32_t)(jb * W), thr), x * ks,
-                         splat(0.0f));
-        st(s + jb * W, x);
-      }
+      norm[r] *= ks;
     }
     /* y_i = sum_j w_ij v_j: R rows share each v_j load */
     vf acc[R][MAX_NV];
@@ -238,7 +236,7 @@ INLINE void forward_item(const Job *J, Scratch *S, int64_t w, const int nv) {
     }
     for (int r = 0; r < rn; r++) {
       float row[MAX_NV * W];
-      for (int c = 0; c < nv; c++) st(row + c * W, acc[r][c]);
+      for (int c = 0; c < nv; c++) st(row + c * W, acc[r][c] * norm[r]);
       memcpy(y + (i0 + r) * J->y.st, row, D * sizeof(float));
     }
   }

@@ -129,12 +129,17 @@ class Attention(nn.Module):
             # q·E[dist_j] with E's rows already in key order. Two matmuls over views (the cache
             # and the table) and no (B, H, T_k, Dh) temporary: per-token cost grows only by
             # reading K, E and V.
-            # the key scores are added inside the second matmul, scaled by its alpha and beta
-            rel = torch.matmul(q, self.rel(t_k).transpose(-1, -2)).view(b * self.n_heads, 1, t_k)
-            scale = self.d_head**-0.5
-            keys = k.reshape(b * self.n_heads, t_k, self.d_head)  # a view of the cache
-            scores = torch.baddbmm(rel, q.reshape(b * self.n_heads, 1, self.d_head),
-                                   keys.transpose(1, 2), beta=scale, alpha=scale)  # fmt: skip
+            # head-major: the relative scores of all B queries of a head are one product with
+            # that head's table; the key scores are added inside the second product, both
+            # scaled by its alpha and beta. Few ops, as a decoding step pays for each.
+            h, dh = self.n_heads, self.d_head
+            table = self.rel.forward(t_k).transpose(1, 2)  # (H, Dh, T_k)
+            rel = torch.bmm(q.transpose(0, 1).reshape(h, b, dh), table)  # (H, B, T_k)
+            rel = rel.transpose(0, 1).reshape(b * h, 1, t_k)  # a view when B == 1
+            keys = k.reshape(b * h, t_k, dh)  # a view of the cache
+            scale = dh**-0.5
+            scores = torch.baddbmm(rel, q.reshape(b * h, 1, dh), keys.transpose(1, 2),
+                                   beta=scale, alpha=scale)  # fmt: skip
             weights = torch.softmax(scores, dim=-1).view(b, self.n_heads, 1, t_k)
             if drop > 0.0:
                 weights = F.dropout(weights, drop)
