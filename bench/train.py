@@ -77,6 +77,45 @@ def rate(model, batches, opt) -> float:
     return tokens / (time.perf_counter() - start)
 
 
+def attention_ms(batch: int, seq: int) -> dict[str, float]:
+    """Milliseconds for one layer's attention, forward + backward: best of 5 rounds of 10."""
+    from midiforge.models.relative_attention import RelativeEmbedding, causal_relative_attention
+
+    d_head = D_MODEL // N_HEADS
+    qkv = torch.randn(batch, seq, 3 * D_MODEL, requires_grad=True)
+    rel = RelativeEmbedding(N_HEADS, d_head, seq)
+    grad = torch.randn(batch, seq, D_MODEL)
+
+    def merged(y):  # (B, H, T, Dh) -> (B, T, D), as the models do
+        return y.transpose(1, 2).reshape(batch, seq, D_MODEL)
+
+    def sdpa():
+        q, k, v = native._heads(qkv, N_HEADS)
+        merged(F.scaled_dot_product_attention(q, k, v, is_causal=True)).backward(grad)
+
+    def c_kernel():
+        native.native_relative_attention(qkv, rel(seq), N_HEADS).backward(grad)
+
+    def tensor_ops():
+        q, k, v = native._heads(qkv, N_HEADS)
+        merged(causal_relative_attention(q, k, v, rel)).backward(grad)
+
+    out = {}
+    for name, fn in (("plain causal SDPA", sdpa), ("relative, C kernel", c_kernel),
+                     ("relative, tensor-op kernel", tensor_ops)):  # fmt: skip
+        if name == "relative, C kernel" and native.library() is None:
+            continue
+        fn()
+        best = float("inf")
+        for _ in range(5):
+            start = time.perf_counter()
+            for _ in range(10):
+                fn()
+            best = min(best, (time.perf_counter() - start) / 10)
+        out[name] = best * 1e3
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batch", type=int, default=8)
@@ -121,6 +160,9 @@ def main() -> None:
     ref = best["reference"]
     for name, value in best.items():
         print(f"{name:20s} {value:8.0f} tokens/s  ratio vs reference {value / ref:.2f}")
+    print("one layer's attention, forward + backward:")
+    for name, ms in attention_ms(args.batch, args.seq).items():
+        print(f"  {name:28s} {ms:6.1f} ms")
 
 
 if __name__ == "__main__":

@@ -3,17 +3,18 @@
  * Why C: composed from tensor ops, each (B, H, T, T) step (scores, mask, softmax, dropout, the
  * softmax gradient, the skew) is a separate pass over memory, and on a CPU those passes cost more
  * than the matmuls. Here one (batch, head) pair's whole problem -- at T = 256 its score matrix is
- * 256 KB -- stays in the core's cache while every step runs over it, and the relative term needs
- * no second matmul: q_i . k_j + q_i . E[dist] = q_i . (k_j + E[dist]), one add per multiply-add.
- * The loader (relative_attention_native.py) compiles this file on first use with the machine's C
+ * 256 KB -- stays in the core's cache while every step runs over it. The relative scores
+ * q_i . E_x are one more aligned GEMM tile per block of queries; the skew is the per-row offset
+ * at which each query reads them. The loader (relative_attention_native.py) compiles this file on first use with the machine's C
  * compiler; without one, the tensor-op kernel in relative_attention.py runs instead. Both are
- * checked against the plain autograd formulation in tests/models/test_relative_attention.py.
+ * checked against the plain autograd formulation (tests/models/test_relative_attention*.py).
  *
  * Layout: q, k, v, y, dy, dq, dk, dv are (B, H, T, D) views with unit stride along D and any
  * other strides (the trainer passes views into the fused qkv projection, so nothing is copied).
  * e is (H, Tk, D) with row r the distance Tk-1-r, as RelativeEmbedding returns it. Query i is
- * position Tk-Tq+i and sees keys 0..Tk-Tq+i. The forward saves the softmax weights (B, H, Tq,
- * Tk16) for the backward; dropout masks are not stored but re-drawn from a counter-based hash.
+ * position Tk-Tq+i and sees keys 0..Tk-Tq+i. The forward keeps only each query row's score max
+ * and 1/sum (the backward recomputes the weights from them); dropout masks are not stored
+ * either but redrawn from a counter-based hash of (seed, index).
  *
  * Vectors are GCC/Clang vector extensions of 16 floats: AVX-512 registers where the machine has
  * them, pairs of AVX2 registers (or whatever the target offers) elsewhere.

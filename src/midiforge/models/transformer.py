@@ -24,8 +24,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from midiforge.errors import MidiforgeError, choice_error
-from midiforge.models.base import MidiModel
 from midiforge.models import relative_attention_native as native
+from midiforge.models.base import MidiModel
 from midiforge.models.relative_attention import (
     RelativeEmbedding,
     causal_relative_attention,
