@@ -90,14 +90,14 @@ def attention_ms(batch: int, seq: int) -> dict[str, float]:
         return y.transpose(1, 2).reshape(batch, seq, D_MODEL)
 
     def sdpa():
-        q, k, v = native._heads(qkv, N_HEADS)
+        q, k, v = native.split_heads(qkv, N_HEADS)
         merged(F.scaled_dot_product_attention(q, k, v, is_causal=True)).backward(grad)
 
     def c_kernel():
         native.native_relative_attention(qkv, rel(seq), N_HEADS).backward(grad)
 
     def tensor_ops():
-        q, k, v = native._heads(qkv, N_HEADS)
+        q, k, v = native.split_heads(qkv, N_HEADS)
         merged(causal_relative_attention(q, k, v, rel)).backward(grad)
 
     out = {}

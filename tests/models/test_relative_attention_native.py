@@ -16,7 +16,7 @@ from midiforge.models.relative_attention import RelativeEmbedding, skew
 def reference(qkv, table, n_heads, keep=None, dropout=0.0):
     """Textbook relative attention in fp64 from the kernel's inputs; ``keep`` masks weights."""
     b, t, three_d = qkv.shape
-    q, k, v = native._heads(qkv, n_heads)
+    q, k, v = native.split_heads(qkv, n_heads)
     q = q * q.shape[-1] ** -0.5
     scores = q @ k.transpose(-1, -2) + skew(q @ table.transpose(1, 2))
     future = torch.ones(t, t, dtype=torch.bool).triu(1)

@@ -420,20 +420,25 @@ static int run_items(const Job *J, int64_t first, int64_t last, int backward) {
   const int64_t Tq = J->Tq, Tk = J->Tk, Tk16 = round16(Tk), nv = (J->D + W - 1) / W, Dp = nv * W;
   const int64_t rows = Tk + R + W; /* zero rows after the keys: reads run a few past the end */
   Scratch S = {0};
+  /* both directions: queries, transposed keys and table, relative scores */
   S.qs = aligned_zeros(Tq * Dp);
-  S.ks = aligned_zeros(rows * Dp);
-  S.vs = aligned_zeros(rows * Dp);
-  S.es = aligned_zeros(rows * Dp);
-  S.dys = aligned_zeros(Tq * Dp);
   S.kt = aligned_zeros(Dp * (Tk16 + 2 * W));
-  S.vt = aligned_zeros(Dp * (Tk16 + 2 * W));
   S.et = aligned_zeros(Dp * (Tk16 + 4 * W));
   S.qe = aligned_zeros(R * (Tk16 + 4 * W));
-  S.s = aligned_zeros(R * (Tk16 + 2 * W));
-  S.ds = backward ? aligned_zeros((Tq + 1) * (Tk16 + 2 * W)) : NULL;
-  S.pd = backward ? aligned_zeros((Tq + 1) * (Tk16 + 2 * W)) : NULL;
-  const int ok = S.qs && S.ks && S.vs && S.es && S.dys && S.kt && S.vt && S.et && S.s && S.qe &&
-                 (!backward || (S.ds && S.pd));
+  int ok = S.qs && S.kt && S.et && S.qe;
+  if (!backward) { /* values as rows, a block's score rows */
+    S.vs = aligned_zeros(rows * Dp);
+    S.s = aligned_zeros(R * (Tk16 + 2 * W));
+    ok = ok && S.vs && S.s;
+  } else { /* keys and table as rows, transposed values, dy, dS and the dropped weights */
+    S.ks = aligned_zeros(rows * Dp);
+    S.es = aligned_zeros(rows * Dp);
+    S.vt = aligned_zeros(Dp * (Tk16 + 2 * W));
+    S.dys = aligned_zeros(Tq * Dp);
+    S.ds = aligned_zeros((Tq + 1) * (Tk16 + 2 * W));
+    S.pd = aligned_zeros((Tq + 1) * (Tk16 + 2 * W));
+    ok = ok && S.ks && S.es && S.vt && S.dys && S.ds && S.pd;
+  }
   if (ok && !backward) {
     switch (nv) {
       ITEMS(forward_item, 1) ITEMS(forward_item, 2) ITEMS(forward_item, 3)

@@ -112,8 +112,7 @@ class Attention(nn.Module):
         """
         b, t_q, d = x.shape
         qkv = self.qkv(x)  # (B, T_q, 3·D)
-        # (B, T, 3, H, Dh) -> three (B, H, T, Dh) views; few ops, as decoding pays per op
-        q, k, v = qkv.view(b, t_q, 3, self.n_heads, self.d_head).permute(2, 0, 3, 1, 4).unbind(0)
+        q, k, v = native.split_heads(qkv, self.n_heads)  # 3 × (B, H, T_q, Dh) views
         kbuf = append_kv(past[0] if past else None, k, length)  # (B, H, capacity, Dh)
         vbuf = append_kv(past[1] if past else None, v, length)
         t_k = length + t_q
