@@ -3,7 +3,8 @@
 Targets (docs/benchmarks.md): 1024 tokens at batch 1 with the cache >= 10x faster than full
 recompute each step; time per token at position 1000 <= 1.3x that at position 100.
 
-Two models, one torch thread each (batch-1 decoding gains nothing from a second):
+Two models, at the thread count ``midiforge generate`` runs with (torch's default: every
+core) unless ``--threads`` says otherwise:
 
 * ``shipped`` — the default model ``midiforge generate`` uses (d_model 256, 4 layers, trained on
   256-token windows), decoded the way the sampler does it: once the context reaches the
@@ -13,7 +14,12 @@ Two models, one torch thread each (batch-1 decoding gains nothing from a second)
   no window applies before position 1024: the cache grows the whole way, a stress test of
   memory-bound attention at this width.
 
+Each model is decoded with the key/value cache in fp16 (what ``generate`` does on the CPU by
+default: the C kernel converts on load, and a step's cost per cached position is reading the
+cache) and in fp32 (exact; ``--kv-cache float32``). The no-cache baseline is fp32 either way.
+
     python bench/generate.py [--model shipped|long|both] [--tokens 1024] [--pos absolute] [--exact]
+                             [--kv-cache both|float16|float32] [--threads N]
 """
 
 from __future__ import annotations
@@ -116,6 +122,11 @@ def report(name: str, n_tokens: int, t_cache: float, t_full: float, exact: bool)
     print(f"[{name}] speed-up of the KV cache: {t_full / t_cache:.1f}x (target >= 10x)")
 
 
+def cache_dtypes(args) -> list[torch.dtype]:
+    names = ["float16", "float32"] if args.kv_cache == "both" else [args.kv_cache]
+    return [getattr(torch, n) for n in names]
+
+
 def ratio_line(name: str, at100: float, at1000: float, how: str) -> None:
     print(f"[{name}] ms/token ({how}) at position 100: {at100 * 1e3:.2f}, "
           f"at 1000: {at1000 * 1e3:.2f}, ratio {at1000 / at100:.2f} (target <= 1.3)")  # fmt: skip
@@ -126,28 +137,37 @@ def shipped(args) -> None:
     window = model.max_seq_len
     cfg = model.config
     print(f"[shipped] default model: pos={cfg.pos} d={cfg.d_model} L={cfg.n_layers} "
-          f"H={cfg.n_heads} ff={cfg.d_ff}, window {window}, 1 thread")  # fmt: skip
-    cached(model, 64, window)  # warm-up
-    # the fastest of three full runs (by total time), and its step times
-    best_total, per_step = min(cached(model, args.tokens, window) for _ in range(3))
-    report("shipped", args.tokens, best_total, recompute(model, args.tokens, args.exact, window),
-           args.exact)  # fmt: skip
-    # step i of the list feeds the token at position i + 1; the 60 steps from a position on
-    # do the same work there (same cache length, past the window), so take their minimum
-    at100, at1000 = (min(per_step[p - 1 : p - 1 + STEP_TRIALS])
-                     for p in (100, min(1000, args.tokens - STEP_TRIALS - 1)))  # fmt: skip
-    ratio_line("shipped", at100, at1000, f"min of the {STEP_TRIALS} steps from there")
+          f"H={cfg.n_heads} ff={cfg.d_ff}, window {window}, "
+          f"{torch.get_num_threads()} thread(s)")  # fmt: skip
+    t_full = recompute(model, args.tokens, args.exact, window)
+    for dtype in cache_dtypes(args):
+        model.kv_dtype = dtype
+        name = f"shipped, {str(dtype)[6:]} cache"
+        cached(model, 64, window)  # warm-up
+        # the fastest of three full runs (by total time), and its step times
+        best_total, per_step = min(cached(model, args.tokens, window) for _ in range(3))
+        report(name, args.tokens, best_total, t_full, args.exact)
+        # step i of the list feeds the token at position i + 1; the 60 steps from a position on
+        # do the same work there (same cache length, past the window), so take their minimum
+        at100, at1000 = (min(per_step[p - 1 : p - 1 + STEP_TRIALS])
+                         for p in (100, min(1000, args.tokens - STEP_TRIALS - 1)))  # fmt: skip
+        ratio_line(name, at100, at1000, f"min of the {STEP_TRIALS} steps from there")
 
 
 def long(args) -> None:
     model = build("transformer", {**MODEL, "pos": args.pos}).eval()
     print(f"[long] transformer pos={args.pos} d=256 L=4 H=8 ff=1024 vocab={VOCAB}, "
-          f"context 2048, max_rel 1024, no window before 2048, 1 thread")  # fmt: skip
-    cached(model, 64)  # warm-up
-    t_cache = min(cached(model, args.tokens)[0] for _ in range(3))  # the fastest of three
-    report("long", args.tokens, t_cache, recompute(model, args.tokens, args.exact), args.exact)
-    at100, at1000 = step_cost(model, 100), step_cost(model, min(1000, args.tokens - 1))
-    ratio_line("long", at100, at1000, f"min of {STEP_TRIALS} repeats of the step")
+          f"context 2048, max_rel 1024, no window before 2048, "
+          f"{torch.get_num_threads()} thread(s)")  # fmt: skip
+    t_full = recompute(model, args.tokens, args.exact)
+    for dtype in cache_dtypes(args):
+        model.kv_dtype = dtype
+        name = f"long, {str(dtype)[6:]} cache"
+        cached(model, 64)  # warm-up
+        t_cache = min(cached(model, args.tokens)[0] for _ in range(3))  # the fastest of three
+        report(name, args.tokens, t_cache, t_full, args.exact)
+        at100, at1000 = step_cost(model, 100), step_cost(model, min(1000, args.tokens - 1))
+        ratio_line(name, at100, at1000, f"min of {STEP_TRIALS} repeats of the step")
 
 
 def main() -> None:
@@ -157,8 +177,13 @@ def main() -> None:
     parser.add_argument("--pos", default="relative", choices=["relative", "absolute"],
                         help="positions of the long model")  # fmt: skip
     parser.add_argument("--exact", action="store_true", help="run the full no-cache baseline")
+    parser.add_argument("--threads", type=int, default=0,
+                        help="torch threads (0: torch's default, as generate runs)")  # fmt: skip
+    parser.add_argument("--kv-cache", default="both", choices=["both", "float16", "float32"],
+                        help="dtype of the decoding cache (default: both, fp16 first)")  # fmt: skip
     args = parser.parse_args()
-    torch.set_num_threads(1)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     if args.model in ("shipped", "both"):
         shipped(args)

@@ -123,3 +123,68 @@ def test_transformer_trains_the_same_with_either_kernel():
     torch.testing.assert_close(fast, slow, atol=1e-5, rtol=1e-5)
     for a, b in zip(fast_grads, slow_grads, strict=True):
         torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-4)
+
+
+def decode_reference(qkv, keys, values, length, table):
+    """fp64 textbook step: the new token's query against cached rows 0..length-1 and itself
+    (its key and value as the cache stores them, in the cache's dtype)."""
+    b = qkv.shape[0]
+    h, max_rel, dh = table.shape
+    q, k_new, v_new = (t[:, :, 0] for t in native.split_heads(qkv, h))  # (B, H, Dh)
+    q, k_new, v_new = q.double(), k_new.to(keys.dtype).double(), v_new.to(keys.dtype).double()
+    k = torch.cat([keys[:, :, :length].double(), k_new[:, :, None]], 2)
+    v = torch.cat([values[:, :, :length].double(), v_new[:, :, None]], 2)
+    t_k = length + 1
+    rows = (torch.arange(t_k) + max_rel - t_k).clamp(min=0)  # key j reads distance t_k-1-j
+    e = table.double()[:, rows]  # (H, T_k, Dh)
+    scores = torch.einsum("bhd,bhjd->bhj", q, k + e) * dh**-0.5
+    return torch.einsum("bhj,bhjd->bhd", torch.softmax(scores, -1), v).reshape(b, 1, h * dh)
+
+
+# (batch, heads, cached, head size, max_rel): one vector, a partial one (100), an empty cache,
+# keys past max_rel, a cache longer than a thread's minimum of work
+DECODE_CASES = [(1, 8, 100, 32, 1024), (2, 3, 37, 100, 40), (3, 2, 0, 16, 8), (2, 4, 90, 8, 20),
+                (2, 8, 700, 64, 256)]  # fmt: skip
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16])
+@pytest.mark.parametrize("b,h,length,d_head,max_rel", DECODE_CASES)
+def test_decoding_step_matches_the_formulation(b, h, length, d_head, max_rel, dtype):
+    torch.manual_seed(length)
+    qkv = torch.randn(b, 1, 3 * h * d_head)
+    # a trimmed cache: a view that starts inside a larger buffer, with free rows after it
+    keys = torch.randn(b, h, length + 9, d_head).to(dtype)[:, :, 4:]
+    values = torch.randn(b, h, length + 9, d_head).to(dtype)[:, :, 4:]
+    table = RelativeEmbedding(h, d_head, max_rel).table_as(dtype)
+    want = decode_reference(qkv, keys, values, length, table)
+    y = native.decode_step(qkv, keys, values, length, table)
+    torch.testing.assert_close(y.double(), want, atol=2e-5, rtol=1e-4)
+    # the new token's key and value were written, rounded to the cache's dtype
+    k_new, v_new = (t[:, :, 0] for t in native.split_heads(qkv, h)[1:])
+    assert torch.equal(keys[:, :, length], k_new.to(dtype))
+    assert torch.equal(values[:, :, length], v_new.to(dtype))
+
+
+def test_decoding_step_does_not_depend_on_the_thread_count():
+    torch.manual_seed(7)
+    qkv = torch.randn(4, 1, 3 * 256)
+    keys, values = torch.randn(2, 4, 8, 600, 32).half()
+    table = RelativeEmbedding(8, 32, 1024).table_as(torch.float16)
+    before = torch.get_num_threads()
+    try:
+        outs = []
+        for threads in (1, 2):
+            torch.set_num_threads(threads)
+            outs.append(native.decode_step(qkv, keys, values, 590, table))
+    finally:
+        torch.set_num_threads(before)
+    assert torch.equal(outs[0], outs[1])
+
+
+def test_an_fp16_cache_saturates_instead_of_overflowing():
+    qkv = torch.zeros(1, 1, 3 * 16)
+    qkv[0, 0, 16:] = 1e6  # key and value far past fp16's largest finite value
+    keys, values = torch.zeros(2, 1, 1, 4, 16, dtype=torch.float16)
+    table = RelativeEmbedding(1, 16, 8).table_as(torch.float16)
+    y = native.decode_step(qkv, keys, values, 0, table)
+    assert keys[0, 0, 0].eq(65504).all() and torch.isfinite(y).all()

@@ -3,11 +3,14 @@ safetensors round trip."""
 
 from __future__ import annotations
 
+from contextlib import nullcontext
+
 import pytest
 import torch
 from safetensors.torch import load_model, save_model
 
 from midiforge.errors import MidiforgeError
+from midiforge.models import relative_attention_native as native
 from midiforge.models.registry import build
 
 VOCAB = 40
@@ -20,24 +23,63 @@ def tiny(**kw):
     return build("transformer", {**TINY, **kw}).eval()
 
 
-@pytest.mark.parametrize("pos", ["relative", "absolute"])
-def test_kv_cache_matches_full_recompute(pos):
+def round_kv_to_half(model):
+    """Make the model's keys, values and relative tables exactly fp16-representable: a full
+    recompute then sees what an fp16 cache stores, so the two must agree to fp32 rounding."""
+    d = model.config.d_model
+    for block in model.blocks:
+
+        def hook(_module, _inputs, out):
+            return torch.cat([out[..., :d], out[..., d:].half().float()], -1)
+
+        block.attn.qkv.register_forward_hook(hook)
+        if block.attn.rel is not None:
+            block.attn.rel.table.data = block.attn.rel.table.data.half().float()
+
+
+# (positions, cache dtype, attention kernel): the C kernels are relative attention only
+KERNELS = [("relative", "c"), ("relative", "tensor-ops"), ("absolute", "tensor-ops")]
+CACHE_CASES = [(p, dtype, k) for p, k in KERNELS for dtype in (torch.float32, torch.float16)]
+
+
+@pytest.mark.parametrize("pos,kv_dtype,kernel", CACHE_CASES)
+def test_kv_cache_matches_full_recompute(pos, kv_dtype, kernel):
     model = tiny(pos=pos)
+    model.kv_dtype = kv_dtype
+    if kv_dtype == torch.float16:
+        round_kv_to_half(model)
     x = torch.randint(0, VOCAB, (3, 40), generator=torch.Generator().manual_seed(2))
-    with torch.no_grad():
+    with torch.no_grad(), native.disabled() if kernel == "tensor-ops" else nullcontext():
         full, _ = model(x)
         first, cache = model(x[:, :17])
         steps = [first]
         for t in range(17, 40):
             logits, cache = model(x[:, t : t + 1], cache=cache)
             steps.append(logits)
+    assert cache.keys[0].dtype == kv_dtype
     torch.testing.assert_close(torch.cat(steps, 1), full, atol=1e-5, rtol=1e-5)
+
+
+def test_decoding_keeps_an_fp16_cache_on_the_cpu_by_default():
+    # the C decoding kernel reads fp16 keys and values: half the bytes per cached position
+    model = tiny()
+    x = torch.randint(0, VOCAB, (2, 20), generator=torch.Generator().manual_seed(5))
+    with torch.no_grad():
+        full, _ = model(x)
+        _, cache = model(x[:, :10])
+        for t in range(10, 20):
+            logits, cache = model(x[:, t : t + 1], cache=cache)
+    assert cache.keys[0].dtype == cache.values[0].dtype == torch.float16
+    assert model.blocks[0].attn.rel.table.dtype == torch.float32  # the model itself is untouched
+    torch.testing.assert_close(logits[:, -1], full[:, -1], atol=1e-3, rtol=1e-2)
+    assert model.train().cache_dtype(x.float()) == torch.float32  # training never converts
 
 
 def test_trimmed_relative_cache_equals_window_recompute_one_layer():
     # one layer: keys depend only on their token, so a trimmed cache is exactly the recompute of
     # the window — the sliding window loses nothing but the dropped tokens
     model = tiny(n_layers=1)
+    model.kv_dtype = torch.float32
     x = torch.randint(0, VOCAB, (2, 30), generator=torch.Generator().manual_seed(3))
     keep = 10
     with torch.no_grad():

@@ -97,6 +97,16 @@ def test_style_errors_list_the_labels(runs, tmp_path):
         generate(runs["transformer"], out_dir=tmp_path, n=1, max_tokens=4, style="jazz")
 
 
+def test_kv_cache_dtype_is_an_option_and_a_bad_one_is_named(runs, tmp_path):
+    with pytest.raises(MidiforgeError, match=r"kv_cache.*float32"):
+        generate(runs["transformer"], out_dir=tmp_path, n=1, max_tokens=4, kv_cache="int8")
+    for kv_cache in ("float32", "float16"):
+        result = generate(runs["transformer"], out_dir=tmp_path / kv_cache, n=1,
+                          max_tokens=96, seed=0, style="folk", top_k=20, device="cpu",
+                          kv_cache=kv_cache)  # fmt: skip
+        assert result.notes[0] > 0 and load_midi(result.paths[0]).note_num() == result.notes[0]
+
+
 def test_note_model_generates_notes(runs, datasets, tmp_path):
     primer = sorted((datasets / "nottingham").glob("*.mid"))[10]
     result = generate(runs["lstm-multihead"], out_dir=tmp_path, n=2, max_tokens=40, seed=0,
@@ -108,7 +118,8 @@ def test_note_model_generates_notes(runs, datasets, tmp_path):
 
 def test_cli_generate(runs, tmp_path, capsys):
     code = main(["generate", str(runs["transformer"]), "-o", str(tmp_path), "--n", "1",
-                 "--max-tokens", "32", "--seed", "3", "--device", "cpu"])  # fmt: skip
+                 "--max-tokens", "32", "--seed", "3", "--device", "cpu",
+                 "--kv-cache", "float32"])  # fmt: skip
     assert code == 0 and (tmp_path / "sample_000.mid").is_file()
     assert "sample_000.mid" in capsys.readouterr().out
     assert main(["generate", str(tmp_path / "missing"), "-o", str(tmp_path)]) == 2

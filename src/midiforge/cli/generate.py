@@ -42,6 +42,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--window", type=int, help="context kept past the training length (default: the model's)"
     )
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda (default auto)")
+    parser.add_argument(
+        "--kv-cache",
+        default="auto",
+        choices=["auto", "float32", "float16"],
+        help="transformer key/value cache dtype: auto = fp16 where the CPU kernel reads it "
+        "(faster, logits within fp16 rounding), float32 = exact (default auto)",
+    )
     parser.add_argument("--wav", action="store_true", help="also render WAV with FluidSynth")
     parser.add_argument("--png", action="store_true", help="also draw a piano-roll PNG")
     diffusion = parser.add_argument_group("diffusion runs")
@@ -92,6 +99,7 @@ def run(args: argparse.Namespace) -> int:
         context=args.context,
         fixed_time=args.fixed_time,
         trace=args.trace,
+        kv_cache=args.kv_cache,
     )
     print(result.summary())
     return 0

@@ -77,6 +77,21 @@ class RelativeEmbedding(nn.Module):
         self.max_rel = max_rel
         self.table = nn.Parameter(torch.randn(n_heads, max_rel, d_head) * d_head**-0.5)
 
+    def table_as(self, dtype: torch.dtype) -> torch.Tensor:
+        """The whole table in ``dtype``, for decoding from a cache of that dtype.
+
+        A converted copy is kept and remade only when the parameter changes (an optimizer step
+        or a load bumps its version), so decoding converts it once, not every step.
+        """
+        table = self.table
+        if table.dtype == dtype:
+            return table
+        key = (dtype, table.data_ptr(), table._version)
+        if getattr(self, "_converted_key", None) != key:
+            self._converted = table.detach().to(dtype)
+            self._converted_key = key
+        return self._converted
+
     def forward(self, t_k: int) -> torch.Tensor:
         """Rows for distances ``T_k-1, ..., 1, 0`` (clipped to max_rel-1): ``(H, T_k, D_head)``."""
         if t_k <= self.max_rel:

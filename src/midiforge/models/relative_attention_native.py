@@ -1,4 +1,8 @@
-"""The C relative-attention kernel: compiled on first use, loaded with ctypes, wrapped for autograd.
+"""The C relative-attention kernels: compiled on first use, loaded by ctypes, wrapped for autograd.
+
+Two entry points: causal self-attention over a whole sequence, forward and backward (training,
+and the first pass over a primer: :func:`native_relative_attention`), and one decoding step
+against a key/value cache in fp32 or fp16 (:func:`decode_step`).
 
 Why compile at run time: the kernel (``relative_attention.c``, see its header for what it does)
 is plain C with no Python or torch headers, so the machine's C compiler builds it in about a
@@ -114,6 +118,12 @@ def library() -> ctypes.CDLL | None:
     lib.mf_relattn_keep_mask.argtypes = [ctypes.c_int64] * 4 + [
         ctypes.c_float, ctypes.c_uint32, ctypes.c_uint32, ctypes.c_void_p,
     ]  # fmt: skip
+    i64, ptr = ctypes.c_int64, ctypes.c_void_p
+    lib.mf_relattn_decode.argtypes = [i64] * 6 + [ptr, i64, ptr, ptr] + [i64] * 3 + [
+        ptr, ptr, i64, ctypes.c_float, ctypes.c_int,
+    ]  # fmt: skip
+    lib.mf_relattn_decode.restype = ctypes.c_int
+    lib.mf_relattn_has_half.restype = ctypes.c_int
     return lib
 
 
@@ -222,6 +232,42 @@ def native_relative_attention(
 ) -> torch.Tensor:
     """Causal relative self-attention of ``qkv`` (B, T, 3·D) with table rows ``e`` (H, T, Dh)."""
     return NativeRelativeAttention.apply(qkv, e, n_heads, dropout)
+
+
+@cache
+def half_support() -> int:
+    """fp16 caches in the decoding kernel: 0 no (no kernel, or no ``_Float16`` in the compiler),
+    1 yes but converted lane by lane (slow), 2 yes with hardware conversion (F16C, AVX-512 or
+    ARM), the only case where fp16 is worth choosing for speed."""
+    lib = library()
+    return 0 if lib is None else int(lib.mf_relattn_has_half())
+
+
+def decode_step(
+    qkv: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, length: int, table: torch.Tensor
+) -> torch.Tensor:
+    """One decoding step of relative attention, every head in one C call.
+
+    Writes the new token's key and value (from ``qkv``) into row ``length`` of the cache
+    buffers, then attends its query to rows ``0..length``. ``qkv`` (B, 1, 3·D) is the fused
+    projection of the new token; ``keys``, ``values`` (B, H, capacity > length, Dh) the cache
+    buffers with equal strides and unit stride on Dh, fp32 or fp16; ``table`` the whole
+    (H, max_rel, Dh) relative table in the cache's dtype. Returns (B, 1, D), heads merged. No
+    dropout: this is the eval path.
+    """
+    b, _, three_d = qkv.shape
+    h, max_rel, dh = table.shape
+    assert qkv.is_contiguous() and table.is_contiguous() and keys.stride() == values.stride()
+    assert keys.stride(3) == 1 and keys.dtype == values.dtype == table.dtype
+    assert keys.shape[2] > length, "the cache buffers need a free row for the new token"
+    y = qkv.new_empty(b, 1, three_d // 3)
+    code = library().mf_relattn_decode(
+        b, h, dh, length, max_rel, torch.get_num_threads(), qkv.data_ptr(), three_d,
+        keys.data_ptr(), values.data_ptr(), keys.stride(0), keys.stride(1), keys.stride(2),
+        table.data_ptr(), y.data_ptr(), three_d // 3, dh**-0.5, int(keys.dtype == torch.float16),
+    )  # fmt: skip
+    _check(code, "a decoding step")
+    return y
 
 
 def keep_mask(shape: tuple[int, int, int, int], dropout: float, seeds) -> torch.Tensor:

@@ -11,6 +11,8 @@ embedding, optional style-label conditioning.
 Decoding uses a key/value cache. Because relative attention needs only distances, the cache
 can be cut to its last W entries and decoding continues past the training context; with absolute
 positions the sampler recomputes the window instead (see :meth:`TransformerModel.trim_cache`).
+On the CPU a relative decoding step is one C call per layer (write the new key and value, attend
+every head), and the cache is kept in fp16 there by default (:meth:`TransformerModel.cache_dtype`).
 """
 
 from __future__ import annotations
@@ -69,20 +71,43 @@ class KVCache:
     seen: int = 0
 
 
-def append_kv(buf: torch.Tensor | None, new: torch.Tensor, length: int) -> torch.Tensor:
+def reserve(
+    buf: torch.Tensor | None,
+    length: int,
+    need: int,
+    shape: tuple[int, int, int],
+    like: torch.Tensor,
+    dtype: torch.dtype,
+) -> torch.Tensor:
+    """A ``dtype`` buffer holding ``buf``'s first ``length`` positions with room for ``need``.
+
+    ``buf`` itself when it already is one; otherwise a new ``(B, H, capacity, Dh)`` buffer
+    (``shape`` = (B, H, Dh), on ``like``'s device) with at least double the old capacity, so
+    appends stay amortised O(1), and the old positions copied (converted) into it.
+    """
+    if buf is not None and buf.shape[2] >= need and buf.dtype == dtype:
+        return buf
+    b, h, dh = shape
+    capacity = max(need, 2 * buf.shape[2]) if buf is not None else need
+    grown = like.new_empty(b, h, capacity, dh, dtype=dtype)
+    if buf is not None and length:
+        grown.narrow(2, 0, length).copy_(buf.narrow(2, 0, length))
+    return grown
+
+
+def append_kv(
+    buf: torch.Tensor | None, new: torch.Tensor, length: int, dtype: torch.dtype | None = None
+) -> torch.Tensor:
     """Write ``new`` ``(B, H, T, Dh)`` after the first ``length`` positions of ``buf``.
 
-    Returns the buffer (a larger copy when ``buf`` is full; ``new`` itself when there is no
-    past, which is the training path: no extra copy).
+    Returns the buffer (in ``dtype``, default ``buf``'s; a larger or converted copy when
+    needed), or ``new`` itself when there is no past, which is the training path: no extra copy
+    (a later decoding step converts it if the cache wants another dtype).
     """
     if buf is None or length == 0:
         return new
-    need = length + new.shape[2]
-    if buf.shape[2] < need:
-        b, h, _, dh = new.shape
-        grown = new.new_empty(b, h, max(need, 2 * buf.shape[2]), dh)
-        grown.narrow(2, 0, length).copy_(buf.narrow(2, 0, length))
-        buf = grown
+    b, h, t, dh = new.shape
+    buf = reserve(buf, length, length + t, (b, h, dh), new, dtype or buf.dtype)
     buf.narrow(2, length, new.shape[2]).copy_(new)  # narrow: one op where slicing takes three
     return buf
 
@@ -104,20 +129,42 @@ class Attention(nn.Module):
         )
 
     def forward(
-        self, x: torch.Tensor, past: tuple[torch.Tensor, torch.Tensor] | None, length: int
+        self,
+        x: torch.Tensor,
+        past: tuple[torch.Tensor, torch.Tensor] | None,
+        length: int,
+        kv_dtype: torch.dtype | None = None,
     ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
         """Attend ``x`` ``(B, T_q, D)`` to itself and the first ``length`` cached positions.
 
-        Returns the output and the key/value buffers extended by ``x``'s keys and values.
+        Returns the output and the key/value buffers extended by ``x``'s keys and values, kept
+        in ``kv_dtype`` (default: ``x``'s) once decoding appends to them.
         """
         b, t_q, d = x.shape
         qkv = self.qkv(x)  # (B, T_q, 3·D)
+        drop = self.dropout if self.training else 0.0
+        kv_dtype = kv_dtype or x.dtype
+        if (
+            self.rel is not None
+            and t_q == 1
+            and drop == 0.0
+            and native.usable(x, self.d_head)
+            and (kv_dtype == x.dtype or (kv_dtype == torch.float16 and native.half_support()))
+        ):
+            # a decoding step: one C call writes the new key and value into the cache and
+            # attends, every head, reading each cached row once
+            shape = (b, self.n_heads, self.d_head)
+            kbuf = reserve(past[0] if past else None, length, length + 1, shape, x, kv_dtype)
+            vbuf = reserve(past[1] if past else None, length, length + 1, shape, x, kv_dtype)
+            y = native.decode_step(qkv, kbuf, vbuf, length, self.rel.table_as(kv_dtype))
+            return self.proj(y), (kbuf, vbuf)
         q, k, v = native.split_heads(qkv, self.n_heads)  # 3 × (B, H, T_q, Dh) views
-        kbuf = append_kv(past[0] if past else None, k, length)  # (B, H, capacity, Dh)
-        vbuf = append_kv(past[1] if past else None, v, length)
+        kbuf = append_kv(past[0] if past else None, k, length, kv_dtype)  # (B, H, capacity, Dh)
+        vbuf = append_kv(past[1] if past else None, v, length, kv_dtype)
         t_k = length + t_q
         k, v = kbuf.narrow(2, 0, t_k), vbuf.narrow(2, 0, t_k)  # (B, H, T_k, Dh) views
-        drop = self.dropout if self.training else 0.0
+        if k.dtype != q.dtype:  # a reduced-precision cache read by the tensor ops
+            k, v = k.to(q.dtype), v.to(q.dtype)
         if self.rel is not None and length == 0 and t_q > 1 and native.usable(x, self.d_head):
             # training and the first pass over a primer: the C kernel reads q, k, v where the
             # projection wrote them and returns the heads merged
@@ -169,8 +216,8 @@ class Block(nn.Module):
         )
         self.drop = nn.Dropout(cfg.dropout)
 
-    def forward(self, x, past, length):
-        a, kv = self.attn(self.norm1(x), past, length)
+    def forward(self, x, past, length, kv_dtype=None):
+        a, kv = self.attn(self.norm1(x), past, length, kv_dtype)
         if self.training:  # dropout is the identity in eval; skipping the calls saves decode time
             x = x + self.drop(a)
             return x + self.drop(self.mlp(self.norm2(x))), kv
@@ -200,6 +247,9 @@ class TransformerModel(MidiModel):
                 f"n_heads={config.n_heads}"
             )
         self.max_seq_len = config.max_seq_len
+        # dtype of the decoding cache; None = automatic (see cache_dtype). Not a config field:
+        # it changes how a trained model is run, not the model.
+        self.kv_dtype: torch.dtype | None = None
         self.embed = nn.Embedding(config.vocab_size, config.d_model)
         self.pos_embed = (
             nn.Embedding(config.max_seq_len, config.d_model) if config.pos == "absolute" else None
@@ -258,13 +308,32 @@ class TransformerModel(MidiModel):
             x = x + self.labels(label, b, tokens.device)
         x = self.drop(x)
         keys, values = [], []
+        kv_dtype = self.cache_dtype(x)
         for i, block in enumerate(self.blocks):
             past = (cache.keys[i], cache.values[i]) if cache is not None else None
-            x, (k, v) = block(x, past, length)
+            x, (k, v) = block(x, past, length, kv_dtype)
             keys.append(k)
             values.append(v)
         logits = self.head(self.norm(x))  # (B, T, V)
         return logits, KVCache(keys, values, length + t, seen + t)
+
+    def cache_dtype(self, x: torch.Tensor) -> torch.dtype:
+        """The dtype decoding keeps keys and values in: :attr:`kv_dtype` when set, else fp16
+        where the C decoding kernel reads it with hardware conversion (fp32 on the CPU,
+        relative positions, eval), else ``x``'s. A step's cost per cached position is reading
+        the cache and the relative table, so fp16 halves it; logits move by fp16 rounding of
+        keys and values (about 1e-3 relative), and ``kv_dtype = torch.float32`` is exact."""
+        if self.kv_dtype is not None:
+            return self.kv_dtype
+        layer = self.blocks[0].attn
+        if (
+            layer.rel is not None
+            and not self.training
+            and native.usable(x, layer.d_head)
+            and native.half_support() == 2
+        ):
+            return torch.float16
+        return x.dtype
 
     def loss(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         inputs, targets, mask, label = split_batch(batch)
