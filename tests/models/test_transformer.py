@@ -134,6 +134,37 @@ def test_label_changes_logits_and_loss_is_finite():
     assert model.head.weight is model.embed.weight  # tied
 
 
+def test_an_int_label_is_the_same_as_a_tensor_of_it_and_a_bad_one_is_named():
+    # sampling passes one int for the batch, which takes a shorter path than a label tensor
+    model = tiny(n_labels=3)
+    x = torch.randint(0, VOCAB, (2, 12))
+    for value in (0, 2, -1, None):
+        as_tensor = torch.full((2,), -1 if value is None else value)
+        assert torch.equal(model(x, label=value)[0], model(x, label=as_tensor)[0])
+    for bad in (3, -2):
+        with pytest.raises(ValueError, match=r"-1\.\.2"):
+            model(x, label=bad)
+
+
+def test_decoding_steps_take_the_c_kernel_and_agree_with_the_tensor_ops():
+    model = tiny(n_labels=3)
+    x = torch.randint(0, VOCAB, (2, 20), generator=torch.Generator().manual_seed(6))
+    h = torch.zeros(2, 1, TINY["d_model"])
+    assert model.native_step(h, torch.float16) and model.native_step(h, torch.float32)
+    assert not tiny(pos="absolute").native_step(h, torch.float32)
+    assert not model.train().native_step(h, torch.float32)
+    model.eval()
+    with torch.no_grad():
+        _, cache = model(x[:, :12], label=1)
+        block, past = model.blocks[0], (cache.keys[0], cache.values[0])
+        step = x[:, 12:13]
+        h = model.embed(step) + model.labels(1, 2, step.device)
+        got, (k1, v1) = block.step(h, past, 12, torch.float32)
+        want, (k2, v2) = block(h, (k1.clone(), v1.clone()), 12, torch.float32)
+    torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)
+    assert torch.equal(k1[:, :, :13], k2[:, :, :13]) and torch.equal(v1[:, :, :13], v2[:, :, :13])
+
+
 def test_masked_targets_do_not_count():
     model = tiny()
     x = torch.randint(0, VOCAB, (1, 10))

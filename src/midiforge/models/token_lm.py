@@ -34,7 +34,15 @@ class LabelEmbedding(nn.Module):
         if label is None:
             label = NO_LABEL
         if not isinstance(label, torch.Tensor):
-            label = torch.full((batch,), int(label), dtype=torch.long, device=device)
+            # one label for the batch (sampling): checked in Python and read as a row of the
+            # table, two ops where the tensor path below takes a dozen, every decoding step
+            value = int(label)
+            if not NO_LABEL <= value < self.n_labels:
+                raise ValueError(f"label values must lie in -1..{self.n_labels - 1}; got {value}")
+            if not (self.training and self.label_dropout > 0):
+                row = self.n_labels if value == NO_LABEL else value
+                return self.table.weight[row].expand(batch, 1, -1)  # (B, 1, dim)
+            label = torch.full((batch,), value, dtype=torch.long, device=device)
         label = label.to(device=device, dtype=torch.long).reshape(-1).expand(batch)  # (B,)
         if label.min() < NO_LABEL or label.max() >= self.n_labels:
             raise ValueError(
