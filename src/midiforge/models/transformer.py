@@ -230,7 +230,7 @@ class Block(nn.Module):
     def step(self, x, past, length, kv_dtype):
         """:meth:`forward` for one token in eval, through :meth:`Attention.step`. The same
         computation as direct functional calls: at batch 1 a decoding step is mostly fixed
-        per-call cost, and the module calls it saves were 14% of a step (docs/benchmarks.md)."""
+        per-call cost, and the module calls this saves were ~8% of a step (docs/benchmarks.md)."""
         n1, n2, (fc1, act, fc2) = self.norm1, self.norm2, self.mlp
         a, kv = self.attn.step(F.layer_norm(x, n1.normalized_shape, n1.weight, n1.bias, n1.eps),
                                past, length, kv_dtype)  # fmt: skip
@@ -356,13 +356,7 @@ class TransformerModel(MidiModel):
         keys and values (about 1e-3 relative), and ``kv_dtype = torch.float32`` is exact."""
         if self.kv_dtype is not None:
             return self.kv_dtype
-        layer = self.blocks[0].attn
-        if (
-            layer.rel is not None
-            and not self.training
-            and native.usable(x, layer.d_head)
-            and native.half_support() == 2
-        ):
+        if native.half_support() == 2 and self.native_step(x, torch.float16):
             return torch.float16
         return x.dtype
 
