@@ -22,11 +22,11 @@ NOTTINGHAM_FILE = "nottingham/ashover1.mid"
 
 def _models(tmp_path: Path) -> dict[str, RunInfo]:
     return {
-        "folk": RunInfo(id="folk", path=tmp_path / "folk", model="lstm", encoding="tokens",
+        "folk": RunInfo(id="folk", path=tmp_path / "folk", model="lstm", sampler="tokens",
                         labels=["jig", "reel"]),
         "notes": RunInfo(id="notes", path=tmp_path / "notes", model="diffusion",
-                         encoding="notes"),
-        "empty": RunInfo(id="empty", path=tmp_path / "empty", model="gru", encoding="tokens",
+                         sampler="diffusion"),
+        "empty": RunInfo(id="empty", path=tmp_path / "empty", model="gru", sampler="tokens",
                          has_weights=False),
     }  # fmt: skip
 

@@ -225,7 +225,7 @@ def generate(ask: Prompter, runs_dir: Path) -> None:
     labels = [f"{r.id}  ({r.model})" if r.path else "the shipped default model" for r in runs]
     run = runs[ask.pick("Model", labels, default=1)]
     n = ask.number("Number of pieces", int, DEFAULT_PIECES, 1, MAX_PIECES)
-    unit = "notes" if run.encoding == "notes" else "tokens"
+    unit = "tokens" if run.sampler == "tokens" else "notes"
     length = ask.number(f"Length in {unit}", int, DEFAULT_LENGTH, 1, MAX_LENGTH)
     style = None
     if run.labels:
@@ -233,7 +233,7 @@ def generate(ask: Prompter, runs_dir: Path) -> None:
         index = ask.pick("Style", styles, default=1)
         style = None if index == 0 else styles[index]
     options: dict[str, Any] = {"n": n, "max_tokens": length, "style": style}
-    if run.encoding == "notes":
+    if run.sampler == "diffusion":
         options["steps"] = ask.number("Denoising steps", int, DEFAULT_DIFFUSION_STEPS, 1, 10_000)
         options["guidance"] = ask.number("Guidance", float, DEFAULT_GUIDANCE, 0.0, MAX_GUIDANCE)
     else:

@@ -16,12 +16,18 @@ from torch import nn
 class MidiModel(nn.Module):
     """Base class of every model family.
 
-    Subclasses set ``name``, ``encoding`` and ``config_class`` and take their config dataclass
-    as the only constructor argument, so a checkpoint's saved config rebuilds the model exactly.
+    Subclasses set ``name``, ``encoding``, ``sampler`` and ``config_class`` and take their
+    config dataclass as the only constructor argument, so a checkpoint's saved config rebuilds
+    the model exactly. ``encoding`` says which dataset arrays the model trains on and
+    ``sampler`` which sampling routine writes its music; every front end reads these two
+    declarations instead of guessing from the family's name.
     """
 
     name: ClassVar[str] = ""
     encoding: ClassVar[Literal["tokens", "notes"]] = "tokens"
+    # "tokens": next-token sampling over a tokenizer's vocabulary; "notes": autoregressive
+    # note rows with one head per field; "diffusion": windows of notes denoised at once
+    sampler: ClassVar[Literal["tokens", "notes", "diffusion"]] = "tokens"
     config_class: ClassVar[type] = object
 
     def __init__(self, config: Any) -> None:

@@ -252,6 +252,7 @@ class NoteDiffusion(MidiModel):
 
     name = "diffusion"
     encoding = "notes"
+    sampler = "diffusion"
     config_class = DiffusionConfig
 
     def __init__(self, config: DiffusionConfig) -> None:

@@ -57,6 +57,7 @@ class NoteLSTM(MidiModel):
 
     name: ClassVar[str] = "lstm-multihead"
     encoding: ClassVar[str] = "notes"
+    sampler: ClassVar[str] = "notes"
     config_class: ClassVar[type] = NoteLSTMConfig
 
     def __init__(self, config: NoteLSTMConfig) -> None:

@@ -37,6 +37,7 @@ class _RecurrentLM(MidiModel):
     """Shared body of ``lstm`` and ``gru``; subclasses choose the recurrent cell."""
 
     encoding: ClassVar[str] = "tokens"
+    sampler: ClassVar[str] = "tokens"
     config_class: ClassVar[type] = RNNConfig
     cell: ClassVar[type[nn.Module]] = nn.LSTM
     max_seq_len: ClassVar[int | None] = None  # the state carries any length

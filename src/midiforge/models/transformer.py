@@ -245,6 +245,7 @@ class TransformerModel(MidiModel):
 
     name: ClassVar[str] = "transformer"
     encoding: ClassVar[str] = "tokens"
+    sampler: ClassVar[str] = "tokens"
     config_class: ClassVar[type] = TransformerConfig
 
     def __init__(self, config: TransformerConfig) -> None:

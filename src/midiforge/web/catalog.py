@@ -39,7 +39,7 @@ class RunInfo:
     id: str
     path: Path | None
     model: str  # registry name of the model family, e.g. "lstm"
-    encoding: str  # "tokens" (autoregressive sampler) or "notes" (diffusion sampler)
+    sampler: str  # the family's declared sampler: "tokens", "notes" or "diffusion"
     labels: list[str] = field(default_factory=list)  # style labels it was trained with
     dataset: str = ""
     has_weights: bool = True  # model.safetensors exists, so it can generate
@@ -50,7 +50,7 @@ class RunInfo:
         return {
             "id": self.id,
             "model": self.model,
-            "kind": "diffusion" if self.encoding == "notes" else "tokens",
+            "kind": self.sampler,
             "labels": list(self.labels),
             "dataset": "/".join(Path(self.dataset).parts[-2:]),  # no full local path
             "has_weights": self.has_weights,
@@ -68,14 +68,14 @@ class DatasetInfo:
     tokenizer: str
 
 
-def model_encoding(model: str) -> str:
-    """``"tokens"`` or ``"notes"`` for a registered model family (tokens when unknown)."""
-    try:
-        from midiforge.models import registry
+def model_sampler(model: str, where: str) -> str:
+    """The sampler a registered model family declares (``MidiModel.sampler``)."""
+    from midiforge.models import registry
 
-        return registry.model_class(model).encoding
-    except (MidiforgeError, ImportError, AttributeError):
-        return "notes" if "diffusion" in model else "tokens"
+    try:
+        return registry.model_class(model).sampler
+    except MidiforgeError as exc:
+        raise MidiforgeError(f"run {where!r}: {exc}") from None
 
 
 def read_run(path: str | Path, *, run_id: str | None = None) -> RunInfo:
@@ -97,7 +97,7 @@ def read_run(path: str | Path, *, run_id: str | None = None) -> RunInfo:
         id=run_id if run_id is not None else path.name,
         path=path,
         model=model,
-        encoding=model_encoding(model),
+        sampler=model_sampler(model, str(path)),
         labels=[str(x) for x in config.get("labels") or []],
         dataset=str(config.get("dataset", "")),
         has_weights=(path / WEIGHTS_FILE).is_file(),

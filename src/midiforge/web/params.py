@@ -39,7 +39,7 @@ class GenerationRequest:
 
     model_id: str
     run: Path | None
-    kind: str  # "tokens" or "diffusion"
+    kind: str  # the model's declared sampler: "tokens", "notes" or "diffusion"
     style: str | None
     n: int
     length: int
@@ -144,7 +144,7 @@ def parse_request(
     return GenerationRequest(
         model_id=model_id,
         run=None if model_id == DEFAULT_ID else info.path,
-        kind="diffusion" if info.encoding == "notes" else "tokens",
+        kind=info.sampler,
         style=style,
         seed=parse_seed(form.get("seed")),
         primer=check_primer(data, filename),
