@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from midiforge.cli import main
 from midiforge.data import corpus
 from midiforge.data.dataset import PreparedDataset
 from midiforge.data.encode import (
@@ -298,3 +299,54 @@ def test_labels_from_csv(datasets: Path, tmp_path: Path) -> None:
     assert data.labels == ["jig", "reel"] == res.manifest["labels"]
     by_path = {r["path"]: data.file_labels("train")[r["index"]] for r in data.files("train")}
     assert by_path == {files[0].name: 0, files[1].name: 1, files[2].name: -1}
+
+
+def _files_under(folder: Path) -> list[str]:
+    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*"))
+
+
+def test_overwrite_never_deletes_src(datasets: Path, tmp_path: Path, capsys) -> None:
+    # `prepare SRC SRC/.. --overwrite` once replaced the parent, SRC with it, and exited 0
+    parent = tmp_path / "music"
+    src = parent / "songs"
+    link_files(nottingham_files(datasets, 6), src)
+    (parent / "notes.txt").write_text("mine")
+    before = _files_under(parent)
+    assert len(before) == 8
+    for out, message in ((parent, "contains SRC"), (src, "is SRC itself")):
+        with pytest.raises(MidiforgeError, match=message):
+            prepare(src, out, overwrite=True, jobs=1, quiet=True)
+    assert main(["prepare", str(src), str(src / ".."), "--overwrite", "--quiet"]) == 2
+    assert "contains SRC" in capsys.readouterr().err
+    assert _files_under(parent) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["music"]
+
+
+def test_overwrite_replaces_only_a_dataset(datasets: Path, tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    link_files(nottingham_files(datasets, 6), src)
+    other = tmp_path / "other"
+    (other / "sub").mkdir(parents=True)
+    (other / "sub" / "thesis.tex").write_text("years of work")
+    (other / "manifest.json").write_text(json.dumps({"format": "someone-elses"}))
+    before = _files_under(other)
+    with pytest.raises(MidiforgeError, match="is not a midiforge dataset") as caught:
+        prepare(src, other, overwrite=True, jobs=1, quiet=True)
+    assert str(other) in str(caught.value)
+    assert _files_under(other) == before
+    (tmp_path / "a_file").write_text("x")
+    with pytest.raises(MidiforgeError, match="not a folder"):
+        prepare(src, tmp_path / "a_file", overwrite=True, jobs=1, quiet=True)
+    # a real dataset is replaced, atomically, with nothing left beside it
+    first = prepare(src, tmp_path / "ds", jobs=1, quiet=True)
+    link_files(nottingham_files(datasets, 2, start=6), src)
+    with pytest.raises(MidiforgeError, match="exists and is not empty"):
+        prepare(src, tmp_path / "ds", jobs=1, quiet=True)
+    again = prepare(src, tmp_path / "ds", overwrite=True, jobs=1, quiet=True)
+    assert len(again.manifest["files"]) == len(first.manifest["files"]) + 2 == 8
+    manifest = json.loads((tmp_path / "ds" / "manifest.json").read_text())
+    assert len(manifest["files"]) == 8
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a_file", "ds", "other", "src"]
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert prepare(src, empty, jobs=1, quiet=True).kept == again.kept  # nothing to lose

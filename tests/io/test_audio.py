@@ -10,8 +10,16 @@ import pytest
 import soundfile as sf
 import symusic
 
+from midiforge.cli import main
 from midiforge.errors import MidiforgeError
-from midiforge.io.audio import cut_points, process_audio, read_audio, read_cut_times
+from midiforge.io.audio import (
+    MAX_PIECES,
+    MIN_TRIM_SECONDS,
+    cut_points,
+    process_audio,
+    read_audio,
+    read_cut_times,
+)
 from midiforge.io.convert import convert
 from midiforge.io.render import render_wav
 from midiforge.io.transcribe import transcribe
@@ -80,6 +88,30 @@ def test_format_conversion_and_bad_input(ramp_wav, tmp_path: Path) -> None:
     (tmp_path / "noise.wav").write_bytes(b"RIFF not really")
     with pytest.raises(MidiforgeError, match="not a readable audio file"):
         read_audio(tmp_path / "noise.wav")
+
+
+def test_trim_refuses_absurd_intervals_and_writes_nothing(ramp_wav, tmp_path: Path, capsys) -> None:
+    path, _ = ramp_wav
+    out = tmp_path / "out"
+    for every in (1e-9, MIN_TRIM_SECONDS / 2):  # 1e-9 s once wrote 23,879 files in 60 s
+        with pytest.raises(MidiforgeError, match=f"{every:g} s is shorter than the 0.1 s"):
+            process_audio(path, out, trim_every=every)
+    with pytest.raises(MidiforgeError, match="positive number"):
+        cut_points(100, RATE_HZ, every=float("nan"))
+    assert not out.exists()
+    # the piece count is computed, not listed: a day of audio in 0.1 s pieces is refused at once
+    day = 24 * 3600 * RATE_HZ
+    with pytest.raises(MidiforgeError, match=f"864000 pieces, more than the {MAX_PIECES}"):
+        cut_points(day, RATE_HZ, every=MIN_TRIM_SECONDS)
+    many_cuts = [i * 0.5 for i in range(1, MAX_PIECES + 1)]
+    assert len(cut_points(day, RATE_HZ, at=many_cuts[:-1])) == MAX_PIECES + 1  # at the limit
+    with pytest.raises(MidiforgeError, match=f"--trim-at: .* more than the {MAX_PIECES}"):
+        cut_points(day, RATE_HZ, at=many_cuts)
+    # the command line refuses before reading or writing anything
+    assert main(["convert", str(path), str(out), "--trim-every", "1e-9"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--trim-every: 1e-09 s is shorter than the 0.1 s" in err[0]
+    assert not out.exists()
 
 
 def _intervals(score: symusic.Score) -> tuple[np.ndarray, np.ndarray]:

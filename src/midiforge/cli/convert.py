@@ -6,8 +6,9 @@ music21:essenFolksong), read offline. MusicXML/MXL, ABC, Humdrum kern and the ot
 music21 reads go through music21; .gp3/.gp4/.gp5 through PyGuitarPro (tempo, tracks, programs,
 ties, repeats unfolded); WAV/FLAC/OGG/MP3 are transcribed with the basic-pitch model shipped
 with midiforge. With --audio-format, --trim-every or --trim-at, audio files are cleaned up
-instead: re-encoded and cut into pieces. Files that cannot be converted are skipped; the reasons
-are printed and kept in OUT/convert-report.json.
+instead: re-encoded and cut into pieces (--trim-every at least 0.1 s, at most 10,000 pieces
+per file; a file that would need more is skipped with the reason). Files that cannot be
+converted are skipped; the reasons are printed and kept in OUT/convert-report.json.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from __future__ import annotations
 import argparse
 
 from midiforge import api
+from midiforge.io.audio import MIN_TRIM_SECONDS, check_trim_every
 
 MAX_SKIPS_SHOWN = 20
 
@@ -46,7 +48,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=float,
         default=None,
         metavar="SECONDS",
-        help="cut into pieces of this length",
+        help=f"cut into pieces of this length (at least {MIN_TRIM_SECONDS:g})",
     )
     audio.add_argument(
         "--trim-at",
@@ -57,6 +59,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    check_trim_every(args.trim_every)  # a bad interval is refused before any file is read
     report = api.convert(
         args.src,
         args.out,

@@ -2,7 +2,9 @@
 
 Without --wav or --png, WAV is rendered. The soundfont is --soundfont, else
 $MIDIFORGE_SOUNDFONT, else the system's (apt-get install fluid-soundfont-gm). Outputs are named
-after each MIDI file and written beside it, or into --out-dir.
+after each MIDI file and written beside it, or into --out-dir. Each output lasts at most
+--max-seconds (default 600): audio stops a few seconds after the last note-off, and a longer
+piece is rendered up to the cap with a warning.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import argparse
 
 from midiforge import api
+from midiforge.io.bounds import DEFAULT_MAX_SECONDS
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -22,12 +25,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--out-dir", default=None, metavar="DIR", help="where to write (default: beside each MIDI)"
     )
+    parser.add_argument(
+        "--max-seconds",
+        type=float,
+        default=DEFAULT_MAX_SECONDS,
+        metavar="S",
+        help=f"longest audio / piano roll to render (default {DEFAULT_MAX_SECONDS:g})",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
     wav = args.wav or not args.png
     written = api.render(
-        args.paths, wav=wav, png=args.png, soundfont=args.soundfont, out_dir=args.out_dir
+        args.paths,
+        wav=wav,
+        png=args.png,
+        soundfont=args.soundfont,
+        out_dir=args.out_dir,
+        max_seconds=args.max_seconds,
     )
     for path in written:
         print(path)

@@ -33,7 +33,7 @@ import numpy as np
 
 from midiforge import __version__
 from midiforge.config import from_dict
-from midiforge.data import corpus
+from midiforge.data import corpus, replace
 from midiforge.data.encode import (
     FIELD,
     NOTE_FIELDS,
@@ -149,13 +149,8 @@ def _check_options(src: Path, out: Path, opts: PrepareOptions) -> None:
                 f"bpe_vocab: {opts.bpe_vocab} is not above the base vocabulary of {base} "
                 f"tokens; give a larger size, e.g. {base * 2}"
             )
-    if out.exists() and any(out.iterdir()) and not opts.overwrite:
-        raise MidiforgeError(
-            f"OUT: {out} exists and is not empty; pass overwrite=True "
-            "(--overwrite) to replace it, or choose another folder"
-        )
-    if src.resolve() == out.resolve() or src.resolve() in out.resolve().parents:
-        raise MidiforgeError(f"OUT: {out} is inside SRC {src}; write the dataset elsewhere")
+    # --overwrite replaces only a dataset folder, never SRC or anything else (data/replace.py)
+    replace.check_out(src, out, opts.overwrite, dataset_format=FORMAT)
 
 
 def _pool_context() -> multiprocessing.context.BaseContext:

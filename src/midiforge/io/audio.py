@@ -8,6 +8,11 @@ cut is exact and repeatable), and writes each piece in the requested format.
 - **trim every**: pieces of a fixed length in seconds (the last one holds what is left);
 - **trim at**: cut at the times listed in a text file (seconds, one per line, ``#`` comments).
 
+Cutting is bounded: ``--trim-every`` must be at least ``MIN_TRIM_SECONDS`` (0.1 s, shorter is
+no useful clip and usually a typo: 1e-9 once wrote 23,879 files in a minute), and one source
+file is cut into at most ``MAX_PIECES`` (10,000) pieces. Both are checked before a piece is
+written, and the count is computed, not listed, so an absurd interval costs no memory either.
+
 Reading and writing go through soundfile (libsndfile). libsndfile ≥ 1.1 also reads MP3, which the
 soundfile ≥ 0.12 wheels bundle; where the installed libsndfile is older, MP3 falls back to the
 ``ffmpeg`` program if it is on the PATH.
@@ -31,6 +36,8 @@ AUDIO_SUFFIXES = frozenset({".wav", ".flac", ".ogg", ".mp3"})
 WRITE_FORMATS = ("wav", "flac", "ogg")
 # soundfile subtype per output format: 16-bit PCM keeps WAV/FLAC small and universally readable.
 _SUBTYPES = {"wav": "PCM_16", "flac": "PCM_16", "ogg": "VORBIS"}
+MIN_TRIM_SECONDS = 0.1
+MAX_PIECES = 10_000  # per source file: three hours in 1 s clips; more is a typo, not a plan
 _SOUNDFILE_INSTALL = "pip install 'soundfile>=0.12'  (or: pip install 'midiforge[audio]')"
 
 
@@ -137,6 +144,28 @@ def read_cut_times(path: str | Path) -> list[float]:
     return sorted(set(times))
 
 
+def check_trim_every(every: float | None) -> None:
+    """Refuse a ``--trim-every`` interval that is not a number of seconds ≥ ``MIN_TRIM_SECONDS``."""
+    if every is None:
+        return
+    if not (isinstance(every, (int, float)) and math.isfinite(every) and every > 0):
+        raise MidiforgeError(f"--trim-every: {every} must be a positive number of seconds")
+    if every < MIN_TRIM_SECONDS:
+        raise MidiforgeError(
+            f"--trim-every: {every:g} s is shorter than the {MIN_TRIM_SECONDS:g} s accepted "
+            f"(pieces that short are not useful clips); give {MIN_TRIM_SECONDS:g} or more"
+        )
+
+
+def _too_many_pieces(option: str, pieces: int, n_samples: int, sample_rate: int) -> MidiforgeError:
+    seconds = n_samples / sample_rate
+    return MidiforgeError(
+        f"{option}: would cut this {seconds:.1f} s file into {pieces} pieces, more than the "
+        f"{MAX_PIECES} accepted per file; give longer pieces (≥ {seconds / MAX_PIECES:.3g} s) "
+        "or fewer cut times"
+    )
+
+
 def cut_points(
     n_samples: int,
     sample_rate: int,
@@ -148,18 +177,24 @@ def cut_points(
 
     ``every`` cuts each ``round(every * sample_rate)`` samples; ``at`` cuts at
     ``round(t * sample_rate)`` for each time ``t`` inside the file. Neither: one piece.
+    Raises :class:`MidiforgeError` for an interval under ``MIN_TRIM_SECONDS`` or more than
+    ``MAX_PIECES`` pieces, before any list of cuts is built.
     """
     if every is not None and at is not None:
         raise MidiforgeError("--trim-every and --trim-at: give one of them, not both")
     cuts: list[int] = []
     if every is not None:
-        if not every > 0:
-            raise MidiforgeError(f"--trim-every: {every} must be a positive number of seconds")
+        check_trim_every(every)
         step = max(1, round(every * sample_rate))
+        pieces = max(1, math.ceil(n_samples / step))
+        if pieces > MAX_PIECES:
+            raise _too_many_pieces(f"--trim-every {every:g}", pieces, n_samples, sample_rate)
         cuts = list(range(step, n_samples, step))
     elif at is not None:
         cuts = sorted({round(t * sample_rate) for t in at} - {0})
         cuts = [c for c in cuts if c < n_samples]
+        if len(cuts) + 1 > MAX_PIECES:
+            raise _too_many_pieces("--trim-at", len(cuts) + 1, n_samples, sample_rate)
     return [0, *cuts, n_samples]
 
 

@@ -7,20 +7,48 @@ system locations (Debian's ``fluid-soundfont-gm`` installs
 The piano roll draws each track in its own colour, bar lines from the time signatures, and
 pitch names on the vertical axis; it uses matplotlib's Agg canvas directly, so no GUI backend
 or global pyplot state is touched.
+
+Both are bounded (limits in :mod:`midiforge.io.bounds`): audio stops at the last note-off plus
+a release tail, and at ``max_seconds`` (ten minutes by default); the piano roll is a fixed
+1400 × 600 pixels and spans at most ``max_seconds`` and ``MAX_NOTES_DRAWN`` notes. A longer
+piece is rendered up to the cap with a one-line warning. FluidSynth's audio is read from a
+pipe and copied into the WAV only up to the byte count that duration implies, so the bound
+holds whatever FluidSynth does.
 """
 
 from __future__ import annotations
 
+import logging
+import math
 import os
 import shutil
 import subprocess
+import tempfile
+import threading
+import wave
+from collections import deque
 from collections.abc import Iterable
 from pathlib import Path
+from typing import IO
 
+import numpy as np
 import symusic
 
 from midiforge.errors import MidiforgeError
+from midiforge.io.bounds import (
+    DEFAULT_MAX_SECONDS,
+    RELEASE_TAIL_SECONDS,
+    check_free_space,
+    check_max_seconds,
+    check_renderable,
+    merge_unisons,
+    notes_end_seconds,
+    notes_end_tick,
+    tick_at_seconds,
+)
 from midiforge.io.midi import load_midi
+
+log = logging.getLogger(__name__)
 
 DEFAULT_SAMPLE_RATE_HZ = 44100
 FLUIDSYNTH_GAIN = 0.6  # FluidSynth's default 0.2 is quiet; 0.6 stays clear of clipping on GM pop
@@ -37,12 +65,19 @@ SOUNDFONT_LOCATIONS = (
 _FLUIDSYNTH_INSTALL = "apt-get install fluidsynth  (macOS: brew install fluid-synth)"
 _SOUNDFONT_INSTALL = "apt-get install fluid-soundfont-gm, or pass --soundfont FILE.sf2"
 MIDI_SUFFIXES = frozenset({".mid", ".midi"})
+SAMPLE_RATES_HZ = (8000, 96000)  # what FluidSynth's synth.sample-rate accepts
+BYTES_PER_FRAME = 4  # 16-bit stereo
+WAV_HEADER_BYTES = 44
+PIPE_CHUNK_BYTES = 1 << 20
+STDERR_LINES_KEPT = 5  # FluidSynth can warn thousands of times; keep the last few for errors
 
 # Piano roll geometry
 PNG_DPI = 100
 PNG_SIZE_INCHES = (14.0, 6.0)
 NOTE_HEIGHT_SEMITONES = 0.8
 PITCH_MARGIN_SEMITONES = 2
+MAX_NOTES_DRAWN = 100_000  # about a second of drawing; a 10-minute song has a few thousand
+MAX_BAR_LINES = 700  # half the width in pixels: more bar lines are a grey wash; thin them
 PITCH_NAMES = ("C", "C♯", "D", "D♯", "E", "F", "F♯", "G", "G♯", "A", "A♯", "B")
 DRUM_COLOUR = "0.45"
 
@@ -78,35 +113,112 @@ def _fluidsynth() -> str:
     return program
 
 
+def _audio_seconds(score: symusic.Score, midi_path: Path, max_seconds: float) -> float:
+    """How long the WAV may last: the last note-off plus the release tail, at most the cap."""
+    end = notes_end_seconds(score)
+    if end + RELEASE_TAIL_SECONDS <= max_seconds:
+        return end + RELEASE_TAIL_SECONDS
+    log.warning(
+        "%s lasts %.1f s, longer than max_seconds=%g; rendering only its first %g s",
+        midi_path, end, max_seconds, max_seconds,
+    )  # fmt: skip
+    return max_seconds
+
+
+def _keep_tail(stream: IO[bytes], tail: deque[str]) -> None:
+    """Drain FluidSynth's stderr (it must never block on a full pipe), keeping its last lines."""
+    for line in stream:
+        tail.append(line.decode("utf-8", "replace").strip())
+
+
+def _stream_wav(cmd: list[str], part: Path, frames: int, sample_rate: int, cwd: str) -> int:
+    """Run FluidSynth with raw PCM on stdout and copy at most ``frames`` of it into a WAV.
+
+    FluidSynth is killed once the frames are in: the output is bounded by construction, not
+    by trusting FluidSynth to stop. Returns the frames written; raises when it failed.
+    """
+    limit = frames * BYTES_PER_FRAME
+    tail: deque[str] = deque(maxlen=STDERR_LINES_KEPT)
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=cwd)
+    drain = threading.Thread(target=_keep_tail, args=(proc.stderr, tail), daemon=True)
+    drain.start()
+    written = 0
+    try:
+        with wave.open(str(part), "wb") as out:
+            out.setnchannels(2)
+            out.setsampwidth(2)
+            out.setframerate(sample_rate)
+            while written < limit:
+                chunk = proc.stdout.read(min(PIPE_CHUNK_BYTES, limit - written))
+                if not chunk:
+                    break
+                out.writeframesraw(chunk)
+                written += len(chunk)
+    finally:
+        cut = proc.poll() is None
+        if cut:
+            proc.kill()
+        proc.stdout.close()
+        proc.wait()
+        drain.join(timeout=5)
+    if written == 0 or (not cut and proc.returncode != 0):
+        reason = " | ".join(tail) or f"exit status {proc.returncode}, no audio written"
+        raise MidiforgeError(f"fluidsynth failed: {reason}")
+    return written // BYTES_PER_FRAME
+
+
 def render_wav(
     midi_path: str | Path,
     wav_path: str | Path,
     soundfont: str | Path | None = None,
     sample_rate: int = DEFAULT_SAMPLE_RATE_HZ,
+    *,
+    max_seconds: float = DEFAULT_MAX_SECONDS,
 ) -> Path:
     """Synthesize a MIDI file to a 16-bit stereo WAV with FluidSynth.
 
-    The WAV lasts the MIDI's end time plus FluidSynth's release tail (well under a second for
-    GM instruments). Written atomically: the file appears complete or not at all.
+    The WAV ends where FluidSynth ends (the last note-off, the instruments' release and its
+    2 s grace), but never later than the last note-off plus ``RELEASE_TAIL_SECONDS``, nor
+    than ``max_seconds`` (a longer piece is rendered up to it, with a warning). Free disk
+    space for that length is checked first. Stacked unisons are merged in a temporary copy
+    (see :func:`~midiforge.io.bounds.merge_unisons`); other files are played as they are.
+    Written atomically: the file appears complete or not at all.
     """
     midi_path, wav_path = Path(midi_path), Path(wav_path)
-    load_midi(midi_path)  # a clear error for a missing or broken file, before FluidSynth runs
+    max_seconds = check_max_seconds(max_seconds)
+    low, high = SAMPLE_RATES_HZ
+    if not (isinstance(sample_rate, (int, np.integer)) and low <= sample_rate <= high):
+        raise MidiforgeError(f"sample_rate: {sample_rate!r} is not accepted; give {low}–{high} Hz")
+    sample_rate = int(sample_rate)
+    score = load_midi(midi_path)  # a clear error for a missing or broken file
+    check_renderable(score, midi_path)
+    frames = math.ceil(_audio_seconds(score, midi_path, max_seconds) * sample_rate)
     font = find_soundfont(soundfont)
+    program = _fluidsynth()
     wav_path.parent.mkdir(parents=True, exist_ok=True)
+    check_free_space(wav_path.parent, WAV_HEADER_BYTES + frames * BYTES_PER_FRAME, "WAV")
     part = wav_path.with_name(f".{wav_path.stem}.part.wav")
-    cmd = [
-        _fluidsynth(), "-n", "-i", "-q",
-        "-g", str(FLUIDSYNTH_GAIN),
-        "-r", str(int(sample_rate)),
-        "-F", str(part),
-        str(font), str(midi_path),
-    ]  # fmt: skip
-    done = subprocess.run(cmd, capture_output=True, text=True, check=False)
-    if done.returncode != 0 or not part.is_file():
-        part.unlink(missing_ok=True)
-        raise MidiforgeError(
-            f"fluidsynth failed on {midi_path}: {(done.stderr or done.stdout).strip()}"
-        )
+    with tempfile.TemporaryDirectory(prefix="midiforge-render-") as tmp:
+        source, merged = midi_path.resolve(), merge_unisons(score)
+        if merged is not None:
+            source = Path(tmp) / "merged.mid"
+            merged.dump_midi(str(source))
+        cmd = [
+            program, "-n", "-i", "-q",
+            "-g", str(FLUIDSYNTH_GAIN),
+            "-r", str(sample_rate),
+            "-T", "raw", "-O", "s16", "-E", "little",
+            "-F", "-",  # stdout; a build without libsndfile writes a file "-" in tmp instead
+            str(font.resolve()), str(source),
+        ]  # fmt: skip
+        try:
+            _stream_wav(cmd, part, frames, sample_rate, cwd=tmp)
+        except MidiforgeError as exc:
+            part.unlink(missing_ok=True)
+            raise MidiforgeError(f"{midi_path}: {exc}") from None
+        except BaseException:
+            part.unlink(missing_ok=True)
+            raise
     part.replace(wav_path)
     return wav_path
 
@@ -116,57 +228,103 @@ def pitch_name(pitch: int) -> str:
     return f"{PITCH_NAMES[pitch % 12]}{pitch // 12 - 1}"
 
 
-def _bar_lines(score: symusic.Score, end_tick: int) -> list[int]:
-    """Tick of every bar start up to ``end_tick``, following the time-signature changes."""
+def _bar_lines(score: symusic.Score, end_tick: int, limit: int = MAX_BAR_LINES) -> list[int]:
+    """Tick of every bar start up to ``end_tick``, following the time-signature changes.
+
+    More than ``limit`` bars are thinned to every k-th bar, so a long piece (or a tiny bar)
+    costs at most ``limit`` lines, not millions.
+    """
     signatures = sorted(score.time_signatures, key=lambda ts: ts.time) or [
         symusic.TimeSignature(0, 4, 4)
     ]
     if signatures[0].time > 0:
         signatures.insert(0, symusic.TimeSignature(0, 4, 4))
-    bars = []
+    segments = []  # (start, stop, bar length) per time signature
     for i, ts in enumerate(signatures):
         stop = signatures[i + 1].time if i + 1 < len(signatures) else end_tick + 1
         bar = max(1, round(score.ticks_per_quarter * 4 * ts.numerator / ts.denominator))
-        bars.extend(range(ts.time, min(stop, end_tick + 1), bar))
-    return bars
+        segments.append((ts.time, min(stop, end_tick + 1), bar))
+    total = sum(max(0, math.ceil((stop - start) / bar)) for start, stop, bar in segments)
+    every = max(1, math.ceil(total / limit))
+    return [b for start, stop, bar in segments for b in range(start, stop, bar * every)]
 
 
-def render_png(midi_path: str | Path, png_path: str | Path) -> Path:
-    """Draw a piano roll: beats across, pitches up, one colour per track, bar lines in grey."""
+def _drawn_span(score: symusic.Score, midi_path: Path, max_seconds: float) -> int:
+    """The last tick the piano roll shows: the last note-off, at most ``max_seconds`` and
+    ``MAX_NOTES_DRAWN`` notes in; a longer piece is drawn up to there, with a warning."""
+    end_tick = notes_end_tick(score)
+    cap_tick = tick_at_seconds(score, max_seconds)
+    onsets = np.sort(
+        np.concatenate([t.notes.numpy()["time"] for t in score.tracks if len(t.notes)])
+    )
+    if len(onsets) > MAX_NOTES_DRAWN and onsets[MAX_NOTES_DRAWN] < min(end_tick, cap_tick):
+        stop = int(onsets[MAX_NOTES_DRAWN])
+        log.warning(
+            "%s has %d notes; the piano roll shows the first %d (up to beat %.0f)",
+            midi_path, len(onsets), MAX_NOTES_DRAWN, stop / score.ticks_per_quarter,
+        )  # fmt: skip
+        return stop
+    if end_tick > cap_tick:
+        log.warning(
+            "%s lasts %.1f s, longer than max_seconds=%g; the piano roll shows its first %g s",
+            midi_path, notes_end_seconds(score), max_seconds, max_seconds,
+        )  # fmt: skip
+        return int(cap_tick)
+    return end_tick
+
+
+def _note_boxes(notes: dict[str, np.ndarray], tpq: int, end_tick: int) -> np.ndarray:
+    """Corners ``(n, 4, 2)`` in (beats, pitch) of the notes that start before ``end_tick``."""
+    keep = notes["time"] < end_tick
+    left = notes["time"][keep] / tpq
+    right = np.minimum(notes["time"][keep] + notes["duration"][keep], end_tick) / tpq
+    pitch = notes["pitch"][keep].astype(np.float64)
+    low, high = pitch - NOTE_HEIGHT_SEMITONES / 2, pitch + NOTE_HEIGHT_SEMITONES / 2
+    corners = ((left, low), (right, low), (right, high), (left, high))
+    return np.stack([np.stack(c, axis=1) for c in corners], axis=1)
+
+
+def render_png(
+    midi_path: str | Path, png_path: str | Path, *, max_seconds: float = DEFAULT_MAX_SECONDS
+) -> Path:
+    """Draw a piano roll: beats across, pitches up, one colour per track, bar lines in grey.
+
+    The picture is always ``PNG_SIZE_INCHES`` at ``PNG_DPI`` (1400 × 600 pixels) and spans the
+    notes, at most ``max_seconds`` of them (see :func:`_drawn_span`). Notes are drawn as one
+    collection per track, so thousands of notes cost milliseconds, not a patch object each.
+    """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.collections import PolyCollection
     from matplotlib.figure import Figure
 
     midi_path, png_path = Path(midi_path), Path(png_path)
+    max_seconds = check_max_seconds(max_seconds)
     score = load_midi(midi_path)
+    check_renderable(score, midi_path)
     tpq = score.ticks_per_quarter
+    # the music ends where its last note does: a stray meta event far out (a sampled piece
+    # can carry one) must not stretch the picture into millions of bar lines
+    end_tick = _drawn_span(score, midi_path, max_seconds)
     fig = Figure(figsize=PNG_SIZE_INCHES, dpi=PNG_DPI)
     FigureCanvasAgg(fig)
     ax = fig.add_subplot()
     colours = [f"C{i}" for i in range(10)]
     pitches: list[int] = []
     for i, track in enumerate(t for t in score.tracks if len(t.notes)):
-        notes = track.notes.numpy()  # dict of arrays: time, duration, pitch, velocity
+        boxes = _note_boxes(track.notes.numpy(), tpq, end_tick)
+        if not len(boxes):
+            continue
         label = track.name.strip() or ("drums" if track.is_drum else f"program {track.program}")
         colour = DRUM_COLOUR if track.is_drum else colours[i % len(colours)]
-        ax.barh(
-            notes["pitch"],
-            notes["duration"] / tpq,
-            left=notes["time"] / tpq,
-            height=NOTE_HEIGHT_SEMITONES,
-            color=colour,
-            edgecolor="none",
-            label=label,
-        )
-        pitches.extend(notes["pitch"].tolist())
-    # the music ends where its last note does: a stray meta event far out (a sampled piece with
-    # no notes can carry one) must not stretch the picture into millions of bar lines
-    end_tick = max((t.end() for t in score.tracks if len(t.notes)), default=0)
-    for bar in _bar_lines(score, end_tick):
-        ax.axvline(bar / tpq, color="0.8", linewidth=0.6, zorder=0)
-    if pitches:
+        ax.add_collection(PolyCollection(boxes, facecolors=colour, edgecolors="none", label=label))
+        centres = boxes[:, 0, 1] + NOTE_HEIGHT_SEMITONES / 2
+        pitches.extend((round(float(centres.min())), round(float(centres.max()))))
+    bars = np.asarray(_bar_lines(score, end_tick)) / tpq
+    ax.vlines(bars, 0, 1, transform=ax.get_xaxis_transform(), colors="0.8", linewidth=0.6, zorder=0)
+    if pitches:  # none when every note starts past max_seconds
         low, high = min(pitches) - PITCH_MARGIN_SEMITONES, max(pitches) + PITCH_MARGIN_SEMITONES
         ax.set_ylim(low - 0.5, high + 0.5)
-        ticks = [p for p in range(max(low, 0), min(high, 127) + 1) if p % 12 == 0] or [min(pitches)]
+        ticks = [p for p in range(max(low, 0), min(high, 127) + 1) if p % 12 == 0] or [low]
         ax.set_yticks(ticks, [pitch_name(p) for p in ticks])
         ax.legend(loc="upper right", fontsize="small")
     ax.set_xlim(0, max(end_tick / tpq, 1.0))
@@ -200,16 +358,19 @@ def render(
     png: bool = False,
     soundfont: str | Path | None = None,
     out_dir: str | Path | None = None,
+    max_seconds: float = DEFAULT_MAX_SECONDS,
 ) -> list[Path]:
     """Render MIDI files (or folders of them) to WAV and/or PNG and return the files written.
 
     Each output is named after its MIDI file (``song.mid`` → ``song.wav``, ``song.png``) and
-    placed in ``out_dir``, or beside the MIDI file when ``out_dir`` is None.
+    placed in ``out_dir``, or beside the MIDI file when ``out_dir`` is None. ``max_seconds``
+    caps each output's length (a longer piece is rendered up to it, with a warning).
     """
     if isinstance(paths, (str, Path)):
         paths = [paths]
     if not (wav or png):
         raise MidiforgeError("render: nothing to do; ask for --wav and/or --png")
+    max_seconds = check_max_seconds(max_seconds)
     files = _midi_files(paths)
     if wav:
         soundfont = find_soundfont(soundfont)  # fail before the first file, not after
@@ -218,7 +379,9 @@ def render(
     for midi in files:
         folder = Path(out_dir) if out_dir is not None else midi.parent
         if wav:
-            written.append(render_wav(midi, folder / f"{midi.stem}.wav", soundfont))
+            wav_path = folder / f"{midi.stem}.wav"
+            written.append(render_wav(midi, wav_path, soundfont, max_seconds=max_seconds))
         if png:
-            written.append(render_png(midi, folder / f"{midi.stem}.png"))
+            png_path = folder / f"{midi.stem}.png"
+            written.append(render_png(midi, png_path, max_seconds=max_seconds))
     return written

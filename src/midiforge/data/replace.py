@@ -1,0 +1,66 @@
+"""May ``prepare`` write its dataset to OUT? ``--overwrite`` replaces only what midiforge made.
+
+Replacing OUT deletes it, so the rules are about what must never be deleted: the MIDI files
+being prepared (SRC inside OUT, e.g. ``prepare songs/ . --overwrite``, once deleted SRC and
+exited 0), and any folder that is not a dataset. A dataset folder is recognised by its
+``manifest.json`` naming the dataset format; an empty folder holds nothing to lose.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from midiforge.errors import MidiforgeError
+
+MANIFEST_NAME = "manifest.json"
+
+
+def is_dataset_dir(folder: Path, dataset_format: str) -> bool:
+    """True when ``folder/manifest.json`` is a JSON object with ``"format": dataset_format``."""
+    manifest = folder / MANIFEST_NAME
+    if not manifest.is_file():
+        return False
+    try:
+        data = json.loads(manifest.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return False
+    return isinstance(data, dict) and data.get("format") == dataset_format
+
+
+def check_out(src: Path, out: Path, overwrite: bool, dataset_format: str) -> None:
+    """Refuse an OUT that would hold SRC, lie inside it, or replace something not a dataset.
+
+    Nothing is deleted here; ``prepare`` later swaps OUT for the new dataset only when this
+    passed, so after it OUT is absent, an empty folder, or a dataset folder to be replaced.
+    """
+    src_real, out_real = src.resolve(), out.resolve()
+    if src_real == out_real:
+        raise MidiforgeError(f"OUT: {out} is SRC itself; write the dataset to another folder")
+    if out_real in src_real.parents:
+        raise MidiforgeError(
+            f"OUT: {out} contains SRC {src}; replacing it would delete the MIDI files being "
+            "prepared; write the dataset to a folder outside SRC"
+        )
+    if src_real in out_real.parents:
+        raise MidiforgeError(f"OUT: {out} is inside SRC {src}; write the dataset elsewhere")
+    if not out.exists() and not out.is_symlink():
+        return
+    if not out.is_dir():
+        raise MidiforgeError(
+            f"OUT: {out} is not a folder (a file or a broken link); --overwrite replaces only "
+            "a dataset folder; choose another path"
+        )
+    if not any(out.iterdir()):
+        return
+    if not overwrite:
+        raise MidiforgeError(
+            f"OUT: {out} exists and is not empty; pass overwrite=True "
+            "(--overwrite) to replace it, or choose another folder"
+        )
+    if not is_dataset_dir(out, dataset_format):
+        raise MidiforgeError(
+            f"OUT: {out} is not a midiforge dataset (no {MANIFEST_NAME} with "
+            f'"format": "{dataset_format}"), so --overwrite will not delete it; '
+            "choose another folder, or empty this one yourself"
+        )
