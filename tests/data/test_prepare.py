@@ -335,7 +335,7 @@ def test_overwrite_replaces_only_a_dataset(datasets: Path, tmp_path: Path) -> No
     assert str(other) in str(caught.value)
     assert _files_under(other) == before
     (tmp_path / "a_file").write_text("x")
-    with pytest.raises(MidiforgeError, match="not a folder"):
+    with pytest.raises(MidiforgeError, match="is a file, not a folder"):
         prepare(src, tmp_path / "a_file", overwrite=True, jobs=1, quiet=True)
     # a real dataset is replaced, atomically, with nothing left beside it
     first = prepare(src, tmp_path / "ds", jobs=1, quiet=True)
@@ -347,6 +347,10 @@ def test_overwrite_replaces_only_a_dataset(datasets: Path, tmp_path: Path) -> No
     manifest = json.loads((tmp_path / "ds" / "manifest.json").read_text())
     assert len(manifest["files"]) == 8
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a_file", "ds", "other", "src"]
+    (tmp_path / "link").symlink_to(tmp_path / "ds")
+    with pytest.raises(MidiforgeError, match="symbolic link"):
+        prepare(src, tmp_path / "link", overwrite=True, jobs=1, quiet=True)
+    assert (tmp_path / "link" / "manifest.json").is_file()
     empty = tmp_path / "empty"
     empty.mkdir()
     assert prepare(src, empty, jobs=1, quiet=True).kept == again.kept  # nothing to lose

@@ -130,6 +130,9 @@ def test_piano_roll_of_a_huge_tick_file_is_bounded_in_time(tmp_path: Path, caplo
     tiny_bars.time_signatures.append(symusic.TimeSignature(0, 1, 128))
     bars = render_mod._bar_lines(tiny_bars, 2**28)
     assert 0 < len(bars) <= render_mod.MAX_BAR_LINES and bars[0] == 0
+    for i in range(1, 5000):  # a signature change every bar
+        tiny_bars.time_signatures.append(symusic.TimeSignature(i * 1920, 4, 4))
+    assert len(render_mod._bar_lines(tiny_bars, 5000 * 1920)) <= render_mod.MAX_BAR_LINES
 
 
 def _smf(tpq: int, events: list[bytes]) -> bytes:

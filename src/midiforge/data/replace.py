@@ -46,10 +46,14 @@ def check_out(src: Path, out: Path, overwrite: bool, dataset_format: str) -> Non
         raise MidiforgeError(f"OUT: {out} is inside SRC {src}; write the dataset elsewhere")
     if not out.exists() and not out.is_symlink():
         return
+    if out.is_symlink():  # replacing renames the link, and the swap's cleanup cannot remove it
+        raise MidiforgeError(
+            f"OUT: {out} is a symbolic link; give the folder it points to ({out.resolve()})"
+        )
     if not out.is_dir():
         raise MidiforgeError(
-            f"OUT: {out} is not a folder (a file or a broken link); --overwrite replaces only "
-            "a dataset folder; choose another path"
+            f"OUT: {out} is a file, not a folder; --overwrite replaces only a dataset folder; "
+            "choose another path"
         )
     if not any(out.iterdir()):
         return

@@ -246,7 +246,8 @@ def _bar_lines(score: symusic.Score, end_tick: int, limit: int = MAX_BAR_LINES) 
         segments.append((ts.time, min(stop, end_tick + 1), bar))
     total = sum(max(0, math.ceil((stop - start) / bar)) for start, stop, bar in segments)
     every = max(1, math.ceil(total / limit))
-    return [b for start, stop, bar in segments for b in range(start, stop, bar * every)]
+    bars = [b for start, stop, bar in segments for b in range(start, stop, bar * every)]
+    return bars[:: max(1, math.ceil(len(bars) / limit))]  # thousands of signature changes
 
 
 def _drawn_span(score: symusic.Score, midi_path: Path, max_seconds: float) -> int:
