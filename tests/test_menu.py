@@ -9,6 +9,10 @@ from pathlib import Path
 import pexpect
 import symusic
 
+from midiforge.cli.menu import Prompter, _generation_options
+from midiforge.sampling.options import GenerateOptions
+from midiforge.web.catalog import RunInfo
+
 from .conftest import interruptible
 
 TRAIN_TIMEOUT_S = 240  # tiny LSTM, a few steps, on a shared 2-core machine
@@ -130,3 +134,31 @@ def test_no_arguments_on_a_terminal_opens_the_menu(tmp_path: Path) -> None:
     child.expect(pexpect.EOF)
     child.close()
     assert child.exitstatus == 0
+
+
+def _questions(monkeypatch, run: RunInfo, answers: list[str]) -> tuple[list[str], dict]:
+    """The questions the generate choice asks for ``run``, answered in turn with ``answers``."""
+    asked: list[str] = []
+
+    def answer(prompt: str) -> str:
+        asked.append(prompt)
+        return answers[len(asked) - 1]
+
+    monkeypatch.setattr("builtins.input", answer)
+    values = _generation_options(Prompter(write=lambda text: None), run)
+    return asked, values
+
+
+def test_generate_asks_what_the_models_sampler_reads(monkeypatch, tmp_path: Path) -> None:
+    notes = RunInfo(id="n", path=tmp_path, model="lstm-multihead", sampler="notes")
+    asked, values = _questions(monkeypatch, notes, ["2", "", "0.8", "0.3", "5"])
+    assert asked == ["Number of pieces [1]: ", "Length in notes [512]: ", "Temperature [1.0]: ",
+                     "Noise [0.0]: ", "Seed [0]: "]  # fmt: skip
+    assert values == {"n": 2, "max_tokens": 512, "temperature": 0.8, "noise": 0.3, "seed": 5}
+    diffusion = RunInfo(id="d", path=tmp_path, model="diffusion", sampler="diffusion",
+                        labels=["jig", "reel"])  # fmt: skip
+    asked, values = _questions(monkeypatch, diffusion, ["1", "3", "", "4.5", ""])
+    assert asked == ["Number of pieces [1]: ", "Style [1]: ", "Denoising steps [50]: ",
+                     "Guidance [2.0]: ", "Seed [0]: "]  # fmt: skip
+    assert values == {"n": 1, "style": "reel", "steps": 50, "guidance": 4.5, "seed": 0}
+    assert GenerateOptions(**values).steps == 50

@@ -11,7 +11,16 @@ from typing import Any
 
 __version__ = "0.1.0"
 
-_API = ("prepare", "train", "generate", "evaluate", "benchmark", "convert", "render")
+_API = (
+    "prepare",
+    "train",
+    "generate",
+    "GenerateOptions",
+    "evaluate",
+    "benchmark",
+    "convert",
+    "render",
+)
 
 __all__ = ["MidiforgeError", "__version__", *_API]
 

@@ -6,6 +6,7 @@ function       lives in                         what it does
 ``prepare``    :mod:`midiforge.data.prepare`    MIDI folder → cleaned, split, encoded dataset
 ``train``      :mod:`midiforge.training.run`       dataset (or MIDI folder) → run directory
 ``generate``   :mod:`midiforge.sampling.generate`  run (or the shipped default) → MIDI files
+``GenerateOptions`` :mod:`midiforge.sampling.options` every option of ``generate``, checked
 ``evaluate``   :mod:`midiforge.metrics.evaluate`   likelihood and musical metrics
 ``benchmark``  :mod:`midiforge.metrics.benchmarks` the published protocols, reproduced
 ``convert``    :mod:`midiforge.io.convert`      scores, Guitar Pro, audio → MIDI
@@ -25,6 +26,7 @@ _WHERE = {
     "prepare": "midiforge.data.prepare",
     "train": "midiforge.training.run",
     "generate": "midiforge.sampling.generate",
+    "GenerateOptions": "midiforge.sampling.options",
     "evaluate": "midiforge.metrics.evaluate",
     "benchmark": "midiforge.metrics.benchmarks",
     "convert": "midiforge.io.convert",

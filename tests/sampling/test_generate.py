@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import pytest
@@ -14,7 +15,9 @@ from midiforge.data.encode import ids_to_score, score_to_ids
 from midiforge.data.prepare import prepare
 from midiforge.errors import MidiforgeError
 from midiforge.io.midi import load_midi
-from midiforge.sampling.generate import generate, read_primer
+from midiforge.models import registry
+from midiforge.sampling.generate import KV_CACHE, SAMPLERS, generate, read_primer
+from midiforge.sampling.options import KV_CACHE_CHOICES, GenerateOptions
 from midiforge.training.checkpoint import load_run
 from midiforge.training.run import train
 
@@ -105,6 +108,38 @@ def test_kv_cache_dtype_is_an_option_and_a_bad_one_is_named(runs, tmp_path):
                           max_tokens=96, seed=0, style="folk", top_k=20, device="cpu",
                           kv_cache=kv_cache)  # fmt: skip
         assert result.notes[0] > 0 and load_midi(result.paths[0]).note_num() == result.notes[0]
+
+
+def test_options_object_and_fields_together_fields_win(runs, tmp_path):
+    opts = GenerateOptions(n=3, max_tokens=24, seed=4, top_k=20, device="cpu")
+    result = generate(runs["transformer"], out_dir=tmp_path / "a", options=opts, n=1)
+    same = generate(runs["transformer"], out_dir=tmp_path / "b", n=1, max_tokens=24, seed=4,
+                    top_k=20, device="cpu")  # fmt: skip
+    assert [p.name for p in result.paths] == ["sample_000.mid"]
+    assert result.paths[0].read_bytes() == same.paths[0].read_bytes()
+
+
+def test_options_the_runs_sampler_does_not_read_are_logged(runs, tmp_path, caplog):
+    with caplog.at_level(logging.INFO, logger="midiforge.sampling.generate"):
+        result = generate(runs["lstm-multihead"], out_dir=tmp_path, n=1, max_tokens=8, seed=0,
+                          top_k=5, kv_cache="float32", steps=8, device="cpu")  # fmt: skip
+    assert result.generated == [8]
+    assert "a notes run does not use kv_cache='float32', steps=8" in caplog.text
+
+
+def test_unknown_or_bad_options_fail_before_any_run_is_loaded(tmp_path):
+    missing = tmp_path / "no-such-run"
+    with pytest.raises(MidiforgeError, match=r"unknown option 'temprature' \(did you mean"):
+        generate(missing, out_dir=tmp_path, temprature=0.5)
+    with pytest.raises(MidiforgeError, match=r"top_p: 0\.0 is not accepted; use a finite number"):
+        generate(missing, out_dir=tmp_path, options=GenerateOptions(n=1), top_p=0.0)
+    assert not any(tmp_path.iterdir())
+
+
+def test_every_registered_model_declares_a_sampler_generate_has():
+    for name in registry.names():
+        assert registry.model_class(name).sampler in SAMPLERS, name
+    assert set(KV_CACHE) == set(KV_CACHE_CHOICES)
 
 
 def test_note_model_generates_notes(runs, datasets, tmp_path):

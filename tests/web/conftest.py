@@ -28,6 +28,18 @@ TINY_LSTM = [  # a model that trains in seconds on 2 cores; quality is not the p
     "train.eval_batches=1",
 ]
 RUN_NAME = "folk-lstm"
+TINY_NOTE_LSTM = [  # the multi-head note LSTM (sampler "notes"): 3 steps, it only has to run
+    "model.d_pitch=16",
+    "model.d_hidden=32",
+    "model.n_layers=1",
+    "train.steps=3",
+    "train.warmup_steps=0",
+    "train.batch_size=4",
+    "train.window=32",
+    "train.eval_every=3",
+    "train.eval_batches=1",
+]
+NOTES_RUN_NAME = "folk-notes"
 SERVER_START_S = 60.0  # python + starlette import on a busy 2-core machine
 CHROMIUM = "/usr/bin/chromium"  # Debian's package; never a downloaded browser
 CHROMIUM_ARGS = [
@@ -42,10 +54,13 @@ CHROMIUM_ARGS = [
 
 @pytest.fixture(scope="session")
 def tiny_runs(nottingham_small: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A runs folder holding one tiny LSTM trained for a few steps on Nottingham tunes."""
+    """A runs folder with a tiny multi-head note LSTM and a tiny token LSTM, both trained for a
+    few steps on Nottingham tunes; the token LSTM is trained last, so it is listed first."""
     from midiforge import api
 
     runs = tmp_path_factory.mktemp("web_runs")
+    api.train(nottingham_small, model="lstm-multihead", overrides=TINY_NOTE_LSTM,
+              run_dir=runs / NOTES_RUN_NAME, device="cpu")  # fmt: skip
     api.train(
         nottingham_small, model="lstm", overrides=TINY_LSTM, run_dir=runs / RUN_NAME, device="cpu"
     )

@@ -7,14 +7,15 @@ from pathlib import Path
 import pytest
 
 from midiforge.errors import MidiforgeError
+from midiforge.sampling.options import GenerateOptions, fields_by_sampler, option_fields
 from midiforge.web.catalog import RunInfo, find_runs, resolve_run
 from midiforge.web.params import (
     FIELDS,
     MAX_PRIMER_BYTES,
     check_primer,
+    fields_json,
     parse_number,
     parse_request,
-    parse_seed,
 )
 
 NOTTINGHAM_FILE = "nottingham/ashover1.mid"
@@ -26,13 +27,15 @@ def _models(tmp_path: Path) -> dict[str, RunInfo]:
                         labels=["jig", "reel"]),
         "notes": RunInfo(id="notes", path=tmp_path / "notes", model="diffusion",
                          sampler="diffusion"),
+        "heads": RunInfo(id="heads", path=tmp_path / "heads", model="lstm-multihead",
+                         sampler="notes"),
         "empty": RunInfo(id="empty", path=tmp_path / "empty", model="gru", sampler="tokens",
                          has_weights=False),
     }  # fmt: skip
 
 
 def test_numbers_take_defaults_and_refuse_out_of_range() -> None:
-    assert parse_number("temperature", "") == FIELDS["temperature"][3]
+    assert parse_number("temperature", "") == FIELDS["temperature"].default
     assert parse_number("n", "3") == 3
     assert parse_number("top_p", "0.5") == 0.5
     with pytest.raises(MidiforgeError, match=r"temperature: 9 is out of range; use 0.05..3.0"):
@@ -41,10 +44,13 @@ def test_numbers_take_defaults_and_refuse_out_of_range() -> None:
         parse_number("n", "2.5")
     with pytest.raises(MidiforgeError, match="length: 'long' is not a number"):
         parse_number("length", "long")
-    assert parse_seed("17") == 17
-    assert 0 <= parse_seed("") < 2**31
-    with pytest.raises(MidiforgeError, match="seed"):
-        parse_seed("-1")
+    assert parse_number("seed", "17") == 17
+    assert parse_number("seed", "") is None  # parse_request draws one
+    with pytest.raises(MidiforgeError, match=r"seed: -1 is out of range; use 0..2147483647"):
+        parse_number("seed", "-1")
+    for raw in ("nan", "inf"):
+        with pytest.raises(MidiforgeError, match=f"top_p: {raw} is out of range"):
+            parse_number("top_p", raw)
 
 
 def test_primer_must_be_a_midi_file_within_the_limit(datasets: Path) -> None:
@@ -62,23 +68,72 @@ def test_primer_must_be_a_midi_file_within_the_limit(datasets: Path) -> None:
 def test_request_checks_model_style_and_fields(tmp_path: Path, datasets: Path) -> None:
     models = _models(tmp_path)
     request = parse_request({"model": "folk", "style": "reel", "n": "2", "seed": "5"}, models)
-    assert (request.run, request.kind, request.style, request.n) == (
-        tmp_path / "folk",
-        "tokens",
-        "reel",
-        2,
-    )
-    assert request.seed == 5 and request.primer is None
+    assert (request.run, request.kind) == (tmp_path / "folk", "tokens")
+    assert isinstance(request.options, GenerateOptions) and request.primer is None
+    opts = request.options
+    assert (opts.style, opts.n, opts.seed) == ("reel", 2, 5)
+    assert (opts.max_tokens, opts.top_p, opts.primer_bars) == (256, 0.95, 8)  # the page's own
+    assert (opts.steps, opts.guidance) == (None, 1.0)  # a token model's: not the page's
+    assert 0 <= parse_request({"model": "folk"}, models).options.seed < 2**31
     primer = (datasets / NOTTINGHAM_FILE).read_bytes()
-    diffusion = parse_request({"model": "notes", "steps": "8"}, models, (primer, "p.mid"))
-    assert (diffusion.kind, diffusion.steps, diffusion.primer) == ("diffusion", 8, primer)
-    assert diffusion.primer_bars == FIELDS["primer_bars"][3]
+    diffusion = parse_request({"model": "notes", "steps": "8"}, models)
+    assert (diffusion.kind, diffusion.options.steps, diffusion.options.guidance) == (
+        "diffusion",
+        8,
+        FIELDS["guidance"].default,
+    )
+    assert diffusion.options.max_tokens == GenerateOptions().max_tokens  # diffusion: no length
+    heads = parse_request({"model": "heads", "temperature": "0.5", "noise": "0.2",
+                           "primer_bars": "0"}, models, (primer, "p.mid"))  # fmt: skip
+    assert (heads.kind, heads.primer) == ("notes", primer)
+    assert (heads.options.temperature, heads.options.noise) == (0.5, 0.2)
+    assert heads.options.primer_bars is None  # 0 on the page = the whole primer
     with pytest.raises(MidiforgeError, match="style: 'waltz' is not a label of 'folk'"):
         parse_request({"model": "folk", "style": "waltz"}, models)
     with pytest.raises(MidiforgeError, match="not one of the listed models"):
         parse_request({"model": "nope"}, models)
+    with pytest.raises(MidiforgeError, match="model: missing; pick one of the listed models"):
+        parse_request({"model": "  ", "n": "2"}, models)
     with pytest.raises(MidiforgeError, match=r"no model\.safetensors"):
         parse_request({"model": "empty"}, models)
+
+
+def test_fields_a_models_sampler_does_not_read_are_refused(tmp_path: Path, datasets) -> None:
+    models = _models(tmp_path)
+    with pytest.raises(MidiforgeError, match="steps: 'folk' is a tokens model, which does not"):
+        parse_request({"model": "folk", "steps": "8"}, models)
+    with pytest.raises(MidiforgeError, match="temperature: 'notes' is a diffusion model"):
+        parse_request({"model": "notes", "temperature": "0.5"}, models)
+    with pytest.raises(MidiforgeError, match="noise: 'folk' is a tokens model"):
+        parse_request({"model": "folk", "noise": "0.5"}, models)
+    assert parse_request({"model": "folk", "steps": ""}, models).options.steps is None
+    primer = ((datasets / NOTTINGHAM_FILE).read_bytes(), "p.mid")
+    with pytest.raises(MidiforgeError, match="primer: 'notes' is a diffusion model"):
+        parse_request({"model": "notes"}, models, primer)
+    with pytest.raises(MidiforgeError, match="tempo: not a field of the form; accepted: model"):
+        parse_request({"model": "folk", "tempo": "120"}, models)
+
+
+def test_page_inputs_come_from_the_options_and_stay_inside_them() -> None:
+    sent = {f["name"]: f for f in fields_json()}
+    assert {"n", "length", "temperature", "top_k", "top_p", "noise", "steps", "guidance",
+            "seed", "primer_bars"} <= set(sent)  # fmt: skip
+    assert sent["length"]["option"] == "max_tokens"
+    assert sent["length"]["labels"] == {"tokens": "Length in tokens", "notes": "Length in notes"}
+    assert (sent["n"]["max"], sent["length"]["max"]) == (8, 4096)  # the page's tighter caps
+    by_sampler = fields_by_sampler()
+    assert {"temperature", "top_k", "top_p", "noise"} <= set(by_sampler["notes"])
+    assert not {"steps", "guidance"} & set(by_sampler["notes"])
+    assert not {"temperature", "top_k", "top_p", "noise"} & set(by_sampler["diffusion"])
+    for info in option_fields():  # every page (and menu) bound is one the option accepts
+        for ask in (info.spec.web, info.spec.menu):
+            if ask is None or info.kind not in (int, float):
+                continue
+            lo, hi, default = info.offered(ask)
+            assert lo is not None and hi is not None and lo < hi, info.name
+            for value in (lo, hi, default):
+                if value is not None and value != ask.none_at:
+                    assert info.check(value) == value, (info.name, value)
 
 
 def test_run_names_cannot_leave_the_runs_folder(tmp_path: Path) -> None:

@@ -12,11 +12,18 @@ from pathlib import Path
 import symusic
 
 from midiforge.web.params import MAX_PRIMER_BYTES
-from tests.web.conftest import RUN_NAME, get_json
+from tests.web.conftest import NOTES_RUN_NAME, RUN_NAME, get_json
 
 GENERATE_TIMEOUT_MS = 120_000  # a tiny model on a shared 2-core machine
 SCREENSHOT_ENV = "MIDIFORGE_WEB_SCREENSHOT"  # set to a path (docs/web.png) to keep a screenshot
 NOTTINGHAM_FILE = "nottingham/ashover1.mid"
+TOKEN_SAMPLING = ("temperature", "top_k", "top_p")  # inputs a token or note model shows
+DIFFUSION_ONLY = ("steps", "guidance")  # inputs only a diffusion model shows
+NO_MODELS = {"models": [], "selected": None, "fields": [], "samplers": {}, "runs_dir": "runs"}
+
+
+def visible(page, *ids: str) -> list[bool]:
+    return [page.is_visible(f"#{name}") for name in ids]
 
 
 def post_form(url: str, fields: dict[str, str], upload: tuple[str, bytes] | None = None):
@@ -62,7 +69,9 @@ def test_page_generates_plays_and_downloads(server, browser, tmp_path: Path) -> 
     page.goto(server["url"] + "/")
     page.wait_for_selector(f"#model option[value='{RUN_NAME}']", state="attached")
     assert page.input_value("#model") == RUN_NAME
-    assert page.is_visible("#sampling-tokens") and not page.is_visible("#sampling-diffusion")
+    assert visible(page, *TOKEN_SAMPLING, "length", "primer") == [True] * 5
+    assert visible(page, *DIFFUSION_ONLY, "noise") == [False] * 3  # noise: note models only
+    assert page.inner_text("label[data-option='max_tokens']").startswith("Length in tokens")
     page.fill("#length", "48")
     page.fill("#n", "2")
     page.fill("#seed", "7")
@@ -106,6 +115,62 @@ def test_page_generates_plays_and_downloads(server, browser, tmp_path: Path) -> 
     page.close()
 
 
+def test_note_model_shows_its_sampling_fields_and_generates(server, browser) -> None:
+    page = browser.new_page(viewport={"width": 1100, "height": 1000})
+    page.goto(server["url"] + "/")
+    page.wait_for_selector("#generate:enabled")
+    page.select_option("#model", NOTES_RUN_NAME)
+    assert visible(page, *TOKEN_SAMPLING, "noise", "length", "primer") == [True] * 6
+    assert visible(page, *DIFFUSION_ONLY) == [False] * 2
+    assert page.is_disabled("#steps") and page.is_disabled("#guidance")  # and not submitted
+    assert page.inner_text("label[data-option='max_tokens']").startswith("Length in notes")
+    assert "lstm-multihead (notes sampler)" in page.inner_text("#model-info")
+    page.fill("#length", "24")
+    page.fill("#n", "1")
+    page.fill("#seed", "3")
+    page.fill("#temperature", "0.8")
+    page.fill("#top_k", "12")
+    page.fill("#top_p", "0.9")
+    page.fill("#noise", "0.1")
+    page.click("#generate")
+    page.wait_for_selector(".job[data-status='done'], .job[data-status='error']",
+                           timeout=GENERATE_TIMEOUT_MS)  # fmt: skip
+    assert page.get_attribute(".job", "data-status") == "done", page.inner_text(".job")
+    assert NOTES_RUN_NAME in page.inner_text(".job h2")
+    assert page.locator(".piece").count() == 1
+    assert "· 24 notes" in page.inner_text(".piece h3")  # a note model writes every note asked
+    assert not page.is_visible("#error")
+    # back to the token model: its fields return, the note model's noise goes
+    page.select_option("#model", RUN_NAME)
+    assert visible(page, *TOKEN_SAMPLING, "noise") == [True, True, True, False]
+    page.close()
+
+
+def test_generate_is_disabled_until_the_models_arrive(server, browser) -> None:
+    page = browser.new_page()
+    held = []
+    page.route("**/api/models", lambda route: held.append(route))  # answered below
+    page.goto(server["url"] + "/")
+    page.wait_for_function("() => document.readyState === 'complete'")
+    while not held:
+        page.wait_for_timeout(50)
+    assert page.is_disabled("#generate")
+    page.click("#generate", force=True)  # pressing it early does nothing
+    assert not page.is_visible("#error") and page.locator(".job").count() == 0
+    held[0].continue_()
+    page.wait_for_selector("#generate:enabled")
+    assert page.input_value("#model") == RUN_NAME
+
+    # with an empty list the button stays disabled, and the page says why
+    page.unroute("**/api/models")
+    page.route("**/api/models", lambda route: route.fulfill(json=NO_MODELS))
+    page.reload()
+    page.wait_for_selector("#error:not([hidden])")
+    assert "No trained model found in runs/" in page.inner_text("#error")
+    assert page.is_disabled("#generate")
+    page.close()
+
+
 def test_bad_requests_get_clear_messages_and_the_server_keeps_serving(server, datasets) -> None:
     url = server["url"]
     ok = {"model": RUN_NAME, "length": "16", "n": "1", "seed": "1"}
@@ -117,6 +182,10 @@ def test_bad_requests_get_clear_messages_and_the_server_keeps_serving(server, da
         ({**ok, "model": "../../etc"}, None, 400, "outside the runs folder"),
         ({**ok, "model": "/etc"}, None, 400, "outside the runs folder"),
         ({**ok, "style": "jazz"}, None, 400, "style: 'jazz' is not a label"),
+        ({**ok, "model": ""}, None, 400, "model: missing; pick one of the listed models: "),
+        ({k: v for k, v in ok.items() if k != "model"}, None, 400, "model: missing; pick one"),
+        ({**ok, "steps": "8"}, None, 400, f"steps: {RUN_NAME!r} is a tokens model"),
+        ({**ok, "model": NOTES_RUN_NAME, "guidance": "2"}, None, 400, "guidance: 'folk-notes"),
         (ok, ("notes.txt", b"not music at all"), 400, "not a MIDI file"),
         (ok, ("big.mid", b"MThd" + bytes(MAX_PRIMER_BYTES)), 413, "the limit is"),
         (ok, ("cut.mid", midi[:30]), 400, "not a readable MIDI file"),
@@ -154,5 +223,11 @@ def test_requests_while_one_runs_are_queued_not_dropped(server) -> None:
     assert [r["status"] for r in results] == ["done"] * 3
     assert [r["seed"] for r in results] == [1, 2, 3]
     status, models = get_json(url + "/api/models")
-    # the runs found in the runs folder, then the model that ships inside the package
-    assert status == 200 and [m["id"] for m in models["models"]] == [RUN_NAME, "default"]
+    # the runs found in the runs folder, newest first, then the model that ships in the package
+    ids = [m["id"] for m in models["models"]]
+    assert status == 200 and ids == [RUN_NAME, NOTES_RUN_NAME, "default"]
+    kinds = {m["id"]: m["kind"] for m in models["models"]}
+    assert (kinds[RUN_NAME], kinds[NOTES_RUN_NAME]) == ("tokens", "notes")
+    assert {"temperature", "top_k", "top_p", "noise"} <= set(models["samplers"]["notes"])
+    assert "steps" not in models["samplers"]["notes"]
+    assert {f["name"] for f in models["fields"]} >= {"n", "length", "temperature", "steps"}

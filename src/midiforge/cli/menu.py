@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from midiforge.errors import MidiforgeError
+from midiforge.sampling.options import GenerateOptions, option_fields
 from midiforge.web import catalog
 
 T = TypeVar("T")
@@ -50,16 +51,8 @@ SIZES: dict[str, dict[str, dict[str, int]]] = {
     }
 }
 MAX_STEPS = 10_000_000
-DEFAULT_PIECES = 1
-MAX_PIECES = 100
-DEFAULT_LENGTH = 512  # tokens (token models) or notes (diffusion models)
-MAX_LENGTH = 100_000
-DEFAULT_TEMPERATURE = 1.0
-MAX_TEMPERATURE = 5.0
-DEFAULT_DIFFUSION_STEPS = 50
-DEFAULT_GUIDANCE = 2.0
-MAX_GUIDANCE = 50.0
-DEFAULT_SEED = 0
+# the generation questions (pieces, length, temperature, ...) and their bounds and defaults are
+# the ``menu`` limits of midiforge.GenerateOptions' fields (see midiforge.sampling.options)
 
 
 class Back(Exception):
@@ -211,8 +204,27 @@ def continue_training(ask: Prompter, runs_dir: Path) -> None:
     ask.write(f"Done: the run is in {run_dir}")
 
 
+def _generation_options(ask: Prompter, run: catalog.RunInfo) -> dict[str, Any]:
+    """Ask, in field order, each option with menu limits that the run's sampler reads."""
+    values: dict[str, Any] = {}
+    for info in option_fields():
+        spec, menu = info.spec, info.spec.menu
+        if menu is None or run.sampler not in spec.samplers:
+            continue
+        question = menu.label or spec.label_for(run.sampler)
+        if spec.choices_from == "labels":  # the run's style labels, or none to choose from
+            if run.labels:
+                choices = ["any", *run.labels]
+                index = ask.pick(question, choices, default=1)
+                values[info.name] = None if index == 0 else choices[index]
+            continue
+        lo, hi, default = info.offered(menu)
+        values[info.name] = ask.number(question, info.kind, default, lo, hi)
+    return values
+
+
 def generate(ask: Prompter, runs_dir: Path) -> None:
-    """Pick a model, ask for count, length, style and sampling options, and write MIDI files."""
+    """Pick a model, ask what its sampler reads (count, length, style, ...), write MIDI files."""
     from midiforge import api
 
     runs = [r for r in catalog.find_runs(runs_dir) if r.has_weights]
@@ -224,26 +236,11 @@ def generate(ask: Prompter, runs_dir: Path) -> None:
     ask.write("Models:")
     labels = [f"{r.id}  ({r.model})" if r.path else "the shipped default model" for r in runs]
     run = runs[ask.pick("Model", labels, default=1)]
-    n = ask.number("Number of pieces", int, DEFAULT_PIECES, 1, MAX_PIECES)
-    unit = "tokens" if run.sampler == "tokens" else "notes"
-    length = ask.number(f"Length in {unit}", int, DEFAULT_LENGTH, 1, MAX_LENGTH)
-    style = None
-    if run.labels:
-        styles = ["any", *run.labels]
-        index = ask.pick("Style", styles, default=1)
-        style = None if index == 0 else styles[index]
-    options: dict[str, Any] = {"n": n, "max_tokens": length, "style": style}
-    if run.sampler == "diffusion":
-        options["steps"] = ask.number("Denoising steps", int, DEFAULT_DIFFUSION_STEPS, 1, 10_000)
-        options["guidance"] = ask.number("Guidance", float, DEFAULT_GUIDANCE, 0.0, MAX_GUIDANCE)
-    else:
-        options["temperature"] = ask.number(
-            "Temperature", float, DEFAULT_TEMPERATURE, 0.01, MAX_TEMPERATURE
-        )
-    options["seed"] = ask.number("Seed", int, DEFAULT_SEED, 0, 2**31 - 1)
+    options = GenerateOptions(**_generation_options(ask, run))
     out = ask.ask("Output folder", _out_dir, DEFAULT_OUT_DIR)
-    ask.write(f"Generating {n} piece(s) with {run.id}  (Ctrl-C stops)")
-    result = api.generate(run=run.path, out_dir=out, **options)
+    plural = "s" if options.n > 1 else ""
+    ask.write(f"Generating {options.n} piece{plural} with {run.id}  (Ctrl-C stops)")
+    result = api.generate(run.path, out_dir=out, options=options)
     ask.write(result.summary())
 
 

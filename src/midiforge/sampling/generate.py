@@ -1,10 +1,11 @@
 """The ``generate`` stage: a trained run (or the shipped default) → new MIDI files.
 
-Loads the run, turns the options into a primer and a label, calls the sampler that fits the
-model (:func:`_sampler_for`, the one place that dispatches on the model), decodes with the run's
-own tokenizer or note decoder, and writes ``OUT/sample_NNN.mid`` (plus ``.wav`` / ``.png`` when
-asked). The result lists the files and, for token models, how many generated tokens broke the
-tokenization's grammar (MidiTok's ``tokens_errors``).
+Checks the options (:class:`midiforge.sampling.options.GenerateOptions`, the one list of them),
+loads the run, turns the options into a primer and a label, calls the sampler the model declares
+(``MidiModel.sampler``, looked up in :data:`SAMPLERS`), decodes with the run's own tokenizer or
+note decoder, and writes ``OUT/sample_NNN.mid`` (plus ``.wav`` / ``.png`` when asked). The
+result lists the files and, for token models, how many generated tokens broke the tokenization's
+grammar (MidiTok's ``tokens_errors``).
 """
 
 from __future__ import annotations
@@ -20,38 +21,14 @@ import torch
 from symusic import Score
 
 from midiforge.assets import DEFAULT_RUN_DIR
-from midiforge.errors import MidiforgeError, choice_error
+from midiforge.errors import MidiforgeError
+from midiforge.sampling.options import GenerateOptions, ignored_by, with_fields
 
 log = logging.getLogger(__name__)
 
 SAMPLE_STEM = "sample"  # OUT/sample_000.mid, sample_001.mid, ...
-# the transformer's key/value cache while decoding: "auto" = fp16 where the CPU kernel reads
-# it (half the bytes per cached position), else the model's dtype; "float32" = exact
+# GenerateOptions.kv_cache → the dtype the transformer keeps its cache in (None: the model's)
 KV_CACHE = {"auto": None, "float32": torch.float32, "float16": torch.float16}
-
-
-@dataclass
-class GenerateOptions:
-    """What every sampler receives; mirrors the arguments of :func:`generate`."""
-
-    n: int
-    max_tokens: int
-    temperature: float
-    top_k: int
-    top_p: float
-    seed: int | None
-    label: int | None
-    grammar_mask: bool
-    noise: float
-    window: int | None
-    steps: int | None = None  # diffusion: DDIM steps; None = DDPM over every trained step
-    eta: float = 0.0  # diffusion: DDIM stochasticity (0 = deterministic)
-    guidance: float = 1.0  # diffusion: classifier-free guidance scale for the label
-    number: int = 1  # diffusion: windows per piece (continued by inpainting)
-    context: int | None = None  # diffusion: notes kept as known between windows (None = L/2)
-    fixed_time: float | None = None  # diffusion: beats; put notes on a fixed grid
-    trace: str | Path | None = None  # diffusion: PNG of the first window being denoised
-    kv_cache: str = "auto"  # transformer: key/value cache dtype, a key of KV_CACHE
 
 
 @dataclass
@@ -122,13 +99,11 @@ def label_index(style: str | None, labels: list[str], n_labels: int) -> int | No
 
 
 def read_primer(path: str | Path, bars: int | None) -> Score:
-    """The primer MIDI, cut to its first ``bars`` bars when given."""
+    """The primer MIDI, cut to its first ``bars`` bars (>= 1, checked by GenerateOptions)."""
     from midiforge.io.midi import load_midi
 
     score = load_midi(path)
     if bars is not None:
-        if bars < 1:
-            raise MidiforgeError(f"primer_bars: {bars} must be >= 1 (or omitted for all)")
         downbeats = np.asarray(score.get_downbeats())
         if len(downbeats) > bars:
             score = score.clip(0, int(downbeats[bars]), clip_end=True)
@@ -152,7 +127,7 @@ def _one_stream(score: Score) -> Score:
 # --------------------------------------------------------------------------- samplers
 
 
-def _sample_tokens(run: Any, opts: GenerateOptions, primer: Score | None):
+def _sample_tokens(run: Any, opts: GenerateOptions, primer: Score | None, label: int | None):
     """Token models: BOS + primer ids → sampler → MIDI scores, grammar errors per sample."""
     from midiforge.data.encode import ids_to_score, score_to_ids, special_ids
     from midiforge.sampling.autoregressive import sample
@@ -167,6 +142,7 @@ def _sample_tokens(run: Any, opts: GenerateOptions, primer: Score | None):
         if not tok.config.use_programs and len(primer.tracks) > 1:
             primer = _one_stream(primer)
         start = start + score_to_ids(tok, primer)
+    # LEAD: replace with sample(..., kv_cache=opts.kv_cache)
     if hasattr(run.model, "kv_dtype"):
         run.model.kv_dtype = KV_CACHE[opts.kv_cache]
     seqs = sample(
@@ -178,7 +154,7 @@ def _sample_tokens(run: Any, opts: GenerateOptions, primer: Score | None):
         top_k=opts.top_k,
         top_p=opts.top_p,
         seed=opts.seed,
-        label=opts.label,
+        label=label,
         grammar=TypeGrammar(tok) if opts.grammar_mask else None,
         window=opts.window,
         eos_id=specials.get("EOS"),
@@ -192,7 +168,7 @@ def _sample_tokens(run: Any, opts: GenerateOptions, primer: Score | None):
     return scores, generated, errors
 
 
-def _sample_notes(run: Any, opts: GenerateOptions, primer: Score | None):
+def _sample_notes(run: Any, opts: GenerateOptions, primer: Score | None, label: int | None):
     """Note models: primer notes → per-head sampler → ``score_from_notes``."""
     from midiforge.data.encode import notes_from_score, score_from_notes
     from midiforge.sampling.autoregressive import sample_notes
@@ -211,13 +187,13 @@ def _sample_notes(run: Any, opts: GenerateOptions, primer: Score | None):
         time_noise=opts.noise,
         velocity_noise=opts.noise,
         seed=opts.seed,
-        label=opts.label,
+        label=label,
     )
     n_primer = 0 if primer_notes is None else len(primer_notes)
     return [score_from_notes(x) for x in notes], [len(x) - n_primer for x in notes], []
 
 
-def _sample_diffusion(run: Any, opts: GenerateOptions, primer: Score | None):
+def _sample_diffusion(run: Any, opts: GenerateOptions, primer: Score | None, label: int | None):
     """Diffusion models: windows of notes denoised, continued by inpainting."""
     from midiforge.data.encode import score_from_notes
     from midiforge.sampling.diffusion import generate_notes
@@ -235,7 +211,7 @@ def _sample_diffusion(run: Any, opts: GenerateOptions, primer: Score | None):
         steps=opts.steps,
         eta=opts.eta,
         guidance=opts.guidance,
-        label=opts.label,
+        label=label,
         seed=opts.seed,
         fixed_time=opts.fixed_time,
         trace=opts.trace,
@@ -243,19 +219,39 @@ def _sample_diffusion(run: Any, opts: GenerateOptions, primer: Score | None):
     return [score_from_notes(x) for x in notes], [len(x) for x in notes], []
 
 
-# (run, options, primer or None) -> (scores, generated counts, grammar errors)
-Sampler = Callable[[Any, GenerateOptions, Any], tuple[list[Score], list[int], list[int]]]
+# (run, options, primer Score or None, label index or None)
+#   -> (scores, generated counts, grammar errors); symusic's Score is a factory, hence Any
+Sampler = Callable[[Any, GenerateOptions, Any, int | None], tuple[list[Any], list[int], list[int]]]
+# MidiModel.sampler -> the routine that writes that model's music; the one place that picks it
+SAMPLERS: dict[str, Sampler] = {
+    "tokens": _sample_tokens,
+    "notes": _sample_notes,
+    "diffusion": _sample_diffusion,
+}
 
 
 def _sampler_for(model: Any) -> Sampler:
-    """The one place that picks a sampling routine for a model (diffusion adds its branch)."""
-    if model.encoding == "tokens":
-        return _sample_tokens
-    if model.name == "lstm-multihead":  # autoregressive over note rows
-        return _sample_notes
-    if model.name == "diffusion":
-        return _sample_diffusion
-    raise MidiforgeError(f"generate: model {model.name!r} has no sampler yet")
+    """The routine for the sampler ``model`` declares (``MidiModel.sampler``)."""
+    kind = getattr(model, "sampler", None)
+    if kind not in SAMPLERS:
+        raise MidiforgeError(
+            f"generate: model {model.name!r} declares sampler {kind!r}; known: "
+            + ", ".join(SAMPLERS)
+        )
+    return SAMPLERS[kind]
+
+
+def _write(scores: list[Score], out: Path) -> tuple[list[Path], list[int]]:
+    """``OUT/sample_NNN.mid`` per score, and each file's notes as re-parsed."""
+    from midiforge.io.midi import load_midi, save_midi
+
+    out.mkdir(parents=True, exist_ok=True)
+    paths, notes = [], []
+    for i, score in enumerate(scores):
+        path = save_midi(score, out / f"{SAMPLE_STEM}_{i:03d}.mid")
+        paths.append(path)
+        notes.append(load_midi(path).note_num())
+    return paths, notes
 
 
 # --------------------------------------------------------------------------- the stage
@@ -265,31 +261,10 @@ def generate(
     run: str | Path | None = None,
     *,
     out_dir: str | Path,
-    n: int = 4,
-    max_tokens: int = 1024,
-    primer: str | Path | None = None,
-    primer_bars: int | None = None,
-    temperature: float = 1.0,
-    top_k: int = 0,
-    top_p: float = 1.0,
-    seed: int | None = None,
-    style: str | None = None,
-    grammar_mask: bool = False,
-    noise: float = 0.0,
-    window: int | None = None,
-    device: str = "auto",
-    wav: bool = False,
-    png: bool = False,
-    steps: int | None = None,
-    eta: float = 0.0,
-    guidance: float = 1.0,
-    number: int = 1,
-    context: int | None = None,
-    fixed_time: float | None = None,
-    trace: str | Path | None = None,
-    kv_cache: str = "auto",
+    options: GenerateOptions | None = None,
+    **fields: Any,
 ) -> GenerateResult:
-    """Sample ``n`` pieces from a trained run and write them as MIDI files.
+    """Sample ``options.n`` pieces from a trained run and write them as MIDI files.
 
     Parameters
     ----------
@@ -297,67 +272,39 @@ def generate(
         A RUN dir written by ``midiforge train``; None = the shipped default model.
     out_dir
         Folder for ``sample_000.mid`` ...; created if missing, same-named files are replaced.
-    n, max_tokens
-        Samples, and new tokens per sample (notes per sample for note models).
-    primer, primer_bars
-        A MIDI file every sample continues (optionally only its first K bars).
-    temperature, top_k, top_p
-        Sampling filters (0 = greedy / off / off at 0, 0, 1.0); for note models they act on the
-        pitch head.
-    seed
-        Makes the samples reproducible.
-    style
-        A label name of the run's dataset, for label-conditioned models.
-    grammar_mask
-        Forbid tokens the tokenization's grammar does not allow after the previous one.
-    noise
-        Note models: Gaussian noise (standardised units) on the time and velocity heads.
-    window
-        Context kept when generating past the training length (default: the model's).
-    device
-        ``auto``, ``cpu`` or ``cuda``.
-    wav, png
-        Also render each file with FluidSynth / as a piano roll (``midiforge.io.render``).
-    steps, eta, guidance, number, context, fixed_time, trace
-        Diffusion runs: DDIM steps (None = DDPM), DDIM noise, guidance scale for ``style``,
-        windows per piece and the notes each continuation keeps, a fixed note grid in beats,
-        and a PNG of the denoising (see :func:`midiforge.sampling.diffusion.generate_notes`).
-    kv_cache
-        Transformer runs: the key/value cache's dtype while decoding. ``auto`` keeps it in fp16
-        where the CPU kernel reads it (half the memory traffic per cached position; logits
-        within fp16 rounding of the exact ones), else in the model's dtype; ``float32`` is
-        exact, ``float16`` forces half precision.
+    options
+        A :class:`~midiforge.sampling.options.GenerateOptions` (None = its defaults); every
+        field is documented there, with the samplers that read it.
+    **fields
+        Any of its fields by name, replacing the value in ``options``
+        (``generate(run, out_dir="out", n=3, seed=0)``); an unknown name is an error that lists
+        the accepted ones.
+
+    Options the run's sampler does not read (``steps`` for a token model, say) are logged and
+    left unused.
     """
-    if kv_cache not in KV_CACHE:
-        raise choice_error("kv_cache", kv_cache, tuple(KV_CACHE))
-    from midiforge.io.midi import load_midi, save_midi
+    opts = with_fields(options, fields)  # checked before anything is loaded
     from midiforge.training.checkpoint import load_run
 
     run_dir = Path(run) if run is not None else default_run()
-    loaded = load_run(run_dir, device=resolve_device(device))
-    label = label_index(style, loaded.labels, getattr(loaded.model.config, "n_labels", 0))
-    opts = GenerateOptions(
-        n, max_tokens, temperature, top_k, top_p, seed, label, grammar_mask, noise, window,
-        steps=steps, eta=eta, guidance=guidance, number=number, context=context,
-        fixed_time=fixed_time, trace=trace, kv_cache=kv_cache,
-    )  # fmt: skip
-    primer_score = read_primer(primer, primer_bars) if primer is not None else None
-    scores, generated, errors = _sampler_for(loaded.model)(loaded, opts, primer_score)
+    loaded = load_run(run_dir, device=resolve_device(opts.device))
+    sampler = _sampler_for(loaded.model)
+    unused = ignored_by(opts, loaded.model.sampler)
+    if unused:
+        log.info("generate: a %s run does not use %s", loaded.model.sampler, ", ".join(unused))
+    label = label_index(opts.style, loaded.labels, getattr(loaded.model.config, "n_labels", 0))
+    primer = read_primer(opts.primer, opts.primer_bars) if opts.primer is not None else None
+    scores, generated, errors = sampler(loaded, opts, primer, label)
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    paths, notes = [], []
-    for i, score in enumerate(scores):
-        path = save_midi(score, out / f"{SAMPLE_STEM}_{i:03d}.mid")
-        paths.append(path)
-        notes.append(load_midi(path).note_num())
+    paths, notes = _write(scores, out)
     result = GenerateResult(paths, notes, generated, errors)
-    if wav or png:
+    if opts.wav or opts.png:
         from midiforge.io import render
 
         for path in paths:
-            if wav:
+            if opts.wav:
                 result.extra.append(render.render_wav(path, path.with_suffix(".wav")))
-            if png:
+            if opts.png:
                 result.extra.append(render.render_png(path, path.with_suffix(".png")))
     log.info("generated %d files in %s", len(paths), out)
     return result

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -21,34 +22,18 @@ PRIMER_NAME = "primer.mid"
 
 
 def generate_midi(request: GenerationRequest, job_dir: Path) -> list[tuple[Path, int]]:
-    """Write ``request.n`` MIDI files into ``job_dir`` with ``midiforge.api.generate``.
+    """Write ``request.options.n`` MIDI files into ``job_dir`` with ``midiforge.api.generate``.
 
     Returns each file with its note count (a short sample from a weak model may hold none).
     """
     from midiforge import api
 
-    primer = None
+    options = request.options
     if request.primer is not None:
         primer = job_dir / PRIMER_NAME
         primer.write_bytes(request.primer)
-    options: dict[str, Any] = {
-        "out_dir": job_dir,
-        "n": request.n,
-        "max_tokens": request.length,  # tokens, or notes for note (diffusion) models
-        "seed": request.seed,
-        "style": request.style,
-        "primer": primer,
-        "primer_bars": request.primer_bars or None,  # 0 on the page = the whole primer
-    }
-    if request.kind == "diffusion":
-        options |= {"steps": request.steps, "guidance": request.guidance}
-    else:
-        options |= {
-            "temperature": request.temperature,
-            "top_k": request.top_k,
-            "top_p": request.top_p,
-        }
-    result = api.generate(run=request.run, **options)
+        options = replace(options, primer=primer)
+    result = api.generate(request.run, out_dir=job_dir, options=options)
     return list(zip(result.paths, result.notes))
 
 
@@ -90,8 +75,8 @@ def run_generation(
     the page shows beside its progress bar.
     """
     job_dir.mkdir(parents=True, exist_ok=True)
-    plural = "s" if request.n > 1 else ""
-    stage(f"generating {request.n} piece{plural} with {request.model_id}")
+    n = request.options.n
+    stage(f"generating {n} piece{'s' if n > 1 else ''} with {request.model_id}")
     written = generate_midi(request, job_dir)
     if not written:
         raise MidiforgeError("generate wrote no MIDI file; try a larger length")

@@ -4,7 +4,7 @@ Routes (all JSON errors are ``{"error": "..."}`` with a 4xx status, shown on the
 
 ==========================================  =================================================
 ``GET  /``                                  the page (``static/index.html``, no CDN)
-``GET  /api/models``                        runs found, the shipped default, field ranges
+``GET  /api/models``                        runs, the shipped default, inputs per sampler
 ``POST /api/generate``                      multipart form → ``202 {"job": id}`` (queued)
 ``GET  /api/jobs/{id}``                     status, stage, queue position; pieces when done
 ``GET  /api/jobs/{id}/files/{name}``        a piece's MIDI, WAV or piano-roll PNG
@@ -34,10 +34,11 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from midiforge.errors import MidiforgeError
+from midiforge.sampling.options import fields_by_sampler
 from midiforge.web import catalog
 from midiforge.web.config import HOST, WebConfig
 from midiforge.web.jobs import Job, JobQueue, QueueFull
-from midiforge.web.params import MAX_PRIMER_BYTES, GenerationRequest, limits_json, parse_request
+from midiforge.web.params import MAX_PRIMER_BYTES, GenerationRequest, fields_json, parse_request
 from midiforge.web.pieces import run_generation
 
 log = logging.getLogger(__name__)
@@ -91,7 +92,8 @@ class WebApp:
             job.stage = text
 
         pieces = run_generation(request, job_dir, soundfont=self.config.soundfont, stage=stage)
-        return {"seed": request.seed, "model": request.model_id, "dir": job_dir, "pieces": pieces}
+        seed = request.options.seed
+        return {"seed": seed, "model": request.model_id, "dir": job_dir, "pieces": pieces}
 
     # -- routes ----------------------------------------------------------------------------
     async def index(self, request: Request) -> Response:
@@ -104,7 +106,8 @@ class WebApp:
             {
                 "models": [info.to_json() for info in models.values()],
                 "selected": default,
-                "limits": limits_json(),
+                "fields": fields_json(),  # the number inputs, with bounds and defaults
+                "samplers": fields_by_sampler(),  # sampler (a model's "kind") -> its options
                 "max_primer_bytes": MAX_PRIMER_BYTES,
                 "runs_dir": self.config.runs_dir,
             }
@@ -130,8 +133,8 @@ class WebApp:
             return _error(f"the form could not be read: {exc}", 400)
         try:
             models = self.models()
-            model_id = fields.get("model", "")
-            if model_id not in models:  # say so plainly when it names a path outside runs_dir
+            model_id = fields.get("model", "").strip()
+            if model_id and model_id not in models:  # say so plainly for a path outside runs_dir
                 catalog.resolve_run(model_id, self.config.runs_dir)
             params = parse_request(fields, models, primer)
             job = self.queue.submit(params)

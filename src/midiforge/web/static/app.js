@@ -1,10 +1,12 @@
-// midiforge web page: fills the form from /api/models, submits jobs, polls their status and
+// midiforge web page: builds the form from /api/models (one input per generation option,
+// shown only for the models whose sampler reads it), submits jobs, polls their status and
 // shows each finished piece (piano roll, audio, MIDI download). No libraries, no network
 // access beyond this server.
 "use strict";
 
 const POLL_MS = 500; // how often a running job's status is asked for
-const state = { models: {}, limits: {} };
+const state = { models: {}, fields: [], samplers: {} };
+const MISSING_MODEL = "model: missing; pick a model from the list";
 
 function $(id) { return document.getElementById(id); }
 
@@ -18,28 +20,49 @@ async function readJson(response) {
   try { return await response.json(); } catch (e) { return { error: `HTTP ${response.status}` }; }
 }
 
-function setLimits(limits) {
-  for (const [name, spec] of Object.entries(limits)) {
-    const input = $(name);
-    if (!input) continue;
-    input.min = spec.min;
-    input.max = spec.max;
-    if (spec.default !== null && input.value === "") input.value = spec.default;
+// One labelled number input per field of /api/models' "fields", in their order.
+function buildFields(fields) {
+  const box = $("options");
+  for (const field of fields) {
+    const label = document.createElement("label");
+    label.dataset.option = field.option;
+    label.title = field.help;
+    const text = document.createElement("span");
+    text.className = "label-text";
+    text.textContent = Object.values(field.labels)[0];
+    const input = document.createElement("input");
+    Object.assign(input, { id: field.name, name: field.name, type: "number" });
+    input.min = field.min;
+    input.max = field.max;
+    input.step = field.integer ? "1" : "any";
+    if (field.placeholder) input.placeholder = field.placeholder;
+    if (field.default !== null) input.value = field.default;
+    label.append(text, " ", input);
+    box.append(label);
   }
+  state.fields = fields;
 }
 
+// Show (and send) only the inputs the model's sampler reads; hidden inputs are disabled, so
+// the form does not submit them.
 function selectModel(id) {
   const info = state.models[id];
   const style = $("style");
   style.replaceChildren(new Option("(any)", ""));
   if (!info) return;
   for (const label of info.labels) style.add(new Option(label, label));
-  const diffusion = info.kind === "diffusion";
-  $("sampling-tokens").hidden = diffusion;
-  $("sampling-diffusion").hidden = !diffusion;
-  $("length-label").textContent = diffusion ? "Length (notes)" : "Length (tokens)";
+  const used = new Set(state.samplers[info.kind] || []);
+  for (const element of document.querySelectorAll("[data-option]")) {
+    const on = used.has(element.dataset.option);
+    element.hidden = !on;
+    for (const input of element.querySelectorAll("input, select")) input.disabled = !on;
+  }
+  for (const field of state.fields) {
+    const text = field.labels[info.kind];
+    if (text) $(field.name).parentElement.querySelector(".label-text").textContent = text;
+  }
   $("model-info").textContent =
-    `${info.model}` + (info.dataset ? ` trained on ${info.dataset}` : "") +
+    `${info.model} (${info.kind} sampler)` + (info.dataset ? ` trained on ${info.dataset}` : "") +
     (info.labels.length ? ` · styles: ${info.labels.join(", ")}` : "");
 }
 
@@ -58,9 +81,10 @@ async function loadModels() {
     showError(`No trained model found in ${data.runs_dir}/; train one with "midiforge train".`);
   }
   if (data.selected) select.value = data.selected;
-  state.limits = data.limits;
-  setLimits(data.limits);
+  state.samplers = data.samplers;
+  buildFields(data.fields);
   selectModel(select.value);
+  $("generate").disabled = !data.models.length;
 }
 
 function pieceElement(piece) {
@@ -140,8 +164,9 @@ async function poll(jobId, card) {
 async function submit(event) {
   event.preventDefault();
   showError("");
+  if (!$("model").value) { showError(MISSING_MODEL); return; }
   const form = new FormData($("form"));
-  if (!$("primer").files.length) form.delete("primer");
+  if ($("primer").disabled || !$("primer").files.length) form.delete("primer");
   const response = await fetch("/api/generate", { method: "POST", body: form });
   const data = await readJson(response);
   if (!response.ok) { showError(data.error); return; }
