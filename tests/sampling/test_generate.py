@@ -15,7 +15,7 @@ from midiforge.data.prepare import prepare
 from midiforge.errors import MidiforgeError
 from midiforge.io.midi import load_midi
 from midiforge.sampling.generate import generate, read_primer
-from midiforge.training.checkpoint import load_run
+from midiforge.store.run_dir import load_run
 from midiforge.training.run import train
 
 N_PER_CORPUS = 5  # files per corpus: enough for a split, small enough for seconds

@@ -20,7 +20,7 @@ from pathlib import Path
 import symusic
 
 from midiforge.errors import MidiforgeError
-from midiforge.io.midi import load_midi
+from midiforge.io.midi import is_midi_path, load_midi
 
 DEFAULT_SAMPLE_RATE_HZ = 44100
 FLUIDSYNTH_GAIN = 0.6  # FluidSynth's default 0.2 is quiet; 0.6 stays clear of clipping on GM pop
@@ -36,7 +36,6 @@ SOUNDFONT_LOCATIONS = (
 )
 _FLUIDSYNTH_INSTALL = "apt-get install fluidsynth  (macOS: brew install fluid-synth)"
 _SOUNDFONT_INSTALL = "apt-get install fluid-soundfont-gm, or pass --soundfont FILE.sf2"
-MIDI_SUFFIXES = frozenset({".mid", ".midi"})
 
 # Piano roll geometry
 PNG_DPI = 100
@@ -185,7 +184,7 @@ def _midi_files(paths: Iterable[str | Path]) -> list[Path]:
     files = []
     for p in map(Path, paths):
         if p.is_dir():
-            files.extend(sorted(f for f in p.rglob("*") if f.suffix.lower() in MIDI_SUFFIXES))
+            files.extend(sorted(f for f in p.rglob("*") if is_midi_path(f)))
         elif p.is_file():
             files.append(p)
         else:
