@@ -13,6 +13,8 @@
     shipped default model, exporting a run.
 ``listing``
     The runs and datasets found under a folder, as the front ends list them.
+``versions``
+    The software versions a manifest and a run config record.
 
 The formats are documented in ``docs/architecture.md``. Every other module reads and writes
 them through these modules; none spells their file names. The store sits above ``models``
