@@ -32,6 +32,7 @@ from midiforge.store.names import (
     has_tokenizer,
     is_dataset,
     tokenizer_path,
+    weights_path,
 )
 from midiforge.store.tokenizer_file import load_tokenizer
 from midiforge.training import distributed
@@ -354,13 +355,13 @@ def _train(dataset, model_name, config, overrides, run_dir, resume, init, dev, i
     handler = attach_file_log(run_dir / TRAIN_LOG_FILE) if info.is_main else None
     try:
         if resume is not None:
-            ckpt.load_weights(net, ckpt.weights_path(run_dir, "last"))
+            ckpt.load_weights(net, weights_path(run_dir, "last"))
             data_state = runs.read_data_state(run_dir)
             if data_state:
                 net.load_data_state(data_state)
         else:
             if init_run is not None:
-                ckpt.load_weights(net, ckpt.weights_path(init_run))
+                ckpt.load_weights(net, weights_path(init_run))
                 data_state = runs.read_data_state(init_run)
                 if data_state:
                     net.load_data_state(data_state)
