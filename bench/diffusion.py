@@ -23,11 +23,11 @@ import numpy as np
 import torch
 
 from midiforge import api
-from midiforge.data.dataset import PreparedDataset
-from midiforge.data.features import RAW_FIELDS
 from midiforge.metrics import music
 from midiforge.sampling.diffusion import generate_notes
-from midiforge.training.checkpoint import load_run
+from midiforge.schema import NOTE_FIELDS
+from midiforge.store.dataset_dir import PreparedDataset
+from midiforge.store.run_dir import load_run
 
 ROOT = Path(__file__).resolve().parents[1]
 DATASETS = Path(os.environ.get("MIDIFORGE_DATASETS", ROOT.parent / "shared" / "datasets"))
@@ -78,7 +78,7 @@ def sample(model, steps: int | None, pieces: int, number: int) -> tuple[list[np.
     start = time.perf_counter()
     out = generate_notes(model, n=pieces, number=number, context=WINDOW // 2, steps=steps, seed=0)
     seconds = time.perf_counter() - start
-    return [music.notes_from_fields(p, RAW_FIELDS) for p in out], seconds
+    return [music.notes_from_fields(p, NOTE_FIELDS) for p in out], seconds
 
 
 def main() -> None:

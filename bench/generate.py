@@ -32,7 +32,7 @@ import torch
 
 from midiforge.assets import DEFAULT_RUN_DIR
 from midiforge.models.registry import build
-from midiforge.training.checkpoint import load_run
+from midiforge.store.run_dir import load_run
 
 VOCAB = 300  # about a REMI vocabulary
 MODEL = {"vocab_size": VOCAB, "d_model": 256, "n_layers": 4, "n_heads": 8, "d_ff": 1024,

@@ -29,7 +29,7 @@ def main() -> None:
     parser.add_argument("--datasets", type=Path, default=DATASETS)
     args = parser.parse_args()
     files = sorted((args.datasets / "nottingham").glob("*.mid"))
-    pieces = [music.notes_from_score(symusic.Score(str(f))) for f in files[: args.train + 20]]
+    pieces = [music.pitch_onset_duration(symusic.Score(str(f))) for f in files[: args.train + 20]]
     train, others = pieces[: args.train], pieces[args.train :]
     rng = np.random.default_rng(0)
     generated = []

@@ -14,19 +14,20 @@ import math
 import time
 
 from midiforge.metrics import benchmarks as bm
+from midiforge.training import benchmark as training_bench
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("name", choices=["jsb16", "polyphonic"])
     parser.add_argument("--corpus", default="jsb", choices=sorted(bm.POLY_SETS))
-    parser.add_argument("--model", default="transformer", choices=bm.BENCH_MODELS)
-    parser.add_argument("--steps", type=int, default=bm.DEFAULT_TRAIN["steps"])
+    parser.add_argument("--model", default="transformer", choices=training_bench.BENCH_MODELS)
+    parser.add_argument("--steps", type=int, default=training_bench.DEFAULT_TRAIN["steps"])
     parser.add_argument("--out", default=None)
     parser.add_argument("--set", action="append", default=[], dest="overrides")
     args = parser.parse_args()
     started = time.perf_counter()
-    res = bm.benchmark(
+    res = training_bench.benchmark(
         args.name,
         corpus=args.corpus,
         model=args.model,

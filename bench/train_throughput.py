@@ -24,9 +24,9 @@ from pathlib import Path
 import torch
 from torch.utils.data import default_collate
 
-from midiforge.data.dataset import PreparedDataset
 from midiforge.data.prepare import prepare
 from midiforge.models import registry
+from midiforge.store.dataset_dir import PreparedDataset
 from midiforge.training.run import make_windows
 from midiforge.training.trainer import TrainConfig, Trainer
 

@@ -17,7 +17,7 @@ print(build_corpus(Path(sys.argv[1]), Path(sys.argv[2])))" "$datasets" "$work/co
   --split-by "$work/corpus/splits.csv" --min-tokens 256 --min-notes 32 --overwrite
 .venv/bin/midiforge train "$work/dataset" --model transformer --config configs/default.yaml \
   --run-dir "$work/run" ${RESUME:+--resume "$work/run"}
-$py -c "import sys; from midiforge.training.checkpoint import export_run; \
+$py -c "import sys; from midiforge.store.run_dir import export_run; \
 print(export_run(sys.argv[1], sys.argv[2], dataset=sys.argv[3]))" "$work/run" \
   src/midiforge/assets/default "POP909 + Nottingham + JSB chorales (docs/model-card.md)"
 .venv/bin/midiforge evaluate "$work/run" --split test

@@ -1,17 +1,17 @@
 """The public functions, one per pipeline stage, with the same names and options as the commands.
 
-=============  ===============================  ==========================================
-function       lives in                         what it does
-=============  ===============================  ==========================================
-``prepare``    :mod:`midiforge.data.prepare`    MIDI folder → cleaned, split, encoded dataset
-``train``      :mod:`midiforge.training.run`       dataset (or MIDI folder) → run directory
-``generate``   :mod:`midiforge.sampling.generate`  run (or the shipped default) → MIDI files
-``GenerateOptions`` :mod:`midiforge.sampling.options` every option of ``generate``, checked
-``evaluate``   :mod:`midiforge.metrics.evaluate`   likelihood and musical metrics
-``benchmark``  :mod:`midiforge.metrics.benchmarks` the published protocols, reproduced
-``convert``    :mod:`midiforge.io.convert`      scores, Guitar Pro, audio → MIDI
-``render``     :mod:`midiforge.io.render`       MIDI → WAV (FluidSynth) and piano-roll PNG
-=============  ===============================  ==========================================
+=============  ===================================  =============================================
+function       lives in                             what it does
+=============  ===================================  =============================================
+``prepare``    :mod:`midiforge.data.prepare`        MIDI folder → cleaned, split, encoded dataset
+``train``      :mod:`midiforge.training.run`        dataset (or MIDI folder) → run directory
+``generate``   :mod:`midiforge.sampling.generate`   run (or the shipped default) → MIDI files
+``GenerateOptions`` :mod:`midiforge.sampling.options`   every option of ``generate``, checked
+``evaluate``   :mod:`midiforge.metrics.evaluate`    likelihood and musical metrics
+``benchmark``  :mod:`midiforge.training.benchmark`  the published protocols, reproduced
+``convert``    :mod:`midiforge.io.convert`          scores, Guitar Pro, audio → MIDI
+``render``     :mod:`midiforge.io.render`           MIDI → WAV (FluidSynth) and piano-roll PNG
+=============  ===================================  =============================================
 
 Each is imported on first use, so ``import midiforge`` does not pay for torch or music21 until a
 stage that needs them is called.
@@ -28,7 +28,7 @@ _WHERE = {
     "generate": "midiforge.sampling.generate",
     "GenerateOptions": "midiforge.sampling.options",
     "evaluate": "midiforge.metrics.evaluate",
-    "benchmark": "midiforge.metrics.benchmarks",
+    "benchmark": "midiforge.training.benchmark",
     "convert": "midiforge.io.convert",
     "render": "midiforge.io.render",
 }

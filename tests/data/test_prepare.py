@@ -15,16 +15,13 @@ import pytest
 
 from midiforge.cli import main
 from midiforge.data import corpus
-from midiforge.data.dataset import PreparedDataset
-from midiforge.data.encode import (
-    FIELD,
-    ids_to_score,
-    load_tokenizer,
-    notes_from_score,
-)
+from midiforge.data.encode import ids_to_score, notes_from_score
 from midiforge.data.prepare import prepare
 from midiforge.errors import MidiforgeError
 from midiforge.io.midi import load_midi
+from midiforge.schema import FIELD
+from midiforge.store.dataset_dir import PreparedDataset
+from midiforge.store.tokenizer_file import load_tokenizer
 
 from ..conftest import interruptible
 from .conftest import link_files, nottingham_files, pop909_files

@@ -41,7 +41,7 @@ def test_generated_against_reference_folder(datasets, tmp_path):
     scale = [60, 62, 64, 65, 67, 69, 71, 72, 71, 69, 67, 65, 64, 62, 60]
     _write(gen / "scale.mid", [(p, i, 1) for i, p in enumerate(scale)])
     # a copy of a reference tune transposed up a tone: memorized
-    copied = music.notes_from_score(symusic.Score(str(ref / "jigs1.mid")))
+    copied = music.pitch_onset_duration(symusic.Score(str(ref / "jigs1.mid")))
     _write(gen / "copy.mid", [(p + 2, o, d) for p, o, d in copied])
     out = tmp_path / "report"
     assert (
@@ -60,7 +60,7 @@ def test_generated_against_reference_folder(datasets, tmp_path):
     assert report["memorization"]["share_flagged"] == 0.5
     assert report["n_reference"] == len(REFERENCE_FILES)
     ref_ranges = [
-        music.pitch_range(music.notes_from_score(symusic.Score(str(ref / n))))
+        music.pitch_range(music.pitch_onset_duration(symusic.Score(str(ref / n))))
         for n in REFERENCE_FILES
     ]
     agg = report["aggregate"]["pitch_range"]
@@ -99,7 +99,7 @@ def test_run_likelihood_matches_the_exact_scorer(datasets, tmp_path):
         device="cpu",
     )
     res = run_likelihood(run, "test")
-    from midiforge.training.checkpoint import load_run
+    from midiforge.store.run_dir import load_run
 
     exact = bm.score_split(load_run(run).model, pieces["test"], None, "token")
     assert res["count"] == exact["count"] == sum(len(p) - 1 for p in pieces["test"])
@@ -166,8 +166,8 @@ def test_note_models_per_head_and_diffusion(datasets, tmp_path):
 def test_dataset_reference_held_out_split_and_style(datasets, tmp_path):
     # two styles in one dataset; the reference is the held-out split of one style, while
     # memorization is measured against everything the model trained on
-    from midiforge.data.dataset import PreparedDataset
     from midiforge.data.prepare import prepare
+    from midiforge.store.dataset_dir import PreparedDataset
 
     src = tmp_path / "src"
     for label, folder in (("folk", "nottingham"), ("pop", "pop909")):

@@ -47,7 +47,7 @@ def test_texture_and_rhythm_by_hand():
     assert metrics["mean_duration"] == pytest.approx(1.2)
 
 
-def test_notes_from_score_reads_beats_and_skips_drums():
+def test_pitch_onset_duration_reads_beats_and_skips_drums():
     score = symusic.Score(480)
     piano = symusic.Track("piano", 0, False)
     for pitch, start, dur in [(64, 0, 480), (60, 0, 480), (67, 960, 240)]:
@@ -55,7 +55,7 @@ def test_notes_from_score_reads_beats_and_skips_drums():
     drums = symusic.Track("drums", 0, True)
     drums.notes.append(symusic.Note(0, 120, 36, 90))
     score.tracks.extend([piano, drums])
-    notes = music.notes_from_score(score)
+    notes = music.pitch_onset_duration(score)
     np.testing.assert_allclose(notes, [[60, 0, 1], [64, 0, 1], [67, 2, 0.5]])
     fields = ["pitch", "frequency", "onset", "duration", "delta"]
     rows = np.array([[67, 392.0, 2, 0.5, 2], [60, 261.6, 0, 1, 0]])

@@ -17,7 +17,6 @@ import torch
 from symusic import Score
 
 from midiforge.data import encode
-from midiforge.data.features import RAW_FIELDS, TIME_GRID_BEATS, fit_scaler
 from midiforge.errors import MidiforgeError
 from midiforge.models import registry
 from midiforge.models.diffusion import NoteDiffusion
@@ -28,6 +27,8 @@ from midiforge.models.diffusion_schedule import (
     ScheduleConfig,
     make_betas,
 )
+from midiforge.models.note_features import TIME_GRID_BEATS, fit_scaler
+from midiforge.schema import NOTE_FIELDS as RAW_FIELDS
 
 TINY = {  # a toy U-Net: two levels, four attention layers of width 32
     "length": 32,

@@ -10,10 +10,10 @@ import torch
 from symusic import Score
 
 from midiforge.data import encode
-from midiforge.data.features import RAW_FIELDS
 from midiforge.errors import MidiforgeError
 from midiforge.models.diffusion_schedule import make_scheduler
 from midiforge.sampling.diffusion import generate_notes, sample_window
+from midiforge.schema import NOTE_FIELDS
 from tests.models.test_diffusion import TINY, note_windows, nottingham_notes, tiny_model
 
 TUNE_FOLDERS = ("ashover", "jigs")  # two labels for prepare --labels-from folder
@@ -21,7 +21,7 @@ TRAIN_STEPS = 20
 TIMESTEPS = 50  # trained noise levels: DDPM samples all of them
 L = TINY["length"]
 PITCH, DURATION, DELTA, ONSET = (
-    RAW_FIELDS.index(f) for f in ("pitch", "duration", "delta", "onset")
+    NOTE_FIELDS.index(f) for f in ("pitch", "duration", "delta", "onset")
 )
 
 
@@ -48,7 +48,7 @@ def model(datasets, one_thread):
 
 
 def _valid_piece(piece: np.ndarray, n_notes: int) -> None:
-    assert piece.shape == (n_notes, len(RAW_FIELDS))
+    assert piece.shape == (n_notes, len(NOTE_FIELDS))
     assert np.isfinite(piece).all()
     assert piece[:, PITCH].min() >= 0 and piece[:, PITCH].max() <= 127
     assert (piece[:, DELTA] >= 0).all() and (piece[:, DURATION] > 0).all()

@@ -18,7 +18,7 @@ from midiforge.io.midi import load_midi
 from midiforge.models import registry
 from midiforge.sampling.generate import KV_CACHE, SAMPLERS, generate, read_primer
 from midiforge.sampling.options import KV_CACHE_CHOICES, GenerateOptions
-from midiforge.training.checkpoint import load_run
+from midiforge.store.run_dir import load_run
 from midiforge.training.run import train
 
 N_PER_CORPUS = 5  # files per corpus: enough for a split, small enough for seconds

@@ -9,7 +9,7 @@ import sys
 import pytest
 import torch
 
-from midiforge.training import checkpoint as ckpt
+from midiforge.store.run_dir import load_run
 from midiforge.training.run import train
 
 from .conftest import cli_env, free_port, tiny
@@ -64,6 +64,6 @@ def test_two_process_ddp_run_completes(pop909_small, tmp_path):
         alone = [float(r["loss"]) for r in csv.DictReader(fh) if r["split"] == "train"]
     together = [float(r["loss"]) for r in rows if r["split"] == "train"]
     assert together == pytest.approx(alone, abs=1e-4)
-    loaded = ckpt.load_run(run, "last")
+    loaded = load_run(run, "last")
     assert int(torch.load(run / "checkpoints/last/state.pt", weights_only=True)["step"]) == STEPS
     assert all(torch.isfinite(p).all() for p in loaded.model.parameters())

@@ -12,7 +12,8 @@ import yaml
 import midiforge
 from midiforge.data.encode import build_tokenizer
 from midiforge.errors import MidiforgeError
-from midiforge.training import checkpoint as ckpt
+from midiforge.store import checkpoint as ckpt
+from midiforge.store.run_dir import load_run
 from midiforge.training.run import train
 
 from .conftest import cli, cli_env, tiny
@@ -48,7 +49,7 @@ def test_early_stopping_on_validation_loss(pop909_small, tmp_path):
     assert last_step < 50
     best_at = valid.index(min(valid))
     assert len(valid) == best_at + 1 + patience  # stopped after `patience` worse evaluations
-    state = ckpt.load_state(run / "checkpoints" / "last")
+    state = ckpt.load_state(run)
     assert int(state["step"]) == last_step and state["bad_evals"] == patience
 
 
@@ -71,7 +72,7 @@ def test_raw_midi_folder_is_prepared_into_the_run(datasets, tmp_path):
     assert (run / "tokenizer.json").read_bytes() == (
         run / "dataset" / "tokenizer.json"
     ).read_bytes()
-    assert ckpt.load_run(run).tokenizer is not None
+    assert load_run(run).tokenizer is not None
 
     # Fine-tune: model config comes from the initial run, its weights start the new one.
     tuned = train(
@@ -81,7 +82,7 @@ def test_raw_midi_folder_is_prepared_into_the_run(datasets, tmp_path):
         run_dir=tmp_path / "tuned",
         device="cpu",
     )
-    base, new = ckpt.load_run(run, "last").model, ckpt.load_run(tuned, "last").model
+    base, new = load_run(run, "last").model, load_run(tuned, "last").model
     tuned_cfg = yaml.safe_load((tuned / "config.yaml").read_text(encoding="utf-8"))
     assert tuned_cfg["model"] == "gru" and tuned_cfg["model_config"] == saved["model_config"]
     for (name, a), b in zip(base.state_dict().items(), new.state_dict().values()):

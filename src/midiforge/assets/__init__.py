@@ -1,7 +1,7 @@
 """Files that ship inside the package: the default model.
 
 ``default/`` is a small run dir (config.yaml, model.safetensors in float16, tokenizer.json)
-written by :func:`midiforge.training.checkpoint.export_run`.
+written by :func:`midiforge.store.run_dir.export_run`.
 """
 
 from __future__ import annotations

@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from midiforge.data.encode import DRUM_PROGRAM, FIELD, frequency_hz
+from midiforge.data.encode import DRUM_PROGRAM, frequency_hz
 from midiforge.errors import MidiforgeError
+from midiforge.schema import FIELD
 
 PITCH_PREFIXES = ("Pitch", "NoteOn", "NoteOff")  # token types that carry a pitch
 VELOCITY_PREFIX = "Velocity"

@@ -22,8 +22,8 @@ from symusic import Note, Score, Track
 
 from midiforge.errors import MidiforgeError
 from midiforge.io.midi import is_midi_path
+from midiforge.store.names import SPLITS
 
-SPLITS = ("train", "valid", "test")
 TRACK_RULES = ("all", "longest", "merge")
 HASH_BITS = 64  # bits of the content hash used to place a file in a split
 BEATS_PER_WHOLE_NOTE = 4  # a time signature's denominator counts fractions of a whole note

@@ -1,7 +1,5 @@
-"""Read a DATASET dir (written by ``prepare``) and cut it into torch training windows.
-
-The arrays are memory-mapped, so opening a dataset costs the size of its offsets, not of its
-tokens, and a DataLoader's worker processes share the page cache instead of copies.
+"""Cut a DATASET dir (read by :class:`midiforge.store.dataset_dir.PreparedDataset`) into
+torch training windows.
 
 Window item formats (docs/architecture.md):
 
@@ -21,154 +19,14 @@ stride so that every target is counted exactly once.
 
 from __future__ import annotations
 
-import json
-from functools import cached_property
-from pathlib import Path
-from typing import Any
-
 import numpy as np
 import torch
 from torch.utils.data import Dataset
 
 from midiforge.data.augment import TokenShifter, augment_notes
-from midiforge.data.encode import FIELD, NOTE_FIELDS, load_tokenizer
-from midiforge.errors import MidiforgeError, choice_error
-
-FORMAT = "midiforge-dataset"
-FORMAT_VERSION = 1
-SPLITS = ("train", "valid", "test")
-NO_LABEL = -1
-TOKEN_DTYPE = np.int32
-NOTE_DTYPE = np.float32
-
-
-class Sequences:
-    """One split of one encoding: a flat memory-mapped array plus file offsets.
-
-    ``seqs[i]`` is file ``i`` as a read-only numpy view (``[n]`` tokens or ``[n, F]`` notes).
-    """
-
-    def __init__(self, flat: np.ndarray, offsets: np.ndarray) -> None:
-        self.flat = flat
-        self.offsets = offsets
-
-    def __len__(self) -> int:
-        return len(self.offsets) - 1
-
-    def __getitem__(self, i: int) -> np.ndarray:
-        if not -len(self) <= i < len(self):
-            raise IndexError(f"file index {i} out of range for {len(self)} files")
-        i %= len(self)
-        return self.flat[self.offsets[i] : self.offsets[i + 1]]
-
-    @property
-    def lengths(self) -> np.ndarray:
-        """Elements per file, int64 ``[n_files]``."""
-        return np.diff(self.offsets)
-
-
-def _memmap(path: Path, dtype: type, n_items: int, row: int) -> np.ndarray:
-    expected = n_items * row * np.dtype(dtype).itemsize
-    actual = path.stat().st_size if path.is_file() else None
-    if actual != expected:
-        raise MidiforgeError(
-            f"{path}: expected {expected} bytes for {n_items} items as the offsets say, found "
-            f"{'no file' if actual is None else f'{actual} bytes'}; re-run prepare"
-        )
-    shape = (n_items, row) if row > 1 else (n_items,)
-    if n_items == 0:
-        return np.zeros(shape, dtype)
-    return np.memmap(path, dtype=dtype, mode="r", shape=shape)
-
-
-class PreparedDataset:
-    """A DATASET dir, checked on open.
-
-    Raises :class:`MidiforgeError` naming what does not match: a missing manifest, another
-    format or version, other note fields, or arrays whose sizes disagree with their offsets.
-
-    Attributes: ``manifest`` (dict), ``labels`` (label names; ``file_labels`` index into it),
-    ``tokenizer`` (loaded once, on first use), ``pad_id``, ``vocab_size``.
-    """
-
-    def __init__(self, path: str | Path) -> None:
-        self.path = Path(path)
-        manifest_path = self.path / "manifest.json"
-        if not manifest_path.is_file():
-            raise MidiforgeError(
-                f"{self.path} is not a prepared dataset (no manifest.json); create it with "
-                "`midiforge prepare SRC OUT`"
-            )
-        with manifest_path.open(encoding="utf-8") as fh:
-            self.manifest: dict[str, Any] = json.load(fh)
-        found = (self.manifest.get("format"), self.manifest.get("format_version"))
-        if found != (FORMAT, FORMAT_VERSION):
-            raise MidiforgeError(
-                f"{manifest_path}: format {found[0]!r} version {found[1]!r}, expected {FORMAT!r} "
-                f"version {FORMAT_VERSION}; re-run prepare with this midiforge"
-            )
-        if tuple(self.manifest.get("note_fields", ())) != NOTE_FIELDS:
-            raise MidiforgeError(
-                f"{manifest_path}: note fields {self.manifest.get('note_fields')} differ from "
-                f"{list(NOTE_FIELDS)}; re-run prepare with this midiforge"
-            )
-        self.labels: list[str] = list(self.manifest.get("labels", []))
-        self._cache: dict[tuple[str, str], Sequences] = {}
-
-    @cached_property
-    def tokenizer(self):
-        """The dataset's MidiTok tokenizer (tokenizer.json)."""
-        return load_tokenizer(self.path / "tokenizer.json")
-
-    @property
-    def special_ids(self) -> dict[str, int]:
-        return dict(self.manifest["tokenizer"].get("special_ids", {}))
-
-    @property
-    def pad_id(self) -> int:
-        return int(self.special_ids.get("PAD", 0))
-
-    @property
-    def vocab_size(self) -> int:
-        return int(self.manifest["tokenizer"]["vocab_size"])
-
-    def _check_split(self, split: str) -> None:
-        if split not in SPLITS:
-            raise choice_error("split", split, SPLITS)
-
-    def _sequences(self, kind: str, split: str) -> Sequences:
-        self._check_split(split)
-        key = (kind, split)
-        if key not in self._cache:
-            offsets_path = self.path / kind / f"{split}.offsets.npy"
-            if not offsets_path.is_file():
-                raise MidiforgeError(f"{offsets_path} is missing; re-run prepare")
-            offsets = np.load(offsets_path)
-            row = len(NOTE_FIELDS) if kind == "notes" else 1
-            dtype = NOTE_DTYPE if kind == "notes" else TOKEN_DTYPE
-            flat = _memmap(self.path / kind / f"{split}.bin", dtype, int(offsets[-1]), row)
-            self._cache[key] = Sequences(flat, offsets)
-        return self._cache[key]
-
-    def tokens(self, split: str) -> Sequences:
-        """Token ids of a split: ``[i]`` → int32 ``[n_tokens]`` of file i."""
-        return self._sequences("tokens", split)
-
-    def notes(self, split: str) -> Sequences:
-        """Note rows of a split: ``[i]`` → float32 ``[n_notes, len(NOTE_FIELDS)]`` of file i."""
-        return self._sequences("notes", split)
-
-    def file_labels(self, split: str) -> np.ndarray:
-        """int64 ``[n_files]``: index into :attr:`labels`, -1 where a file has no label."""
-        self._check_split(split)
-        return np.load(self.path / "labels" / f"{split}.npy")
-
-    def files(self, split: str) -> list[dict[str, Any]]:
-        """Manifest records of a split's files, in array order."""
-        kept = [
-            f for f in self.manifest["files"] if f.get("split") == split and f["status"] == "kept"
-        ]
-        return sorted(kept, key=lambda f: f["index"])
+from midiforge.errors import MidiforgeError
+from midiforge.schema import FIELD, NOTE_FIELDS
+from midiforge.store.dataset_dir import PreparedDataset, Sequences
 
 
 def _eval_windows(lengths: np.ndarray, span: int, stride: int, shift: int) -> np.ndarray:

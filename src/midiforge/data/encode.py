@@ -8,8 +8,8 @@ Tokens
     rejected with an error that names the single-stream alternatives.
 
 Notes
-    One row per note, columns :data:`NOTE_FIELDS`, time in beats (quarter notes), rows sorted by
-    (onset, pitch) so a chord is its notes in ascending pitch with delta 0.
+    One row per note, columns :data:`midiforge.schema.NOTE_FIELDS`, time in beats (quarter
+    notes), rows sorted by (onset, pitch) so a chord is its notes in ascending pitch with delta 0.
     :func:`notes_from_score` and :func:`score_from_notes` are an exact round trip for notes that
     lie on the tick grid.
 """
@@ -18,33 +18,16 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable, Iterable
-from pathlib import Path
 from typing import Any
 
 import numpy as np
-from miditok import (
-    REMI,
-    TSD,
-    MIDILike,
-    MusicTokenizer,
-    Structured,
-    TokenizerConfig,
-    TokSequence,
-)
+from miditok import MusicTokenizer, TokenizerConfig, TokSequence
 from symusic import Note, Score, Tempo, TimeSignature, Track
 
-from midiforge.errors import MidiforgeError, choice_error
+from midiforge.errors import MidiforgeError
+from midiforge.schema import FIELD, NOTE_FIELDS
+from midiforge.store.tokenizer_file import TOKENIZATIONS, tokenizer_class
 
-NOTE_FIELDS: tuple[str, ...] = (
-    "pitch",  # MIDI number 0..127
-    "frequency",  # Hz, 440 * 2 ** ((pitch - 69) / 12)
-    "onset",  # beats from the start
-    "duration",  # beats
-    "delta",  # beats since the previous note's onset; 0 within a chord
-    "velocity",  # 1..127
-    "program",  # General MIDI program 0..127, -1 for drums
-)
-FIELD = {name: i for i, name in enumerate(NOTE_FIELDS)}
 DRUM_PROGRAM = -1
 A4_PITCH = 69  # MIDI number of concert A
 A4_HZ = 440.0  # Hz
@@ -52,12 +35,6 @@ SEMITONES_PER_OCTAVE = 12
 DEFAULT_TPQ = 480  # ticks per quarter note of scores we build
 DEFAULT_TEMPO_BPM = 120.0  # quarter notes per minute
 
-TOKENIZERS: dict[str, type[MusicTokenizer]] = {
-    "remi": REMI,
-    "tsd": TSD,
-    "midilike": MIDILike,
-    "structured": Structured,
-}
 MULTI_VOCAB = ("cpword", "octuple", "mumidi")  # several ids per step: not storable as one stream
 SPECIAL_TOKENS = ("PAD", "BOS", "EOS", "MASK")
 
@@ -73,7 +50,8 @@ def build_tokenizer(name: str, *, use_programs: bool = False, **opts: Any) -> Mu
     Parameters
     ----------
     name
-        One of :data:`TOKENIZERS` (case-insensitive).
+        One of :data:`midiforge.store.tokenizer_file.TOKENIZATIONS` (case-insensitive):
+        the tokenizations a DATASET can store and the store can read back.
     use_programs
         Put Program tokens in one stream, so several instruments share one sequence (what
         ``prepare --tracks all`` needs). Without it a score must hold one track.
@@ -84,36 +62,15 @@ def build_tokenizer(name: str, *, use_programs: bool = False, **opts: Any) -> Mu
     if key in MULTI_VOCAB:
         raise MidiforgeError(
             f"tokenizer {name!r} emits several ids per step, which the dataset's one-id-per-"
-            f"position arrays cannot store; use one of: {', '.join(sorted(TOKENIZERS))}"
+            f"position arrays cannot store; use one of: {', '.join(sorted(TOKENIZATIONS))}"
         )
-    if key not in TOKENIZERS:
-        raise choice_error("tokenizer", name, sorted(TOKENIZERS))
+    cls = tokenizer_class(name)  # names the accepted ones when this one is unknown
     opts.setdefault("special_tokens", list(SPECIAL_TOKENS))
     try:
         config = TokenizerConfig(use_programs=use_programs, **opts)
     except TypeError as exc:
         raise MidiforgeError(f"tokenizer options: {exc}") from None
-    return TOKENIZERS[key](config)
-
-
-def load_tokenizer(path: str | Path) -> MusicTokenizer:
-    """Reload a tokenizer saved with ``tokenizer.save`` (a dataset's or run's tokenizer.json)."""
-    import json
-
-    path = Path(path)
-    if path.is_dir():
-        path = path / "tokenizer.json"
-    if not path.is_file():
-        raise MidiforgeError(f"tokenizer file not found: {path}")
-    with path.open(encoding="utf-8") as fh:
-        cls_name = json.load(fh).get("tokenization", "")
-    by_class = {cls.__name__: cls for cls in TOKENIZERS.values()}
-    if cls_name not in by_class:
-        raise MidiforgeError(
-            f"{path}: tokenization {cls_name!r} is not supported; expected one of "
-            + ", ".join(sorted(by_class))
-        )
-    return by_class[cls_name](params=path)
+    return cls(config)
 
 
 def special_ids(tokenizer: MusicTokenizer) -> dict[str, int]:

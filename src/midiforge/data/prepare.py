@@ -1,10 +1,10 @@
 """The ``prepare`` stage: a folder of MIDI files → a DATASET dir (see docs/architecture.md).
 
 Files are parsed, cleaned and encoded in worker processes (one file per task, results in
-path order), and the main process streams each file's arrays straight to the split's flat
-``.bin`` files, so memory stays flat however large the corpus. Everything is built in a
-hidden temporary folder beside OUT and renamed into place at the very end: OUT appears
-complete or not at all, also after Ctrl-C.
+path order), and the main process streams each file's arrays straight to the store's dataset
+writer (:class:`midiforge.store.dataset_writer.DatasetWriter`), so memory stays flat however
+large the corpus. The writer builds everything in a hidden temporary folder beside OUT and
+renames it into place at the very end: OUT appears complete or not at all, also after Ctrl-C.
 
 Defaults are chosen for POP909 (three piano tracks), Nottingham (melody + chords) and similar
 corpora: drums dropped, all other tracks merged into one stream (``tracks="merge"``), REMI
@@ -15,13 +15,9 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import importlib.metadata
-import json
 import logging
 import multiprocessing
 import os
-import platform
-import shutil
 import sys
 import threading
 import time
@@ -31,26 +27,18 @@ from typing import Any
 
 import numpy as np
 
-from midiforge import __version__
 from midiforge.config import from_dict
 from midiforge.data import corpus, replace
-from midiforge.data.encode import (
-    FIELD,
-    NOTE_FIELDS,
-    build_tokenizer,
-    notes_from_score,
-    score_to_ids,
-    special_ids,
-)
+from midiforge.data.bpe import bpe_pass
+from midiforge.data.encode import build_tokenizer, notes_from_score, score_to_ids, special_ids
 from midiforge.data.options import PrepareOptions, PrepareResult
-from midiforge.data.store import SplitWriter, bpe_pass
 from midiforge.errors import MidiforgeError, choice_error
 from midiforge.io.midi import load_midi
+from midiforge.schema import FIELD
+from midiforge.store.dataset_writer import DatasetWriter
 
 log = logging.getLogger(__name__)
 
-FORMAT = "midiforge-dataset"
-FORMAT_VERSION = 1
 HASH_COLUMNS = (FIELD["pitch"], FIELD["onset"], FIELD["duration"], FIELD["program"])
 TASK_CHUNK = 4  # files per worker hand-off: amortises IPC, keeps results flowing in order
 
@@ -124,15 +112,6 @@ def _process(task: tuple[str, str]) -> tuple[dict[str, Any], np.ndarray | None, 
     return record, ids, notes
 
 
-def _versions() -> dict[str, str]:
-    return {
-        "midiforge": __version__,
-        "miditok": importlib.metadata.version("miditok"),
-        "symusic": importlib.metadata.version("symusic"),
-        "python": platform.python_version(),
-    }
-
-
 def _check_options(src: Path, out: Path, opts: PrepareOptions) -> None:
     if not src.is_dir():
         raise MidiforgeError(f"SRC: folder not found: {src}")
@@ -150,7 +129,7 @@ def _check_options(src: Path, out: Path, opts: PrepareOptions) -> None:
                 f"tokens; give a larger size, e.g. {base * 2}"
             )
     # --overwrite replaces only a dataset folder, never SRC or anything else (data/replace.py)
-    replace.check_out(src, out, opts.overwrite, dataset_format=FORMAT)
+    replace.check_out(src, out, opts.overwrite)
 
 
 def _pool_context() -> multiprocessing.context.BaseContext:
@@ -194,18 +173,15 @@ def _progress(total: int, quiet: bool):
     )
 
 
-def _build(src: Path, tmp: Path, opts: PrepareOptions, started: float) -> dict[str, Any]:
-    """Write the whole dataset into ``tmp``; return its manifest."""
+def _build(src: Path, writer: DatasetWriter, opts: PrepareOptions) -> dict[str, Any]:
+    """Write every file's arrays and the tokenizer; return the manifest's own entries."""
     paths = corpus.scan(src)
     if not paths:
         raise MidiforgeError(f"SRC: no .mid/.midi files found under {src}")
     explicit = corpus.read_split_file(Path(opts.split_by)) if opts.split_by else None
     labels = corpus.LabelSource.parse(opts.labels_from)
-    for sub in ("tokens", "notes", "labels"):
-        (tmp / sub).mkdir(parents=True)
     tokenizer = build_tokenizer(opts.tokenizer, use_programs=opts.tracks == "all")
     specials = special_ids(tokenizer)
-    writers = {s: SplitWriter(tmp, s) for s in corpus.SPLITS}
     jobs = opts.jobs or os.cpu_count() or 1
     records: list[dict[str, Any]] = []
     seen: dict[str, str] = {}
@@ -236,7 +212,7 @@ def _build(src: Path, tmp: Path, opts: PrepareOptions, started: float) -> dict[s
                 ids = np.concatenate([[specials["BOS"]], ids, [specials["EOS"]]]).astype(np.int32)
                 record["tokens"] = len(ids)
             record["split"] = split
-            record["index"] = writers[split].add(ids, notes, record["label"])
+            record["index"] = writer.add(split, ids, notes, record["label"])
     for record in records:  # one schema for kept and skipped records
         record.setdefault("split", None)
         record.setdefault("split_source", None)
@@ -244,15 +220,11 @@ def _build(src: Path, tmp: Path, opts: PrepareOptions, started: float) -> dict[s
         record.setdefault("hash", None)
     label_names = sorted({r["label"] for r in records if r["status"] == "kept" and r["label"]})
     if opts.bpe_vocab is not None:
-        bpe_pass(writers, tokenizer, opts.bpe_vocab, opts.bos_eos, specials, records)
-    splits = {s: w.close(label_names) for s, w in writers.items()}
-    tokenizer.save(tmp, filename="tokenizer.json")
+        bpe_pass(writer.splits, tokenizer, opts.bpe_vocab, opts.bos_eos, specials, records)
+    writer.save_tokenizer(tokenizer)
     kept = sum(r["status"] == "kept" for r in records)
     skipped = Counter(r["reason"] for r in records if r["status"] != "kept")
     return {
-        "format": FORMAT,
-        "format_version": FORMAT_VERSION,
-        "versions": _versions(),
         "options": {**dataclasses.asdict(opts), "split": list(opts.split)},
         "tokenizer": {
             "name": type(tokenizer).__name__,
@@ -262,31 +234,10 @@ def _build(src: Path, tmp: Path, opts: PrepareOptions, started: float) -> dict[s
             "programs": opts.tracks == "all",
             "special_ids": specials,
         },
-        "note_fields": list(NOTE_FIELDS),
         "labels": label_names,
-        "splits": splits,
         "files": records,
-        "summary": {
-            "kept": kept,
-            "skipped": dict(sorted(skipped.items())),
-            "seconds": round(time.perf_counter() - started, 3),
-        },
+        "summary": {"kept": kept, "skipped": dict(sorted(skipped.items())), "seconds": 0.0},
     }
-
-
-def _remove_stale_temps(out: Path) -> None:
-    """Delete temp dirs of earlier runs for the same OUT whose process no longer exists
-    (killed with SIGKILL or by a power cut, so their own cleanup never ran)."""
-    for old in out.parent.glob(f".{out.name}.tmp-*"):
-        pid = old.name.rsplit("-", 1)[-1]
-        if not pid.isdigit():
-            continue
-        try:
-            os.kill(int(pid), 0)
-        except ProcessLookupError:
-            shutil.rmtree(old, ignore_errors=True)
-        except PermissionError:
-            continue  # another user's live process
 
 
 def prepare(src: str | Path, out: str | Path, **options: Any) -> PrepareResult:
@@ -312,23 +263,10 @@ def prepare(src: str | Path, out: str | Path, **options: Any) -> PrepareResult:
     opts = from_dict(PrepareOptions, options, where="prepare")
     src, out = Path(src), Path(out)
     _check_options(src, out, opts)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    _remove_stale_temps(out)
-    tmp = out.parent / f".{out.name}.tmp-{os.getpid()}"
-    try:
-        manifest = _build(src, tmp, opts, started)
-        manifest["summary"]["seconds"] = round(time.perf_counter() - started, 3)
-        with (tmp / "manifest.json").open("w", encoding="utf-8") as fh:
-            json.dump(manifest, fh, indent=1)
-        old = out.parent / f".{out.name}.old-{os.getpid()}"
-        if out.exists():
-            out.rename(old)
-        tmp.rename(out)
-        if old.exists():
-            shutil.rmtree(old)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+    with DatasetWriter(out) as writer:
+        entries = _build(src, writer, opts)
+        entries["summary"]["seconds"] = round(time.perf_counter() - started, 3)
+        manifest = writer.commit(entries)
     summary = manifest["summary"]
     log.info("prepared %s: %d kept, %s skipped", out, summary["kept"], summary["skipped"])
     return PrepareResult(

@@ -12,23 +12,22 @@ import json
 from pathlib import Path
 
 from midiforge.errors import MidiforgeError
+from midiforge.store.names import DATASET_FORMAT, MANIFEST_FILE, manifest_path
 
-MANIFEST_NAME = "manifest.json"
 
-
-def is_dataset_dir(folder: Path, dataset_format: str) -> bool:
-    """True when ``folder/manifest.json`` is a JSON object with ``"format": dataset_format``."""
-    manifest = folder / MANIFEST_NAME
+def is_dataset_dir(folder: Path) -> bool:
+    """True when ``folder/manifest.json`` is a JSON object naming the dataset format."""
+    manifest = manifest_path(folder)
     if not manifest.is_file():
         return False
     try:
         data = json.loads(manifest.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError):
         return False
-    return isinstance(data, dict) and data.get("format") == dataset_format
+    return isinstance(data, dict) and data.get("format") == DATASET_FORMAT
 
 
-def check_out(src: Path, out: Path, overwrite: bool, dataset_format: str) -> None:
+def check_out(src: Path, out: Path, overwrite: bool) -> None:
     """Refuse an OUT that would hold SRC, lie inside it, or replace something not a dataset.
 
     Nothing is deleted here; ``prepare`` later swaps OUT for the new dataset only when this
@@ -62,9 +61,9 @@ def check_out(src: Path, out: Path, overwrite: bool, dataset_format: str) -> Non
             f"OUT: {out} exists and is not empty; pass overwrite=True "
             "(--overwrite) to replace it, or choose another folder"
         )
-    if not is_dataset_dir(out, dataset_format):
+    if not is_dataset_dir(out):
         raise MidiforgeError(
-            f"OUT: {out} is not a midiforge dataset (no {MANIFEST_NAME} with "
-            f'"format": "{dataset_format}"), so --overwrite will not delete it; '
+            f"OUT: {out} is not a midiforge dataset (no {MANIFEST_FILE} with "
+            f'"format": "{DATASET_FORMAT}"), so --overwrite will not delete it; '
             "choose another folder, or empty this one yourself"
         )

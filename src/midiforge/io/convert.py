@@ -38,12 +38,11 @@ from pathlib import Path
 from midiforge.errors import MidiforgeError, choice_error
 from midiforge.io.audio import AUDIO_SUFFIXES, WRITE_FORMATS, process_audio, read_cut_times
 from midiforge.io.guitarpro import GP_SUFFIXES
-from midiforge.io.midi import load_midi, save_midi
+from midiforge.io.midi import MIDI_SUFFIXES, is_midi_path, load_midi, save_midi
 
 log = logging.getLogger(__name__)
 
 CORPUS_PREFIX = "music21:"
-MIDI_SUFFIXES = frozenset({".mid", ".midi"})
 SCORE_SUFFIXES = frozenset(
     {".musicxml", ".xml", ".mxl", ".abc", ".krn", ".mei", ".rntxt", ".capx", ".nwctxt", ".tntxt"}
 )
@@ -222,7 +221,7 @@ def _plan(src: str | Path, out: Path, limit: int | None) -> tuple[list[tuple[Pat
             files = sorted(f for f in path.rglob("*") if f.is_file() and not f.name.startswith("."))
             pairs = [(f, out / f.relative_to(path).with_suffix(".mid")) for f in files]
         elif path.is_file():
-            target = out if out.suffix.lower() in MIDI_SUFFIXES else out / f"{path.stem}.mid"
+            target = out if is_midi_path(out) else out / f"{path.stem}.mid"
             return [(path, target)], True
         else:
             raise MidiforgeError(
@@ -303,7 +302,7 @@ def convert(
     report.seconds = round(time.perf_counter() - started, 3)
     if single and report.skipped:  # one file asked for: its failure is the answer
         raise MidiforgeError(f"convert {src}: {report.skipped[0]['reason']}")
-    if out.suffix.lower() in MIDI_SUFFIXES:
+    if is_midi_path(out):
         return report
     out.mkdir(parents=True, exist_ok=True)
     (out / REPORT_NAME).write_text(json.dumps(report.to_dict(), indent=1))

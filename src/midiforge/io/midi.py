@@ -14,7 +14,7 @@ from symusic import Score
 
 from midiforge.errors import MidiforgeError
 
-MIDI_SUFFIXES = (".mid", ".midi")  # compared case-insensitively
+MIDI_SUFFIXES = frozenset({".mid", ".midi"})  # compared case-insensitively: use is_midi_path
 
 
 def is_midi_path(path: str | Path) -> bool:

@@ -46,7 +46,7 @@ from midiforge.io.bounds import (
     notes_end_tick,
     tick_at_seconds,
 )
-from midiforge.io.midi import load_midi
+from midiforge.io.midi import is_midi_path, load_midi
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +64,6 @@ SOUNDFONT_LOCATIONS = (
 )
 _FLUIDSYNTH_INSTALL = "apt-get install fluidsynth  (macOS: brew install fluid-synth)"
 _SOUNDFONT_INSTALL = "apt-get install fluid-soundfont-gm, or pass --soundfont FILE.sf2"
-MIDI_SUFFIXES = frozenset({".mid", ".midi"})
 SAMPLE_RATES_HZ = (8000, 96000)  # what FluidSynth's synth.sample-rate accepts
 BYTES_PER_FRAME = 4  # 16-bit stereo
 WAV_HEADER_BYTES = 44
@@ -344,7 +343,7 @@ def _midi_files(paths: Iterable[str | Path]) -> list[Path]:
     files = []
     for p in map(Path, paths):
         if p.is_dir():
-            files.extend(sorted(f for f in p.rglob("*") if f.suffix.lower() in MIDI_SUFFIXES))
+            files.extend(sorted(f for f in p.rglob("*") if is_midi_path(f)))
         elif p.is_file():
             files.append(p)
         else:

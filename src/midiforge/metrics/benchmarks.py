@@ -11,9 +11,11 @@
     frame. Scored: NLL per frame on test = the summed NLL of all tokens of every step except
     each piece's first, divided by the number of scored steps.
 
-Both encodings write an ordinary DATASET dir (``docs/architecture.md``, no ``tokenizer.json``;
-the manifest names the vocabulary), so the one trainer trains on them; every piece starts with
-``BOS`` so its first real token is a scored target.
+Both encodings write an ordinary DATASET dir through the store's one dataset writer
+(``docs/architecture.md``, no ``tokenizer.json``; the manifest names the vocabulary), so the one
+trainer trains on them; every piece starts with ``BOS`` so its first real token is a scored
+target. Training a model for a protocol and scoring it is
+:func:`midiforge.training.benchmark.benchmark`; this module encodes and scores.
 """
 
 from __future__ import annotations
@@ -21,7 +23,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,8 +30,10 @@ from typing import Any
 import numpy as np
 
 from midiforge.errors import MidiforgeError, choice_error
+from midiforge.schema import NOTE_FIELDS
+from midiforge.store.dataset_writer import DatasetWriter
+from midiforge.store.names import SPLITS
 
-SPLITS = ("train", "valid", "test")
 PAD, BOS, SEP = 0, 1, 2  # SEP is REST in jsb16 and END_STEP in polyphonic
 FIRST_PITCH_ID = 3
 N_MIDI_PITCHES = 128
@@ -47,6 +50,7 @@ POLY_SETS = {
     "piano": "Piano_midi.mat",
 }
 MAT_KEYS = {"train": "traindata", "valid": "validdata", "test": "testdata"}
+RESULT_FILE = "result.json"
 DATASETS_ENV = "MIDIFORGE_DATASETS"
 DEFAULT_DATASETS = Path("..") / "shared" / "datasets"  # relative to the repository root
 
@@ -66,33 +70,6 @@ PUBLISHED = {
     "polyphonic/musedata": [],
     "polyphonic/piano": [],
 }
-
-# Training defaults of `midiforge benchmark` (override with --set train.key=value / model.key=...).
-DEFAULT_TRAIN = {
-    "steps": 3000,
-    "batch_size": 16,
-    "seq_len": 256,
-    "lr": 1e-3,
-    "warmup_steps": 100,
-    "eval_every": 250,
-    "eval_batches": 16,
-    "patience": 4,
-}
-DEFAULT_MODEL = {
-    "transformer": {
-        "d_model": 128,
-        "n_layers": 3,
-        "n_heads": 4,
-        "d_ff": 512,
-        "dropout": 0.2,
-        "max_seq_len": 256,
-        "max_rel": 256,
-    },
-    "lstm": {"d_embed": 256, "d_hidden": 256, "n_layers": 2, "dropout": 0.2},
-    "gru": {"d_embed": 256, "d_hidden": 256, "n_layers": 2, "dropout": 0.2},
-}
-BENCH_MODELS = tuple(DEFAULT_MODEL)
-
 
 # ----------------------------------------------------------------------------- encodings
 
@@ -179,60 +156,64 @@ def load_rolls(root: Path, name: str) -> dict[str, list[np.ndarray]]:
 def write_token_dataset(
     out: Path, pieces: dict[str, list[np.ndarray]], name: str, vocab_size: int
 ) -> Path:
-    """Write ``pieces`` (split → id arrays) as a DATASET dir the trainer reads."""
-    from midiforge.data.encode import NOTE_FIELDS
+    """Write ``pieces`` (split → id arrays) as a DATASET dir the trainer reads.
 
-    out = Path(out)
-    for sub in ("tokens", "notes", "labels"):
-        (out / sub).mkdir(parents=True, exist_ok=True)
-    splits, files = {}, []
-    for split in SPLITS:
-        seqs = pieces.get(split, [])
-        flat = np.concatenate(seqs).astype(np.int32) if seqs else np.zeros(0, np.int32)
-        offsets = np.concatenate([[0], np.cumsum([len(s) for s in seqs])]).astype(np.int64)
-        flat.tofile(out / "tokens" / f"{split}.bin")
-        np.save(out / "tokens" / f"{split}.offsets.npy", offsets)
-        np.zeros(0, np.float32).tofile(out / "notes" / f"{split}.bin")
-        np.save(out / "notes" / f"{split}.offsets.npy", np.zeros(len(seqs) + 1, np.int64))
-        np.save(out / "labels" / f"{split}.npy", np.full(len(seqs), -1, np.int64))
-        splits[split] = {"files": len(seqs), "tokens": len(flat), "notes": 0}
-        for i, seq in enumerate(seqs):
-            files.append(
-                {
-                    "path": f"{name}/{split}/{i:04d}",
-                    "hash": None,
-                    "split": split,
-                    "index": i,
-                    "label": None,
-                    "status": "kept",
-                    "reason": None,
-                    "notes": 0,
-                    "tokens": len(seq),
-                    "tracks": 0,
-                    "beats": 0.0,
-                }
-            )
-    manifest = {
-        "format": "midiforge-dataset",
-        "format_version": 1,
-        "versions": {},
-        "options": {"benchmark": name},
-        "tokenizer": {
-            "name": name,
-            "vocab_size": vocab_size,
-            "bpe": False,
-            "special_ids": {"PAD": PAD, "BOS": BOS},
-        },
-        "note_fields": list(NOTE_FIELDS),
-        "labels": [],
-        "splits": splits,
-        "files": files,
-        "summary": {"kept": len(files), "skipped": {}, "seconds": 0.0},
-    }
-    tmp = out / "manifest.json.tmp"
-    tmp.write_text(json.dumps(manifest, indent=1), encoding="utf-8")
-    tmp.replace(out / "manifest.json")
-    return out
+    The pieces have no note rows (the encodings are not MIDI) and no labels; ``out`` is
+    replaced whole.
+    """
+    no_notes = np.zeros((0, len(NOTE_FIELDS)), np.float32)
+    files = []
+    with DatasetWriter(out) as writer:
+        for split in SPLITS:
+            for seq in pieces.get(split, []):
+                index = writer.add(split, seq, no_notes, None)
+                files.append(
+                    {
+                        "path": f"{name}/{split}/{index:04d}",
+                        "hash": None,
+                        "split": split,
+                        "index": index,
+                        "label": None,
+                        "status": "kept",
+                        "reason": None,
+                        "notes": 0,
+                        "tokens": len(seq),
+                        "tracks": 0,
+                        "beats": 0.0,
+                    }
+                )
+        writer.commit(
+            {
+                "options": {"benchmark": name},
+                "tokenizer": {
+                    "name": name,
+                    "vocab_size": vocab_size,
+                    "bpe": False,
+                    "special_ids": {"PAD": PAD, "BOS": BOS},
+                },
+                "labels": [],
+                "files": files,
+                "summary": {"kept": len(files), "skipped": {}, "seconds": 0.0},
+            }
+        )
+    return Path(out)
+
+
+def benchmark_key(name: str, corpus: str | None) -> str:
+    """``"jsb16"`` or ``"polyphonic/<corpus>"`` (default corpus ``jsb``), checked."""
+    if name not in ("jsb16", "polyphonic"):
+        raise choice_error("benchmark", name, ["jsb16", "polyphonic"])
+    if name == "jsb16":
+        return name
+    corpus = corpus or "jsb"
+    if corpus not in POLY_SETS:
+        raise choice_error("--set", corpus, POLY_SETS)
+    return f"{name}/{corpus}"
+
+
+def vocab_size(key: str) -> int:
+    """The vocabulary of a benchmark's encoding."""
+    return JSB16_VOCAB if key == "jsb16" else POLY_VOCAB
 
 
 def encode_benchmark(name: str, corpus: str | None, root: Path) -> dict[str, list[np.ndarray]]:
@@ -285,82 +266,37 @@ class BenchmarkResult:
         return "\n".join(lines)
 
 
-def benchmark(
-    name: str,
-    *,
-    corpus: str | None = None,
-    model: str = "transformer",
-    run: str | Path | None = None,
-    out: str | Path | None = None,
-    overrides: list[str] | None = None,
-    datasets: str | Path | None = None,
-    device: str = "auto",
-    limit_pieces: int | None = None,
+def score_run(
+    key: str, loaded: Any, pieces: dict[str, list[np.ndarray]], run_dir: str
 ) -> BenchmarkResult:
-    """Train (or load with ``run``) a token model on a benchmark and score it as published.
+    """Score a loaded run (:class:`midiforge.store.run_dir.LoadedRun`) as the papers report.
 
-    Parameters
-    ----------
-    name : ``jsb16`` or ``polyphonic``.
-    corpus : the polyphonic set (``jsb``, ``nottingham``, ``musedata``, ``piano``).
-    model : ``transformer``, ``lstm`` or ``gru`` (small defaults in ``DEFAULT_MODEL``).
-    run : a RUN dir trained on this benchmark's encoding; skips training.
-    out : work folder for the encoded dataset and the run (default ``runs/benchmark-...``).
-    overrides : ``train.key=value`` / ``model.key=value`` on top of the defaults.
-    datasets : the shared datasets folder (see :func:`datasets_root`).
-    device : ``auto``, ``cpu`` or ``cuda`` for training.
-    limit_pieces : keep only the first N pieces of each split (smoke tests; not the protocol).
+    ``jsb16``: NLL per token on valid and test; polyphonic: NLL per frame on test. The run must
+    have been trained on this benchmark's encoding (its vocabulary says so).
     """
-    from midiforge.training.checkpoint import load_run
-    from midiforge.training.run import train
-
-    if name not in ("jsb16", "polyphonic"):
-        raise choice_error("benchmark", name, ["jsb16", "polyphonic"])
-    if name == "polyphonic":
-        corpus = corpus or "jsb"
-        if corpus not in POLY_SETS:
-            raise choice_error("--set", corpus, POLY_SETS)
-    key = "jsb16" if name == "jsb16" else f"polyphonic/{corpus}"
-    started = time.perf_counter()
-    root = datasets_root(datasets)
-    tag = key.replace("/", "-")
-    work = Path(out) if out else Path("runs") / f"benchmark-{tag}-{model}"
-    pieces = encode_benchmark(name, corpus, root)
-    if limit_pieces is not None:
-        pieces = {split: seqs[:limit_pieces] for split, seqs in pieces.items()}
-    vocab = JSB16_VOCAB if name == "jsb16" else POLY_VOCAB
-    data_dir = write_token_dataset(work / "dataset", pieces, tag, vocab)
-    if run is None:
-        if model not in BENCH_MODELS:
-            raise choice_error("--model", model, BENCH_MODELS)
-        config = {"model": dict(DEFAULT_MODEL[model]), "train": dict(DEFAULT_TRAIN)}
-        run = train(
-            data_dir,
-            model=model,
-            config=config,
-            overrides=overrides,
-            run_dir=work / "run",
-            device=device,
-        )
-    loaded = load_run(run)
+    vocab = vocab_size(key)
     if int((loaded.config.get("tokenizer") or {}).get("vocab_size", -1)) != vocab:
         raise MidiforgeError(
-            f"--run {run}: it was not trained on the {key} encoding (vocabulary of "
-            f"{vocab}); train it with `midiforge benchmark {name}` instead"
+            f"--run {run_dir}: it was not trained on the {key} encoding (vocabulary of "
+            f"{vocab}); train it with `midiforge benchmark {key.split('/')[0]}` instead"
         )
     net = loaded.model
     context = int(loaded.config["train"]["seq_len"]) if hasattr(net.config, "max_seq_len") else None
-    per = "token" if name == "jsb16" else "frame"
-    scored = ("valid", "test") if name == "jsb16" else ("test",)  # what the papers report
-    scores = {split: score_split(net, pieces[split], context, per) for split in scored}
-    result = BenchmarkResult(
+    per = "token" if key == "jsb16" else "frame"
+    scored = ("valid", "test") if key == "jsb16" else ("test",)  # what the papers report
+    return BenchmarkResult(
         name=key,
         model=loaded.config["model"],
-        run_dir=str(run),
+        run_dir=str(run_dir),
         unit=per,
-        scores=scores,
+        scores={split: score_split(net, pieces[split], context, per) for split in scored},
         published=PUBLISHED[key],
-        seconds=time.perf_counter() - started,
+        seconds=0.0,
     )
-    (work / "result.json").write_text(json.dumps(result.__dict__, indent=1), encoding="utf-8")
-    return result
+
+
+def write_result(result: BenchmarkResult, folder: Path) -> Path:
+    """``folder/result.json``: the figures, their source and the published rows."""
+    path = Path(folder) / RESULT_FILE
+    path.write_text(json.dumps(result.__dict__, indent=1), encoding="utf-8")
+    return path

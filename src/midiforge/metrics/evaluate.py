@@ -21,18 +21,19 @@ from typing import Any
 import numpy as np
 
 from midiforge.errors import MidiforgeError
+from midiforge.io.midi import is_midi_path
 from midiforge.metrics import music
 from midiforge.metrics.memorization import DEFAULT_THRESHOLD_NOTES, memorization_audit
+from midiforge.store.names import is_dataset
 
 log = logging.getLogger(__name__)
 
-MIDI_SUFFIXES = (".mid", ".midi")
 MAX_REFERENCE_PIECES = 300  # reference pieces used for the distributions (evenly spaced)
 DEFAULT_OUT = Path("evaluation")
 
 
 def _midi_files(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.rglob("*") if p.suffix.lower() in MIDI_SUFFIXES)
+    return sorted(p for p in folder.rglob("*") if is_midi_path(p))
 
 
 def load_midi_folder(folder: str | Path, what: str) -> tuple[list[str], list[np.ndarray]]:
@@ -50,7 +51,7 @@ def load_midi_folder(folder: str | Path, what: str) -> tuple[list[str], list[np.
             log.warning("skipping %s: %s", path, exc)
             continue
         names.append(str(path.relative_to(folder)))
-        notes.append(music.notes_from_score(score))
+        notes.append(music.pitch_onset_duration(score))
     if not notes:
         raise MidiforgeError(f"{what} {folder}: no readable MIDI files (.mid/.midi) in it")
     return names, notes
@@ -58,7 +59,7 @@ def load_midi_folder(folder: str | Path, what: str) -> tuple[list[str], list[np.
 
 def load_dataset_split(path: str | Path, split: str, style: str | None = None) -> list[np.ndarray]:
     """Note arrays of one split of a DATASET dir, optionally only the files labelled ``style``."""
-    from midiforge.data.dataset import PreparedDataset
+    from midiforge.store.dataset_dir import PreparedDataset
 
     data = PreparedDataset(path)
     fields = data.manifest["note_fields"]
@@ -85,7 +86,7 @@ def load_reference(
     what the model saw. A MIDI folder is used whole for both.
     """
     path = Path(path)
-    if (path / "manifest.json").is_file():
+    if is_dataset(path):
         train = load_dataset_split(path, "train")
         if not train:
             raise MidiforgeError(f"--reference {path}: the dataset's train split is empty")

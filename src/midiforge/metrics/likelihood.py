@@ -25,8 +25,8 @@ import torch
 import torch.nn.functional as F
 
 from midiforge.errors import MidiforgeError, choice_error
+from midiforge.store.names import SPLITS, is_dataset
 
-SPLITS = ("train", "valid", "test")
 EVAL_BATCH_SIZE = 16  # windows per forward pass
 DIFFUSION_TIMESTEPS = 10  # points of the fixed timestep grid
 DIFFUSION_SEED = 0  # seeds the evaluation noise
@@ -157,19 +157,20 @@ def run_likelihood(
     weighted mean of every loss entry (``per_head``); for diffusion the ``denoising_loss`` at
     ``diffusion_timesteps`` evenly spaced timesteps.
     """
-    from midiforge.data.dataset import NoteWindows, PreparedDataset, TokenWindows
-    from midiforge.training.checkpoint import load_run
+    from midiforge.data.dataset import NoteWindows, TokenWindows
+    from midiforge.store.dataset_dir import PreparedDataset
+    from midiforge.store.run_dir import load_run
 
     if split not in SPLITS:
         raise choice_error("--split", split, SPLITS)
     run = load_run(run_dir, device=device)
     dataset_path = Path(run.config.get("dataset", ""))
-    if not (dataset_path / "manifest.json").is_file():
+    if not is_dataset(dataset_path):
         raise MidiforgeError(
             f"{run_dir}: its dataset {dataset_path} is gone; restore it or re-prepare it there"
         )
     data = PreparedDataset(dataset_path)
-    files = int(data.manifest.get("splits", {}).get(split, {}).get("files", 0) or 0)
+    files = data.split_files(split)
     if files == 0:
         raise MidiforgeError(f"--split {split}: the dataset {dataset_path} has no {split} files")
     train_cfg = run.config.get("train") or {}

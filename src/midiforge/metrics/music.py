@@ -2,7 +2,7 @@
 
 Every function here is pure and works on a *note array*: a float ndarray of shape ``(n, 3)``
 whose columns are ``NOTE_COLUMNS`` = (pitch as a MIDI number, onset in beats, duration in
-beats), one row per note, in any order. :func:`notes_from_score` builds one from a symusic
+beats), one row per note, in any order. :func:`pitch_onset_duration` builds one from a symusic
 ``Score`` (every non-drum track), :func:`notes_from_fields` from a dataset's ``notes/{split}``
 rows. Times are beats (quarter notes) so the metrics do not depend on tempo or MIDI resolution;
 grid-based metrics (polyphony, empty beats, groove) quantize to ``steps_per_beat``.
@@ -47,8 +47,13 @@ KDE_GRID_MARGIN = 5.0  # the grid extends this many bandwidths past the data
 # ----------------------------------------------------------------------------- note arrays
 
 
-def notes_from_score(score: Any) -> np.ndarray:
-    """The note array ``(n, 3)`` of every non-drum track of a symusic ``Score``, in beats."""
+def pitch_onset_duration(score: Any) -> np.ndarray:
+    """The note array ``(n, 3)``: (pitch, onset, duration) of every non-drum note of a symusic
+    ``Score``, times in beats, sorted by (onset, pitch).
+
+    Not :func:`midiforge.data.encode.notes_from_score`, which returns the dataset's full note
+    rows (all :data:`midiforge.schema.NOTE_FIELDS`, drums included).
+    """
     quarter = score.to("quarter") if str(score.ttype) != "Quarter" else score
     rows = []
     for track in quarter.tracks:
@@ -428,7 +433,7 @@ def framewise_self_similarity(
     Parameters
     ----------
     notes_list : note arrays ``(n_i, 3)`` of (pitch, onset beats, duration beats) — see the
-        module docstring; build them with :func:`notes_from_score` or :func:`notes_from_fields`.
+        module docstring; build them with :func:`pitch_onset_duration` or :func:`notes_from_fields`.
     beats_per_bar : bar length in beats (frames are 4 bars, hop 2 bars).
 
     Returns

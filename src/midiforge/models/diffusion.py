@@ -1,7 +1,7 @@
 """A diffusion model over windows of notes: a 1-D U-Net denoiser along the note axis.
 
 A window of L notes is a sequence of feature vectors (log-frequency, duration, delta, optionally
-velocity; see :mod:`midiforge.data.features`); chords are notes stacked with delta 0. The
+velocity; see :mod:`midiforge.models.note_features`); chords are notes stacked with delta 0. The
 denoiser ``forward(x_t, t, label)`` maps a noisy window ``(B, F, L)`` to the schedule's target.
 It knows nothing of noise schedules: :mod:`midiforge.models.diffusion_schedule` owns those, and
 :meth:`NoteDiffusion.loss` only calls its ``add_noise`` and ``training_target``.
@@ -23,12 +23,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from midiforge.data.features import FeatureScaler, feature_names, fit_scaler
 from midiforge.errors import MidiforgeError
 from midiforge.models.base import MidiModel
 from midiforge.models.diffusion_schedule import NoiseSchedule, ScheduleConfig
+from midiforge.models.note_features import FeatureScaler, feature_names, fit_scaler
+from midiforge.schema import NO_LABEL
 
-NO_LABEL = -1  # an unlabelled file, or a request for unconditional sampling
 SE_REDUCTION = 4  # squeeze-and-excitation bottleneck ratio
 MAX_PERIOD = 10_000.0  # longest period of the sinusoidal embeddings (Vaswani et al. 2017)
 GROUPS = 8  # GroupNorm groups (fewer when the channels are not a multiple)

@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-NO_LABEL = -1  # a file without a label, or a request for unconditional sampling
+from midiforge.schema import NO_LABEL
 
 
 class LabelEmbedding(nn.Module):

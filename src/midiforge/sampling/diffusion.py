@@ -26,19 +26,19 @@ from typing import Any
 import numpy as np
 import torch
 
-from midiforge.data.features import RAW_FIELDS
 from midiforge.errors import MidiforgeError
-from midiforge.models.diffusion import NO_LABEL, NoteDiffusion
+from midiforge.models.diffusion import NoteDiffusion
 from midiforge.models.diffusion_schedule import DDIMScheduler, DDPMScheduler, make_scheduler
+from midiforge.schema import NO_LABEL, NOTE_FIELDS
 
 log = logging.getLogger(__name__)
 
 TRACE_SNAPSHOTS = 6  # pictures in a denoising trace, from pure noise to the final notes
 TRACE_DPI = 100
 TRACE_PANEL_INCHES = (3.2, 3.0)  # width, height of one trace panel
-ONSET = RAW_FIELDS.index("onset")
-PITCH = RAW_FIELDS.index("pitch")
-DURATION = RAW_FIELDS.index("duration")
+ONSET = NOTE_FIELDS.index("onset")
+PITCH = NOTE_FIELDS.index("pitch")
+DURATION = NOTE_FIELDS.index("duration")
 
 
 @dataclass
@@ -171,7 +171,7 @@ def generate_notes(
 
     Returns
     -------
-    ``n`` float32 arrays ``(notes, len(RAW_FIELDS))`` in ``docs/architecture.md`` field order.
+    ``n`` float32 arrays ``(notes, len(NOTE_FIELDS))`` in ``docs/architecture.md`` field order.
     """
     length = model.config.length
     context = length // 2 if context is None else int(context)

@@ -20,9 +20,10 @@ import numpy as np
 import torch
 from symusic import Score
 
-from midiforge.assets import DEFAULT_RUN_DIR
+from midiforge.device import resolve_device
 from midiforge.errors import MidiforgeError
 from midiforge.sampling.options import GenerateOptions, ignored_by, with_fields
+from midiforge.store.run_dir import default_run
 
 log = logging.getLogger(__name__)
 
@@ -57,29 +58,6 @@ class GenerateResult:
 
 
 # --------------------------------------------------------------------------- inputs
-
-
-def resolve_device(device: str) -> torch.device:
-    """``"auto"`` → CUDA when available, else CPU."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        return torch.device(device)
-    except RuntimeError:
-        raise MidiforgeError(
-            f"device: {device!r} is not a torch device (auto, cpu, cuda)"
-        ) from None
-
-
-def default_run() -> Path:
-    """The shipped default model: a small run dir inside the package (see docs/model-card.md)."""
-    path = DEFAULT_RUN_DIR
-    if not (path / "config.yaml").is_file():
-        raise MidiforgeError(
-            f"generate: no run given and the default model is missing from {path}; reinstall "
-            "midiforge or pass a RUN directory written by `midiforge train`"
-        )
-    return path
 
 
 def label_index(style: str | None, labels: list[str], n_labels: int) -> int | None:
@@ -284,7 +262,7 @@ def generate(
     left unused.
     """
     opts = with_fields(options, fields)  # checked before anything is loaded
-    from midiforge.training.checkpoint import load_run
+    from midiforge.store.run_dir import load_run
 
     run_dir = Path(run) if run is not None else default_run()
     loaded = load_run(run_dir, device=resolve_device(opts.device))

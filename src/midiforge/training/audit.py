@@ -15,9 +15,10 @@ from typing import Any
 
 import numpy as np
 
-from midiforge.data.encode import FIELD, notes_from_score
+from midiforge.data.encode import notes_from_score
 from midiforge.io.midi import load_midi
 from midiforge.metrics.memorization import DEFAULT_THRESHOLD_NOTES, memorization_audit
+from midiforge.schema import FIELD
 
 log = logging.getLogger(__name__)
 

@@ -10,7 +10,6 @@ copy, ``data_state.json``) and hands the rest to :class:`midiforge.training.trai
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import random
 import time
@@ -20,22 +19,31 @@ from typing import Any
 import numpy as np
 import torch
 
-from midiforge.assets import DEFAULT_RUN_DIR
 from midiforge.config import apply_overrides, from_dict, load_yaml
+from midiforge.device import resolve_device
 from midiforge.errors import MidiforgeError
-from midiforge.training import checkpoint as ckpt
+from midiforge.io.midi import is_midi_path
+from midiforge.store import checkpoint as ckpt
+from midiforge.store import run_dir as runs
+from midiforge.store.dataset_dir import PreparedDataset
+from midiforge.store.names import (
+    PREPARED_SUBDIR,
+    TRAIN_LOG_FILE,
+    has_tokenizer,
+    is_dataset,
+    tokenizer_path,
+    weights_path,
+)
+from midiforge.store.tokenizer_file import load_tokenizer
 from midiforge.training import distributed
 from midiforge.training.logbook import attach_file_log, detach
-from midiforge.training.settings import TrainConfig, resolve_device, set_cpu_threads
+from midiforge.training.settings import TrainConfig, set_cpu_threads
 from midiforge.training.trainer import Trainer, windows_needed
 
 log = logging.getLogger(__name__)
 
 DEFAULT_MODEL = "transformer"
 SECTIONS = ("model", "train")  # the top-level keys of a config file
-MIDI_SUFFIXES = (".mid", ".midi", ".MID", ".MIDI")
-MANIFEST = "manifest.json"
-PREPARED_SUBDIR = "dataset"  # where a raw MIDI folder is prepared inside the RUN dir
 DEFAULT_RUNS_DIR = Path("runs")
 INIT_PREPARE_OPTIONS = ("tokenizer", "tracks", "programs", "drums", "bos_eos")  # from --init
 SMALL_FOLDER_FILES = 200  # a raw MIDI folder smaller than this fine-tunes the default model
@@ -68,39 +76,29 @@ def split_config(
 # --------------------------------------------------------------------------- dataset
 
 
-def _is_prepared(path: Path) -> bool:
-    return (path / MANIFEST).is_file()
-
-
 def _ensure_dataset(path: Path, run_dir: Path, info: distributed.Dist, init_run: Path | None):
     """A prepared DATASET dir for ``path``: as is, or prepared on the fly into ``RUN/dataset``."""
-    if _is_prepared(path):
+    if is_dataset(path):
         return path
     if not path.is_dir():
         raise MidiforgeError(f"dataset not found: {path}; give a prepared dataset or a MIDI folder")
-    if not any(p.suffix in MIDI_SUFFIXES for p in path.rglob("*")):
+    if not any(is_midi_path(p) for p in path.rglob("*")):
         raise MidiforgeError(
-            f"{path} has no {MANIFEST} and no MIDI files (.mid/.midi); give a folder of MIDI "
-            "files or a dataset written by `midiforge prepare`"
+            f"{path} is not a prepared dataset and has no MIDI files (.mid/.midi); give a "
+            "folder of MIDI files or a dataset written by `midiforge prepare`"
         )
     target = run_dir / PREPARED_SUBDIR
-    if info.is_main and not _is_prepared(target):
+    if info.is_main and not is_dataset(target):
         from midiforge.data.prepare import prepare
 
         log.info("%s is a MIDI folder: preparing it into %s with prepare's defaults", path, target)
         kwargs: dict[str, Any] = {}
         if init_run is not None:  # encode as the initial model's data was (checked later)
-            options = ckpt.read_run_config(init_run).get("dataset_options") or {}
+            options = runs.read_run_config(init_run).get("dataset_options") or {}
             kwargs = {k: options[k] for k in INIT_PREPARE_OPTIONS if k in options}
         prepare(path, target, **kwargs)
     distributed.barrier(info)
     return target
-
-
-def _open_dataset(path: Path):
-    from midiforge.data.dataset import PreparedDataset
-
-    return PreparedDataset(path)
 
 
 def make_windows(data: Any, model: Any, cfg: TrainConfig, split: str, *, train: bool, world=1):
@@ -159,20 +157,15 @@ def _split_windows(data: Any, split: str) -> int:
 def resolve_init(init: str | Path) -> Path:
     """The RUN dir to start from; ``"default"`` is the model shipped inside the package."""
     if str(init) == "default":
-        from midiforge.sampling.generate import default_run
-
-        return default_run()
+        return runs.default_run()
     path = Path(init)
-    ckpt.read_run_config(path)
+    runs.read_run_config(path)
     return path
 
 
 def _tokenizer_signature(folder: Path, manifest_tok: dict[str, Any]) -> Any:
-    path = folder / ckpt.TOKENIZER_FILE
-    if path.is_file():
-        from midiforge.data.encode import load_tokenizer
-
-        tok = load_tokenizer(path)
+    if has_tokenizer(folder):
+        tok = load_tokenizer(tokenizer_path(folder))
         return type(tok).__name__, dict(tok.vocab), len(tok)
     return manifest_tok.get("name"), manifest_tok.get("vocab_size")
 
@@ -185,7 +178,7 @@ def check_same_tokenizer(data: Any, data_path: Path, init_run: Path, init_cfg: d
         raise MidiforgeError(
             f"--init {init_run}: the dataset {data_path} uses a different tokenizer than that "
             "run (vocabulary or kind differ); prepare the MIDI folder with the run's "
-            f"tokenizer ({init_run / ckpt.TOKENIZER_FILE}) or train from scratch without --init"
+            f"tokenizer ({tokenizer_path(init_run)}) or train from scratch without --init"
         )
 
 
@@ -212,7 +205,7 @@ def _new_run_dir(run_dir: str | Path | None, name: str, info: distributed.Dist) 
         stamp = time.strftime("%Y%m%d-%H%M%S")
         run_dir = DEFAULT_RUNS_DIR / f"{name}-{stamp}"
     path = Path(distributed.broadcast_object(str(run_dir), info))
-    if (path / ckpt.CONFIG_FILE).is_file():
+    if runs.is_run(path):
         raise MidiforgeError(
             f"--run-dir {path} already holds a run; continue it with --resume {path} "
             "or choose another --run-dir"
@@ -282,8 +275,12 @@ def _default_init(
         return None if str(init) == "none" else init
     if not raw or model != DEFAULT_MODEL or not folder.is_dir():
         return None
-    files = sum(1 for p in folder.rglob("*") if p.suffix.lower() in MIDI_SUFFIXES)
-    if files >= SMALL_FOLDER_FILES or not (DEFAULT_RUN_DIR / ckpt.CONFIG_FILE).is_file():
+    files = sum(1 for p in folder.rglob("*") if is_midi_path(p))
+    if files >= SMALL_FOLDER_FILES:
+        return None
+    try:
+        runs.default_run()
+    except MidiforgeError:  # no shipped model in this install: train from scratch
         return None
     log.info(
         "%s holds %d MIDI files (< %d): fine-tuning the shipped default model; "
@@ -299,13 +296,12 @@ def _train(dataset, model_name, config, overrides, run_dir, resume, init, dev, i
     from midiforge.models import registry
 
     model_values, train_values = split_config(config, overrides)
-    init_run = init_cfg = None
+    init_run = init_cfg = state = None
     raw_folder = False  # a MIDI folder prepared on the fly: audited for memorization at the end
     if resume is not None:
         run_dir = Path(resume)
-        saved = ckpt.read_run_config(run_dir)
-        if not (run_dir / ckpt.LAST_DIR / ckpt.STATE_FILE).is_file():
-            ckpt.load_state(run_dir / ckpt.LAST_DIR)  # the error that names what is missing
+        saved = runs.read_run_config(run_dir)
+        state = ckpt.load_state(run_dir)  # fails first, naming what is missing, if none
         if model_values:
             raise MidiforgeError(
                 f"--resume {run_dir}: the model config of a run cannot change "
@@ -320,11 +316,11 @@ def _train(dataset, model_name, config, overrides, run_dir, resume, init, dev, i
     else:
         if dataset is None:
             raise MidiforgeError("DATASET is required (a prepared dataset or a MIDI folder)")
-        raw_folder = not _is_prepared(Path(dataset))
+        raw_folder = not is_dataset(Path(dataset))
         init = _default_init(Path(dataset), init, model_name, raw_folder)
         if init is not None:
             init_run = resolve_init(init)
-            init_cfg = ckpt.read_run_config(init_run)
+            init_cfg = runs.read_run_config(init_run)
             if model_name not in (DEFAULT_MODEL, init_cfg["model"]):
                 raise MidiforgeError(
                     f"--model {model_name} conflicts with --init {init_run}, a "
@@ -339,7 +335,7 @@ def _train(dataset, model_name, config, overrides, run_dir, resume, init, dev, i
     cls = registry.model_class(model_name)
     from_dict(cls.config_class, model_values, where=f"model {model_name}")  # names bad keys
 
-    data = _open_dataset(data_path)
+    data = PreparedDataset(data_path)
     if resume is None:
         labels = list(data.labels)
         if init_cfg is not None:
@@ -356,20 +352,17 @@ def _train(dataset, model_name, config, overrides, run_dir, resume, init, dev, i
 
     _seed_everything(cfg.seed)
     net = registry.build(model_name, model_values)
-    handler = attach_file_log(run_dir / "train.log") if info.is_main else None
+    handler = attach_file_log(run_dir / TRAIN_LOG_FILE) if info.is_main else None
     try:
         if resume is not None:
-            last = run_dir / ckpt.LAST_DIR
-            state = ckpt.load_state(last)
-            ckpt.load_weights(net, last / ckpt.WEIGHTS_FILE)
-            data_state = _read_json(run_dir / ckpt.DATA_STATE_FILE)
+            ckpt.load_weights(net, weights_path(run_dir, "last"))
+            data_state = runs.read_data_state(run_dir)
             if data_state:
                 net.load_data_state(data_state)
         else:
-            state = None
             if init_run is not None:
-                ckpt.load_weights(net, init_run / ckpt.WEIGHTS_FILE)
-                data_state = _read_json(init_run / ckpt.DATA_STATE_FILE)
+                ckpt.load_weights(net, weights_path(init_run))
+                data_state = runs.read_data_state(init_run)
                 if data_state:
                     net.load_data_state(data_state)
                 else:
@@ -377,7 +370,7 @@ def _train(dataset, model_name, config, overrides, run_dir, resume, init, dev, i
             else:
                 data_state = net.prepare_data(data) or {}
             if info.is_main:
-                ckpt.write_run_files(
+                runs.write_run_files(
                     run_dir, net, model_name, cfg, data, data_path, labels, data_state, init
                 )
             distributed.barrier(info)
@@ -398,7 +391,7 @@ def _train(dataset, model_name, config, overrides, run_dir, resume, init, dev, i
         if state is not None:
             trainer.load_state_dict(state)
             if info.is_main:
-                ckpt.update_train_section(run_dir, cfg)  # e.g. a larger train.steps
+                runs.update_train_section(run_dir, cfg)  # e.g. a larger train.steps
         result = trainer.fit()
         log.info("finished at step %d (best valid loss %s)", result.steps, result.best_valid_loss)
         if raw_folder and info.is_main:
@@ -409,7 +402,3 @@ def _train(dataset, model_name, config, overrides, run_dir, resume, init, dev, i
         if handler is not None:
             detach(handler)
     return run_dir
-
-
-def _read_json(path: Path) -> dict[str, Any]:
-    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}

@@ -1,4 +1,4 @@
-"""How to train: the ``train:`` config section, the lr schedule, device, precision, threads.
+"""How to train: the ``train:`` config section, the lr schedule, precision, threads.
 
 Everything here is resolved once before the loop starts, so a bad value fails with a message
 naming the key before any data is read.
@@ -82,17 +82,6 @@ def lr_factor(step: int, cfg: TrainConfig) -> float:
     progress = min(1.0, (step - cfg.warmup_steps) / span)
     cosine = 0.5 * (1.0 + math.cos(math.pi * progress))
     return cfg.min_lr_ratio + (1.0 - cfg.min_lr_ratio) * cosine
-
-
-def resolve_device(device: str) -> torch.device:
-    """``auto`` → CUDA when present, else CPU; an explicit ``cuda`` without a GPU is an error."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device not in ("cpu", "cuda") and not device.startswith("cuda:"):
-        raise MidiforgeError(f"--device: {device!r} is not accepted; expected auto, cpu or cuda")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise MidiforgeError("--device cuda: no CUDA GPU is visible; use --device cpu or auto")
-    return torch.device(device)
 
 
 def resolve_precision(precision: str, device: torch.device) -> torch.dtype | None:

@@ -31,7 +31,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler, default_collate
 from midiforge.config import to_dict
 from midiforge.errors import MidiforgeError
 from midiforge.models.base import MidiModel
-from midiforge.training import checkpoint as ckpt
+from midiforge.store import checkpoint as ckpt
 from midiforge.training import distributed
 from midiforge.training.logbook import Logbook, plot_losses
 from midiforge.training.settings import TrainConfig, check_config, lr_factor, resolve_precision

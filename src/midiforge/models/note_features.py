@@ -7,7 +7,7 @@ long ones), and optionally velocity. Each feature is scaled with statistics fitt
 training split only and saved with the run, so generation decodes with exactly the scale the
 model was trained on.
 
-Array shapes: raw rows ``(..., len(RAW_FIELDS))`` in the field order of ``docs/architecture.md``;
+Array shapes: raw rows ``(..., len(NOTE_FIELDS))`` in the field order of ``docs/architecture.md``;
 features ``(..., n_features)`` with values near ``[-1, 1]``.
 """
 
@@ -22,9 +22,8 @@ import numpy as np
 import torch
 
 from midiforge.errors import MidiforgeError, choice_error
+from midiforge.schema import NOTE_FIELDS
 
-# The note fields of a DATASET dir, in order (docs/architecture.md; midiforge.data.encode).
-RAW_FIELDS = ("pitch", "frequency", "onset", "duration", "delta", "velocity", "program")
 A4_HZ = 440.0  # frequency of MIDI pitch 69
 A4_PITCH = 69
 SEMITONES_PER_OCTAVE = 12
@@ -109,8 +108,8 @@ class FeatureScaler:
     # ---- raw rows <-> unscaled features ---------------------------------------------------
 
     def raw_features(self, notes: torch.Tensor) -> torch.Tensor:
-        """Unscaled features ``(..., F)`` of raw note rows ``(..., len(RAW_FIELDS))``."""
-        idx = {name: i for i, name in enumerate(RAW_FIELDS)}
+        """Unscaled features ``(..., F)`` of raw note rows ``(..., len(NOTE_FIELDS))``."""
+        idx = {name: i for i, name in enumerate(NOTE_FIELDS)}
         freq = notes[..., idx["frequency"]].clamp_min(1e-3)
         cols = [
             torch.log2(freq),
@@ -148,7 +147,7 @@ class FeatureScaler:
         fixed_time: float | None = None,
         start: float | None = None,
     ) -> np.ndarray:
-        """Raw note rows ``(N, len(RAW_FIELDS))`` float32 from scaled features ``(N, F)``.
+        """Raw note rows ``(N, len(NOTE_FIELDS))`` float32 from scaled features ``(N, F)``.
 
         Pitch is the nearest MIDI note to the decoded frequency (clipped to the training
         range); duration and delta are clipped to ``[0, training max]`` and snapped to
@@ -191,7 +190,7 @@ class FeatureScaler:
             "velocity": velocity,
             "program": np.full(len(x), DEFAULT_PROGRAM, dtype=np.float64),
         }
-        return np.stack([rows[name] for name in RAW_FIELDS], axis=-1).astype(np.float32)
+        return np.stack([rows[name] for name in NOTE_FIELDS], axis=-1).astype(np.float32)
 
     def _check_fitted(self) -> None:
         if len(self.scale) != len(self.names):
@@ -207,7 +206,7 @@ def _snap(values: np.ndarray, grid: float) -> np.ndarray:
 
 def fit_scaler(
     notes: np.ndarray,
-    fields: Sequence[str] = RAW_FIELDS,
+    fields: Sequence[str] = NOTE_FIELDS,
     *,
     method: str = "max",
     velocity: bool = False,
@@ -234,7 +233,7 @@ def fit_scaler(
             "the training split holds no notes to fit the feature scaling on; "
             "check the dataset's train split"
         )
-    ordered = np.stack([notes[:, fields.index(name)] for name in RAW_FIELDS], axis=-1)
+    ordered = np.stack([notes[:, fields.index(name)] for name in NOTE_FIELDS], axis=-1)
     scaler = FeatureScaler(method=method, velocity=velocity, time_coding=time_coding)  # type: ignore[arg-type]
     x = scaler.raw_features(torch.from_numpy(ordered)).double().numpy()  # (N, F)
     low, high = x.min(axis=0), x.max(axis=0)

@@ -1,0 +1,204 @@
+"""Reading a DATASET dir: its manifest, checked on open, and its memory-mapped arrays.
+
+The arrays are memory-mapped, so opening a dataset costs the size of its offsets, not of its
+tokens, and a DataLoader's worker processes share the page cache instead of copies. The
+layout is documented in ``docs/architecture.md``; :mod:`midiforge.store.dataset_writer` is the
+one writer, and the torch training windows over these arrays live in
+:mod:`midiforge.data.dataset`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from midiforge.errors import MidiforgeError, choice_error
+from midiforge.schema import NOTE_FIELDS
+from midiforge.store.names import (
+    DATASET_FORMAT,
+    DATASET_FORMAT_VERSION,
+    MANIFEST_FILE,
+    NOTES_DIR,
+    SPLITS,
+    TOKENS_DIR,
+    arrays_path,
+    labels_path,
+    manifest_path,
+    offsets_path,
+    tokenizer_path,
+)
+from midiforge.store.tokenizer_file import load_tokenizer
+
+TOKEN_DTYPE = np.int32
+NOTE_DTYPE = np.float32
+KINDS = {TOKENS_DIR: (TOKEN_DTYPE, 1), NOTES_DIR: (NOTE_DTYPE, len(NOTE_FIELDS))}  # dtype, row
+
+
+def read_manifest_json(folder: str | Path) -> dict[str, Any]:
+    """The manifest as it is on disk, unchecked (listings read it to describe a dataset)."""
+    path = manifest_path(folder)
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise MidiforgeError(f"{path}: cannot read it ({exc})") from None
+    if not isinstance(manifest, dict):
+        raise MidiforgeError(f"{path}: not a JSON object; re-run prepare")
+    return manifest
+
+
+def read_manifest(folder: str | Path) -> dict[str, Any]:
+    """The manifest of the DATASET dir ``folder``, checked for format, version and note fields."""
+    folder = Path(folder)
+    path = manifest_path(folder)
+    if not path.is_file():
+        raise MidiforgeError(
+            f"{folder} is not a prepared dataset (no {MANIFEST_FILE}); create it with "
+            "`midiforge prepare SRC OUT`"
+        )
+    manifest = read_manifest_json(folder)
+    found = (manifest.get("format"), manifest.get("format_version"))
+    if found != (DATASET_FORMAT, DATASET_FORMAT_VERSION):
+        raise MidiforgeError(
+            f"{path}: format {found[0]!r} version {found[1]!r}, expected {DATASET_FORMAT!r} "
+            f"version {DATASET_FORMAT_VERSION}; re-run prepare with this midiforge"
+        )
+    if tuple(manifest.get("note_fields", ())) != NOTE_FIELDS:
+        raise MidiforgeError(
+            f"{path}: note fields {manifest.get('note_fields')} differ from "
+            f"{list(NOTE_FIELDS)}; re-run prepare with this midiforge"
+        )
+    return manifest
+
+
+def write_manifest(folder: Path, manifest: dict[str, Any]) -> Path:
+    """Write ``folder/manifest.json`` atomically (temp file + rename)."""
+    path = manifest_path(folder)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(manifest, indent=1), encoding="utf-8")
+    os.replace(tmp, path)
+    return path
+
+
+class Sequences:
+    """One split of one encoding: a flat memory-mapped array plus file offsets.
+
+    ``seqs[i]`` is file ``i`` as a read-only numpy view (``[n]`` tokens or ``[n, F]`` notes).
+    """
+
+    def __init__(self, flat: np.ndarray, offsets: np.ndarray) -> None:
+        self.flat = flat
+        self.offsets = offsets
+
+    def __len__(self) -> int:
+        return len(self.offsets) - 1
+
+    def __getitem__(self, i: int) -> np.ndarray:
+        if not -len(self) <= i < len(self):
+            raise IndexError(f"file index {i} out of range for {len(self)} files")
+        i %= len(self)
+        return self.flat[self.offsets[i] : self.offsets[i + 1]]
+
+    @property
+    def lengths(self) -> np.ndarray:
+        """Elements per file, int64 ``[n_files]``."""
+        return np.diff(self.offsets)
+
+
+def map_arrays(path: Path, dtype: type, n_items: int, row: int) -> np.ndarray:
+    """``path`` memory-mapped as ``[n_items]`` (row 1) or ``[n_items, row]``, size checked."""
+    expected = n_items * row * np.dtype(dtype).itemsize
+    actual = path.stat().st_size if path.is_file() else None
+    if actual != expected:
+        raise MidiforgeError(
+            f"{path}: expected {expected} bytes for {n_items} items as the offsets say, found "
+            f"{'no file' if actual is None else f'{actual} bytes'}; re-run prepare"
+        )
+    shape = (n_items, row) if row > 1 else (n_items,)
+    if n_items == 0:
+        return np.zeros(shape, dtype)
+    return np.memmap(path, dtype=dtype, mode="r", shape=shape)
+
+
+def read_sequences(folder: Path, kind: str, split: str) -> Sequences:
+    """The ``kind`` (``tokens``/``notes``) arrays of ``split``, memory-mapped."""
+    path = offsets_path(folder, kind, split)
+    if not path.is_file():
+        raise MidiforgeError(f"{path} is missing; re-run prepare")
+    offsets = np.load(path)
+    dtype, row = KINDS[kind]
+    flat = map_arrays(arrays_path(folder, kind, split), dtype, int(offsets[-1]), row)
+    return Sequences(flat, offsets)
+
+
+class PreparedDataset:
+    """A DATASET dir, checked on open.
+
+    Raises :class:`MidiforgeError` naming what does not match: a missing manifest, another
+    format or version, other note fields, or arrays whose sizes disagree with their offsets.
+
+    Attributes: ``manifest`` (dict), ``labels`` (label names; ``file_labels`` index into it),
+    ``tokenizer`` (loaded once, on first use), ``pad_id``, ``vocab_size``.
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.manifest: dict[str, Any] = read_manifest(self.path)
+        self.labels: list[str] = list(self.manifest.get("labels", []))
+        self._cache: dict[tuple[str, str], Sequences] = {}
+
+    @cached_property
+    def tokenizer(self):
+        """The dataset's MidiTok tokenizer (``tokenizer.json``)."""
+        return load_tokenizer(tokenizer_path(self.path))
+
+    @property
+    def special_ids(self) -> dict[str, int]:
+        return dict(self.manifest["tokenizer"].get("special_ids", {}))
+
+    @property
+    def pad_id(self) -> int:
+        return int(self.special_ids.get("PAD", 0))
+
+    @property
+    def vocab_size(self) -> int:
+        return int(self.manifest["tokenizer"]["vocab_size"])
+
+    def split_files(self, split: str) -> int:
+        """How many files ``split`` holds, from the manifest (no array is opened)."""
+        self._check_split(split)
+        return int((self.manifest.get("splits", {}).get(split) or {}).get("files", 0) or 0)
+
+    def _check_split(self, split: str) -> None:
+        if split not in SPLITS:
+            raise choice_error("split", split, SPLITS)
+
+    def _sequences(self, kind: str, split: str) -> Sequences:
+        self._check_split(split)
+        if (kind, split) not in self._cache:
+            self._cache[(kind, split)] = read_sequences(self.path, kind, split)
+        return self._cache[(kind, split)]
+
+    def tokens(self, split: str) -> Sequences:
+        """Token ids of a split: ``[i]`` → int32 ``[n_tokens]`` of file i."""
+        return self._sequences(TOKENS_DIR, split)
+
+    def notes(self, split: str) -> Sequences:
+        """Note rows of a split: ``[i]`` → float32 ``[n_notes, len(NOTE_FIELDS)]`` of file i."""
+        return self._sequences(NOTES_DIR, split)
+
+    def file_labels(self, split: str) -> np.ndarray:
+        """int64 ``[n_files]``: index into :attr:`labels`, -1 where a file has no label."""
+        self._check_split(split)
+        return np.load(labels_path(self.path, split))
+
+    def files(self, split: str) -> list[dict[str, Any]]:
+        """Manifest records of a split's files, in array order."""
+        kept = [
+            f for f in self.manifest["files"] if f.get("split") == split and f["status"] == "kept"
+        ]
+        return sorted(kept, key=lambda f: f["index"])

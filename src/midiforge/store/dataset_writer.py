@@ -1,0 +1,211 @@
+"""Writing a DATASET dir: the one writer, used by ``prepare`` and the benchmark encoders.
+
+:class:`DatasetWriter` builds the whole folder in a hidden temporary sibling of OUT and renames
+it into place only in :meth:`DatasetWriter.commit`, so OUT appears complete or not at all (also
+after Ctrl-C). Each split's :class:`SplitWriter` appends every file's token ids and note rows to
+the split's flat ``.bin`` files as soon as they arrive and keeps only the offsets, so a writer
+never holds the corpus' arrays in memory. The layout is in ``docs/architecture.md`` and read
+back by :class:`midiforge.store.dataset_dir.PreparedDataset`.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from midiforge.errors import MidiforgeError, choice_error
+from midiforge.schema import NO_LABEL, NOTE_FIELDS
+from midiforge.store.dataset_dir import (
+    NOTE_DTYPE,
+    TOKEN_DTYPE,
+    Sequences,
+    map_arrays,
+    write_manifest,
+)
+from midiforge.store.names import (
+    DATASET_FORMAT,
+    DATASET_FORMAT_VERSION,
+    LABELS_DIR,
+    NOTES_DIR,
+    SPLITS,
+    TOKENS_DIR,
+    arrays_path,
+    labels_path,
+    offsets_path,
+)
+from midiforge.store.tokenizer_file import save_tokenizer
+from midiforge.store.versions import software_versions
+
+TEMP_TAG = ".tmp-"  # OUT is built in OUT.parent/.{OUT.name}.tmp-{pid}
+OLD_TAG = ".old-"  # the previous OUT while the new one is renamed into place
+
+
+class SplitWriter:
+    """Appends one split's files to flat ``.bin`` files and remembers only the offsets."""
+
+    def __init__(self, root: Path, split: str) -> None:
+        self.root, self.split = root, split
+        self.tokens_path = arrays_path(root, TOKENS_DIR, split)
+        self.notes_path = arrays_path(root, NOTES_DIR, split)
+        self._tokens = self.tokens_path.open("wb")
+        self._notes = self.notes_path.open("wb")
+        self.token_offsets = [0]
+        self.note_offsets = [0]
+        self.labels: list[str | None] = []
+
+    def __len__(self) -> int:
+        """Files added so far."""
+        return len(self.labels)
+
+    def add(self, ids: np.ndarray, notes: np.ndarray, label: str | None) -> int:
+        """Append one file: token ids ``[n]``, note rows ``[m, len(NOTE_FIELDS)]``; → its index."""
+        notes = np.ascontiguousarray(notes, NOTE_DTYPE)
+        if notes.ndim != 2 or notes.shape[1] != len(NOTE_FIELDS):
+            raise MidiforgeError(
+                f"note rows of shape {list(notes.shape)}; a DATASET stores "
+                f"[n, {len(NOTE_FIELDS)}] rows ({', '.join(NOTE_FIELDS)})"
+            )
+        self._tokens.write(np.ascontiguousarray(ids, TOKEN_DTYPE).tobytes())
+        self._notes.write(notes.tobytes())
+        self.token_offsets.append(self.token_offsets[-1] + len(ids))
+        self.note_offsets.append(self.note_offsets[-1] + len(notes))
+        self.labels.append(label)
+        return len(self.labels) - 1
+
+    def base_tokens(self) -> Sequences:
+        """Finish the token stream and memory-map it (a BPE pass re-reads what was written)."""
+        self._tokens.close()
+        flat = map_arrays(self.tokens_path, TOKEN_DTYPE, self.token_offsets[-1], 1)
+        return Sequences(flat, np.array(self.token_offsets, np.int64))
+
+    def replace_tokens(self, files: Iterable[np.ndarray]) -> None:
+        """Rewrite the split's tokens, one array per file in order (e.g. BPE-merged ids).
+
+        ``files`` may read the old tokens (:meth:`base_tokens`) while this writes: the new
+        stream goes to a sibling file that replaces the old one at the end.
+        """
+        offsets = [0]
+        new_path = self.tokens_path.with_suffix(".new")
+        with new_path.open("wb") as fh:
+            for ids in files:
+                fh.write(np.ascontiguousarray(ids, TOKEN_DTYPE).tobytes())
+                offsets.append(offsets[-1] + len(ids))
+        if len(offsets) != len(self.token_offsets):
+            raise MidiforgeError(
+                f"split {self.split}: {len(offsets) - 1} token files given to replace "
+                f"{len(self.token_offsets) - 1}"
+            )
+        os.replace(new_path, self.tokens_path)
+        self.token_offsets = offsets
+
+    def release(self) -> None:
+        """Close the open array files (closing twice is harmless)."""
+        self._tokens.close()
+        self._notes.close()
+
+    def close(self, label_names: list[str]) -> dict[str, int]:
+        """Write the offsets and the label indices; → the manifest's entry for this split."""
+        self.release()
+        for kind, offsets in ((TOKENS_DIR, self.token_offsets), (NOTES_DIR, self.note_offsets)):
+            np.save(offsets_path(self.root, kind, self.split), np.array(offsets, np.int64))
+        index = {name: i for i, name in enumerate(label_names)}
+        labels = [index.get(lab, NO_LABEL) if lab else NO_LABEL for lab in self.labels]
+        np.save(labels_path(self.root, self.split), np.array(labels, np.int64))
+        return {
+            "files": len(self.labels),
+            "tokens": self.token_offsets[-1],
+            "notes": self.note_offsets[-1],
+        }
+
+
+def remove_stale_temps(out: Path) -> None:
+    """Delete temp dirs of earlier writes of ``out`` whose process no longer exists
+    (killed with SIGKILL or by a power cut, so their own cleanup never ran)."""
+    for old in out.parent.glob(f".{out.name}{TEMP_TAG}*"):
+        pid = old.name.rsplit("-", 1)[-1]
+        if not pid.isdigit():
+            continue
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            shutil.rmtree(old, ignore_errors=True)
+        except PermissionError:
+            continue  # another user's live process
+
+
+class DatasetWriter:
+    """Builds the DATASET dir ``out`` in a temporary sibling; :meth:`commit` puts it in place.
+
+    Use it as a context manager: leaving the block without a commit (by an exception, Ctrl-C
+    included) removes the temporary folder and leaves ``out`` as it was. An existing ``out`` is
+    replaced whole at commit; whether that is allowed is the caller's decision (``prepare
+    --overwrite``).
+    """
+
+    def __init__(self, out: str | Path) -> None:
+        self.out = Path(out)
+        self.out.parent.mkdir(parents=True, exist_ok=True)
+        remove_stale_temps(self.out)
+        self.path = self.out.parent / f".{self.out.name}{TEMP_TAG}{os.getpid()}"
+        if self.path.exists():
+            shutil.rmtree(self.path)
+        for sub in (TOKENS_DIR, NOTES_DIR, LABELS_DIR):
+            (self.path / sub).mkdir(parents=True)
+        self.splits = {split: SplitWriter(self.path, split) for split in SPLITS}
+        self.committed = False
+
+    def __enter__(self) -> DatasetWriter:
+        return self
+
+    def __exit__(self, *_: Any) -> None:
+        if not self.committed:
+            self.abort()
+
+    def add(self, split: str, ids: np.ndarray, notes: np.ndarray, label: str | None) -> int:
+        """Append one file to ``split``; → its index in the split's arrays."""
+        if split not in self.splits:
+            raise choice_error("split", split, SPLITS)
+        return self.splits[split].add(ids, notes, label)
+
+    def save_tokenizer(self, tokenizer: Any) -> None:
+        """Store the tokenizer the token ids were encoded with (``tokenizer.json``)."""
+        save_tokenizer(tokenizer, self.path)
+
+    def commit(self, manifest: dict[str, Any]) -> dict[str, Any]:
+        """Close every split, write the manifest, rename the folder into place; → the manifest.
+
+        ``manifest`` holds the caller's entries (``options``, ``tokenizer``, ``labels``,
+        ``files``, ``summary``); the writer adds ``format``, ``format_version``, ``versions``
+        (unless given), ``note_fields`` and ``splits``. Label names index ``labels/{split}.npy``.
+        """
+        labels = list(manifest.get("labels") or [])
+        splits = {split: writer.close(labels) for split, writer in self.splits.items()}
+        full = {
+            "format": DATASET_FORMAT,
+            "format_version": DATASET_FORMAT_VERSION,
+            "versions": software_versions(),
+            **manifest,
+            "note_fields": list(NOTE_FIELDS),
+            "labels": labels,
+            "splits": splits,
+        }
+        write_manifest(self.path, full)
+        old = self.out.parent / f".{self.out.name}{OLD_TAG}{os.getpid()}"
+        if self.out.exists():
+            self.out.rename(old)
+        self.path.rename(self.out)
+        self.committed = True
+        if old.exists():
+            shutil.rmtree(old)
+        return full
+
+    def abort(self) -> None:
+        """Drop everything written so far."""
+        for writer in self.splits.values():
+            writer.release()
+        shutil.rmtree(self.path, ignore_errors=True)
