@@ -13,6 +13,8 @@ from typing import Any
 
 import numpy as np
 
+from midiforge.metrics.overlap import BOUNDS_DESCRIPTIONS, OVERLAP_BOUNDS
+
 HISTOGRAM_BINS = 20
 FIGURE_SIZE_IN = (5.0, 3.2)  # inches
 FIGURE_DPI = 100
@@ -73,6 +75,41 @@ def histogram_png(name: str, gen: np.ndarray, ref: np.ndarray, path: Path) -> No
     fig.savefig(path)
 
 
+def _conventions(result: dict[str, Any]) -> list[str]:
+    """The header lines that say how the numbers were computed."""
+    bounds = result["overlap_bounds"]
+    other = next(b for b in OVERLAP_BOUNDS if b != bounds)
+    bars = result["bar_lengths"]
+    source = (
+        "given for every piece"
+        if bars["source"] == "given"
+        else "from each MIDI file's first time signature; a dataset's pieces are 4/4"
+    )
+
+    def counts(by_length: dict[str, int]) -> str:
+        return ", ".join(f"{n} × {length}" for length, n in by_length.items()) or "none"
+
+    return [
+        f"Overlap areas (MGEval): kernel densities of intra-set and inter-set distances, "
+        f"{BOUNDS_DESCRIPTIONS[bounds]} (overlap bounds `{bounds}`; `{other}`: "
+        f"{BOUNDS_DESCRIPTIONS[other]}).",
+        "",
+        f"Bar lengths in beats ({source}): generated {counts(bars['generated'])}; "
+        f"reference {counts(bars['reference'])}.",
+        "",
+    ]
+
+
+def _per_file(per_file: list[dict[str, Any]]) -> list[str]:
+    """The per-file table; a metric a file lacks (drums where it has none) shows as –."""
+    keys: list[str] = []
+    for row in per_file:
+        keys += [k for k in row if k != "file" and k not in keys]
+    keys.sort(key=lambda k: k == "longest_training_run")  # stable: that column last
+    rows = [[f["file"], *(f.get(k, math.nan) for k in keys)] for f in per_file]
+    return _table(["file", *keys], rows)
+
+
 def write_report(
     result: dict[str, Any],
     out: Path,
@@ -97,6 +134,7 @@ def write_report(
         f"Reference: {result['reference']}; {result['n_generated']} generated pieces, "
         f"{result['n_reference']} reference pieces.",
         "",
+        *_conventions(result),
         "## Aggregate",
         "",
     ]
@@ -121,7 +159,7 @@ def write_report(
             "generated std",
             "reference mean",
             "reference std",
-            "overlap area",
+            f"overlap area ({result['overlap_bounds']})",
             "ceiling (reference halves)",
         ],
         rows,
@@ -162,8 +200,7 @@ def write_report(
         "",
     ]
     md += ["## Per file", ""]
-    keys = [k for k in result["per_file"][0] if k != "file"] if result["per_file"] else []
-    md += _table(["file", *keys], [[f["file"], *(f[k] for k in keys)] for f in result["per_file"]])
+    md += _per_file(result["per_file"])
     md += ["## Histograms", ""] + [f"![{p.stem}]({p.name})" for p in written] + [""]
     (out / "report.md").write_text("\n".join(md), encoding="utf-8")
     (out / "report.json").write_text(json.dumps(_json_safe(result), indent=1), encoding="utf-8")
