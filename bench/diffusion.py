@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from midiforge import api
-from midiforge.metrics import music
+from midiforge.metrics import music, self_similarity
 from midiforge.sampling.diffusion import generate_notes
 from midiforge.schema import NOTE_FIELDS
 from midiforge.store.dataset_dir import PreparedDataset
@@ -108,9 +108,9 @@ def main() -> None:
         reference = reference_pieces(loaded.config, n_notes)
         ddpm, ddpm_s = sample(model, None, args.pieces, args.number)
         ddim, ddim_s = sample(model, DDIM_STEPS, args.pieces, args.number)
-        sims = {name: music.framewise_self_similarity(p) for name, p in
+        sims = {name: self_similarity.framewise_self_similarity(p) for name, p in
                 (("ddpm", ddpm), ("ddim", ddim), ("test", reference))}  # fmt: skip
-        cons = {name: music.consistency_variance(p, reference) for name, p in
+        cons = {name: self_similarity.consistency_variance(p, reference) for name, p in
                 (("ddpm", ddpm), ("ddim", ddim))}  # fmt: skip
     if train_s is not None:
         print(f"trained {args.train_steps} steps on {args.files} tunes in {train_s:.0f} s")

@@ -13,7 +13,7 @@ import symusic
 from midiforge.cli import main
 from midiforge.errors import MidiforgeError
 from midiforge.metrics import benchmarks as bm
-from midiforge.metrics import music
+from midiforge.metrics import music, pitch, rhythm
 from midiforge.metrics.evaluate import evaluate
 from midiforge.metrics.likelihood import run_likelihood
 
@@ -21,12 +21,15 @@ REFERENCE_FILES = ["jigs1.mid", "jigs2.mid", "reelsa-c1.mid", "reelsa-c2.mid", "
                    "hpps1.mid"]  # fmt: skip
 
 
-def _write(path, notes, tpq=480):
+def _write(path, notes, tpq=480, drums=()):
     score = symusic.Score(tpq)
-    track = symusic.Track("piano", 0, False)
-    for pitch, onset, dur in notes:
-        track.notes.append(symusic.Note(int(onset * tpq), int(dur * tpq), int(pitch), 80))
-    score.tracks.append(track)
+    for is_drum, rows in ((False, notes), (True, drums)):
+        if len(rows) == 0:
+            continue
+        track = symusic.Track("drums" if is_drum else "piano", 0, is_drum)
+        for p, onset, dur in rows:
+            track.notes.append(symusic.Note(round(onset * tpq), round(dur * tpq), int(p), 80))
+        score.tracks.append(track)
     score.dump_midi(str(path))
 
 
@@ -60,7 +63,7 @@ def test_generated_against_reference_folder(datasets, tmp_path):
     assert report["memorization"]["share_flagged"] == 0.5
     assert report["n_reference"] == len(REFERENCE_FILES)
     ref_ranges = [
-        music.pitch_range(music.pitch_onset_duration(symusic.Score(str(ref / n))))
+        pitch.pitch_range(music.pitch_onset_duration(symusic.Score(str(ref / n))))
         for n in REFERENCE_FILES
     ]
     agg = report["aggregate"]["pitch_range"]
@@ -68,8 +71,20 @@ def test_generated_against_reference_folder(datasets, tmp_path):
     assert 0.0 <= agg["oa"] <= 1.0
     cv = report["framewise"]["ceiling"]["pitch"]
     assert 0.0 <= cv["consistency"] <= 1.0
+    # bars from each file's time signature: jigs 6/8 (3 beats), waltzes 3/4, reels and hornpipes
+    # 4/4; the generated files state none (4/4)
+    meters = {n: music.score_beats_per_bar(symusic.Score(str(ref / n))) for n in REFERENCE_FILES}
+    assert meters["jigs1.mid"] == 3.0
+    counts = {f"{b:g}": list(meters.values()).count(b) for b in set(meters.values())}
+    assert report["bar_lengths"] == {
+        "source": "time signature", "generated": {"4": 2}, "reference": counts
+    }  # fmt: skip
+    assert report["overlap_bounds"] == "minmax"
+    assert "drum_pattern_consistency" not in report["aggregate"]  # no drums anywhere
     md = (out / "report.md").read_text()
     assert "| pitch_range |" in md and "Memorization" in md and "ceiling" in md
+    assert "between the smallest and the largest distance, as MGEval's code" in md.split("##")[0]
+    assert "Bar lengths" in md and "overlap area (minmax)" in md
     assert (out / "pitch_range.png").stat().st_size > 1000
     assert (out / "longest_training_run.png").is_file()
 
@@ -202,3 +217,44 @@ def test_dataset_reference_held_out_split_and_style(datasets, tmp_path):
     assert report["per_file"][0]["longest_training_run"] == len(first_train)
     with pytest.raises(MidiforgeError, match="labels"):
         evaluate(generated=gen, reference=data_dir, style="jazz", out=tmp_path / "r2")
+
+
+def test_drums_bars_and_the_full_line_overlap(datasets, tmp_path):
+    """Drum metrics only where drums are; a given bar length; --overlap full in the report."""
+    ref = tmp_path / "ref"
+    ref.mkdir()
+    for name in ("jigs132.mid", "jigs14.mid", "reelsa-c1.mid"):
+        shutil.copy(datasets / "nottingham" / name, ref / name)
+    gen = tmp_path / "gen"
+    gen.mkdir()
+    # the same melody twice, once over a kick on every beat and an 8th-triplet hi-hat
+    melody = [(60 + (i % 5), i, 1) for i in range(16)]
+    kit = [(36, b, 0.25) for b in range(16)] + [(42, b + 1 / 3, 0.25) for b in range(16)]
+    _write(gen / "drums.mid", melody, drums=kit)
+    _write(gen / "plain.mid", melody)
+    out = tmp_path / "report"
+    args = ["evaluate", "--generated", str(gen), "--reference", str(ref), "--out", str(out)]
+    assert main([*args, "--overlap", "full", "--beats-per-bar", "3"]) == 0
+    report = json.loads((out / "report.json").read_text())
+    files = {f["file"]: f for f in report["per_file"]}
+    # kicks on the beat are on both grids, hi-hats on the triplet one only: duple 1/2, triple 1
+    assert files["drums.mid"]["drum_pattern_consistency"] == pytest.approx(1.0)
+    assert "drum_pattern_consistency" not in files["plain.mid"]
+    # the pitched metrics do not see the drums
+    pitched = {k: v for k, v in files["drums.mid"].items() if k != "drum_pattern_consistency"}
+    assert {**pitched, "file": "plain.mid"} == files["plain.mid"]
+    notes = np.array(melody, dtype=np.float64)
+    assert files["plain.mid"]["groove_consistency"] == rhythm.groove_consistency(
+        notes, beats_per_bar=3
+    )
+    bars = {"source": "given", "generated": {"3": 2}, "reference": {"3": 3}}
+    assert report["bar_lengths"] == bars
+    assert report["overlap_bounds"] == "full"
+    drum_row = report["aggregate"]["drum_pattern_consistency"]
+    assert drum_row["generated"]["n"] == 1 and drum_row["reference"]["n"] == 0
+    md = (out / "report.md").read_text()
+    assert "integrated over the whole line" in md.split("##")[0]
+    assert "| plain.mid |" in md  # the per-file table holds files with and without drums
+    assert "given for every piece" in md
+    with pytest.raises(MidiforgeError, match="overlap"):
+        evaluate(generated=gen, reference=ref, out=tmp_path / "r2", overlap_bounds="whole")

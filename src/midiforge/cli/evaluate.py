@@ -2,7 +2,7 @@
 
 midiforge evaluate RUN [--split valid|test]
     negative log-likelihood per token (nats, bits) and perplexity on the split.
-midiforge evaluate --generated DIR --reference DATASET_OR_DIR [--out DIR]
+midiforge evaluate --generated DIR --reference DATASET_OR_DIR [--out DIR] [--overlap minmax|full]
     musical metrics per file and in aggregate, overlapping areas, framewise
     Consistency/Variance with a ceiling row, and a memorization audit; writes report.md,
     report.json and PNG histograms to --out.
@@ -15,6 +15,7 @@ import math
 
 from midiforge import api
 from midiforge.metrics.memorization import DEFAULT_THRESHOLD_NOTES
+from midiforge.metrics.overlap import DEFAULT_OVERLAP_BOUNDS, OVERLAP_BOUNDS
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -49,6 +50,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="N",
         help="flag files sharing ≥ N notes with training (default: %(default)s)",
     )
+    parser.add_argument(
+        "--overlap",
+        default=DEFAULT_OVERLAP_BOUNDS,
+        choices=OVERLAP_BOUNDS,
+        help="where MGEval's overlap integral runs: minmax = between the smallest and largest "
+        "distance, as MGEval's code; full = the whole line (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--beats-per-bar",
+        type=float,
+        metavar="BEATS",
+        help="bar length in quarter notes for every piece (default: each MIDI file's first "
+        "time signature, 6/8 = 3; a dataset's pieces 4)",
+    )
     parser.add_argument("--device", default="cpu", help="cpu or cuda (default: %(default)s)")
 
 
@@ -63,6 +78,8 @@ def run(args: argparse.Namespace) -> int:
         device=args.device,
         reference_split=args.reference_split,
         style=args.style,
+        beats_per_bar=args.beats_per_bar,
+        overlap_bounds=args.overlap,
     )
     if args.run is not None:
         print(f"{result['model']} on {result['split']} ({result['files']} files):")

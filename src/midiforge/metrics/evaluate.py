@@ -8,22 +8,31 @@
     (MGEval), the framewise Consistency/Variance of Mittal et al. with a ceiling computed between
     two halves of the reference, and a memorization audit against the training pieces. Writes
     ``report.md``, ``report.json`` and PNG histograms to ``out``.
+
+Bar-based metrics (groove consistency, empty measures, Mittal's frames) use each MIDI file's
+first time signature (6/8 → bars of 3 beats). A DATASET dir stores no time signature, so its
+pieces are taken as 4/4 unless ``beats_per_bar`` says otherwise; ``beats_per_bar`` given
+overrides every piece's bar length, generated and reference alike.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import math
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from midiforge.errors import MidiforgeError
+from midiforge.errors import MidiforgeError, choice_error
 from midiforge.io.midi import is_midi_path
-from midiforge.metrics import music
+from midiforge.metrics import music, overlap, self_similarity
+from midiforge.metrics.features import DRUM_METRICS, SCALAR_METRICS, piece_metrics, set_features
 from midiforge.metrics.memorization import DEFAULT_THRESHOLD_NOTES, memorization_audit
+from midiforge.metrics.music import Piece
 from midiforge.store.names import is_dataset
 
 log = logging.getLogger(__name__)
@@ -36,14 +45,14 @@ def _midi_files(folder: Path) -> list[Path]:
     return sorted(p for p in folder.rglob("*") if is_midi_path(p))
 
 
-def load_midi_folder(folder: str | Path, what: str) -> tuple[list[str], list[np.ndarray]]:
-    """Names and note arrays of every readable MIDI file under ``folder`` (bad files skipped)."""
+def load_midi_folder(folder: str | Path, what: str) -> tuple[list[str], list[Piece]]:
+    """Names and pieces of every readable MIDI file under ``folder`` (bad files skipped)."""
     import symusic
 
     folder = Path(folder)
     if not folder.is_dir():
         raise MidiforgeError(f"{what} {folder}: folder not found")
-    names, notes = [], []
+    names, pieces = [], []
     for path in _midi_files(folder):
         try:
             score = symusic.Score(str(path))
@@ -51,14 +60,14 @@ def load_midi_folder(folder: str | Path, what: str) -> tuple[list[str], list[np.
             log.warning("skipping %s: %s", path, exc)
             continue
         names.append(str(path.relative_to(folder)))
-        notes.append(music.pitch_onset_duration(score))
-    if not notes:
+        pieces.append(music.piece_from_score(score))
+    if not pieces:
         raise MidiforgeError(f"{what} {folder}: no readable MIDI files (.mid/.midi) in it")
-    return names, notes
+    return names, pieces
 
 
-def load_dataset_split(path: str | Path, split: str, style: str | None = None) -> list[np.ndarray]:
-    """Note arrays of one split of a DATASET dir, optionally only the files labelled ``style``."""
+def load_dataset_split(path: str | Path, split: str, style: str | None = None) -> list[Piece]:
+    """Pieces (4/4) of one split of a DATASET dir, optionally only the files labelled ``style``."""
     from midiforge.store.dataset_dir import PreparedDataset
 
     data = PreparedDataset(path)
@@ -72,12 +81,12 @@ def load_dataset_split(path: str | Path, split: str, style: str | None = None) -
             )
         ids = data.file_labels(split)
         keep = [i for i in keep if ids[i] == data.labels.index(style)]
-    return [music.notes_from_fields(np.asarray(seqs[i]), fields) for i in keep]
+    return [music.piece_from_fields(np.asarray(seqs[i]), fields) for i in keep]
 
 
 def load_reference(
     path: str | Path, split: str = "train", style: str | None = None
-) -> tuple[list[np.ndarray], list[np.ndarray], str]:
+) -> tuple[list[Piece], list[Piece], str]:
     """(reference pieces, training pieces, description) from a DATASET dir or a MIDI folder.
 
     A DATASET dir gives its ``split`` (``train`` by default: generated music should resemble
@@ -117,17 +126,69 @@ def _summary(values: np.ndarray) -> dict[str, float]:
     return {"mean": float(values.mean()), "std": float(values.std()), "n": len(values)}
 
 
-def compare_sets(generated: list[np.ndarray], reference: list[np.ndarray]) -> dict[str, Any]:
-    """Aggregate metrics of both sets and their MGEval overlap, feature by feature."""
-    gen_feats, ref_feats = music.set_features(generated), music.set_features(reference)
+def compare_features(
+    gen_feats: dict[str, np.ndarray],
+    ref_feats: dict[str, np.ndarray],
+    bounds: str = overlap.DEFAULT_OVERLAP_BOUNDS,
+) -> dict[str, Any]:
+    """Summaries of both sets' features and their MGEval overlap, feature by feature.
+
+    A drum metric is left out when neither set has a piece with drums.
+    """
     out: dict[str, Any] = {}
     for name in gen_feats:
-        entry: dict[str, Any] = music.mgeval(gen_feats[name], ref_feats[name])
-        if name in music.SCALAR_METRICS:
+        if name in DRUM_METRICS and not (
+            np.isfinite(gen_feats[name]).any() or np.isfinite(ref_feats[name]).any()
+        ):
+            continue
+        entry: dict[str, Any] = overlap.mgeval(gen_feats[name], ref_feats[name], bounds)
+        if name in SCALAR_METRICS or name in DRUM_METRICS:
             entry["generated"] = _summary(gen_feats[name])
             entry["reference"] = _summary(ref_feats[name])
         out[name] = entry
     return out
+
+
+def compare_sets(
+    generated: Sequence[Piece],
+    reference: Sequence[Piece],
+    bounds: str = overlap.DEFAULT_OVERLAP_BOUNDS,
+) -> dict[str, Any]:
+    """Aggregate metrics of both sets of pieces and their MGEval overlap, feature by feature."""
+    return compare_features(set_features(generated), set_features(reference), bounds)
+
+
+def _with_bars(pieces: list[Piece], beats_per_bar: float | None) -> list[Piece]:
+    if beats_per_bar is None:
+        return pieces
+    if not beats_per_bar > 0:
+        raise MidiforgeError(f"--beats-per-bar {beats_per_bar}: a bar must last more than 0 beats")
+    return [dataclasses.replace(p, beats_per_bar=float(beats_per_bar)) for p in pieces]
+
+
+def _bar_lengths(pieces: Sequence[Piece]) -> dict[str, int]:
+    """How many pieces have each bar length: ``{"3": 12, "4": 30}`` (beats per bar)."""
+    values, counts = np.unique([p.beats_per_bar for p in pieces], return_counts=True)
+    return {f"{v:g}": int(c) for v, c in zip(values, counts)}
+
+
+def _framewise(gen: list[Piece], ref: list[Piece]) -> dict[str, Any]:
+    """Mittal et al.'s statistics of both sets, with the reference-halves ceiling."""
+    fss, cv = self_similarity.framewise_self_similarity, self_similarity.consistency_variance
+
+    def notes(pieces: list[Piece]) -> list[np.ndarray]:
+        return [p.notes for p in pieces]
+
+    def bars(pieces: list[Piece]) -> list[float]:
+        return [p.beats_per_bar for p in pieces]
+
+    half_a, half_b = ref[0::2], ref[1::2]
+    return {
+        "generated": fss(notes(gen), bars(gen)),
+        "reference": fss(notes(ref), bars(ref)),
+        "consistency_variance": cv(notes(gen), notes(ref), bars(gen), bars(ref)),
+        "ceiling": cv(notes(half_a), notes(half_b), bars(half_a), bars(half_b)),
+    }
 
 
 def evaluate_generated(
@@ -136,44 +197,49 @@ def evaluate_generated(
     *,
     out: str | Path = DEFAULT_OUT,
     threshold_notes: int = DEFAULT_THRESHOLD_NOTES,
-    beats_per_bar: int = music.BEATS_PER_BAR,
+    beats_per_bar: float | None = None,
     reference_split: str = "train",
     style: str | None = None,
+    overlap_bounds: str = overlap.DEFAULT_OVERLAP_BOUNDS,
 ) -> dict[str, Any]:
-    """Metrics of a folder of generated MIDI against a reference; writes the report to ``out``."""
+    """Metrics of a folder of generated MIDI against a reference; writes the report to ``out``.
+
+    ``beats_per_bar`` None: each piece's bar from its time signature (a dataset's pieces 4/4);
+    a number: that bar for every piece. ``overlap_bounds``: see :mod:`midiforge.metrics.overlap`.
+    """
     from midiforge.metrics.report import write_report
 
+    if overlap_bounds not in overlap.OVERLAP_BOUNDS:
+        raise choice_error("--overlap", overlap_bounds, overlap.OVERLAP_BOUNDS)
     names, gen = load_midi_folder(generated, "--generated")
     ref_all, train, described = load_reference(reference, reference_split, style)
-    ref = _evenly(ref_all, MAX_REFERENCE_PIECES)
-    half_a, half_b = ref[0::2], ref[1::2]
-    audit = memorization_audit(gen, train, threshold_notes)
+    gen = _with_bars(gen, beats_per_bar)
+    ref = _with_bars(_evenly(ref_all, MAX_REFERENCE_PIECES), beats_per_bar)
+    audit = memorization_audit([p.notes for p in gen], [p.notes for p in train], threshold_notes)
     per_file = [
-        {"file": name, **music.piece_metrics(n), "longest_training_run": run}
-        for name, n, run in zip(names, gen, audit["longest_runs"])
+        {"file": name, **piece_metrics(piece), "longest_training_run": run}
+        for name, piece, run in zip(names, gen, audit["longest_runs"])
     ]
+    gen_feats, ref_feats = set_features(gen), set_features(ref)
+    ceiling = compare_sets(ref[0::2], ref[1::2], overlap_bounds)
     result = {
         "generated": str(generated),
         "reference": described,
         "n_generated": len(gen),
         "n_reference": len(ref),
-        "per_file": per_file,
-        "aggregate": compare_sets(gen, ref),
-        "ceiling": {name: v["oa"] for name, v in compare_sets(half_a, half_b).items()},
-        "framewise": {
-            "generated": music.framewise_self_similarity(gen, beats_per_bar),
-            "reference": music.framewise_self_similarity(ref, beats_per_bar),
-            "consistency_variance": music.consistency_variance(gen, ref, beats_per_bar),
-            "ceiling": music.consistency_variance(half_a, half_b, beats_per_bar),
+        "overlap_bounds": overlap_bounds,
+        "bar_lengths": {
+            "source": "given" if beats_per_bar is not None else "time signature",
+            "generated": _bar_lengths(gen),
+            "reference": _bar_lengths(ref),
         },
+        "per_file": per_file,
+        "aggregate": compare_features(gen_feats, ref_feats, overlap_bounds),
+        "ceiling": {name: v["oa"] for name, v in ceiling.items()},
+        "framewise": _framewise(gen, ref),
         "memorization": {k: v for k, v in audit.items() if k != "flagged"},
     }
-    write_report(
-        result,
-        Path(out),
-        gen_features=music.set_features(gen),
-        ref_features=music.set_features(ref),
-    )
+    write_report(result, Path(out), gen_features=gen_feats, ref_features=ref_feats)
     return result
 
 
@@ -188,6 +254,8 @@ def evaluate(
     device: str = "cpu",
     reference_split: str = "train",
     style: str | None = None,
+    beats_per_bar: float | None = None,
+    overlap_bounds: str = overlap.DEFAULT_OVERLAP_BOUNDS,
 ) -> dict[str, Any]:
     """Evaluate a RUN dir on held-out data, or generated MIDI against a reference.
 
@@ -202,6 +270,10 @@ def evaluate(
     reference_split, style : with a DATASET reference, the split compared against (``train``,
         ``valid`` or ``test``) and only its files with this label; memorization is always
         checked against the whole train split.
+    beats_per_bar : bar length in beats for every piece; by default each MIDI file's first
+        time signature (a DATASET reference's pieces are 4/4: a dataset stores no meter).
+    overlap_bounds : where MGEval's overlap integral runs: ``minmax`` (between the smallest and
+        largest distance, as MGEval's code; the default) or ``full`` (the whole line).
     """
     if (run is None) == (generated is None):
         raise MidiforgeError(
@@ -225,4 +297,6 @@ def evaluate(
         threshold_notes=threshold_notes,
         reference_split=reference_split,
         style=style,
+        beats_per_bar=beats_per_bar,
+        overlap_bounds=overlap_bounds,
     )
