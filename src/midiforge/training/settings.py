@@ -33,8 +33,8 @@ NO_LIMIT = ("none", "null", "off")
 # A plain MIDI folder trained at its defaults: minutes, not the 2000 steps of a prepared
 # dataset (~40 min of the default model on a 2-core CPU). Validation is scheduled by step, not
 # by clock, so that it falls on the same steps in a resumed run and early stopping decides
-# the same way; 25 steps is 30-60 s of the default model on that CPU, so early stopping
-# (patience 5: about 2-5 minutes without improvement) can act well inside the budget.
+# the same way; 25 steps is 30-75 s of the default model on that CPU, so early stopping
+# (patience 5: 2.5-6 minutes without improvement) can act well inside the budget.
 FOLDER_TIME_S = 600.0  # seconds: "about 10 minutes"
 FOLDER_EVAL_EVERY = 25  # steps between validations
 FOLDER_SAVE_EVERY = 100  # steps between checkpoints/last: a kill loses at most ~2-4 minutes
@@ -45,6 +45,7 @@ class TrainConfig:
     """How to train; the ``train:`` section of a config file and of ``RUN/config.yaml``."""
 
     steps: int = 2000  # optimizer steps
+    time: float | None = None  # time budget in seconds per session (a train call); None: none
     batch_size: int = 16  # windows per micro-batch and process
     seq_len: int = 256  # tokens per window (token models); the model sees seq_len inputs
     window: int = 64  # notes per window (note models)
@@ -68,7 +69,6 @@ class TrainConfig:
     augment_velocity: int = 2  # token models: largest velocity change in velocity bins (±)
     augment_velocity_scale: float = 0.1  # note models: largest relative velocity change (±)
     augment_tempo: float = 0.1  # note models: largest relative time stretch (±)
-    time: float | None = None  # seconds of training per session; None = no time limit
 
 
 def parse_duration(value: Any, name: str = "train.time") -> float | None:
