@@ -1,9 +1,11 @@
 """Train a model on a prepared dataset or a folder of MIDI files; write a run directory.
 
-Examples: ``midiforge train data/ --model lstm --set train.steps=500``;
+Examples: ``midiforge train my_midi/`` (a plain folder: about 10 minutes, see ``--time``);
+``midiforge train data/ --model lstm --steps 500``;
 ``midiforge train my_midi/ --init runs/base`` (fine-tune);
-``midiforge train --resume runs/lstm-20250101-120000`` (continue exactly);
-``torchrun --nproc_per_node 2 -m midiforge train data/`` (data-parallel).
+``midiforge train --resume runs/lstm-20250101-120000 --time 5m`` (continue exactly, 5 more
+minutes); ``torchrun --nproc_per_node 2 -m midiforge train data/`` (data-parallel).
+The last line printed says where the run stopped and why, and names the run dir.
 """
 
 from __future__ import annotations
@@ -33,6 +35,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="KEY=VALUE",
         help="override one config value, e.g. --set train.lr=1e-3 --set model.d_model=256",
     )
+    parser.add_argument(
+        "--steps",
+        type=int,
+        default=None,
+        help="optimizer steps (train.steps; default 2000); given alone on a MIDI folder, "
+        "it replaces the folder's 10-minute budget",
+    )
+    parser.add_argument(
+        "--time",
+        default=None,
+        metavar="DURATION",
+        help="time budget of this session (train.time): 600, 90s, 10m, 1h30m, or none; "
+        "default 10m for a MIDI folder, none for a prepared dataset; with --resume, "
+        "this much more time",
+    )
     parser.add_argument("--run-dir", help="output run directory (default runs/<model>-<time>)")
     parser.add_argument("--resume", metavar="RUN", help="continue a run from its last checkpoint")
     parser.add_argument(
@@ -46,7 +63,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from midiforge import api
+    from midiforge.training.logbook import read_result
+    from midiforge.training.settings import parse_duration
 
+    if args.time is not None:
+        parse_duration(args.time, "--time")  # a bad value: one line naming --time
     kwargs = {} if args.model is None else {"model": args.model}
     run_dir = api.train(
         args.dataset,
@@ -56,8 +77,11 @@ def run(args: argparse.Namespace) -> int:
         resume=args.resume,
         init=args.init,
         device=args.device,
+        steps=args.steps,
+        time=args.time,
         **kwargs,
     )
     if os.environ.get("RANK", "0") == "0":  # under torchrun, one line from rank 0
-        print(run_dir)
+        message = read_result(run_dir).get("message")
+        print(f"{message}; run in {run_dir}" if message else run_dir)
     return 0

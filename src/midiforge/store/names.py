@@ -31,6 +31,9 @@ DATA_STATE_FILE = "data_state.json"
 LAST_DIR = Path("checkpoints") / "last"
 PREPARED_SUBDIR = "dataset"  # where train prepares a raw MIDI folder inside the RUN dir
 TRAIN_LOG_FILE = "train.log"
+METRICS_FILE = "metrics.csv"  # written by training.logbook.Logbook
+LOSS_PLOT_FILE = "loss.png"
+RESULT_FILE = "result.json"  # why the last session stopped (training.logbook.write_result)
 
 # ---- both
 TOKENIZER_FILE = "tokenizer.json"

@@ -37,7 +37,13 @@ from midiforge.store.names import (
 from midiforge.store.tokenizer_file import load_tokenizer
 from midiforge.training import distributed
 from midiforge.training.logbook import attach_file_log, detach
-from midiforge.training.settings import TrainConfig, set_cpu_threads
+from midiforge.training.settings import (
+    TrainConfig,
+    folder_defaults,
+    load_train_config,
+    parse_duration,
+    set_cpu_threads,
+)
 from midiforge.training.trainer import Trainer, windows_needed
 
 log = logging.getLogger(__name__)
@@ -226,6 +232,8 @@ def train(
     resume: str | Path | None = None,
     init: str | Path | None = None,
     device: str = "auto",
+    steps: int | None = None,
+    time: float | str | None = None,
 ) -> Path:
     """Train a model on a prepared dataset (or a folder of MIDI files) and return its RUN dir.
 
@@ -250,7 +258,15 @@ def train(
         ``"default"`` is reserved for the shipped model.
     device
         ``auto`` (CUDA when present), ``cpu`` or ``cuda``.
+    steps, time
+        ``train.steps`` and ``train.time``: training ends at the first of the step count, the
+        time budget (seconds, or ``"10m"``, ``"90s"``, ``"1h30m"``; ``"none"``: no limit) and
+        early stopping. A plain MIDI folder trains for 10 minutes unless ``steps`` is given
+        alone; a resumed run gets the budget afresh (see :mod:`midiforge.training.settings`).
     """
+    limits: dict[str, Any] = {} if steps is None else {"steps": steps}
+    if time is not None:
+        limits["time"] = parse_duration(time, "time")
     dev = resolve_device(device)
     info = distributed.init(dev.type)
     if dev.type == "cuda" and info.enabled:
@@ -258,7 +274,7 @@ def train(
     if dev.type == "cpu":
         set_cpu_threads(info)
     try:
-        return _train(dataset, model, config, overrides, run_dir, resume, init, dev, info)
+        return _train(dataset, model, config, overrides, limits, run_dir, resume, init, dev, info)
     finally:
         distributed.shutdown(info)
 
@@ -292,10 +308,11 @@ def _default_init(
     return "default"
 
 
-def _train(dataset, model_name, config, overrides, run_dir, resume, init, dev, info) -> Path:
+def _train(dataset, model_name, config, overrides, limits, run_dir, resume, init, dev, info):
     from midiforge.models import registry
 
     model_values, train_values = split_config(config, overrides)
+    train_values = {**train_values, **limits}  # the steps=/time= keywords win over the config
     init_run = init_cfg = state = None
     raw_folder = False  # a MIDI folder prepared on the fly: audited for memorization at the end
     if resume is not None:
@@ -317,6 +334,8 @@ def _train(dataset, model_name, config, overrides, run_dir, resume, init, dev, i
         if dataset is None:
             raise MidiforgeError("DATASET is required (a prepared dataset or a MIDI folder)")
         raw_folder = not is_dataset(Path(dataset))
+        if raw_folder:  # a 10-minute budget unless steps are given alone
+            train_values = folder_defaults(train_values)
         init = _default_init(Path(dataset), init, model_name, raw_folder)
         if init is not None:
             init_run = resolve_init(init)
@@ -331,7 +350,7 @@ def _train(dataset, model_name, config, overrides, run_dir, resume, init, dev, i
         run_dir = _new_run_dir(run_dir, model_name, info)
         data_path = _ensure_dataset(Path(dataset), run_dir, info, init_run)
         labels = []
-    cfg = from_dict(TrainConfig, train_values, where="train")
+    cfg = load_train_config(train_values)
     cls = registry.model_class(model_name)
     from_dict(cls.config_class, model_values, where=f"model {model_name}")  # names bad keys
 

@@ -2,19 +2,44 @@
 
 Everything here is resolved once before the loop starts, so a bad value fails with a message
 naming the key before any data is read.
+
+Three limits end a run, whichever comes first: ``steps``, the time budget ``time`` and early
+stopping (``patience`` validations without improvement). The time budget is per session: every
+``train`` call, ``--resume`` included, trains for at most ``time`` seconds from the start of its
+loop (``--resume RUN --time 5m`` means five more minutes, not what was left of the first run's
+budget; without ``--time`` a resumed run gets the budget saved in its config afresh).
 """
 
 from __future__ import annotations
 
 import math
 import os
+import re
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 
+from midiforge.config import from_dict
 from midiforge.errors import MidiforgeError
 from midiforge.training import distributed
+
+SECONDS_PER = {"h": 3600.0, "m": 60.0, "s": 1.0}
+_NUMBER = r"\d+(?:\.\d+)?"
+_DURATION = re.compile("".join(f"(?:(?P<{u}>{_NUMBER}){u})?" for u in SECONDS_PER))
+DURATION_FORMS = "seconds (600), or h/m/s parts (90s, 10m, 1h30m); none for no limit"
+NO_LIMIT = ("none", "null", "off")
+
+# A plain MIDI folder trained at its defaults: minutes, not the 2000 steps of a prepared
+# dataset (~40 min of the default model on a 2-core CPU). Validation is scheduled by step, not
+# by clock, so that it falls on the same steps in a resumed run and early stopping decides
+# the same way; 25 steps is 30-75 s of the default model on that CPU, so early stopping
+# (patience 5: 2.5-6 minutes without improvement) can act well inside the budget.
+FOLDER_TIME_S = 600.0  # seconds: "about 10 minutes"
+FOLDER_EVAL_EVERY = 25  # steps between validations
+FOLDER_SAVE_EVERY = 100  # steps between checkpoints/last: a kill loses at most ~2-4 minutes
+FOLDER_WARMUP_STEPS = 20  # a folder run fine-tunes a trained model: a short warm-up, most
+# of the 10 minutes at the full rate (100 steps would be a third to a half of the budget here)
 
 
 @dataclass
@@ -22,6 +47,7 @@ class TrainConfig:
     """How to train; the ``train:`` section of a config file and of ``RUN/config.yaml``."""
 
     steps: int = 2000  # optimizer steps
+    time: float | None = None  # time budget in seconds per session (a train call); None: none
     batch_size: int = 16  # windows per micro-batch and process
     seq_len: int = 256  # tokens per window (token models); the model sees seq_len inputs
     window: int = 64  # notes per window (note models)
@@ -45,6 +71,66 @@ class TrainConfig:
     augment_velocity: int = 2  # token models: largest velocity change in velocity bins (±)
     augment_velocity_scale: float = 0.1  # note models: largest relative velocity change (±)
     augment_tempo: float = 0.1  # note models: largest relative time stretch (±)
+
+
+def parse_duration(value: Any, name: str = "train.time") -> float | None:
+    """Seconds from ``600``, ``"600"``, ``"90s"``, ``"10m"``, ``"1h30m"``; None for ``"none"``.
+
+    ``name`` is what the error calls the value (``--time``, ``train.time``).
+    """
+    if value is None or (isinstance(value, str) and value.strip().lower() in NO_LIMIT):
+        return None
+    seconds: float | None = None
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        seconds = float(value)
+    elif isinstance(value, str):
+        text = value.strip().lower().replace(" ", "")
+        if re.fullmatch(_NUMBER, text):
+            seconds = float(text)
+        elif text and (match := _DURATION.fullmatch(text)):
+            seconds = sum(float(v) * SECONDS_PER[u] for u, v in match.groupdict().items() if v)
+    if seconds is None or not (math.isfinite(seconds) and seconds > 0):
+        raise MidiforgeError(
+            f"{name}: {value!r} is not a positive duration; accepted: {DURATION_FORMS}"
+        )
+    return seconds
+
+
+def format_duration(seconds: float) -> str:
+    """``"9m58s"``, ``"1h30m"``, ``"42s"``: the inverse of :func:`parse_duration`, to the second."""
+    total = max(0, round(seconds))
+    hours, rest = divmod(total, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours}h{minutes:02d}m" if not secs else f"{hours}h{minutes:02d}m{secs:02d}s"
+    if minutes:
+        return f"{minutes}m" if not secs else f"{minutes}m{secs:02d}s"
+    return f"{secs}s"
+
+
+def folder_defaults(values: dict[str, Any]) -> dict[str, Any]:
+    """``train:`` values for a plain MIDI folder: a 10-minute budget unless steps are given.
+
+    ``train.steps`` given without ``train.time`` keeps the step-only behaviour of a prepared
+    dataset; otherwise the folder defaults fill whatever the user left out.
+    """
+    if "steps" in values and "time" not in values:
+        return values
+    defaults = {
+        "time": FOLDER_TIME_S,
+        "eval_every": FOLDER_EVAL_EVERY,
+        "save_every": FOLDER_SAVE_EVERY,
+        "warmup_steps": FOLDER_WARMUP_STEPS,
+    }
+    return {**defaults, **values}
+
+
+def load_train_config(values: dict[str, Any]) -> TrainConfig:
+    """The ``train:`` section as a :class:`TrainConfig`; ``time`` may be written ``10m``."""
+    values = dict(values)
+    if isinstance(values.get("time"), str):
+        values["time"] = parse_duration(values["time"], "train.time")
+    return from_dict(TrainConfig, values, where="train")
 
 
 def check_config(cfg: TrainConfig) -> None:
@@ -72,6 +158,11 @@ def check_config(cfg: TrainConfig) -> None:
     for name in ("warmup_steps", "patience", "num_workers", "grad_clip", "weight_decay"):
         if getattr(cfg, name) < 0:
             raise MidiforgeError(f"train.{name}: must not be negative, got {getattr(cfg, name)}")
+    if cfg.time is not None and not (math.isfinite(cfg.time) and cfg.time > 0):
+        raise MidiforgeError(
+            f"train.time: must be a positive number of seconds, got {cfg.time}; "
+            f"accepted: {DURATION_FORMS}"
+        )
 
 
 def lr_factor(step: int, cfg: TrainConfig) -> float:

@@ -11,6 +11,14 @@ augmentation depend neither on what ran before nor on DataLoader workers. The re
 randomness (dropout) is carried by the RNG states saved in every checkpoint. A run killed after
 a checkpoint and resumed logs the same losses as one that never stopped. Under ``torchrun`` each
 rank reads its own slots of the same global batch.
+
+Stopping. A session ends at ``train.steps``, when its time budget ``train.time`` would be
+passed by one more step, or after ``patience`` validations without improvement, and the trainer
+names which (:class:`TrainResult`). Validations fall on steps (every ``eval_every``), never on
+the clock, so a resumed run validates where an uninterrupted one would. A run that stops for
+time validates once more unless it just did, keeps the best weights and writes its checkpoint:
+``--resume`` continues its steps exactly (``metrics.csv`` then holds the one extra validation
+and a short training interval at the step where it stopped).
 """
 
 from __future__ import annotations
@@ -19,7 +27,7 @@ import contextlib
 import logging
 import random
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -32,13 +40,14 @@ from midiforge.config import to_dict
 from midiforge.errors import MidiforgeError
 from midiforge.models.base import MidiModel
 from midiforge.store import checkpoint as ckpt
+from midiforge.store.names import LOSS_PLOT_FILE, METRICS_FILE
 from midiforge.training import distributed
-from midiforge.training.logbook import Logbook, plot_losses
+from midiforge.training.logbook import Logbook, Progress, plot_losses, stop_message, write_result
 from midiforge.training.settings import TrainConfig, check_config, lr_factor, resolve_precision
 
 log = logging.getLogger(__name__)
 
-PROGRESS_MIN_INTERVAL_S = 0.5  # seconds between progress-bar refreshes
+STOP_STEPS, STOP_TIME, STOP_PATIENCE = "steps", "time", "patience"  # TrainResult.reason
 
 
 def _mix(*parts: int) -> int:
@@ -120,12 +129,32 @@ def _batch_tokens(batch: dict[str, torch.Tensor]) -> int:
 
 @dataclass
 class TrainResult:
-    """What a finished (or early-stopped) run reports."""
+    """What a session of a run reached and why it stopped; also written to ``RUN/result.json``."""
 
-    steps: int  # optimizer steps completed
+    steps: int  # optimizer steps completed, over all sessions
     best_valid_loss: float | None  # None when there was no validation split
-    stopped_early: bool
-    seconds: float
+    stopped_early: bool  # reason == "patience"
+    seconds: float  # training-step seconds over all sessions (metrics.csv's ``seconds``)
+    reason: str = STOP_STEPS  # what ended it: "steps", "time" (the budget) or "patience"
+    best_step: int | None = None  # the step of best_valid_loss
+    wall_seconds: float = 0.0  # this session's loop: steps, validations and checkpoints
+    message: str = ""  # the sentence ``midiforge train`` prints last
+
+
+@dataclass
+class _Interval:
+    """Training losses summed since the last ``metrics.csv`` row."""
+
+    sums: dict[str, float] = field(default_factory=dict)
+    steps: int = 0
+    tokens: int = 0
+    start: float = field(default_factory=time.perf_counter)
+
+    def add(self, losses: dict[str, float], tokens: int) -> None:
+        for key, value in losses.items():
+            self.sums[key] = self.sums.get(key, 0.0) + value
+        self.steps += 1
+        self.tokens += tokens
 
 
 class Trainer:
@@ -167,9 +196,10 @@ class Trainer:
             )
         if self.info.is_main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
-        self.logbook = Logbook(self.run_dir / "metrics.csv") if self.info.is_main else None
+        self.logbook = Logbook(self.run_dir / METRICS_FILE) if self.info.is_main else None
         self.step = 0
         self.best: float | None = None
+        self.best_step: int | None = None
         self.bad_evals = 0
         self.elapsed = 0.0
 
@@ -181,6 +211,7 @@ class Trainer:
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
             "best": self.best,
+            "best_step": self.best_step,
             "bad_evals": self.bad_evals,
             "elapsed": self.elapsed,
             "train": to_dict(self.cfg),
@@ -192,6 +223,7 @@ class Trainer:
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         self.step, self.best = int(state["step"]), state["best"]
+        self.best_step = state.get("best_step")  # absent in checkpoints of older versions
         self.bad_evals, self.elapsed = int(state["bad_evals"]), float(state["elapsed"])
         ckpt.restore_rng(state["rng"])
         if self.logbook is not None:
@@ -238,122 +270,169 @@ class Trainer:
 
     # ------------------------------------------------------------------ loop
     def fit(self) -> TrainResult:
-        """Train from ``self.step`` to ``cfg.steps`` (or until early stopping)."""
+        """Train from ``self.step`` until ``cfg.steps``, the time budget or early stopping."""
         cfg, info = self.cfg, self.info
-        n_windows = len(self.train_set)  # type: ignore[arg-type]
-        if n_windows == 0:
-            raise MidiforgeError("the training split has no windows; add files or lower seq_len")
-        sampler = StepBatches(n_windows, cfg, info, self.step)
-        loader = DataLoader(
-            _SeededWindows(self.train_set),
-            batch_sampler=sampler,
-            num_workers=cfg.num_workers,
-            pin_memory=self.device.type == "cuda",
-            generator=torch.Generator().manual_seed(cfg.seed),  # not the global RNG
-        )
-        batches = iter(loader)
+        batches = self._batches()
         has_valid = self.valid_set is not None and len(self.valid_set) > 0  # type: ignore[arg-type]
-        progress = self._progress()
-        sums: dict[str, float] = {}
-        n_logged, tokens, interval_start = 0, 0, time.perf_counter()
-        stopped_early = False
+        start_step, started = self.step, time.perf_counter()
+        progress = Progress(cfg.steps, self.step, cfg.time) if info.is_main else None
+        self._interval, self._last_loss = _Interval(), None
+        reason = STOP_STEPS
         self.model.train()
         while self.step < cfg.steps:
             step_start = time.perf_counter()
-            step_losses: dict[str, float] = {}
-            for micro in range(cfg.accumulate):
-                batch = _to(next(batches), self.device)
-                tokens += _batch_tokens(batch)
-                sync = micro == cfg.accumulate - 1 or not info.enabled
-                no_sync = contextlib.nullcontext() if sync else self.wrapped.no_sync()
-                with no_sync, self._autocast():
-                    losses = self.wrapped(batch)
-                loss = losses["loss"]
-                if not torch.isfinite(loss):
-                    raise MidiforgeError(
-                        f"the loss became {float(loss)} at step {self.step + 1}; lower train.lr "
-                        f"(now {cfg.lr}) or set train.grad_clip (now {cfg.grad_clip})"
-                    )
-                with no_sync:
-                    (loss / cfg.accumulate).backward()
-                for key, value in losses.items():
-                    step_losses[key] = (
-                        step_losses.get(key, 0.0) + float(value.detach()) / cfg.accumulate
-                    )
-            if cfg.grad_clip > 0:
-                torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
-            lr = self.optimizer.param_groups[0]["lr"]
-            self.optimizer.step()
-            self.optimizer.zero_grad(set_to_none=True)
-            self.scheduler.step()
+            losses, tokens, lr = self._train_step(batches)
             self.step += 1
-            self.elapsed += time.perf_counter() - step_start
-            for key, value in step_losses.items():
-                sums[key] = sums.get(key, 0.0) + value
-            n_logged += 1
+            step_seconds = time.perf_counter() - step_start
+            self.elapsed += step_seconds
+            self._interval.add(losses, tokens)
+            out_of_time = self._out_of_time(time.perf_counter() - started, step_seconds)
+            last = self.step == cfg.steps or out_of_time
+            rate = None
+            if self.step % cfg.log_every == 0 or last:
+                rate = self._log_interval(lr)
             if progress is not None:
-                progress.update(1)
-                progress.set_postfix(loss=f"{step_losses['loss']:.3f}", refresh=False)
-            if self.step % cfg.log_every == 0 or self.step == cfg.steps:
-                seconds = time.perf_counter() - interval_start
-                keys = sorted(sums)
-                totals = torch.tensor([sums[k] for k in keys] + [tokens], dtype=torch.float64)
-                distributed.all_reduce_sum(totals, info)  # every rank's windows count
-                rate = float(totals[-1]) / max(seconds, 1e-9)
-                means = {
-                    k: float(totals[i]) / n_logged / info.world_size for i, k in enumerate(keys)
-                }
-                self._write(self.step, "train", means, lr=lr, tokens_per_s=rate)
-                if progress is not None:
-                    progress.set_postfix(loss=f"{means['loss']:.3f}", tok_s=f"{rate:.0f}")
-                sums, n_logged, tokens, interval_start = {}, 0, 0, time.perf_counter()
-            if has_valid and (self.step % cfg.eval_every == 0 or self.step == cfg.steps):
-                valid = self.evaluate()
-                self._write(self.step, "valid", valid, lr=lr)
-                if self.best is None or valid["loss"] < self.best:
-                    self.best, self.bad_evals = valid["loss"], 0
-                    if info.is_main:
-                        ckpt.save_weights(self.model, self.run_dir / ckpt.WEIGHTS_FILE)
-                else:
-                    self.bad_evals += 1
-                log.info(
-                    "step %d: valid loss %.4f (best %.4f)", self.step, valid["loss"], self.best
-                )
-                stopped_early = cfg.patience > 0 and self.bad_evals >= cfg.patience
-            finished = self.step == cfg.steps or stopped_early
+                progress.update(self.step, time.perf_counter() - started, losses["loss"], rate)
+            patience_spent = False
+            if has_valid and (self.step % cfg.eval_every == 0 or last):  # once, also at a stop
+                patience_spent = self._validate(lr)
+            if self.step == cfg.steps:
+                reason = STOP_STEPS
+            elif out_of_time:
+                reason = STOP_TIME
+            elif patience_spent:
+                reason = STOP_PATIENCE
+            finished = last or patience_spent
             if self.step % cfg.save_every == 0 or finished:
-                if not has_valid and info.is_main:
-                    ckpt.save_weights(self.model, self.run_dir / ckpt.WEIGHTS_FILE)
-                self._save()
-                if info.is_main:
-                    plot_losses(self.run_dir / "metrics.csv", self.run_dir / "loss.png")
-            if stopped_early:
-                log.info(
-                    "early stop at step %d: no better validation loss in %d evaluations",
-                    self.step,
-                    cfg.patience,
-                )
+                self._checkpoint(has_valid)
+            if finished:
                 break
         if progress is not None:
             progress.close()
-        return TrainResult(self.step, self.best, stopped_early, self.elapsed)
+        return self._finish(reason, start_step, time.perf_counter() - started)
+
+    def _batches(self):
+        """The training micro-batches from ``self.step`` on (see :class:`StepBatches`)."""
+        n_windows = len(self.train_set)  # type: ignore[arg-type]
+        if n_windows == 0:
+            raise MidiforgeError("the training split has no windows; add files or lower seq_len")
+        loader = DataLoader(
+            _SeededWindows(self.train_set),
+            batch_sampler=StepBatches(n_windows, self.cfg, self.info, self.step),
+            num_workers=self.cfg.num_workers,
+            pin_memory=self.device.type == "cuda",
+            generator=torch.Generator().manual_seed(self.cfg.seed),  # not the global RNG
+        )
+        return iter(loader)
+
+    def _train_step(self, batches) -> tuple[dict[str, float], int, float]:
+        """One optimizer step over ``accumulate`` micro-batches: (mean losses, targets, lr)."""
+        cfg, info = self.cfg, self.info
+        step_losses: dict[str, float] = {}
+        tokens = 0
+        for micro in range(cfg.accumulate):
+            batch = _to(next(batches), self.device)
+            tokens += _batch_tokens(batch)
+            sync = micro == cfg.accumulate - 1 or not info.enabled
+            no_sync = contextlib.nullcontext() if sync else self.wrapped.no_sync()
+            with no_sync, self._autocast():
+                losses = self.wrapped(batch)
+            loss = losses["loss"]
+            if not torch.isfinite(loss):
+                raise MidiforgeError(
+                    f"the loss became {float(loss)} at step {self.step + 1}; lower train.lr "
+                    f"(now {cfg.lr}) or set train.grad_clip (now {cfg.grad_clip})"
+                )
+            with no_sync:
+                (loss / cfg.accumulate).backward()
+            for key, value in losses.items():
+                share = float(value.detach()) / cfg.accumulate
+                step_losses[key] = step_losses.get(key, 0.0) + share
+        if cfg.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
+        lr = self.optimizer.param_groups[0]["lr"]
+        self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scheduler.step()
+        return step_losses, tokens, lr
+
+    def _out_of_time(self, used: float, step_seconds: float) -> bool:
+        """Would one more step pass the time budget? Rank 0's clock decides for every rank."""
+        if self.cfg.time is None:
+            return False
+        late = self.info.is_main and used + step_seconds > self.cfg.time
+        flag = torch.tensor([1.0 if late else 0.0], dtype=torch.float64)
+        distributed.all_reduce_sum(flag, self.info)
+        return bool(flag.item() > 0)
+
+    def _log_interval(self, lr: float) -> float:
+        """One training row of ``metrics.csv`` (means over every rank); returns tokens/s."""
+        interval, info = self._interval, self.info
+        seconds = time.perf_counter() - interval.start
+        keys = sorted(interval.sums)
+        totals = torch.tensor(
+            [interval.sums[k] for k in keys] + [interval.tokens], dtype=torch.float64
+        )
+        distributed.all_reduce_sum(totals, info)  # every rank's windows count
+        rate = float(totals[-1]) / max(seconds, 1e-9)
+        means = {k: float(totals[i]) / interval.steps / info.world_size for i, k in enumerate(keys)}
+        self._write(self.step, "train", means, lr=lr, tokens_per_s=rate)
+        self._interval, self._last_loss = _Interval(), means.get("loss")
+        return rate
+
+    def _validate(self, lr: float) -> bool:
+        """Validate, keep the best weights; True when ``patience`` evaluations brought nothing."""
+        valid = self.evaluate()
+        self._write(self.step, "valid", valid, lr=lr)
+        if self.best is None or valid["loss"] < self.best:
+            self.best, self.best_step, self.bad_evals = valid["loss"], self.step, 0
+            if self.info.is_main:
+                ckpt.save_weights(self.model, self.run_dir / ckpt.WEIGHTS_FILE)
+        else:
+            self.bad_evals += 1
+        log.info("step %d: valid loss %.4f (best %.4f)", self.step, valid["loss"], self.best)
+        return self.cfg.patience > 0 and self.bad_evals >= self.cfg.patience
+
+    def _checkpoint(self, has_valid: bool) -> None:
+        if not has_valid and self.info.is_main:  # no validation: the latest weights are best
+            ckpt.save_weights(self.model, self.run_dir / ckpt.WEIGHTS_FILE)
+        self._save()
+        if self.info.is_main:
+            plot_losses(self.run_dir / METRICS_FILE, self.run_dir / LOSS_PLOT_FILE)
+
+    def _finish(self, reason: str, start_step: int, wall: float) -> TrainResult:
+        """The session's :class:`TrainResult`, logged and written to ``RUN/result.json``."""
+        cfg = self.cfg
+        message = stop_message(
+            reason=reason,
+            step=self.step,
+            start_step=start_step,
+            wall_s=wall,
+            steps=cfg.steps,
+            budget_s=cfg.time,
+            patience=cfg.patience,
+            best=self.best,
+            best_step=self.best_step,
+            last_train_loss=self._last_loss,
+            per_token=self.model.encoding == "tokens",
+        )
+        result = TrainResult(
+            steps=self.step,
+            best_valid_loss=self.best,
+            stopped_early=reason == STOP_PATIENCE,
+            seconds=self.elapsed,
+            reason=reason,
+            best_step=self.best_step,
+            wall_seconds=round(wall, 3),
+            message=message,
+        )
+        log.info("%s", message)
+        if self.info.is_main:
+            write_result(self.run_dir, asdict(result))
+        return result
 
     def _write(self, step: int, split: str, values: dict[str, float], **extra: float) -> None:
         if self.logbook is not None:
             self.logbook.write(step, split, values, seconds=round(self.elapsed, 3), **extra)
         if split == "train":
             log.info("step %d: train loss %.4f", step, values["loss"])
-
-    def _progress(self):
-        if not self.info.is_main:
-            return None
-        from tqdm.auto import tqdm
-
-        return tqdm(
-            total=self.cfg.steps,
-            initial=self.step,
-            desc="train",
-            unit="step",
-            mininterval=PROGRESS_MIN_INTERVAL_S,
-            dynamic_ncols=True,
-        )
