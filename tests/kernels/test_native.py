@@ -84,7 +84,8 @@ def masked_textbook(qkv, rows, n_heads, scale):
 # with no copy of their own (24, 100: a partial vector), lengths off the vector grid, a single
 # position, and lengths past max_rel
 CASES = [(2, 3, 37, 32, 40), (1, 2, 5, 8, 5), (2, 2, 70, 64, 70), (1, 1, 1, 16, 4),
-         (2, 2, 33, 100, 40), (2, 4, 50, 16, 20), (1, 2, 40, 128, 30), (2, 2, 21, 24, 21)]  # fmt: skip
+         (2, 2, 33, 100, 40), (2, 4, 50, 16, 20), (1, 2, 40, 128, 30),
+         (2, 2, 21, 24, 21)]  # fmt: skip
 
 
 @pytest.mark.parametrize("b,h,t,d_head,max_rel", CASES)
@@ -147,7 +148,7 @@ def test_decoding_step_matches_the_reference(b, h, length, d_head, max_rel, dtyp
     with torch.inference_mode():
         y, (k2, v2) = attention(qkv, h, table, (keys, values), length, dtype)
         want, _ = attention(qkv.double(), h, table.double(), past64, length)
-    assert k2.data_ptr() == keys.data_ptr() and k2.dtype == dtype  # written in place
+    assert k2.data_ptr() == keys.data_ptr() and v2.data_ptr() == values.data_ptr()  # in place
     torch.testing.assert_close(y.double(), want, atol=2e-5, rtol=1e-4)
     k_new, v_new = (t[:, :, 0] for t in split_heads(qkv, h)[1:])
     assert torch.equal(keys[:, :, length], k_new.to(dtype))

@@ -87,6 +87,7 @@ def test_the_entry_point_runs_the_reference_off_the_c_kernel_and_appends_the_cac
     q, k, v = split_heads(qkv, h)
     assert k2.data_ptr() == keys.data_ptr()  # written in place: the buffer had room
     torch.testing.assert_close(k2[:, :, cached : cached + 2], k)
+    torch.testing.assert_close(v2[:, :, cached : cached + 2], v)
     want = textbook(q, k2[:, :, : cached + 2], v2[:, :, : cached + 2], distance_rows(table, 7))
     torch.testing.assert_close(y, want.transpose(1, 2).reshape(b, 2, h * dh))
 
