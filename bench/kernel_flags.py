@@ -97,6 +97,18 @@ def kernel_ms(rounds: int) -> tuple[float, float]:
     return best_seconds(train, rounds, 5) * 1e3, best_seconds(step, 1, 2000) * 1e6
 
 
+def sdpa_ms(rounds: int) -> float:
+    """The same attention without relative positions, torch's causal SDPA: the yardstick."""
+    torch.manual_seed(0)
+    q, k, v = (torch.randn(B, H, T, DH, requires_grad=True) for _ in range(3))
+    grad = torch.randn(B, H, T, DH)
+
+    def train():
+        torch.nn.functional.scaled_dot_product_attention(q, k, v, is_causal=True).backward(grad)
+
+    return best_seconds(train, rounds, 5) * 1e3
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sets", default=",".join(SETS), help="comma-separated names of SETS")
@@ -107,6 +119,7 @@ def main() -> None:
     print(f"gcc, {args.threads} threads; attention {B}x{T} tokens, {H} heads of {DH}; "
           f"decode step at {CACHED} cached positions, fp16 cache")  # fmt: skip
     print(f"{'flags':28s} {'compile s':>9s} {'fwd+bwd ms':>10s} {'step us':>8s}")
+    print(f"{'(plain causal SDPA)':28s} {'':9s} {sdpa_ms(args.rounds):10.2f}")
     with tempfile.TemporaryDirectory() as tmp:
         for i, name in enumerate(args.sets.split(",")):
             flags = [*COMMON, *SETS[name]]

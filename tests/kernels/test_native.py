@@ -174,6 +174,26 @@ def test_an_fp16_cache_saturates_instead_of_overflowing():
     assert keys[0, 0, 0].eq(65504).all() and torch.isfinite(y).all()
 
 
+def cpu_has(flag: str) -> bool:
+    return flag in Path("/proc/cpuinfo").read_text().split()
+
+
+def test_a_library_built_for_instructions_this_cpu_lacks_is_refused_not_run(tmp_path):
+    # a -march=native wheel copied to an older CPU would die of SIGILL; it is refused instead.
+    # Built for AVX-512 it loads exactly where the CPU has AVX-512; the baseline always loads.
+    source = ROOT / "src" / "midiforge" / "kernels" / "relative_attention.c"
+    for name, flags, loads in [("baseline", ["-march=x86-64"], True),
+                               ("avx512", ["-march=skylake-avx512"], cpu_has("avx512f"))]:  # fmt: skip
+        out = tmp_path / f"{name}.so"
+        subprocess.run(["gcc", "-O1", "-fPIC", "-shared", *flags, str(source), "-o", str(out)],
+                       check=True, capture_output=True)  # fmt: skip
+        if loads:
+            assert native.load(out).mf_relattn_has_half() >= 0
+        else:
+            with pytest.raises(OSError, match="instructions this one lacks"):
+                native.load(out)
+
+
 def test_midiforge_native_0_runs_the_tensor_ops_and_says_so_once():
     env = {**os.environ, "MIDIFORGE_NATIVE": "0", "PYTHONPATH": str(ROOT / "src")}
     done = subprocess.run([sys.executable, str(PROBE)], env=env, capture_output=True, text=True,
