@@ -2,15 +2,16 @@
 
 Why: ``setup.py`` compiles ``src/midiforge/kernels/relative_attention.c`` when midiforge is
 installed, so its compile time is part of ``bash scripts/setup.sh`` and of every wheel build.
-For each flag set this compiles the file into a temporary folder (timed, one compiler process,
-as the install does), loads the build, and times
+For each flag set this compiles the file into a temporary folder (timed as the compiler's CPU
+seconds, one process, as the install runs it), loads the build, and times (with one thread, as
+CPU seconds too, so that other jobs on a shared machine count as little as they can)
 
 * one layer's attention, forward + backward, at the training benchmark's size (batch 8 x 256
   tokens, 8 heads of 32; ``bench/train.py``), best of ``--rounds`` rounds of 5;
 * one decoding step of the shipped model's attention (batch 1, 8 heads of 32, 100 cached
   positions, fp16 cache; ``bench/generate.py``), best of 2000.
 
-    python bench/kernel_flags.py [--sets default,O3,...] [--threads 2] [--rounds 5]
+    python bench/kernel_flags.py [--sets default,O2,...] [--threads 1] [--rounds 5]
 
 Results: docs/benchmarks.md, "Building the C kernel".
 """
@@ -35,17 +36,16 @@ sys.path.insert(0, str(ROOT))
 from setup import BASE_FLAGS, KERNEL_SOURCE  # noqa: E402  (the flags the install uses)
 
 COMMON = ["-fPIC", "-shared", *(f for f in BASE_FLAGS if not f.startswith("-O"))]
-SETS = {  # name -> flags added to COMMON (the install's own set is "default")
-    "O3": ["-O3", "-fopenmp", "-march=native"],
-    "O3-no-gcse-after-reload": ["-O3", "-fno-gcse-after-reload", "-fopenmp", "-march=native"],
-    "default": [*(f for f in BASE_FLAGS if f.startswith("-O")), "-fopenmp", "-march=native"],
+OPT = [f for f in BASE_FLAGS if f.startswith("-O")]  # the install's optimisation level
+SETS = {  # name -> flags added to COMMON; "default" is what setup.py builds
+    "default": [*OPT, "-fopenmp", "-march=native"],
+    "O2": ["-O2", "-fopenmp", "-march=native"],
     "O1": ["-O1", "-fopenmp", "-march=native"],
-    "O2 x86-64-v3": ["-O2", "-fopenmp", "-march=x86-64-v3"],
-    "O2 no -march": ["-O2", "-fopenmp"],
-    "O2 no OpenMP": ["-O2", "-march=native"],
     "O2 -funroll-loops": ["-O2", "-funroll-loops", "-fopenmp", "-march=native"],
-    "O3 no-specialise": ["-O3", "-DNO_SPECIALISED", "-fopenmp", "-march=native"],
-    "O2 no-specialise": ["-O2", "-DNO_SPECIALISED", "-fopenmp", "-march=native"],
+    "no-specialise": [*OPT, "-DNO_SPECIALISED", "-fopenmp", "-march=native"],
+    "x86-64-v3": [*OPT, "-fopenmp", "-march=x86-64-v3"],
+    "no-march": [*OPT, "-fopenmp"],
+    "no-openmp": [*OPT, "-march=native"],
 }
 B, T, H, DH = 8, 256, 8, 32  # bench/train.py's size
 CACHED = 100  # decode: positions already in the cache
@@ -112,7 +112,7 @@ def sdpa_ms(rounds: int) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sets", default=",".join(SETS), help="comma-separated names of SETS")
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=1, help="1: CPU-time clock")
     parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)

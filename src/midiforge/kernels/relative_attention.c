@@ -153,7 +153,7 @@ INLINE int chunk(int nv, int most) {
 }
 #undef DIVIDES
 
-/* A GEMM tile: out[r][c] = sum_d a[row_r, d]* bt[d, j + W c ..] for R rows and 2W columns.
+/* A GEMM tile: out[r][c] = sum_d a[row_r, d] * bt[d, j + W c ..] for R rows and 2W columns.
  * Two column vectors per row share each broadcast of a[row_r, d], and all loads are aligned. */
 INLINE void tile(const float *a, int64_t Dp, const int64_t row[R], const float *bt, int64_t lb,
                  int64_t j, int64_t D, vf out[R][2]) {
