@@ -182,8 +182,9 @@ def test_a_library_built_for_instructions_this_cpu_lacks_is_refused_not_run(tmp_
     # a -march=native wheel copied to an older CPU would die of SIGILL; it is refused instead.
     # Built for AVX-512 it loads exactly where the CPU has AVX-512; the baseline always loads.
     source = ROOT / "src" / "midiforge" / "kernels" / "relative_attention.c"
-    for name, flags, loads in [("baseline", ["-march=x86-64"], True),
-                               ("avx512", ["-march=skylake-avx512"], cpu_has("avx512f"))]:  # fmt: skip
+    builds = [("baseline", ["-march=x86-64"], True),
+              ("avx512", ["-march=skylake-avx512"], cpu_has("avx512f"))]  # fmt: skip
+    for name, flags, loads in builds:
         out = tmp_path / f"{name}.so"
         subprocess.run(["gcc", "-O1", "-fPIC", "-shared", *flags, str(source), "-o", str(out)],
                        check=True, capture_output=True)  # fmt: skip

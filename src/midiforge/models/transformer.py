@@ -214,7 +214,8 @@ class TransformerModel(MidiModel):
         ----------
         tokens : (B, T) long; with a cache, only the tokens not yet fed
         label : (B,) long, an int for the whole batch, or None; -1 = no label
-        cache : what the previous call returned, or None to start from an empty context
+        cache : what the previous call returned; :meth:`new_cache` to start decoding with a
+            chosen cache dtype; None to start from an empty context, keys and values as computed
         """
         b, t = tokens.shape
         seen = cache.seen if cache is not None else 0
