@@ -73,8 +73,10 @@ def recompute(model, n_tokens: int, exact: bool, window: int | None = None) -> f
 
 
 @torch.inference_mode()
-def cached(model, n_tokens: int, window: int | None = None) -> tuple[float, list[float]]:
-    """Greedy decoding with the KV cache; total seconds and seconds of each step.
+def cached(
+    model, n_tokens: int, dtype: torch.dtype, window: int | None = None
+) -> tuple[float, list[float]]:
+    """Greedy decoding with a ``dtype`` KV cache; total seconds and seconds of each step.
 
     With a ``window``, each step past it trims the cache to its last ``window - 1`` positions
     with ``trim_cache`` and feeds one token, as ``midiforge.sampling.autoregressive.sample``
@@ -83,7 +85,7 @@ def cached(model, n_tokens: int, window: int | None = None) -> tuple[float, list
     ids = torch.tensor([[1]])
     steps = []
     start = time.perf_counter()
-    logits, cache = model(ids)
+    logits, cache = model(ids, cache=model.new_cache(dtype))
     length = 1
     for _ in range(n_tokens - 1):
         t0 = time.perf_counter()
@@ -97,13 +99,13 @@ def cached(model, n_tokens: int, window: int | None = None) -> tuple[float, list
 
 
 @torch.inference_mode()
-def step_cost(model, position: int) -> float:
-    """Seconds of one cached decoding step at ``position`` (minimum over STEP_TRIALS).
+def step_cost(model, position: int, dtype: torch.dtype) -> float:
+    """Seconds of one ``dtype``-cached decoding step at ``position`` (min over STEP_TRIALS).
 
     The cache is filled to ``position`` and grown once, then the same step is repeated (each
     repetition rewrites slot ``position``), so every trial does exactly the real step's work.
     """
-    _, cache = model(torch.randint(0, VOCAB, (1, position)))
+    _, cache = model(torch.randint(0, VOCAB, (1, position)), cache=model.new_cache(dtype))
     token = torch.tensor([[1]])
     _, grown = model(token, cache=cache)
     grown.length, grown.seen = position, position
@@ -141,11 +143,10 @@ def shipped(args) -> None:
           f"{torch.get_num_threads()} thread(s)")  # fmt: skip
     t_full = recompute(model, args.tokens, args.exact, window)
     for dtype in cache_dtypes(args):
-        model.kv_dtype = dtype
         name = f"shipped, {str(dtype)[6:]} cache"
-        cached(model, 64, window)  # warm-up
+        cached(model, 64, dtype, window)  # warm-up
         # the fastest of three full runs (by total time), and its step times
-        best_total, per_step = min(cached(model, args.tokens, window) for _ in range(3))
+        best_total, per_step = min(cached(model, args.tokens, dtype, window) for _ in range(3))
         report(name, args.tokens, best_total, t_full, args.exact)
         # step i of the list feeds the token at position i + 1; the 60 steps from a position on
         # do the same work there (same cache length, past the window), so take their minimum
@@ -161,12 +162,12 @@ def long(args) -> None:
           f"{torch.get_num_threads()} thread(s)")  # fmt: skip
     t_full = recompute(model, args.tokens, args.exact)
     for dtype in cache_dtypes(args):
-        model.kv_dtype = dtype
         name = f"long, {str(dtype)[6:]} cache"
-        cached(model, 64)  # warm-up
-        t_cache = min(cached(model, args.tokens)[0] for _ in range(3))  # the fastest of three
+        cached(model, 64, dtype)  # warm-up
+        t_cache = min(cached(model, args.tokens, dtype)[0] for _ in range(3))  # fastest of three
         report(name, args.tokens, t_cache, t_full, args.exact)
-        at100, at1000 = step_cost(model, 100), step_cost(model, min(1000, args.tokens - 1))
+        at100 = step_cost(model, 100, dtype)
+        at1000 = step_cost(model, min(1000, args.tokens - 1), dtype)
         ratio_line(name, at100, at1000, f"min of {STEP_TRIALS} repeats of the step")
 
 

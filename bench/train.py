@@ -6,9 +6,9 @@ absolute positions and tied embeddings — no relative attention, no labels, not
 are timed on the same random batches with AdamW, forward + backward + step, in alternating
 rounds so machine load affects them alike; the best round of each counts.
 
-Ours trains relative attention with the C kernel (``relative_attention.c``, compiled on first
-use) when the machine has a C compiler; the row "tensor-op kernel" is the same model on the
-fallback a compiler-less machine gets.
+Ours trains relative attention with the C kernel (``src/midiforge/kernels/relative_attention.c``,
+built when midiforge was installed) when it is loaded; the row "tensor-op kernel" is the same
+model on the tensor-op reference, what an install without a C compiler gets.
 
     python bench/train.py [--batch 8] [--seq 256] [--rounds 5] [--threads 2]
 """
@@ -22,7 +22,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from midiforge.models import relative_attention_native as native
+from midiforge.kernels import native, status
+from midiforge.kernels.relative_attention import attention, split_heads, tensor_ops_only
 from midiforge.models.registry import build
 
 VOCAB = 300  # about a REMI vocabulary
@@ -79,26 +80,22 @@ def rate(model, batches, opt) -> float:
 
 def attention_ms(batch: int, seq: int) -> dict[str, float]:
     """Milliseconds for one layer's attention, forward + backward: best of 5 rounds of 10."""
-    from midiforge.models.relative_attention import RelativeEmbedding, causal_relative_attention
-
     d_head = D_MODEL // N_HEADS
     qkv = torch.randn(batch, seq, 3 * D_MODEL, requires_grad=True)
-    rel = RelativeEmbedding(N_HEADS, d_head, seq)
+    table = (torch.randn(N_HEADS, seq, d_head) * d_head**-0.5).requires_grad_()
     grad = torch.randn(batch, seq, D_MODEL)
 
-    def merged(y):  # (B, H, T, Dh) -> (B, T, D), as the models do
-        return y.transpose(1, 2).reshape(batch, seq, D_MODEL)
-
     def sdpa():
-        q, k, v = native.split_heads(qkv, N_HEADS)
-        merged(F.scaled_dot_product_attention(q, k, v, is_causal=True)).backward(grad)
+        q, k, v = split_heads(qkv, N_HEADS)
+        y = F.scaled_dot_product_attention(q, k, v, is_causal=True)  # (B, H, T, Dh)
+        y.transpose(1, 2).reshape(batch, seq, D_MODEL).backward(grad)
 
     def c_kernel():
-        native.native_relative_attention(qkv, rel(seq), N_HEADS).backward(grad)
+        attention(qkv, N_HEADS, table)[0].backward(grad)
 
     def tensor_ops():
-        q, k, v = native.split_heads(qkv, N_HEADS)
-        merged(causal_relative_attention(q, k, v, rel)).backward(grad)
+        with tensor_ops_only():
+            attention(qkv, N_HEADS, table)[0].backward(grad)
 
     out = {}
     for name, fn in (("plain causal SDPA", sdpa), ("relative, C kernel", c_kernel),
@@ -144,16 +141,16 @@ def main() -> None:
 
     def timed(name, model, batches):
         if name == "  tensor-op kernel":
-            with native.disabled():
+            with tensor_ops_only():
                 return rate(model, batches, opts[name])
         return rate(model, batches, opts[name])
 
-    for name, model in models.items():  # warm-up (and the C kernel's first-use build)
+    for name, model in models.items():  # warm-up
         timed(name, model, batches[:1])
     for _ in range(args.rounds):
         for name, model in models.items():
             best[name] = max(best[name], timed(name, model, batches))
-    kernel = "C kernel" if native.library() is not None else "no C compiler: tensor-op kernel"
+    kernel = "C kernel" if native.library() is not None else f"no C kernel: {status()}"
     setup = f"batch {args.batch} x {args.seq} tokens, {args.threads} threads, fp32, {kernel}"
     print(f"d={D_MODEL} L={N_LAYERS} H={N_HEADS} ff={D_FF} vocab={VOCAB}, {setup}, "
           f"best of {args.rounds} rounds")  # fmt: skip

@@ -20,8 +20,11 @@ fi
 python3 -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
 .venv/bin/python -m pip install -q torch==2.13.0
+# builds the C relative-attention kernel too (setup.py; gcc from the packages above): nothing
+# is compiled later, at run time
 .venv/bin/python -m pip install -q -e '.[test]'
 # The audio transcription model ships inside Spotify's basic-pitch package; its own code needs
 # TensorFlow and numpy < 2, so it is installed without dependencies, only for the model file.
 .venv/bin/python -m pip install -q --no-deps 'basic-pitch==0.4.0'
+.venv/bin/python -c "import midiforge.kernels as k; print('relative attention:', k.status())"
 echo "midiforge is installed in .venv; activate it with: . .venv/bin/activate"

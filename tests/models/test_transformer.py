@@ -1,5 +1,6 @@
-"""Transformer: KV cache vs full recompute, window trimming, label conditioning, and a
-safetensors round trip."""
+"""Transformer: KV cache vs full recompute (C kernel and tensor-op reference, fp32 and fp16
+caches), the cache dtype it chooses, window trimming, label conditioning, and a safetensors
+round trip."""
 
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ import torch
 from safetensors.torch import load_model, save_model
 
 from midiforge.errors import MidiforgeError
-from midiforge.models import relative_attention_native as native
+from midiforge.kernels import native
+from midiforge.kernels.relative_attention import tensor_ops_only
 from midiforge.models.registry import build
 
 VOCAB = 40
@@ -42,21 +44,36 @@ KERNELS = [("relative", "c"), ("relative", "tensor-ops"), ("absolute", "tensor-o
 CACHE_CASES = [(p, dtype, k) for p, k in KERNELS for dtype in (torch.float32, torch.float16)]
 
 
+def counted(monkeypatch, name):
+    """Count the calls of ``native.<name>`` (the real function still runs)."""
+    calls = []
+    real = getattr(native, name)
+
+    def counting(*args, **kwargs):
+        calls.append(name)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(native, name, counting)
+    return calls
+
+
 @pytest.mark.parametrize("pos,kv_dtype,kernel", CACHE_CASES)
-def test_kv_cache_matches_full_recompute(pos, kv_dtype, kernel):
+def test_kv_cache_matches_full_recompute(pos, kv_dtype, kernel, monkeypatch):
     model = tiny(pos=pos)
-    model.kv_dtype = kv_dtype
     if kv_dtype == torch.float16:
         round_kv_to_half(model)
+    steps_in_c = counted(monkeypatch, "decode_step")
     x = torch.randint(0, VOCAB, (3, 40), generator=torch.Generator().manual_seed(2))
-    with torch.no_grad(), native.disabled() if kernel == "tensor-ops" else nullcontext():
+    with torch.no_grad(), tensor_ops_only() if kernel == "tensor-ops" else nullcontext():
         full, _ = model(x)
-        first, cache = model(x[:, :17])
+        first, cache = model(x[:, :17], cache=model.new_cache(kv_dtype))
         steps = [first]
         for t in range(17, 40):
             logits, cache = model(x[:, t : t + 1], cache=cache)
             steps.append(logits)
     assert cache.keys[0].dtype == kv_dtype
+    # one C call per layer and step, where it applies; the same forward either way
+    assert len(steps_in_c) == (2 * 23 if kernel == "c" else 0)
     torch.testing.assert_close(torch.cat(steps, 1), full, atol=1e-5, rtol=1e-5)
 
 
@@ -66,24 +83,27 @@ def test_decoding_keeps_an_fp16_cache_on_the_cpu_by_default():
     x = torch.randint(0, VOCAB, (2, 20), generator=torch.Generator().manual_seed(5))
     with torch.no_grad():
         full, _ = model(x)
-        _, cache = model(x[:, :10])
+        _, cache = model(x[:, :10], cache=model.new_cache())
         for t in range(10, 20):
             logits, cache = model(x[:, t : t + 1], cache=cache)
     assert cache.keys[0].dtype == cache.values[0].dtype == torch.float16
     assert model.blocks[0].attn.rel.table.dtype == torch.float32  # the model itself is untouched
     torch.testing.assert_close(logits[:, -1], full[:, -1], atol=1e-3, rtol=1e-2)
-    assert model.train().cache_dtype(x.float()) == torch.float32  # training never converts
+    # without a cache to extend, a call keeps keys and values as computed (exact)
+    assert model(x)[1].dtype is None and model(x)[1].keys[0].dtype == torch.float32
+    # positions the C step does not serve, or another dtype: the model's own dtype
+    assert tiny(pos="absolute").new_cache().dtype == torch.float32
+    assert tiny().double().new_cache().dtype == torch.float64
 
 
 def test_trimmed_relative_cache_equals_window_recompute_one_layer():
     # one layer: keys depend only on their token, so a trimmed cache is exactly the recompute of
     # the window — the sliding window loses nothing but the dropped tokens
     model = tiny(n_layers=1)
-    model.kv_dtype = torch.float32
     x = torch.randint(0, VOCAB, (2, 30), generator=torch.Generator().manual_seed(3))
     keep = 10
     with torch.no_grad():
-        _, cache = model(x[:, :29])
+        _, cache = model(x[:, :29], cache=model.new_cache(torch.float32))
         trimmed = model.trim_cache(cache, keep)
         got, _ = model(x[:, 29:], cache=trimmed)
         want, _ = model(x[:, 29 - keep :])
@@ -96,7 +116,7 @@ def test_sliding_window_appends_in_place_after_a_trim():
     model = tiny(n_layers=1)
     x = torch.randint(0, VOCAB, (1, 21), generator=torch.Generator().manual_seed(4))
     with torch.no_grad():
-        _, cache = model(x[:, :12])
+        _, cache = model(x[:, :12], cache=model.new_cache())
         _, cache = model(x[:, 12:13], cache=cache)  # grows the buffer past 13 slots
         before = cache.keys[0].untyped_storage().data_ptr()
         for i in range(13, 16):
@@ -146,23 +166,33 @@ def test_an_int_label_is_the_same_as_a_tensor_of_it_and_a_bad_one_is_named():
             model(x, label=bad)
 
 
-def test_decoding_steps_take_the_c_kernel_and_agree_with_the_tensor_ops():
-    model = tiny(n_labels=3)
-    x = torch.randint(0, VOCAB, (2, 20), generator=torch.Generator().manual_seed(6))
-    h = torch.zeros(2, 1, TINY["d_model"])
-    assert model.native_step(h, torch.float16) and model.native_step(h, torch.float32)
-    assert not tiny(pos="absolute").native_step(h, torch.float32)
-    assert not model.train().native_step(h, torch.float32)
-    model.eval()
-    with torch.no_grad():
-        _, cache = model(x[:, :12], label=1)
-        block, past = model.blocks[0], (cache.keys[0], cache.values[0])
-        step = x[:, 12:13]
-        h = model.embed(step) + model.labels(1, 2, step.device)
-        got, (k1, v1) = block.step(h, past, 12, torch.float32)
-        want, (k2, v2) = block(h, (k1.clone(), v1.clone()), 12, torch.float32)
-    torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)
-    assert torch.equal(k1[:, :, :13], k2[:, :, :13]) and torch.equal(v1[:, :, :13], v2[:, :, :13])
+def test_training_runs_the_c_kernel_and_matches_the_tensor_op_reference():
+    size = {"vocab_size": 50, "d_model": 64, "n_layers": 2, "n_heads": 4, "d_ff": 128,
+            "max_seq_len": 40, "max_rel": 40, "dropout": 0.0}  # fmt: skip
+    torch.manual_seed(6)
+    model = build("transformer", size)
+    batch = {"tokens": torch.randint(0, 50, (2, 41)), "mask": torch.ones(2, 40, dtype=torch.bool)}
+    fast = model.loss(batch)["loss"]
+    assert "NativeRelativeAttentionBackward" in graph_nodes(fast)
+    fast_grads = torch.autograd.grad(fast, list(model.parameters()))
+    with tensor_ops_only():
+        slow = model.loss(batch)["loss"]
+        assert "NativeRelativeAttentionBackward" not in graph_nodes(slow)
+        slow_grads = torch.autograd.grad(slow, list(model.parameters()))
+    torch.testing.assert_close(fast, slow, atol=1e-5, rtol=1e-5)
+    for a, b in zip(fast_grads, slow_grads, strict=True):
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-4)
+
+
+def graph_nodes(tensor):
+    """Names of every backward node behind ``tensor``."""
+    seen, todo = set(), [tensor.grad_fn]
+    while todo:
+        node = todo.pop()
+        if node is not None and node not in seen:
+            seen.add(node)
+            todo.extend(n for n, _ in node.next_functions)
+    return {type(n).__name__ for n in seen}
 
 
 def test_masked_targets_do_not_count():

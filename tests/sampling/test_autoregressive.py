@@ -64,10 +64,44 @@ def test_grammar_filter_runs_first_so_top_k_counts_legal_ids():
 
 def test_bad_options_are_named():
     model = build("lstm", {"vocab_size": VOCAB, "d_embed": 8, "d_hidden": 8})
+    accepted = r"kv_cache: 'int8'.*auto, float16, float32"
     for kw, name in [({"top_p": 0.0}, "top_p"), ({"top_k": -1}, "top_k"),
-                     ({"temperature": -1.0}, "temperature")]:  # fmt: skip
+                     ({"temperature": -1.0}, "temperature"),
+                     ({"kv_cache": "int8"}, accepted)]:  # fmt: skip
         with pytest.raises(MidiforgeError, match=name):
             sample(model, primer_ids=[1], **kw)
+
+
+class CacheDtypes(torch.nn.Module):
+    """A real transformer that records the dtype of every cache it is handed."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model, self.seen = model, []
+        self.max_seq_len = model.max_seq_len
+
+    def new_cache(self, dtype=None):
+        return self.model.new_cache(dtype)
+
+    def trim_cache(self, cache, keep):
+        return self.model.trim_cache(cache, keep)
+
+    def forward(self, tokens, *, label=None, cache=None):
+        self.seen.append(cache.dtype)
+        return self.model(tokens, label=label, cache=cache)
+
+
+@pytest.mark.parametrize("pos", ["relative", "absolute"])
+def test_the_sampler_asks_the_model_for_the_cache_dtype_it_is_given(pos):
+    # auto: fp16 where the CPU kernel reads it (relative positions), else the model's dtype;
+    # absolute positions re-feed their window past max_seq_len, with a fresh cache of the same
+    torch.manual_seed(0)
+    base = build("transformer", {**TINY_T, "pos": pos})
+    auto = torch.float16 if pos == "relative" else torch.float32
+    for kv_cache, want in [("auto", auto), ("float32", torch.float32), ("float16", torch.float16)]:
+        model = CacheDtypes(base)
+        out = sample(model, n=2, max_tokens=30, primer_ids=[1, 2], seed=0, kv_cache=kv_cache)
+        assert [len(s) for s in out] == [32, 32] and set(model.seen) == {want}
 
 
 @pytest.mark.parametrize("family", ["transformer", "lstm"])
@@ -88,8 +122,9 @@ def test_seeded_reproducible_and_seed_matters(family):
 def test_batched_samples_equal_single_greedy_decode():
     torch.manual_seed(0)
     model = build("transformer", TINY_T).eval()
-    model.kv_dtype = torch.float32  # exact cache: greedy choices cannot flip on a rounding
-    seqs = sample(model, n=2, max_tokens=10, primer_ids=[3, 4, 5], temperature=0.0)
+    # exact cache: greedy choices cannot flip on a rounding
+    seqs = sample(model, n=2, max_tokens=10, primer_ids=[3, 4, 5], temperature=0.0,
+                  kv_cache="float32")  # fmt: skip
     ids = torch.tensor([[3, 4, 5]])
     with torch.no_grad():  # greedy decode by full recompute, no cache
         for _ in range(10):
@@ -111,9 +146,9 @@ def test_relative_window_trim_equals_recompute_for_one_layer():
     # decoding with the cache must match greedy decoding on the last W tokens from scratch
     torch.manual_seed(0)
     model = build("transformer", {**TINY_T, "n_layers": 1}).eval()
-    model.kv_dtype = torch.float32  # exact cache: greedy choices cannot flip on a rounding
-    window = 6
-    out = sample(model, n=1, max_tokens=20, primer_ids=[1, 2], temperature=0.0, window=window)[0]
+    window = 6  # an exact cache: greedy choices cannot flip on a rounding
+    out = sample(model, n=1, max_tokens=20, primer_ids=[1, 2], temperature=0.0, window=window,
+                 kv_cache="float32")[0]  # fmt: skip
     ids = [1, 2]
     with torch.no_grad():
         for _ in range(20):

@@ -16,7 +16,8 @@ from midiforge.data.prepare import prepare
 from midiforge.errors import MidiforgeError
 from midiforge.io.midi import load_midi
 from midiforge.models import registry
-from midiforge.sampling.generate import KV_CACHE, SAMPLERS, generate, read_primer
+from midiforge.sampling.autoregressive import KV_CACHE
+from midiforge.sampling.generate import SAMPLERS, generate, read_primer
 from midiforge.sampling.options import KV_CACHE_CHOICES, GenerateOptions
 from midiforge.store.run_dir import load_run
 from midiforge.training.run import train

@@ -13,6 +13,10 @@ each step (its KV cache or recurrent state carries the rest). A transformer trai
 ``max_seq_len`` tokens keeps generating past it: once the context reaches the window ``W``, the
 cache is cut to its last ``W - 1`` positions (relative attention: exact, positions are distances)
 or, for absolute positions, the last ``W // 2`` tokens are re-fed from position 0.
+
+A model whose cache holds keys and values offers ``new_cache(dtype)`` (the transformer); the
+sampler asks it for the cache dtype ``kv_cache`` names (:data:`KV_CACHE`) and the model keeps
+the cache in it. RNNs carry their state instead and ignore the option.
 """
 
 from __future__ import annotations
@@ -21,10 +25,13 @@ from typing import Any
 
 import torch
 
-from midiforge.errors import MidiforgeError
+from midiforge.errors import MidiforgeError, choice_error
 
 NEG_INF = float("-inf")
 MIN_DURATION_BEATS = 1 / 32  # shortest note a regression head may produce
+# the decoding cache's dtype by name; None lets the model choose: fp16 where its CPU kernel
+# reads fp16 (half the bytes per cached position, logits within fp16 rounding), else its dtype
+KV_CACHE = {"auto": None, "float32": torch.float32, "float16": torch.float16}
 
 
 def apply_temperature(logits: torch.Tensor, temperature: float) -> torch.Tensor:
@@ -117,6 +124,7 @@ def sample(
     grammar: Any = None,
     window: int | None = None,
     eos_id: int | None = None,
+    kv_cache: str = "auto",
 ) -> list[list[int]]:
     """Sample ``n`` continuations of ``primer_ids`` together, one batch, with the model's cache.
 
@@ -141,12 +149,17 @@ def sample(
         Context kept once generation passes it (default ``model.max_seq_len``); RNNs ignore it.
     eos_id
         A sample ends at this id (excluded from the result).
+    kv_cache
+        dtype of a key/value cache, a key of :data:`KV_CACHE`: ``auto`` (fp16 where the CPU
+        kernel reads it, else the model's dtype), ``float32`` (exact) or ``float16``.
 
     Returns
     -------
     ``n`` lists of ids: the primer followed by what was generated.
     """
     check_options(temperature, top_k, top_p)
+    if kv_cache not in KV_CACHE:
+        raise choice_error("kv_cache", kv_cache, tuple(KV_CACHE))
     if not primer_ids:
         raise MidiforgeError("primer_ids: give at least one start token (BOS or Bar)")
     if n < 1 or max_tokens < 1:
@@ -160,7 +173,12 @@ def sample(
     gen = make_generator(seed, device)
     seq = torch.tensor([list(primer_ids)] * n, dtype=torch.long, device=device)  # (n, P)
     context = seq if window is None else seq[:, -window:]
-    logits, cache = model(context, label=label)
+    new_cache = getattr(model, "new_cache", None)  # None: the model's state is its own cache
+
+    def empty_cache() -> Any:
+        return new_cache(KV_CACHE[kv_cache]) if new_cache is not None else None
+
+    logits, cache = model(context, label=label, cache=empty_cache())
     logits = logits[:, -1]  # (n, V)
     cached = context.shape[1]
     done = torch.zeros(n, dtype=torch.bool, device=device)
@@ -182,7 +200,7 @@ def sample(
             trimmed = model.trim_cache(cache, window - 1)
             if trimmed is None:  # absolute positions: re-feed the recent half window
                 recent = torch.cat([seq, torch.stack(new, 1)], 1)[:, -(window // 2) :]
-                logits, cache = model(recent, label=label)
+                logits, cache = model(recent, label=label, cache=empty_cache())
                 logits, cached = logits[:, -1], recent.shape[1]
                 continue
             cache, cached = trimmed, window - 1

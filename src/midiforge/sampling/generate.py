@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 from symusic import Score
 
 from midiforge.device import resolve_device
@@ -28,8 +27,6 @@ from midiforge.store.run_dir import default_run
 log = logging.getLogger(__name__)
 
 SAMPLE_STEM = "sample"  # OUT/sample_000.mid, sample_001.mid, ...
-# GenerateOptions.kv_cache → the dtype the transformer keeps its cache in (None: the model's)
-KV_CACHE = {"auto": None, "float32": torch.float32, "float16": torch.float16}
 
 
 @dataclass
@@ -120,9 +117,6 @@ def _sample_tokens(run: Any, opts: GenerateOptions, primer: Score | None, label:
         if not tok.config.use_programs and len(primer.tracks) > 1:
             primer = _one_stream(primer)
         start = start + score_to_ids(tok, primer)
-    # LEAD: replace with sample(..., kv_cache=opts.kv_cache)
-    if hasattr(run.model, "kv_dtype"):
-        run.model.kv_dtype = KV_CACHE[opts.kv_cache]
     seqs = sample(
         run.model,
         n=opts.n,
@@ -136,6 +130,7 @@ def _sample_tokens(run: Any, opts: GenerateOptions, primer: Score | None, label:
         grammar=TypeGrammar(tok) if opts.grammar_mask else None,
         window=opts.window,
         eos_id=specials.get("EOS"),
+        kv_cache=opts.kv_cache,
     )
     scores, generated, errors = [], [], []
     for ids in seqs:

@@ -1,32 +1,23 @@
-"""The C relative-attention kernels: compiled on first use, loaded by ctypes, wrapped for autograd.
+"""The compiled relative-attention library: loaded with ctypes, wrapped for autograd.
 
-Two entry points: causal self-attention over a whole sequence, forward and backward (training,
-and the first pass over a primer: :func:`native_relative_attention`), and one decoding step
-against a key/value cache in fp32 or fp16 (:func:`decode_step`).
+``relative_attention.c`` (see its header for what it computes) is compiled into the plain
+shared library ``_relative_attention.so`` next to this file when midiforge is installed
+(``setup.py``: ``pip install -e .`` builds it in the source tree, a wheel carries it). This
+module only *loads* that file; it never compiles and writes nothing. When the library is
+missing (no C compiler at install time), does not load, was built for another CPU, or
+``MIDIFORGE_NATIVE=0`` is set, :func:`library` returns None, logs the reason once, and
+:mod:`midiforge.kernels.relative_attention` uses its tensor-op reference instead.
 
-Why compile at run time: the kernel (``relative_attention.c``, see its header for what it does)
-is plain C with no Python or torch headers, so the machine's C compiler builds it in about a
-second, tuned to the CPU it runs on (``-march=native``), and a wheel needs no build step. The
-library is cached under ``$MIDIFORGE_CACHE`` (default ``~/.cache/midiforge``) by a hash of the
-source, compiler and flags. Nothing is downloaded.
-
-When there is no compiler, the build fails, ``MIDIFORGE_NATIVE=0`` is set, or the tensors are
-not fp32 on the CPU, :func:`usable` says no and the transformer uses the tensor-op kernel in
-:mod:`midiforge.models.relative_attention`: same results, slower.
+Two kernels: causal self-attention over a whole sequence, forward and backward
+(:class:`NativeRelativeAttention`), and one decoding step against a key/value cache in fp32 or
+fp16 (:func:`decode_step`).
 """
 
 from __future__ import annotations
 
 import ctypes
-import hashlib
 import logging
 import os
-import platform
-import shutil
-import subprocess
-import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
 from functools import cache
 from pathlib import Path
 
@@ -34,8 +25,7 @@ import torch
 
 log = logging.getLogger(__name__)
 
-SOURCE = Path(__file__).with_name("relative_attention.c")
-FLAGS = ["-O3", "-fPIC", "-shared", "-pthread", "-fno-math-errno", "-ffp-contract=fast"]
+LIBRARY = Path(__file__).with_name("_relative_attention.so")  # what setup.py builds
 MAX_HEAD = 128  # the kernel's largest head size (8 vectors of 16 floats)
 
 
@@ -56,62 +46,15 @@ class _Job(ctypes.Structure):
     )
 
 
-def cache_dir() -> Path:
-    root = os.environ.get("MIDIFORGE_CACHE") or Path.home() / ".cache" / "midiforge"
-    return Path(root) / "kernels"
-
-
-def _compiler() -> str | None:
-    return os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")
-
-
-def _build(cc: str) -> Path:
-    """Compile the kernel into the cache (atomically, so parallel ranks may race) and return it."""
-    source = SOURCE.read_bytes()
-    version = subprocess.run([cc, "--version"], capture_output=True, text=True).stdout
-    last_error = ""
-    # OpenMP when the compiler has it (its libgomp resolves to the copy torch loaded, so the
-    # kernel runs in torch's thread pool); -march=native where the compiler knows it
-    for extra in (["-fopenmp", "-march=native"], ["-march=native"], ["-fopenmp"], []):
-        flags = FLAGS + extra
-        key = hashlib.sha256(
-            source + "\0".join([version, platform.machine(), *flags]).encode()
-        ).hexdigest()[:16]
-        target = cache_dir() / f"relative_attention-{key}.so"
-        if target.exists():
-            return target
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(suffix=".so", dir=target.parent)
-        os.close(fd)
-        done = subprocess.run(
-            [cc, *flags, str(SOURCE), "-o", tmp], capture_output=True, text=True, timeout=300
-        )
-        if done.returncode == 0:
-            os.replace(tmp, target)
-            return target
-        os.unlink(tmp)
-        last_error = done.stderr.strip()[-2000:]
-    raise OSError(f"{cc} could not build {SOURCE.name}: {last_error}")
-
-
-@cache
-def library() -> ctypes.CDLL | None:
-    """The compiled kernel, or None (and one logged reason) when it cannot be had here."""
-    if os.environ.get("MIDIFORGE_NATIVE", "1") == "0":
-        return None
-    cc = _compiler()
-    if cc is None:
-        log.info("no C compiler found: relative attention uses the tensor-op kernel")
-        return None
-    try:
-        lib = ctypes.CDLL(str(_build(cc)))
-    except (OSError, subprocess.SubprocessError) as err:
-        log.warning("relative attention falls back to the tensor-op kernel: %s", err)
-        return None
+def load(path: Path) -> ctypes.CDLL:
+    """Open a build of the kernel and declare its functions; OSError when it cannot run here."""
+    lib = ctypes.CDLL(str(path))
+    lib.mf_relattn_cpu_ok.restype = ctypes.c_int
+    if not lib.mf_relattn_cpu_ok():  # checked with baseline instructions only, so it is safe
+        raise OSError("it was built for a CPU with instructions this one lacks (-march)")
     lib.mf_relattn_abi.restype = ctypes.c_int
     if lib.mf_relattn_abi() != ctypes.sizeof(_Job):
-        log.warning("relative attention kernel: structure size mismatch; not used")
-        return None
+        raise OSError("its Job structure does not match this loader's")
     for name in ("mf_relattn_forward", "mf_relattn_backward"):
         getattr(lib, name).argtypes = [ctypes.POINTER(_Job)]
         getattr(lib, name).restype = ctypes.c_int
@@ -127,29 +70,43 @@ def library() -> ctypes.CDLL | None:
     return lib
 
 
-_off = 0  # depth of open disabled() blocks
+_reason: str | None = None  # why library() is None, once it has been asked
 
 
-@contextmanager
-def disabled() -> Iterator[None]:
-    """Run the block with the tensor-op kernel: for comparisons in tests and benchmarks."""
-    global _off
-    _off += 1
-    try:
-        yield
-    finally:
-        _off -= 1
+@cache
+def library() -> ctypes.CDLL | None:
+    """The installed kernel library, or None; the first call logs why it is None."""
+    global _reason
+    if os.environ.get("MIDIFORGE_NATIVE", "1") == "0":
+        _reason = "MIDIFORGE_NATIVE=0 is set"
+        log.info("relative attention uses tensor ops: %s", _reason)
+        return None
+    if not LIBRARY.exists():
+        _reason = (
+            f"{LIBRARY} was not built when midiforge was installed (was there no C compiler?); "
+            "reinstall with gcc or clang on PATH for the C kernel"
+        )
+    else:
+        try:
+            return load(LIBRARY)
+        except (OSError, AttributeError) as err:
+            _reason = f"{LIBRARY} does not load: {err}"
+    log.warning("relative attention uses tensor ops: %s", _reason)
+    return None
 
 
-def usable(x: torch.Tensor, d_head: int) -> bool:
-    """Whether the C kernel can run on ``x``'s device and dtype with this head size."""
-    return (
-        not _off
-        and x.device.type == "cpu"
-        and x.dtype == torch.float32
-        and d_head <= MAX_HEAD
-        and library() is not None
-    )
+def unavailable_reason() -> str | None:
+    """Why the library is not used (None when it is loaded)."""
+    return None if library() is not None else _reason
+
+
+@cache
+def half_support() -> int:
+    """fp16 caches in the decoding kernel: 0 no (no library, or no ``_Float16`` in the
+    compiler), 1 yes but converted lane by lane (slow), 2 yes with hardware conversion (F16C,
+    AVX-512 or ARM), the only case where fp16 is worth choosing for speed."""
+    lib = library()
+    return 0 if lib is None else int(lib.mf_relattn_has_half())
 
 
 def _view(t: torch.Tensor | None) -> _View:
@@ -200,7 +157,6 @@ class NativeRelativeAttention(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, qkv, e, n_heads, dropout):
-        lib = library()
         qkv = qkv.contiguous()
         b, t, three_d = qkv.shape
         y = qkv.new_empty(b, t, three_d // 3)
@@ -209,7 +165,7 @@ class NativeRelativeAttention(torch.autograd.Function):
         stats = qkv.new_empty(b, n_heads, t, 2) if any(ctx.needs_input_grad) else None
         seeds = torch.randint(0, 2**32, (2,), dtype=torch.int64) if dropout > 0 else (0, 0)
         job = _job(qkv, e, n_heads, dropout, seeds, y, stats)
-        _check(lib.mf_relattn_forward(job), "forward")
+        _check(library().mf_relattn_forward(job), "forward")
         if stats is not None:
             ctx.save_for_backward(qkv, e, y, stats)
         ctx.n_heads, ctx.dropout, ctx.seeds = n_heads, dropout, seeds
@@ -227,22 +183,6 @@ class NativeRelativeAttention(torch.autograd.Function):
         return dqkv, de.sum(0), None, None
 
 
-def native_relative_attention(
-    qkv: torch.Tensor, e: torch.Tensor, n_heads: int, dropout: float = 0.0
-) -> torch.Tensor:
-    """Causal relative self-attention of ``qkv`` (B, T, 3·D) with table rows ``e`` (H, T, Dh)."""
-    return NativeRelativeAttention.apply(qkv, e, n_heads, dropout)
-
-
-@cache
-def half_support() -> int:
-    """fp16 caches in the decoding kernel: 0 no (no kernel, or no ``_Float16`` in the compiler),
-    1 yes but converted lane by lane (slow), 2 yes with hardware conversion (F16C, AVX-512 or
-    ARM), the only case where fp16 is worth choosing for speed."""
-    lib = library()
-    return 0 if lib is None else int(lib.mf_relattn_has_half())
-
-
 def decode_step(
     qkv: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, length: int, table: torch.Tensor
 ) -> torch.Tensor:
@@ -253,7 +193,7 @@ def decode_step(
     projection of the new token; ``keys``, ``values`` (B, H, capacity > length, Dh) the cache
     buffers with equal strides and unit stride on Dh, fp32 or fp16; ``table`` the whole
     (H, max_rel, Dh) relative table in the cache's dtype. Returns (B, 1, D), heads merged. No
-    dropout: this is the eval path.
+    dropout and no gradient: this is the inference path.
     """
     b, _, three_d = qkv.shape
     h, max_rel, dh = table.shape

@@ -6,10 +6,10 @@
  * than the matmuls. Here one (batch, head) pair's whole problem -- at T = 256 its score matrix is
  * 256 KB -- stays in the core's cache while every step runs over it. The relative scores
  * q_i . E_x are one more aligned GEMM tile per block of queries; the skew is the per-row offset
- * at which each query reads them. The loader (relative_attention_native.py) compiles this file
- * on first use with the machine's C compiler; without one, the tensor-op kernel in
- * relative_attention.py runs instead. Both are checked against the plain autograd formulation
- * (tests/models/test_relative_attention*.py).
+ * at which each query reads them. setup.py compiles this file into a plain shared library when
+ * midiforge is installed (flags and their measured cost: docs/benchmarks.md); native.py only
+ * loads it. Without it, the tensor-op reference in relative_attention.py runs instead, and the
+ * tests check one against the other (tests/models/test_relative_attention*.py).
  *
  * Layout: q, k, v, y, dy, dq, dk, dv are (B, H, T, D) views with unit stride along D and any
  * other strides (the trainer passes views into the fused qkv projection, so nothing is copied).
@@ -18,8 +18,10 @@
  * and 1/sum (the backward recomputes the weights from them); dropout masks are not stored
  * either but redrawn from a counter-based hash of (seed, index).
  *
- * Vectors are GCC/Clang vector extensions of 16 floats: AVX-512 registers where the machine has
- * them, pairs of AVX2 registers (or whatever the target offers) elsewhere.
+ * Vectors are GCC/Clang vector extensions exactly as wide as the target's registers: W = 16 floats
+ * with AVX-512, 8 with AVX/AVX2, 4 otherwise (SSE2, NEON). A vector type wider than the
+ * registers has no machine mode, so GCC keeps such values on the stack: 16-float vectors on an
+ * AVX2 machine made this kernel 12x slower than 8-float ones (docs/benchmarks.md).
  */
 #include <pthread.h>
 #ifdef _OPENMP
@@ -29,18 +31,42 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define W 16      /* floats per vector */
-#define R 4       /* query rows per micro-kernel */
-#define MAX_NV 8  /* head size up to 8 * 16 = 128 */
+#if defined(__AVX512F__)
+#define W 16    /* floats per vector */
+#define NREG 32 /* vector registers */
+#define LANES {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15}
+#elif defined(__AVX__)
+#define W 8
+#define NREG 16
+#define LANES {0, 1, 2, 3, 4, 5, 6, 7}
+#else
+#define W 4
+#define NREG 16 /* SSE2; NEON has 32, this is the safe side */
+#define LANES {0, 1, 2, 3}
+#endif
+#ifndef R /* query rows per micro-kernel: R x 2 vectors of accumulators in a GEMM tile */
+#if W == 16
+#define R 4
+#else
+#define R 6 /* 12 of the 16 registers: 1.2x faster than 4 rows on AVX2 (latency hidden) */
+#endif
+#endif
+#define MAX_NV (128 / W) /* head size up to 128 */
+/* Loops that accumulate whole head rows keep only part of a row in registers at a time, nc
+ * vectors of it: accumulators that do not fit the registers are spilled to the stack on every
+ * multiply-add. Over R query rows, plus a row of loads: */
+#define NC_ROWS ((NREG - 2) / (R + 1)) /* AVX2 2, AVX-512 6 */
+#define NC_SWEEP (NREG / 8)            /* the column sweeps: AVX2 2, AVX-512 4 */
+#define CB_MAX (W < 8 ? 4 : 6)         /* keys per column sweep; at most W + 1 (zero margins) */
 
-typedef float vf __attribute__((vector_size(64)));
-typedef float vfu __attribute__((vector_size(64), aligned(4)));
-typedef int32_t vi __attribute__((vector_size(64)));
-typedef uint32_t vu __attribute__((vector_size(64)));
+typedef float vf __attribute__((vector_size(4 * W)));
+typedef float vfu __attribute__((vector_size(4 * W), aligned(4)));
+typedef int32_t vi __attribute__((vector_size(4 * W)));
+typedef uint32_t vu __attribute__((vector_size(4 * W)));
 
 #define INLINE static inline __attribute__((always_inline))
 
-static const vi LANE = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
+static const vi LANE = LANES;
 
 INLINE vf ld(const float *p) { return *(const vfu *)p; }
 INLINE void st(float *p, vf x) { *(vfu *)p = x; }
@@ -78,7 +104,7 @@ INLINE vf vexp(vf x) {
   return p * (vf)bits;
 }
 
-/* Dropout keep mask for 16 consecutive weights starting at flat index `base` of the (B, H, Tq,
+/* Dropout keep mask for W consecutive weights starting at flat index `base` of the (B, H, Tq,
  * Tk) weight tensor: a murmur-style integer hash of (index, seed), kept where its top 24 bits
  * reach `thr` = p * 2^24. Forward and backward draw the same mask from the same seed. */
 INLINE vi keep_mask(uint32_t s0, uint32_t s1, uint32_t base, uint32_t thr) {
@@ -113,7 +139,21 @@ typedef struct {
 
 INLINE int64_t round16(int64_t n) { return (n + W - 1) / W * W; }
 
-/* A GEMM tile: out[r][c] = sum_d a[row_r, d] * bt[d, j + 16c ..] for R rows and 32 columns.
+/* The largest of nv, 6, 4, 3, 2, 1 that divides nv and is at most `most`: row chunks of equal
+ * size, a compile-time constant wherever nv is, so every loop over a chunk unrolls into
+ * registers. */
+#define DIVIDES(c) (most >= (c) && nv % (c) == 0)
+INLINE int chunk(int nv, int most) {
+  return nv <= most     ? nv
+         : DIVIDES(6) ? 6
+         : DIVIDES(4) ? 4
+         : DIVIDES(3) ? 3
+         : DIVIDES(2) ? 2
+                      : 1;
+}
+#undef DIVIDES
+
+/* A GEMM tile: out[r][c] = sum_d a[row_r, d] * bt[d, j + W c ..] for R rows and 2W columns.
  * Two column vectors per row share each broadcast of a[row_r, d], and all loads are aligned. */
 INLINE void tile(const float *a, int64_t Dp, const int64_t row[R], const float *bt, int64_t lb,
                  int64_t j, int64_t D, vf out[R][2]) {
@@ -131,7 +171,7 @@ INLINE void tile(const float *a, int64_t Dp, const int64_t row[R], const float *
 /* The relative scores q_i . E_x of a block of R query rows, for every table row x the block
  * needs, into qe (R rows of stride lq, column x - xs); returns xs. Row i reads its keys' scores
  * at qe[r][off_r - xs + j] -- the skew is that per-row offset, applied once per output vector
- * rather than as a misaligned load inside the multiply-add loop. `keys` = 16 x blocks read. */
+ * rather than as a misaligned load inside the multiply-add loop. `keys` = W x blocks read. */
 INLINE int64_t rel_scores(const float *qs, int64_t Dp, const int64_t row[R], const int64_t off[R],
                           const float *et, int64_t le, int64_t D, int64_t keys, float *qe,
                           int64_t lq) {
@@ -149,7 +189,7 @@ INLINE int64_t rel_scores(const float *qs, int64_t Dp, const int64_t row[R], con
 
 /* ---------------------------------------------------------------------------------------- */
 
-INLINE void forward_item(const Job *J, Scratch *S, int64_t w, const int nv) {
+INLINE void forward_item(const Job *J, Scratch *S, int64_t w, const int nv, int same_table) {
   const int64_t b = w / J->H, h = w % J->H, Tq = J->Tq, Tk = J->Tk, D = J->D, Dp = nv * W;
   const int64_t Tk16 = round16(Tk), LK = Tk16 + 2 * W, LE = Tk16 + 4 * W, shift = Tk - Tq;
   const int64_t LQ = Tk16 + 4 * W;
@@ -167,9 +207,10 @@ INLINE void forward_item(const Job *J, Scratch *S, int64_t w, const int nv) {
   for (int64_t j = 0; j < Tk; j++)
     for (int64_t d = 0; d < D; d++) {
       kt[d * LK + j] = k[j * J->k.st + d];
-      et[d * LE + j] = e[j * D + d];
       vs[j * Dp + d] = v[j * J->v.st + d];
     }
+  for (int64_t j = 0; !same_table && j < Tk; j++)
+    for (int64_t d = 0; d < D; d++) et[d * LE + j] = e[j * D + d];
 
   for (int64_t i0 = 0; i0 < Tq; i0 += R) {
     const int rn = (int)imin(R, Tq - i0);
@@ -225,34 +266,64 @@ INLINE void forward_item(const Job *J, Scratch *S, int64_t w, const int nv) {
       }
       norm[r] *= ks;
     }
-    /* y_i = sum_j w_ij v_j: R rows share each v_j load */
-    vf acc[R][MAX_NV];
-    for (int r = 0; r < R; r++)
-      for (int c = 0; c < nv; c++) acc[r][c] = splat(0.0f);
-    for (int64_t j = 0; j <= pmax; j++) {
-      vf vv[MAX_NV];
-      for (int c = 0; c < nv; c++) vv[c] = ld(vs + j * Dp + c * W);
-      for (int r = 0; r < R; r++) {
-        const float wgt = sr[r * LK + j];
-        for (int c = 0; c < nv; c++) acc[r][c] += wgt * vv[c];
+    /* y_i = sum_j w_ij v_j, nc vectors of the row at a time: R rows share each v_j load */
+    const int nc = chunk(nv, NC_ROWS);
+    float out[R][MAX_NV * W];
+    for (int c0 = 0; c0 < nv; c0 += nc) {
+      vf acc[R][MAX_NV];
+      for (int r = 0; r < R; r++)
+        for (int c = 0; c < nc; c++) acc[r][c] = splat(0.0f);
+      for (int64_t j = 0; j <= pmax; j++) {
+        vf vv[MAX_NV];
+        for (int c = 0; c < nc; c++) vv[c] = ld(vs + j * Dp + (c0 + c) * W);
+        for (int r = 0; r < R; r++) {
+          const float wgt = sr[r * LK + j];
+          for (int c = 0; c < nc; c++) acc[r][c] += wgt * vv[c];
+        }
       }
+      for (int r = 0; r < rn; r++)
+        for (int c = 0; c < nc; c++) st(out[r] + (c0 + c) * W, acc[r][c] * norm[r]);
     }
-    for (int r = 0; r < rn; r++) {
-      float row[MAX_NV * W];
-      for (int c = 0; c < nv; c++) st(row + c * W, acc[r][c] * norm[r]);
-      memcpy(y + (i0 + r) * J->y.st, row, D * sizeof(float));
-    }
+    for (int r = 0; r < rn; r++) memcpy(y + (i0 + r) * J->y.st, out[r], D * sizeof(float));
   }
 }
 
 /* ---------------------------------------------------------------------------------------- */
 
-INLINE void backward_item(const Job *J, Scratch *S, int64_t w, const int nv) {
+/* out_x = sum_i g_i[x] a_i for every x < Tk, the backward's three reductions over query rows:
+ * g_i is row i of dS (dK), of the dropped weights (dV), or its diagonal (diag: dE, where
+ * column x of row i is key x - (Tq - 1) + i). Blocks of CB columns by nc vectors of the row,
+ * so each load of a_i serves CB columns; rows that see none of a block's keys are skipped. */
+INLINE void sweep(const float *g, int64_t LS, const float *a, int64_t Dp, float *out, int64_t ost,
+                  int64_t Tq, int64_t Tk, int64_t shift, int64_t D, const int nv, const int diag) {
+  const int nc = chunk(nv, NC_SWEEP), CB = imin(CB_MAX, (NREG - 2 - nc) / nc);
+  for (int64_t x0 = 0; x0 < Tk; x0 += CB) {
+    const int64_t first = diag ? imax(0, Tq - x0 - CB) : imax(0, x0 - shift);
+    float o[CB_MAX][MAX_NV * W];
+    for (int c0 = 0; c0 < nv; c0 += nc) {
+      vf acc[CB_MAX][MAX_NV];
+      for (int cb = 0; cb < CB; cb++)
+        for (int c = 0; c < nc; c++) acc[cb][c] = splat(0.0f);
+      for (int64_t i = first; i < Tq; i++) {
+        const float *gi = g + i * LS + (diag ? x0 - (Tq - 1) + i : x0); /* may start -CB+1 */
+        vf av[MAX_NV];
+        for (int c = 0; c < nc; c++) av[c] = ld(a + i * Dp + (c0 + c) * W);
+        for (int cb = 0; cb < CB; cb++) {
+          const float x = gi[cb];
+          for (int c = 0; c < nc; c++) acc[cb][c] += x * av[c];
+        }
+      }
+      for (int cb = 0; cb < CB; cb++)
+        for (int c = 0; c < nc; c++) st(o[cb] + (c0 + c) * W, acc[cb][c]);
+    }
+    for (int cb = 0; cb < CB && x0 + cb < Tk; cb++)
+      memcpy(out + (x0 + cb) * ost, o[cb], D * sizeof(float));
+  }
+}
+
+INLINE void backward_item(const Job *J, Scratch *S, int64_t w, const int nv, int same_table) {
   const int64_t b = w / J->H, h = w % J->H, Tq = J->Tq, Tk = J->Tk, D = J->D, Dp = nv * W;
   const int64_t Tk16 = round16(Tk), LK = Tk16 + 2 * W, LS = Tk16 + 2 * W, shift = Tk - Tq;
-  /* column blocks for the dK/dV/dE sweeps: as many as the registers hold */
-  enum { CB_MAX = 4 };
-  const int CB = nv <= 2 ? 4 : nv <= 4 ? 2 : 1;
   const float *q = J->q.ptr + b * J->q.sb + h * J->q.sh;
   const float *k = J->k.ptr + b * J->k.sb + h * J->k.sh;
   const float *v = J->v.ptr + b * J->v.sb + h * J->v.sh;
@@ -278,9 +349,10 @@ INLINE void backward_item(const Job *J, Scratch *S, int64_t w, const int nv) {
   for (int64_t j = 0; j < Tk; j++)
     for (int64_t d = 0; d < D; d++) {
       ks_[j * Dp + d] = kt[d * LK + j] = k[j * J->k.st + d];
-      es[j * Dp + d] = et[d * LE + j] = e[j * D + d];
       vt[d * LK + j] = v[j * J->v.st + d];
     }
+  for (int64_t j = 0; !same_table && j < Tk; j++)
+    for (int64_t d = 0; d < D; d++) es[j * Dp + d] = et[d * LE + j] = e[j * D + d];
 
   /* The weights are recomputed from the scores and the forward's row statistics rather than
    * stored: a stored (T, T) matrix per head would be written, paged in and read back once each,
@@ -328,79 +400,38 @@ INLINE void backward_item(const Job *J, Scratch *S, int64_t w, const int nv) {
     }
   }
 
-  /* dq_i = scale * sum_j dS_ij (k_j + E[dist]) */
+  /* dq_i = scale * sum_j dS_ij (k_j + E[dist]), nc vectors of the row at a time */
+  const int nc = chunk(nv, NC_ROWS);
   for (int64_t i0 = 0; i0 < Tq; i0 += R) {
     const int rn = (int)imin(R, Tq - i0);
     const int64_t pmax = shift + i0 + rn - 1;
-    vf acc[R][MAX_NV];
-    for (int r = 0; r < R; r++)
-      for (int c = 0; c < nv; c++) acc[r][c] = splat(0.0f);
     int64_t row[R];
     for (int r = 0; r < R; r++) row[r] = imin(i0 + r, Tq - 1);
-    for (int64_t j = 0; j <= pmax; j++) {
-      vf kv[MAX_NV];
-      for (int c = 0; c < nv; c++) kv[c] = ld(ks_ + j * Dp + c * W);
-      for (int r = 0; r < R; r++) {
-        const float g = dsm[row[r] * LS + j];
-        const float *er = es + (Tq - 1 - row[r] + j) * Dp;
-        for (int c = 0; c < nv; c++) acc[r][c] += g * (kv[c] + ld(er + c * W));
-      }
-    }
-    for (int r = 0; r < rn; r++) {
-      float out[MAX_NV * W];
-      for (int c = 0; c < nv; c++) st(out + c * W, acc[r][c] * J->scale);
-      memcpy(dq + (i0 + r) * J->dq.st, out, D * sizeof(float));
-    }
-  }
-
-  /* dk_j = sum_i dS_ij q_i (q pre-scaled), dv_j = sum_i P'_ij dy_i: a column sweep */
-  for (int64_t j0 = 0; j0 < Tk; j0 += CB) {
-    vf ak[CB_MAX][MAX_NV], av[CB_MAX][MAX_NV];
-    for (int cb = 0; cb < CB; cb++)
-      for (int c = 0; c < nv; c++) ak[cb][c] = av[cb][c] = splat(0.0f);
-    for (int64_t i = imax(0, j0 - shift); i < Tq; i++) {
-      vf qv[MAX_NV], yv[MAX_NV];
-      for (int c = 0; c < nv; c++) {
-        qv[c] = ld(qs + i * Dp + c * W);
-        yv[c] = ld(dys + i * Dp + c * W);
-      }
-      for (int cb = 0; cb < CB; cb++) {
-        const float g = dsm[i * LS + j0 + cb], pw = pdm[i * LS + j0 + cb];
-        for (int c = 0; c < nv; c++) {
-          ak[cb][c] += g * qv[c];
-          av[cb][c] += pw * yv[c];
+    float out[R][MAX_NV * W];
+    for (int c0 = 0; c0 < nv; c0 += nc) {
+      vf acc[R][MAX_NV];
+      for (int r = 0; r < R; r++)
+        for (int c = 0; c < nc; c++) acc[r][c] = splat(0.0f);
+      for (int64_t j = 0; j <= pmax; j++) {
+        vf kv[MAX_NV];
+        for (int c = 0; c < nc; c++) kv[c] = ld(ks_ + j * Dp + (c0 + c) * W);
+        for (int r = 0; r < R; r++) {
+          const float g = dsm[row[r] * LS + j];
+          const float *er = es + (Tq - 1 - row[r] + j) * Dp + c0 * W;
+          for (int c = 0; c < nc; c++) acc[r][c] += g * (kv[c] + ld(er + c * W));
         }
       }
+      for (int r = 0; r < rn; r++)
+        for (int c = 0; c < nc; c++) st(out[r] + (c0 + c) * W, acc[r][c] * J->scale);
     }
-    for (int cb = 0; cb < CB && j0 + cb < Tk; cb++) {
-      float outk[MAX_NV * W], outv[MAX_NV * W];
-      for (int c = 0; c < nv; c++) {
-        st(outk + c * W, ak[cb][c]);
-        st(outv + c * W, av[cb][c]);
-      }
-      memcpy(dk + (j0 + cb) * J->dk.st, outk, D * sizeof(float));
-      memcpy(dv + (j0 + cb) * J->dv.st, outv, D * sizeof(float));
-    }
+    for (int r = 0; r < rn; r++) memcpy(dq + (i0 + r) * J->dq.st, out[r], D * sizeof(float));
   }
 
+  /* dk_j = sum_i dS_ij q_i (q pre-scaled), dv_j = sum_i P'_ij dy_i: column sweeps */
+  sweep(dsm, LS, qs, Dp, dk, J->dk.st, Tq, Tk, shift, D, nv, 0);
+  sweep(pdm, LS, dys, Dp, dv, J->dv.st, Tq, Tk, shift, D, nv, 0);
   /* dE row x (distance Tk-1-x) = sum over pairs at that distance: a diagonal sweep of dS */
-  for (int64_t x0 = 0; x0 < Tk; x0 += CB) {
-    vf acc[CB_MAX][MAX_NV];
-    for (int cb = 0; cb < CB; cb++)
-      for (int c = 0; c < nv; c++) acc[cb][c] = splat(0.0f);
-    for (int64_t i = imax(0, Tq - x0 - CB); i < Tq; i++) {
-      const float *g = dsm + i * LS + (x0 - (Tq - 1) + i); /* column of row x0; may be -CB+1 */
-      vf qv[MAX_NV];
-      for (int c = 0; c < nv; c++) qv[c] = ld(qs + i * Dp + c * W);
-      for (int cb = 0; cb < CB; cb++)
-        for (int c = 0; c < nv; c++) acc[cb][c] += g[cb] * qv[c];
-    }
-    for (int cb = 0; cb < CB && x0 + cb < Tk; cb++) {
-      float out[MAX_NV * W];
-      for (int c = 0; c < nv; c++) st(out + c * W, acc[cb][c]);
-      memcpy(de + (x0 + cb) * D, out, D * sizeof(float));
-    }
-  }
+  sweep(dsm, LS, qs, Dp, de, D, Tq, Tk, shift, D, nv, 1);
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -412,10 +443,32 @@ static void *aligned_zeros(size_t n) {
   return p;
 }
 
-#define ITEMS(fn, nvc)                                            \
-  case nvc:                                                       \
-    for (int64_t w = first; w < last; w++) fn(J, &S, w, nvc);     \
+/* Items run head by head (u = h * B + b, item w = b * H + h), so a thread's consecutive items
+ * share the relative table and copy it into the scratch once. Each item function is inlined
+ * once per head size in vectors (nv) it is specialised for, its loops over nv then unrolled,
+ * and once with nv a run-time value for the other sizes. */
+#define ITEM_LOOP(fn, nvc)                                                                    \
+  for (int64_t u = first; u < last; u++)                                                      \
+    fn(J, &S, (u % J->B) * J->H + u / J->B, nvc, u > first && u % J->B != 0);
+#define ITEMS(fn, nvc)  \
+  case nvc:             \
+    ITEM_LOOP(fn, nvc); \
     break;
+#define ALL_ITEMS(fn)       \
+  switch (nv) {             \
+    SPECIALISED(fn)         \
+  default:                  \
+    ITEM_LOOP(fn, (int)nv); \
+  }
+#ifdef NO_SPECIALISED /* for measuring what the copies buy (bench/kernel_flags.py) */
+#define SPECIALISED(fn)
+#elif W == 16 /* copies for head sizes of 8 (W = 8 only), 16, 32, 64 and 128 floats */
+#define SPECIALISED(fn) ITEMS(fn, 1) ITEMS(fn, 2) ITEMS(fn, 4) ITEMS(fn, 8)
+#elif W == 8
+#define SPECIALISED(fn) ITEMS(fn, 1) ITEMS(fn, 2) ITEMS(fn, 4) ITEMS(fn, 8) ITEMS(fn, 16)
+#else
+#define SPECIALISED(fn) ITEMS(fn, 2) ITEMS(fn, 4) ITEMS(fn, 8) ITEMS(fn, 16) ITEMS(fn, 32)
+#endif
 
 /* One thread's share: (batch, head) items [first, last). Returns 0, or -1 without memory. */
 static int run_items(const Job *J, int64_t first, int64_t last, int backward) {
@@ -442,17 +495,9 @@ static int run_items(const Job *J, int64_t first, int64_t last, int backward) {
     ok = ok && S.ks && S.es && S.vt && S.dys && S.ds && S.pd;
   }
   if (ok && !backward) {
-    switch (nv) {
-      ITEMS(forward_item, 1) ITEMS(forward_item, 2) ITEMS(forward_item, 3)
-      ITEMS(forward_item, 4) ITEMS(forward_item, 5) ITEMS(forward_item, 6)
-      ITEMS(forward_item, 7) ITEMS(forward_item, 8)
-    }
+    ALL_ITEMS(forward_item)
   } else if (ok) {
-    switch (nv) {
-      ITEMS(backward_item, 1) ITEMS(backward_item, 2) ITEMS(backward_item, 3)
-      ITEMS(backward_item, 4) ITEMS(backward_item, 5) ITEMS(backward_item, 6)
-      ITEMS(backward_item, 7) ITEMS(backward_item, 8)
-    }
+    ALL_ITEMS(backward_item)
   }
   free(S.qs); free(S.ks); free(S.vs); free(S.es); free(S.dys); free(S.kt); free(S.vt);
   free(S.et); free(S.s); free(S.qe); free(S.ds); free(S.pd);
@@ -512,6 +557,45 @@ int mf_relattn_forward(const Job *job) { return run(job, 0); }
 int mf_relattn_backward(const Job *job) { return run(job, 1); }
 int mf_relattn_abi(void) { return (int)sizeof(Job); }
 
+/* Whether this CPU has the instructions the build was allowed to use (-march=native makes a
+ * library for the machine that built it; a wheel copied to an older CPU would die of SIGILL).
+ * Compiled for the baseline ISA itself, so calling it is safe anywhere; 1 = yes. */
+#if defined(__x86_64__) && defined(__GNUC__)
+__attribute__((target("arch=x86-64"))) int mf_relattn_cpu_ok(void) {
+  __builtin_cpu_init();
+  int ok = 1;
+#define NEED(name) ok &= __builtin_cpu_supports(name) != 0
+#ifdef __AVX__
+  NEED("avx");
+#endif
+#ifdef __AVX2__
+  NEED("avx2");
+#endif
+#ifdef __FMA__
+  NEED("fma");
+#endif
+#ifdef __F16C__
+  NEED("f16c");
+#endif
+#ifdef __BMI2__
+  NEED("bmi2");
+#endif
+#ifdef __AVX512F__
+  NEED("avx512f");
+#endif
+#ifdef __AVX512BW__
+  NEED("avx512bw");
+#endif
+#ifdef __AVX512VL__
+  NEED("avx512vl");
+#endif
+#undef NEED
+  return ok;
+}
+#else
+int mf_relattn_cpu_ok(void) { return 1; }
+#endif
+
 /* The dropout mask the kernels draw, written out as bytes (B, H, Tq, Tk): for tests. */
 void mf_relattn_keep_mask(int64_t B, int64_t H, int64_t Tq, int64_t Tk, float drop, uint32_t s0,
                           uint32_t s1, uint8_t *out) {
@@ -542,25 +626,40 @@ void mf_relattn_keep_mask(int64_t B, int64_t H, int64_t Tq, int64_t Tk, float dr
  * has _Float16.
  * ---------------------------------------------------------------------------------------- */
 
-/* Sixteen dot products at once: out[r] = sum of the lanes of a[r]. Each level adds pairs of
- * vectors lane-group by lane-group (two two-source shuffles and an add for two vectors), so a
- * row costs about two shuffles instead of a serial 16-lane sum; the lanes come out in
- * bit-reversed order, which one last shuffle undoes. */
+/* W dot products at once: out[r] = sum of the lanes of a[r]. Each level adds pairs of vectors
+ * lane-group by lane-group (two two-source shuffles and an add for two vectors), so a row costs
+ * about two shuffles instead of a serial W-lane sum; the lanes come out in bit-reversed order,
+ * which one last shuffle undoes. */
+/* lane l of the sum at group size g: the lower half of its 2g-group from a, the upper from b */
+#define GLANE(g, l) ((l) % (2 * (g)) < (g) ? (l) : W + (l) - (g))
+#if W == 16
 #define GROUPS(g)                                                                             \
   (vi){GLANE(g, 0), GLANE(g, 1), GLANE(g, 2), GLANE(g, 3), GLANE(g, 4), GLANE(g, 5),        \
        GLANE(g, 6), GLANE(g, 7), GLANE(g, 8), GLANE(g, 9), GLANE(g, 10), GLANE(g, 11),      \
        GLANE(g, 12), GLANE(g, 13), GLANE(g, 14), GLANE(g, 15)}
-/* lane l of the sum at group size g: the lower half of its 2g-group from a, the upper from b */
-#define GLANE(g, l) ((l) % (2 * (g)) < (g) ? (l) : 16 + (l) - (g))
+#define BITREV_LANES {0, 8, 4, 12, 2, 10, 6, 14, 1, 9, 5, 13, 3, 11, 7, 15}
+#elif W == 8
+#define GROUPS(g)                                                                             \
+  (vi){GLANE(g, 0), GLANE(g, 1), GLANE(g, 2), GLANE(g, 3), GLANE(g, 4), GLANE(g, 5),        \
+       GLANE(g, 6), GLANE(g, 7)}
+#define BITREV_LANES {0, 4, 2, 6, 1, 5, 3, 7}
+#else
+#define GROUPS(g) (vi){GLANE(g, 0), GLANE(g, 1), GLANE(g, 2), GLANE(g, 3)}
+#define BITREV_LANES {0, 2, 1, 3}
+#endif
 INLINE vf fold(vf a, vf b, int g) {
   static const vi lo[4] = {GROUPS(1), GROUPS(2), GROUPS(4), GROUPS(8)};
   const int i = g == 1 ? 0 : g == 2 ? 1 : g == 4 ? 2 : 3;
   return __builtin_shuffle(a, b, lo[i]) + __builtin_shuffle(a, b, lo[i] + g);
 }
-INLINE vf sum16(vf a[W]) {
-  static const vi BITREV = {0, 8, 4, 12, 2, 10, 6, 14, 1, 9, 5, 13, 3, 11, 7, 15};
+INLINE vf sumw(vf a[W]) {
+  static const vi BITREV = BITREV_LANES;
+#if W == 16
   for (int i = 0; i < 8; i++) a[i] = fold(a[2 * i], a[2 * i + 1], 8);
+#endif
+#if W >= 8
   for (int i = 0; i < 4; i++) a[i] = fold(a[2 * i], a[2 * i + 1], 4);
+#endif
   for (int i = 0; i < 2; i++) a[i] = fold(a[2 * i], a[2 * i + 1], 2);
   return __builtin_shuffle(fold(a[0], a[1], 1), BITREV);
 }
@@ -572,17 +671,12 @@ INLINE vf ld16(const _Float16 *p) {
   return (vf)_mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)p));
 }
 #define HALF_FAST 1
-#elif defined(__F16C__)
+#elif defined(__F16C__) && W == 8
 #include <immintrin.h>
-INLINE vf ld16(const _Float16 *p) {
-  union { vf v; __m256 h[2]; } u;
-  u.h[0] = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)p));
-  u.h[1] = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(p + 8)));
-  return u.v;
-}
+INLINE vf ld16(const _Float16 *p) { return (vf)_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)p)); }
 #define HALF_FAST 1
 #else
-typedef _Float16 vh __attribute__((vector_size(32), aligned(2)));
+typedef _Float16 vh __attribute__((vector_size(2 * W), aligned(2)));
 INLINE vf ld16(const _Float16 *p) { return __builtin_convertvector(*(const vh *)p, vf); }
 #if defined(__aarch64__)
 #define HALF_FAST 1
@@ -592,7 +686,7 @@ INLINE vf ld16(const _Float16 *p) { return __builtin_convertvector(*(const vh *)
 #endif
 #endif
 
-/* 16 values of a cache row (fp32, or fp16 when `half`) at element i, and one value. */
+/* W values of a cache row (fp32, or fp16 when `half`) at element i, and one value. */
 INLINE vf ldx(const void *p, int64_t i, const int half) {
 #ifdef __FLT16_MAX__
   if (half) return ld16((const _Float16 *)p + i);
@@ -629,7 +723,7 @@ INLINE void decode_item(const float *q, const void *k, const void *v, int64_t rs
       for (int64_t c = 0; c < nv; c++)
         a[r] += qv[c] * (ldx(k, kj + c * W, half) + ldx(e, ej + c * W, half));
     }
-    st(s + j0, sum16(a));
+    st(s + j0, sumw(a));
     for (int64_t j = j0; tail < D && j < j0 + W && j < Tk; j++) {
       const int64_t kj = j * rs, ej = (j < far ? 0 : j - far) * D;
       for (int64_t d = tail; d < D; d++)
