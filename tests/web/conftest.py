@@ -120,6 +120,7 @@ def server(tiny_runs: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterato
 
 
 BROKEN_RUN = "broken-run"
+UNKNOWN_RUN = "unknown-model"
 BROKEN_CONFIG = "format: midiforge-run\nformat_version: 1\nmodel: lstm\ntrain:\n  steps: many\n"
 SECURE = {"job_seconds": 8.0, "head_seconds": 2.0, "body_seconds": 3.0}  # short, to test them
 
@@ -128,12 +129,15 @@ SECURE = {"job_seconds": 8.0, "head_seconds": 2.0, "body_seconds": 3.0}  # short
 def secure_server(tiny_runs: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
     """A second server (``midiforge.web.serving.serve``) with short budgets and deadlines
     (:data:`SECURE`), its own temp folder (``TMPDIR``), and a runs folder holding the tiny
-    token run beside a broken one (a ``config.yaml`` whose ``train.steps`` is not a number)."""
+    token run beside two broken ones (a ``config.yaml`` whose ``train.steps`` is not a
+    number, and one naming a model family that does not exist)."""
     root = tmp_path_factory.mktemp("web_secure")
     runs, out, tmp = root / "runs", root / "out", root / "tmp"
     shutil.copytree(tiny_runs / RUN_NAME, runs / RUN_NAME)
     (runs / BROKEN_RUN).mkdir()
     (runs / BROKEN_RUN / "config.yaml").write_text(BROKEN_CONFIG)
+    (runs / UNKNOWN_RUN).mkdir()  # the store's own error: it names the folder's full path
+    (runs / UNKNOWN_RUN / "config.yaml").write_text("format: midiforge-run\nmodel: nosuch\n")
     out.mkdir()
     tmp.mkdir()
     port = free_port()

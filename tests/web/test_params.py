@@ -222,3 +222,22 @@ def test_primer_bombs_are_refused() -> None:
                        r"\(pitch 60 at tick 0\); at most 16"):  # fmt: skip
         check_primer(bomb, "bomb.mid")
     assert check_primer(_stacked_primer(2), "doubled.mid")  # a doubled note is music
+
+
+def test_a_primer_is_capped_in_the_notes_it_continues(datasets: Path) -> None:
+    dense = _dense_primer(4000)  # 4000 sixteenth notes: 250 bars of 4/4
+    with pytest.raises(MidiforgeError, match=r"holds 4000 notes in all its bars; a primer may "
+                       r"hold at most 2000 \(lower the primer bars"):  # fmt: skip
+        check_primer(dense, "dense.mid")
+    assert check_primer(dense, "dense.mid", bars=8) == dense  # 8 bars: 128 notes
+
+
+def _dense_primer(notes: int) -> bytes:
+    import symusic
+
+    score = symusic.Score(480)
+    track = symusic.Track("dense")
+    for i in range(notes):
+        track.notes.append(symusic.Note(i * 120, 120, 60 + i % 12, 90))
+    score.tracks.append(track)
+    return score.dumps_midi()

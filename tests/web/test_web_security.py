@@ -11,7 +11,7 @@ from collections.abc import Iterator
 import pytest
 
 from midiforge.web.server import MAX_BODY_BYTES
-from tests.web.conftest import BROKEN_RUN, RUN_NAME, SECURE, free_port
+from tests.web.conftest import BROKEN_RUN, RUN_NAME, SECURE, UNKNOWN_RUN, free_port
 from tests.web.rawhttp import Session, raw_request, trickle
 from tests.web.test_web_page import GENERATE_TIMEOUT_MS, wait_done
 
@@ -166,8 +166,14 @@ def test_a_broken_run_is_listed_as_broken_and_the_others_still_generate(secure_s
                            timeout=GENERATE_TIMEOUT_MS)  # fmt: skip
     assert page.get_attribute(".job", "data-status") == "done", page.inner_text(".job")
     page.close()
-    status, body = Session(secure_server["url"]).post_form({**SHORT, "model": BROKEN_RUN})
+    session = Session(secure_server["url"])
+    status, body = session.post_form({**SHORT, "model": BROKEN_RUN})
     assert status == 400 and "model: 'broken-run' is broken (run 'broken-run'" in body["error"]
+    status, listing = session.request("GET", "/api/models")
+    problems = {m["id"]: m["problem"] for m in listing["models"]}
+    assert problems[RUN_NAME] == "" and listing["selected"] == RUN_NAME
+    assert problems[UNKNOWN_RUN].startswith(f"run 'runs/{UNKNOWN_RUN}': ")  # not the full path
+    assert str(secure_server["runs"]) not in str(listing)
 
 
 def test_cancel_from_the_page_stops_a_running_job(secure_server, browser) -> None:

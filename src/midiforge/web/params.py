@@ -14,8 +14,9 @@ short and free of control characters, a value quoted back in a message is cut to
 characters, and one job may ask for at most :data:`MAX_JOB_TOKENS` tokens (pieces × length)
 or :data:`MAX_JOB_STEPS` denoising steps (pieces × steps), so a single request cannot hold
 the one worker for long. A primer that would cost far more than its size (thousands of
-notes stacked on one key, :data:`MAX_PRIMER_NOTES` notes or :data:`MAX_PRIMER_TRACKS`
-tracks) is refused too.
+notes stacked on one key, :data:`MAX_PRIMER_NOTES` notes in the file or
+:data:`MAX_PRIMER_TRACKS` tracks, more than :data:`MAX_PRIMER_NOTES_USED` notes in the bars
+the job continues: the sampler reads all of those at once) is refused too.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ from midiforge.web.catalog import DEFAULT_ID, RunInfo
 MIDI_MAGIC = b"MThd"  # every Standard MIDI File starts with this chunk id
 MAX_PRIMER_BYTES = 512 * 1024  # 512 KiB: a long piano piece is ~100 KiB
 MAX_PRIMER_NOTES = 50_000  # a long piano piece has ~10,000
+MAX_PRIMER_NOTES_USED = 2_000  # in the primer bars continued: ~8,000 tokens, past most contexts
 MAX_PRIMER_TRACKS = 256
 MAX_UNISON = 16  # notes starting together on one key; more is a bomb, not music
 FORM_FIELDS = ("model", "style", "primer")  # the page's inputs that are not numbers
@@ -172,8 +174,9 @@ def parse_number(name: str, raw: Any) -> int | float | None:
     return int(value) if f.integer else float(value)
 
 
-def check_primer(data: bytes | None, filename: str = "") -> bytes | None:
-    """The uploaded primer if it is a readable MIDI file within the size limit, else an error."""
+def check_primer(data: bytes | None, filename: str = "", bars: int | None = None) -> bytes | None:
+    """The uploaded primer if it is a readable MIDI file within the limits, else an error;
+    ``bars`` is how many of its bars the job continues (None: all)."""
     if not data:
         return None
     name = shown(filename)[1:-1] if filename else "the upload"
@@ -192,11 +195,11 @@ def check_primer(data: bytes | None, filename: str = "") -> bytes | None:
         raise MidiforgeError(f"primer: {name} is not a readable MIDI file ({exc})") from None
     if score.note_num() == 0:
         raise MidiforgeError(f"primer: {name} holds no notes; upload a MIDI file with notes")
-    _check_primer_cost(score, name)
+    _check_primer_cost(score, name, bars)
     return data
 
 
-def _check_primer_cost(score: Any, name: str) -> None:
+def _check_primer_cost(score: Any, name: str, bars: int | None) -> None:
     """Refuse a primer whose notes would cost far more than its bytes (a MIDI bomb)."""
     import numpy as np
 
@@ -220,6 +223,17 @@ def _check_primer_cost(score: Any, name: str) -> None:
             f"primer: {name} stacks {int(counts[worst])} notes on one key at one time (pitch "
             f"{pitch} at tick {tick}); at most {MAX_UNISON} are accepted (remove the "
             "duplicates)"
+        )
+    used = score
+    if bars is not None:  # cut as the sampler cuts it (midiforge.sampling.generate.read_primer)
+        downbeats = np.asarray(score.get_downbeats())
+        if len(downbeats) > bars:
+            used = score.clip(0, int(downbeats[bars]), clip_end=True)
+    if used.note_num() > MAX_PRIMER_NOTES_USED:
+        where = "in all its bars" if bars is None else f"in its first {bars} bars"
+        raise MidiforgeError(
+            f"primer: {name} holds {used.note_num()} notes {where}; a primer may hold at most "
+            f"{MAX_PRIMER_NOTES_USED} (lower the primer bars, or upload a shorter piece)"
         )
 
 
@@ -318,12 +332,12 @@ def parse_request(
     if "seed" in used and values.get("seed") is None:  # the page reports every job's seed
         values["seed"] = secrets.randbelow(WEB_MAX_SEED + 1)
     data, filename = primer if primer else (None, "")
-    checked = check_primer(data, filename)
-    if checked is not None and "primer" not in used:
+    if data and "primer" not in used:
         raise MidiforgeError(
             f"primer: {model_id!r} is a {info.sampler} model, which does not continue a primer; "
             "remove the upload"
         )
+    checked = check_primer(data, filename, values.get("primer_bars"))
     return GenerationRequest(
         model_id=model_id,
         run=None if model_id == DEFAULT_ID else info.path,

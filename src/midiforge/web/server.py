@@ -299,5 +299,6 @@ def create_app(config: WebConfig) -> Starlette:
         exception_handlers={HTTPException: http_error, Exception: server_error},
         lifespan=lifespan,
     )
+    app.router.redirect_slashes = False  # "/api/jobs/../" is a 404, not a redirect elsewhere
     app.state.web = state
     return app

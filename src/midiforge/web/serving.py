@@ -62,6 +62,8 @@ def check_port(port: int) -> None:
     if not 1 <= port <= 65535:
         raise MidiforgeError(f"--port {port}: use a TCP port in 1..65535, e.g. 7860")
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        # as uvicorn binds: connections of a server just stopped (TIME_WAIT) do not count
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind((HOST, port))
         except OSError:
