@@ -122,33 +122,40 @@ def server(tiny_runs: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterato
 BROKEN_RUN = "broken-run"
 UNKNOWN_RUN = "unknown-model"
 BROKEN_CONFIG = "format: midiforge-run\nformat_version: 1\nmodel: lstm\ntrain:\n  steps: many\n"
-SECURE = {"job_seconds": 8.0, "head_seconds": 2.0, "body_seconds": 3.0}  # short, to test them
+SECURE = {"head_seconds": 2.0, "body_seconds": 3.0}  # short, to test them
+
+
+def serve_with(runs: Path, root: Path, options: dict) -> Iterator[dict]:
+    """``midiforge.web.serving.serve`` on ``runs`` with WebConfig ``options``, its output and
+    its ``TMPDIR`` in ``root``; yields its URL and folders."""
+    out, tmp = root / "out", root / "tmp"
+    out.mkdir()
+    tmp.mkdir()
+    port = free_port()
+    given = ", ".join(f"{k}={v!r}" for k, v in options.items())
+    code = (
+        "from midiforge.web.config import WebConfig; from midiforge.web.serving import serve; "
+        f"serve(WebConfig(runs_dir={str(runs)!r}, out_dir={str(out)!r}, port={port}, {given}))"
+    )
+    env = {**os.environ, "TMPDIR": str(tmp)}
+    for started in _started([sys.executable, "-c", code], out, port, env):
+        yield {**started, "out": out, "runs": runs, "tmp": tmp}
 
 
 @pytest.fixture(scope="session")
 def secure_server(tiny_runs: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
-    """A second server (``midiforge.web.serving.serve``) with short budgets and deadlines
-    (:data:`SECURE`), its own temp folder (``TMPDIR``), and a runs folder holding the tiny
-    token run beside two broken ones (a ``config.yaml`` whose ``train.steps`` is not a
-    number, and one naming a model family that does not exist)."""
+    """A second server with short deadlines (:data:`SECURE`), its own temp folder
+    (``TMPDIR``), and a runs folder holding the tiny token run beside two broken ones (a
+    ``config.yaml`` whose ``train.steps`` is not a number, and one naming a model family that
+    does not exist)."""
     root = tmp_path_factory.mktemp("web_secure")
-    runs, out, tmp = root / "runs", root / "out", root / "tmp"
+    runs = root / "runs"
     shutil.copytree(tiny_runs / RUN_NAME, runs / RUN_NAME)
     (runs / BROKEN_RUN).mkdir()
     (runs / BROKEN_RUN / "config.yaml").write_text(BROKEN_CONFIG)
     (runs / UNKNOWN_RUN).mkdir()  # the store's own error: it names the folder's full path
     (runs / UNKNOWN_RUN / "config.yaml").write_text("format: midiforge-run\nmodel: nosuch\n")
-    out.mkdir()
-    tmp.mkdir()
-    port = free_port()
-    options = ", ".join(f"{k}={v!r}" for k, v in SECURE.items())
-    code = (
-        "from midiforge.web.config import WebConfig; from midiforge.web.serving import serve; "
-        f"serve(WebConfig(runs_dir={str(runs)!r}, out_dir={str(out)!r}, port={port}, {options}))"
-    )
-    env = {**os.environ, "TMPDIR": str(tmp)}
-    for started in _started([sys.executable, "-c", code], out, port, env):
-        yield {**started, "out": out, "runs": runs, "tmp": tmp}
+    yield from serve_with(runs, root, SECURE)
 
 
 @pytest.fixture(scope="session")
