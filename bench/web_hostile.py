@@ -221,7 +221,7 @@ def odd_values(c: Client) -> None:
         c.form("strings", fields)
     for raw in (b'--BOUND\r\nContent-Disposition: form-data; name="model"\r\n\r\nti',
                 b"no multipart here", multipart({"model": "tiny"}) * 2):  # fmt: skip
-        c.form("strings", {}, raw=raw)
+        cancel_accepted(c, c.form("strings", {}, raw=raw))  # after the end: an epilogue
     for kind in ("application/json", "text/plain", "", "multipart/form-data"):
         extra = {"Content-Type": kind, "Content-Length": "2"}
         c.send("strings", c.head("POST", "/api/generate", extra) + b"{}")

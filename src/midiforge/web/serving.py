@@ -4,9 +4,11 @@ uvicorn alone never times out a request whose line and headers trickle in (it on
 idle keep-alive connections), so :class:`BoundedH11Protocol` gives every request head a
 deadline: a connection that has not sent a complete request head within ``head_seconds`` of
 opening, or of its previous response, is closed. The body has its own deadline, kept by the
-route that reads it (:func:`midiforge.web.uploads.read_body`). Headers are capped at
-:data:`MAX_HEAD_BYTES`, idle keep-alive connections close after :data:`KEEP_ALIVE_S`, and at
-most :data:`MAX_CONNECTIONS` connections are served at once (uvicorn answers 503 beyond).
+route that reads it (:func:`midiforge.web.uploads.read_body`). uvicorn's parser buffers at
+most :data:`MAX_HEAD_BYTES` of an incomplete head (a head that arrives in one read may be
+larger; one of a few hundred KiB is refused), idle keep-alive connections close after
+:data:`KEEP_ALIVE_S`, and at most :data:`MAX_CONNECTIONS` connections are served at once
+(uvicorn answers 503 beyond).
 """
 
 from __future__ import annotations
