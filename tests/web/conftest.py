@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -81,15 +82,10 @@ def get_json(url: str) -> tuple[int, dict]:
         return exc.code, json.load(exc)
 
 
-@pytest.fixture(scope="session")
-def server(tiny_runs: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
-    """``python -m midiforge web`` on 127.0.0.1:<free port>; yields its URL and folders."""
-    port = free_port()
-    out = tmp_path_factory.mktemp("web_out")
-    cmd = [sys.executable, "-m", "midiforge", "web", "--port", str(port),
-           "--runs-dir", str(tiny_runs), "--out-dir", str(out)]  # fmt: skip
+def _started(cmd: list[str], out: Path, port: int, env: dict | None = None) -> Iterator[dict]:
+    """Run the server command ``cmd`` until the test session ends; yields its URL and process."""
     log = (out / "server.log").open("w")
-    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, text=True, env=env)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + SERVER_START_S
     while True:
@@ -103,13 +99,63 @@ def server(tiny_runs: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterato
             proc.kill()
             raise RuntimeError("the web server did not start:\n" + (out / "server.log").read_text())
         time.sleep(0.2)
-    yield {"url": url, "out": out, "runs": tiny_runs, "proc": proc}
+    yield {"url": url, "port": port, "proc": proc}
     proc.send_signal(signal.SIGINT)
     try:
         proc.wait(10)
     except subprocess.TimeoutExpired:
         proc.kill()
     log.close()
+
+
+@pytest.fixture(scope="session")
+def server(tiny_runs: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
+    """``python -m midiforge web`` on 127.0.0.1:<free port>; yields its URL and folders."""
+    port = free_port()
+    out = tmp_path_factory.mktemp("web_out")
+    cmd = [sys.executable, "-m", "midiforge", "web", "--port", str(port),
+           "--runs-dir", str(tiny_runs), "--out-dir", str(out)]  # fmt: skip
+    for started in _started(cmd, out, port):
+        yield {**started, "out": out, "runs": tiny_runs}
+
+
+BROKEN_RUN = "broken-run"
+UNKNOWN_RUN = "unknown-model"
+BROKEN_CONFIG = "format: midiforge-run\nformat_version: 1\nmodel: lstm\ntrain:\n  steps: many\n"
+SECURE = {"head_seconds": 2.0, "body_seconds": 3.0}  # short, to test them
+
+
+def serve_with(runs: Path, root: Path, options: dict) -> Iterator[dict]:
+    """``midiforge.web.serving.serve`` on ``runs`` with WebConfig ``options``, its output and
+    its ``TMPDIR`` in ``root``; yields its URL and folders."""
+    out, tmp = root / "out", root / "tmp"
+    out.mkdir()
+    tmp.mkdir()
+    port = free_port()
+    given = ", ".join(f"{k}={v!r}" for k, v in options.items())
+    code = (
+        "from midiforge.web.config import WebConfig; from midiforge.web.serving import serve; "
+        f"serve(WebConfig(runs_dir={str(runs)!r}, out_dir={str(out)!r}, port={port}, {given}))"
+    )
+    env = {**os.environ, "TMPDIR": str(tmp)}
+    for started in _started([sys.executable, "-c", code], out, port, env):
+        yield {**started, "out": out, "runs": runs, "tmp": tmp}
+
+
+@pytest.fixture(scope="session")
+def secure_server(tiny_runs: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
+    """A second server with short deadlines (:data:`SECURE`), its own temp folder
+    (``TMPDIR``), and a runs folder holding the tiny token run beside two broken ones (a
+    ``config.yaml`` whose ``train.steps`` is not a number, and one naming a model family that
+    does not exist)."""
+    root = tmp_path_factory.mktemp("web_secure")
+    runs = root / "runs"
+    shutil.copytree(tiny_runs / RUN_NAME, runs / RUN_NAME)
+    (runs / BROKEN_RUN).mkdir()
+    (runs / BROKEN_RUN / "config.yaml").write_text(BROKEN_CONFIG)
+    (runs / UNKNOWN_RUN).mkdir()  # the store's own error: it names the folder's full path
+    (runs / UNKNOWN_RUN / "config.yaml").write_text("format: midiforge-run\nmodel: nosuch\n")
+    yield from serve_with(runs, root, SECURE)
 
 
 @pytest.fixture(scope="session")

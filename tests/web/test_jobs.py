@@ -85,3 +85,73 @@ def test_full_queue_refuses_with_a_message() -> None:
     finally:
         release.set()
         jobs.stop(WAIT_S)
+
+
+def _checking_loop(job):
+    """Work that only ends when stopped: it calls the job's check, as the web worker does."""
+    while True:
+        job.check()
+        time.sleep(0.01)
+
+
+def test_cancel_removes_a_waiting_job_and_stops_a_running_one() -> None:
+    jobs = JobQueue(_checking_loop)
+    jobs.start()
+    try:
+        running, waiting, last = (jobs.submit(p) for p in ("a", "b", "c"))
+        _wait_until(lambda: jobs.status(running.id)["status"] == "running")
+        assert jobs.status(last.id)["position"] == 2
+        jobs.cancel(waiting.id)  # leaves the queue at once; the one behind moves up
+        assert jobs.status(waiting.id)["status"] == "cancelled"
+        assert jobs.status(last.id)["position"] == 1
+        jobs.cancel(running.id)
+        _wait_until(lambda: jobs.status(running.id)["status"] == "cancelled")
+        _wait_until(lambda: jobs.status(last.id)["status"] == "running")  # b is skipped
+        assert jobs.get(waiting.id).started is None  # never ran
+        jobs.cancel(last.id)
+        _wait_until(lambda: jobs.status(last.id)["status"] == "cancelled")
+        assert jobs.cancel("999") is None
+    finally:
+        jobs.stop(WAIT_S)
+
+
+def test_a_job_over_its_budget_is_stopped_and_says_so() -> None:
+    jobs = JobQueue(_checking_loop, budget_s=0.3)
+    jobs.start()
+    try:
+        slow, after = jobs.submit("slow"), jobs.submit("after")
+        _wait_until(lambda: jobs.status(slow.id)["status"] == "error")
+        status = jobs.status(slow.id)
+        assert "stopped after 0.3 s, the time budget of one job" in status["error"]
+        assert 0.3 <= status["seconds"] < WAIT_S and status["budget_s"] == 0.3
+        _wait_until(lambda: jobs.status(after.id)["status"] == "error")  # the next one ran
+    finally:
+        jobs.stop(WAIT_S)
+
+
+def test_checking_stops_real_torch_forwards_on_this_thread_only() -> None:
+    import torch
+
+    from midiforge.web import stopping
+    from midiforge.web.jobs import JobStopped
+
+    layer = torch.nn.Linear(8, 8)
+    x = torch.zeros(1, 8)
+    calls = []
+
+    def check() -> None:
+        calls.append(1)
+        if len(calls) > 5:
+            raise JobStopped("cancelled", "cancelled on request")
+
+    with pytest.raises(JobStopped), stopping.checking(check), torch.no_grad():
+        for _ in range(100):
+            layer(x)
+    assert len(calls) == 6  # stopped before the sixth forward ran
+    other = threading.Thread(target=lambda: [layer(x) for _ in range(10)])
+    with stopping.checking(check):
+        other.start()  # another thread's forwards are not checked
+        other.join(WAIT_S)
+    assert len(calls) == 6
+    layer(x)  # and outside the block nothing is checked
+    assert len(calls) == 6

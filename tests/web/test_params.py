@@ -155,3 +155,89 @@ def test_run_names_cannot_leave_the_runs_folder(tmp_path: Path) -> None:
         resolve_run(str(outside), runs)
     with pytest.raises(MidiforgeError, match="no run"):
         resolve_run("group", runs)
+
+
+def test_odd_numbers_and_strings_are_refused_naming_the_field(tmp_path: Path) -> None:
+    for raw, message in [
+        ("²", r"seed: '²' is not a number"),
+        ("١٢٣", r"seed: '١٢٣' is not a number"),  # Arabic-Indic digits: float() reads them
+        ("1" * 5000, r"seed: '1111.*\.\.\.' \(5000 characters\) is too long for a number"),
+        ("1\x00", r"seed: '1\\x00' is not a number"),
+        ("0x10", r"seed: '0x10' is not a number"),
+        ("1_000", r"seed: '1_000' is not a number"),
+        ("1e400", r"seed: 1e400 is out of range"),
+    ]:
+        with pytest.raises(MidiforgeError, match=message):
+            parse_number("seed", raw)
+    assert parse_number("seed", " 42 ") == 42
+    assert parse_number("temperature", "1e-1") == 0.1
+    models = _models(tmp_path)
+    with pytest.raises(MidiforgeError, match=r"model: 'fo\\x00lk' holds the control character"):
+        parse_request({"model": "fo\x00lk"}, models)
+    with pytest.raises(MidiforgeError, match=r"model: 'a{40}\.\.\.' is 5000 characters long"):
+        parse_request({"model": "a" * 5000}, models)
+    with pytest.raises(MidiforgeError, match=r"style: 'reel\\x00' holds the control character"):
+        parse_request({"model": "folk", "style": "reel\x00"}, models)
+    with pytest.raises(MidiforgeError, match=r"^x{40}\.\.\.: not a field of the form"):
+        parse_request({"model": "folk", "x" * 300: "1"}, models)
+
+
+def test_one_job_is_capped_in_pieces_times_length(tmp_path: Path) -> None:
+    models = _models(tmp_path)
+    assert parse_request({"model": "folk", "n": "2", "length": "4096"}, models).options.n == 2
+    with pytest.raises(MidiforgeError, match=r"n × length: 8 × 4096 = 32768 tokens is over"):
+        parse_request({"model": "folk", "n": "8", "length": "4096"}, models)
+    with pytest.raises(MidiforgeError, match=r"n × length: 3 × 4096 = 12288 notes is over"):
+        parse_request({"model": "heads", "n": "3", "length": "4096"}, models)
+    with pytest.raises(MidiforgeError, match=r"n × steps: 8 × 1000 = 8000 denoising steps"):
+        parse_request({"model": "notes", "n": "8", "steps": "1000"}, models)
+
+
+def test_broken_runs_are_refused_with_their_problem(tmp_path: Path) -> None:
+    models = _models(tmp_path)
+    problem = "run 'bad': train.steps is 'many'"
+    models["bad"] = RunInfo(id="bad", path=tmp_path / "bad", model="?", sampler="",
+                            has_weights=False, problem=problem)  # fmt: skip
+    with pytest.raises(MidiforgeError, match=r"model: 'bad' is broken \(run 'bad': train") as info:
+        parse_request({"model": "bad"}, models)
+    assert "pick another: folk, notes, heads" in str(info.value)  # usable ones only
+
+
+def _stacked_primer(copies: int) -> bytes:
+    """A tiny MIDI file whose notes all start together on middle C: a 'unison bomb'."""
+    import symusic
+
+    score = symusic.Score(480)
+    track = symusic.Track("bomb")
+    for _ in range(copies):
+        track.notes.append(symusic.Note(0, 480, 60, 90))
+    score.tracks.append(track)
+    return score.dumps_midi()
+
+
+def test_primer_bombs_are_refused() -> None:
+    bomb = _stacked_primer(5000)
+    assert len(bomb) < 64 * 1024
+    with pytest.raises(MidiforgeError, match=r"stacks 5000 notes on one key at one time "
+                       r"\(pitch 60 at tick 0\); at most 16"):  # fmt: skip
+        check_primer(bomb, "bomb.mid")
+    assert check_primer(_stacked_primer(2), "doubled.mid")  # a doubled note is music
+
+
+def test_a_primer_is_capped_in_the_notes_it_continues(datasets: Path) -> None:
+    dense = _dense_primer(4000)  # 4000 sixteenth notes: 250 bars of 4/4
+    with pytest.raises(MidiforgeError, match=r"holds 4000 notes in all its bars; a primer may "
+                       r"hold at most 2000 \(lower the primer bars"):  # fmt: skip
+        check_primer(dense, "dense.mid")
+    assert check_primer(dense, "dense.mid", bars=8) == dense  # 8 bars: 128 notes
+
+
+def _dense_primer(notes: int) -> bytes:
+    import symusic
+
+    score = symusic.Score(480)
+    track = symusic.Track("dense")
+    for i in range(notes):
+        track.notes.append(symusic.Note(i * 120, 120, 60 + i % 12, 90))
+    score.tracks.append(track)
+    return score.dumps_midi()

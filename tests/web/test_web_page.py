@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import json
 import os
 import time
 import urllib.request
-import uuid
 from pathlib import Path
 
 import symusic
 
 from midiforge.web.params import MAX_PRIMER_BYTES
 from tests.web.conftest import NOTES_RUN_NAME, RUN_NAME, get_json
+from tests.web.rawhttp import Session
 
 GENERATE_TIMEOUT_MS = 120_000  # a tiny model on a shared 2-core machine
 SCREENSHOT_ENV = "MIDIFORGE_WEB_SCREENSHOT"  # set to a path (docs/web.png) to keep a screenshot
@@ -27,30 +26,8 @@ def visible(page, *ids: str) -> list[bool]:
 
 
 def post_form(url: str, fields: dict[str, str], upload: tuple[str, bytes] | None = None):
-    """POST multipart/form-data like the page does; returns (status, JSON body)."""
-    boundary = uuid.uuid4().hex
-    parts = []
-    for name, value in fields.items():
-        head = f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n'
-        parts.append(head.encode() + f"{value}\r\n".encode())
-    if upload is not None:
-        filename, data = upload
-        head = (
-            f'--{boundary}\r\nContent-Disposition: form-data; name="primer"; '
-            f'filename="{filename}"\r\nContent-Type: application/octet-stream\r\n\r\n'
-        )
-        parts.append(head.encode() + data + b"\r\n")
-    body = b"".join(parts) + f"--{boundary}--\r\n".encode()
-    request = urllib.request.Request(
-        url + "/api/generate",
-        data=body,
-        headers={"Content-Type": f"multipart/form-data; boundary={boundary}"},
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=30) as response:
-            return response.status, json.load(response)
-    except urllib.error.HTTPError as exc:
-        return exc.code, json.load(exc)
+    """POST multipart/form-data like the page does (its Origin, cookie and CSRF token)."""
+    return Session(url).post_form(fields, upload)
 
 
 def wait_done(url: str, job: str, timeout_s: float = GENERATE_TIMEOUT_MS / 1000) -> dict:

@@ -29,13 +29,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--soundfont", default=None, help="General MIDI .sf2 for the audio (default: the system's)"
     )
+    parser.add_argument(
+        "--job-seconds",
+        type=float,
+        default=DEFAULTS.job_seconds,
+        help=f"wall-clock budget of one generation job; a job still running then is stopped "
+        f"(default {DEFAULTS.job_seconds:g})",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
     from midiforge.errors import MidiforgeError
 
     try:
-        from midiforge.web.server import serve
+        from midiforge.web.serving import serve
     except ImportError as exc:
         raise MidiforgeError(
             f"the web page needs the 'web' extra ({exc.name} is missing); "
@@ -48,6 +55,7 @@ def run(args: argparse.Namespace) -> int:
         port=args.port,
         out_dir=args.out_dir,
         soundfont=args.soundfont,
+        job_seconds=args.job_seconds,
     )
     serve(
         config,

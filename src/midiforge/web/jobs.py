@@ -4,6 +4,14 @@ Generation saturates the CPU (or the one GPU), so running two at once would only
 slower; the web server therefore hands every request to :class:`JobQueue`, answers at once with
 a job id, and the page polls :meth:`JobQueue.status` until the job is done. A job that raises
 is marked ``"error"`` with its message and the worker moves on to the next one.
+
+Fair use of the one worker: every job has a wall-clock budget (``budget_s``) and can be
+cancelled. The work calls :meth:`Job.check` often (the web worker: before every model call
+and between pieces); once the job is cancelled or over its budget that raises
+:class:`JobStopped`, and the job ends as ``"cancelled"`` or as an ``"error"`` that says the
+budget ran out. A waiting job that is cancelled leaves the queue at once and never runs. So a
+long job delays the ones behind it by at most its budget, and the page shows each job's
+place in the queue.
 """
 
 from __future__ import annotations
@@ -31,13 +39,38 @@ class Job:
 
     id: str
     params: Any
-    status: str = "queued"  # queued -> running -> done | error
+    budget_s: float | None = None  # wall-clock seconds it may run; None = no limit
+    status: str = "queued"  # queued -> running -> done | error | cancelled
     stage: str = "waiting for the worker"  # a line for people, updated by ``work``
     created: float = field(default_factory=time.monotonic)
     started: float | None = None
     finished: float | None = None
     result: Any = None
     error: str | None = None
+    cancel_requested: threading.Event = field(default_factory=threading.Event)
+
+    def check(self) -> None:
+        """Raise :class:`JobStopped` once the job is cancelled or has spent its budget."""
+        if self.cancel_requested.is_set():
+            raise JobStopped("cancelled", "cancelled on request")
+        spent = time.monotonic() - self.started if self.started is not None else 0.0
+        if self.budget_s is not None and spent > self.budget_s:
+            raise JobStopped(
+                "error",
+                f"stopped after {self.budget_s:g} s, the time budget of one job; ask for "
+                "fewer pieces or a shorter length (or start the server with a larger "
+                "--job-seconds)",
+            )
+
+
+class JobStopped(BaseException):
+    """Raised inside a job's work to end it now (a BaseException: no ``except Exception``
+    on the way may swallow it); ``status`` is what the job becomes."""
+
+    def __init__(self, status: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
 
 
 class QueueFull(MidiforgeError):
@@ -55,11 +88,20 @@ class JobQueue:
         exception is logged with its traceback and reported as an internal error.
     max_waiting
         How many jobs may wait behind the running one before :meth:`submit` refuses.
+    budget_s
+        Wall-clock seconds each job may run (None: no limit); see :meth:`Job.check`.
     """
 
-    def __init__(self, work: Callable[[Job], Any], *, max_waiting: int = MAX_WAITING) -> None:
+    def __init__(
+        self,
+        work: Callable[[Job], Any],
+        *,
+        max_waiting: int = MAX_WAITING,
+        budget_s: float | None = None,
+    ) -> None:
         self._work = work
         self._max_waiting = max_waiting
+        self._budget_s = budget_s
         self._queue: queue.Queue[Job | None] = queue.Queue()
         self._jobs: dict[str, Job] = {}
         self._waiting: list[str] = []  # ids in queue order, for "position in queue"
@@ -89,12 +131,27 @@ class JobQueue:
                     f"{len(self._waiting)} requests are already waiting; try again when one "
                     "has finished"
                 )
-            job = Job(id=str(next(self._ids)), params=params)
+            job = Job(id=str(next(self._ids)), params=params, budget_s=self._budget_s)
             self._jobs[job.id] = job
             self._waiting.append(job.id)
             self._forget_old()
         self._queue.put(job)
         return job
+
+    def cancel(self, job_id: str) -> Job | None:
+        """Cancel a job: a waiting one leaves the queue now, a running one stops at its next
+        :meth:`Job.check`; a finished one is left as it is. None if the id is unknown."""
+        with self._lock:
+            job = self._jobs.get(job_id)
+            if job is None or job.finished is not None:
+                return job
+            job.cancel_requested.set()
+            if job.status == "queued":
+                self._waiting.remove(job.id)
+                self._end(job, status="cancelled", error="cancelled on request")
+            else:
+                job.stage = "cancelling"
+            return job
 
     def get(self, job_id: str) -> Job | None:
         with self._lock:
@@ -115,7 +172,8 @@ class JobQueue:
                 "stage": job.stage,
                 "position": position,  # 1 = next to run; 0 = running or finished
                 "seconds": round(end - (job.started or end), 2),
-                "waited": round((job.started or now) - job.created, 2),
+                "waited": round((job.started or job.finished or now) - job.created, 2),
+                "budget_s": job.budget_s,
                 "error": job.error,
             }
 
@@ -130,10 +188,14 @@ class JobQueue:
             if job is None:
                 return
             with self._lock:
+                if job.finished is not None:  # cancelled while it waited
+                    continue
                 self._waiting.remove(job.id)
                 job.status, job.started, job.stage = "running", time.monotonic(), "starting"
             try:
                 result = self._work(job)
+            except JobStopped as stop:
+                self._finish(job, error=stop.message, status=stop.status)
             except MidiforgeError as exc:
                 self._finish(job, error=str(exc))
             except Exception as exc:  # the server must keep serving whatever a job does
@@ -142,9 +204,15 @@ class JobQueue:
             else:
                 self._finish(job, result=result)
 
-    def _finish(self, job: Job, *, result: Any = None, error: str | None = None) -> None:
+    def _finish(
+        self, job: Job, *, result: Any = None, error: str | None = None, status: str = ""
+    ) -> None:
         with self._lock:
-            job.result, job.error = result, error
-            job.status = "error" if error is not None else "done"
-            job.stage = "failed" if error is not None else "done"
-            job.finished = time.monotonic()
+            job.result = result
+            self._end(job, status=status or ("error" if error is not None else "done"), error=error)
+
+    def _end(self, job: Job, *, status: str, error: str | None) -> None:
+        """Mark ``job`` finished (the lock is held)."""
+        job.error, job.status = error, status
+        job.stage = {"done": "done", "cancelled": "cancelled"}.get(status, "failed")
+        job.finished = time.monotonic()

@@ -7,10 +7,21 @@ them, a field the chosen model's sampler does not read, a missing or unlisted mo
 the model was not trained with, or a primer that is too large or not a MIDI file is refused
 with a :class:`MidiforgeError` whose message names the field, the value and what is accepted.
 The server turns it into ``400 {"error": message}`` and the page shows the message.
+
+Every value is untrusted: numbers must be plain ASCII decimals of at most
+:data:`MAX_NUMBER_CHARS` characters (``²`` or ``١٢٣`` are not numbers here), text must be
+short and free of control characters, a value quoted back in a message is cut to a few dozen
+characters, and one job may ask for at most :data:`MAX_JOB_TOKENS` tokens (pieces × length)
+or :data:`MAX_JOB_STEPS` denoising steps (pieces × steps), so a single request cannot hold
+the one worker for long. A primer that would cost far more than its size (thousands of
+notes stacked on one key, :data:`MAX_PRIMER_NOTES` notes in the file or
+:data:`MAX_PRIMER_TRACKS` tracks, more than :data:`MAX_PRIMER_NOTES_USED` notes in the bars
+the job continues: the sampler reads all of those at once) is refused too.
 """
 
 from __future__ import annotations
 
+import re
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,7 +41,43 @@ from midiforge.web.catalog import DEFAULT_ID, RunInfo
 
 MIDI_MAGIC = b"MThd"  # every Standard MIDI File starts with this chunk id
 MAX_PRIMER_BYTES = 512 * 1024  # 512 KiB: a long piano piece is ~100 KiB
+MAX_PRIMER_NOTES = 50_000  # a long piano piece has ~10,000
+MAX_PRIMER_NOTES_USED = 2_000  # in the primer bars continued: ~8,000 tokens, past most contexts
+MAX_PRIMER_TRACKS = 256
+MAX_UNISON = 16  # notes starting together on one key; more is a bomb, not music
 FORM_FIELDS = ("model", "style", "primer")  # the page's inputs that are not numbers
+MAX_JOB_TOKENS = 8192  # pieces x length per job (8 x 1024, 2 x 4096): a few minutes on a CPU
+MAX_JOB_STEPS = 2000  # pieces x denoising steps per job
+MAX_NUMBER_CHARS = 32
+MAX_TEXT_CHARS = {"model": 255, "style": 100}  # a run id is a path below the runs folder
+MAX_SHOWN = 40  # characters of a refused value quoted back in a message
+_NUMBER = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d{1,4})?", re.ASCII)
+_INTEGER = re.compile(r"[+-]?\d+", re.ASCII)
+_WORDS = {"nan", "inf", "+inf", "-inf", "infinity", "+infinity", "-infinity"}  # range-checked
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def shown(value: Any) -> str:
+    """``value`` quoted for a message, cut to :data:`MAX_SHOWN` characters."""
+    text = str(value)
+    return repr(text if len(text) <= MAX_SHOWN else text[:MAX_SHOWN] + "...")
+
+
+def check_text(name: str, raw: Any) -> str:
+    """A text field stripped, or an error when it is too long or holds control characters."""
+    text = str(raw or "").strip()
+    limit = MAX_TEXT_CHARS.get(name, MAX_SHOWN)
+    if len(text) > limit:
+        raise MidiforgeError(
+            f"{name}: {shown(text)} is {len(text)} characters long; at most {limit} are accepted"
+        )
+    bad = _CONTROL.search(text)
+    if bad:
+        raise MidiforgeError(
+            f"{name}: {shown(text)} holds the control character {bad.group()!r}; pick a listed "
+            "value"
+        )
+    return text
 
 
 @dataclass(frozen=True)
@@ -109,24 +156,30 @@ def parse_number(name: str, raw: Any) -> int | float | None:
     """``raw`` (a form string, or empty for the default) as the field's type, range checked."""
     f = FIELDS[name]
     lo, hi = f.lo, f.hi
-    if raw is None or str(raw).strip() == "":
+    text = str(raw if raw is not None else "").strip()
+    if text == "":
         return None if f.default is None else (int if f.integer else float)(f.default)
-    try:
-        value = float(str(raw).strip())
-    except ValueError:
-        raise MidiforgeError(f"{name}: {raw!r} is not a number; use {lo}..{hi}") from None
-    if f.integer and not value.is_integer():
-        raise MidiforgeError(f"{name}: {raw!r} is not a whole number; use {lo}..{hi}")
+    if len(text) > MAX_NUMBER_CHARS:
+        raise MidiforgeError(
+            f"{name}: {shown(text)} ({len(text)} characters) is too long for a number; use "
+            f"{lo}..{hi}"
+        )
+    if not (_NUMBER.fullmatch(text) or text.lower() in _WORDS):
+        raise MidiforgeError(f"{name}: {shown(text)} is not a number; use {lo}..{hi}")
+    value = int(text) if _INTEGER.fullmatch(text) else float(text)
     if not lo <= value <= hi:
-        raise MidiforgeError(f"{name}: {raw} is out of range; use {lo}..{hi}")
-    return int(value) if f.integer else value
+        raise MidiforgeError(f"{name}: {text} is out of range; use {lo}..{hi}")
+    if f.integer and not float(value).is_integer():
+        raise MidiforgeError(f"{name}: {shown(text)} is not a whole number; use {lo}..{hi}")
+    return int(value) if f.integer else float(value)
 
 
-def check_primer(data: bytes | None, filename: str = "") -> bytes | None:
-    """The uploaded primer if it is a readable MIDI file within the size limit, else an error."""
+def check_primer(data: bytes | None, filename: str = "", bars: int | None = None) -> bytes | None:
+    """The uploaded primer if it is a readable MIDI file within the limits, else an error;
+    ``bars`` is how many of its bars the job continues (None: all)."""
     if not data:
         return None
-    name = filename or "the upload"
+    name = shown(filename)[1:-1] if filename else "the upload"
     if len(data) > MAX_PRIMER_BYTES:
         raise MidiforgeError(
             f"primer: {name} is {len(data)} bytes; the limit is {MAX_PRIMER_BYTES} bytes "
@@ -142,18 +195,62 @@ def check_primer(data: bytes | None, filename: str = "") -> bytes | None:
         raise MidiforgeError(f"primer: {name} is not a readable MIDI file ({exc})") from None
     if score.note_num() == 0:
         raise MidiforgeError(f"primer: {name} holds no notes; upload a MIDI file with notes")
+    _check_primer_cost(score, name, bars)
     return data
+
+
+def _check_primer_cost(score: Any, name: str, bars: int | None) -> None:
+    """Refuse a primer whose notes would cost far more than its bytes (a MIDI bomb)."""
+    import numpy as np
+
+    if len(score.tracks) > MAX_PRIMER_TRACKS:
+        raise MidiforgeError(
+            f"primer: {name} has {len(score.tracks)} tracks; at most {MAX_PRIMER_TRACKS} are "
+            "accepted"
+        )
+    if score.note_num() > MAX_PRIMER_NOTES:
+        raise MidiforgeError(
+            f"primer: {name} holds {score.note_num()} notes; at most {MAX_PRIMER_NOTES} are "
+            "accepted (upload a shorter piece)"
+        )
+    arrays = [t.notes.numpy() for t in score.tracks if t.note_num()]
+    keys = np.concatenate([a["time"].astype(np.int64) * 128 + a["pitch"] for a in arrays])
+    values, counts = np.unique(keys, return_counts=True)
+    worst = int(counts.argmax())
+    if counts[worst] > MAX_UNISON:
+        tick, pitch = divmod(int(values[worst]), 128)
+        raise MidiforgeError(
+            f"primer: {name} stacks {int(counts[worst])} notes on one key at one time (pitch "
+            f"{pitch} at tick {tick}); at most {MAX_UNISON} are accepted (remove the "
+            "duplicates)"
+        )
+    used = score
+    if bars is not None:  # cut as the sampler cuts it (midiforge.sampling.generate.read_primer)
+        downbeats = np.asarray(score.get_downbeats())
+        if len(downbeats) > bars:
+            used = score.clip(0, int(downbeats[bars]), clip_end=True)
+    if used.note_num() > MAX_PRIMER_NOTES_USED:
+        where = "in all its bars" if bars is None else f"in its first {bars} bars"
+        raise MidiforgeError(
+            f"primer: {name} holds {used.note_num()} notes {where}; a primer may hold at most "
+            f"{MAX_PRIMER_NOTES_USED} (lower the primer bars, or upload a shorter piece)"
+        )
 
 
 def _chosen_model(form: dict[str, Any], models: dict[str, RunInfo]) -> tuple[str, RunInfo]:
     """The listed model the form names, or an error that names the field and the choices."""
-    model_id = str(form.get("model") or "").strip()
-    offered = ", ".join(models) or "none (train one first)"
+    model_id = check_text("model", form.get("model"))
+    usable = [m for m, info in models.items() if not info.problem and info.has_weights]
+    offered = ", ".join(usable) or "none (train one first)"
     if not model_id:
         raise MidiforgeError(f"model: missing; pick one of the listed models: {offered}")
     if model_id not in models:
-        raise MidiforgeError(f"model: {model_id!r} is not one of the listed models: {offered}")
+        raise MidiforgeError(f"model: {shown(model_id)} is not one of the listed models: {offered}")
     info = models[model_id]
+    if info.problem:
+        raise MidiforgeError(
+            f"model: {model_id!r} is broken ({info.problem}); pick another: {offered}"
+        )
     if not info.has_weights:
         raise MidiforgeError(
             f"model: {model_id!r} has no model.safetensors yet; let its training save one"
@@ -168,13 +265,37 @@ def _check_names(form: dict[str, Any], info: RunInfo, used: set[str]) -> None:
             continue
         if name not in FIELDS:
             accepted = ", ".join([*FORM_FIELDS, *FIELDS])
-            raise MidiforgeError(f"{name}: not a field of the form; accepted: {accepted}")
+            raise MidiforgeError(
+                f"{shown(name)[1:-1]}: not a field of the form; accepted: {accepted}"
+            )
         if FIELDS[name].option not in used and str(raw).strip():
             readers = " and ".join(sorted(FIELDS[name].samplers))
             raise MidiforgeError(
                 f"{name}: {info.id!r} is a {info.sampler} model, which does not use it (only "
                 f"{readers} models do); leave it empty"
             )
+
+
+def check_job_size(sampler: str, values: dict[str, Any]) -> None:
+    """Refuse a job bigger than the page's per-job budget (:data:`MAX_JOB_TOKENS` tokens or
+    :data:`MAX_JOB_STEPS` denoising steps, counted over all its pieces)."""
+    n = int(values.get("n") or 1)
+    if sampler == "diffusion":
+        steps = int(values.get("steps") or FIELDS["steps"].default or 1)
+        if n * steps > MAX_JOB_STEPS:
+            raise MidiforgeError(
+                f"n × steps: {n} × {steps} = {n * steps} denoising steps is over the page's "
+                f"per-job budget of {MAX_JOB_STEPS}; ask for fewer pieces or fewer steps"
+            )
+        return
+    length = int(values.get("max_tokens") or GenerateOptions().max_tokens)
+    unit = "notes" if sampler == "notes" else "tokens"
+    if n * length > MAX_JOB_TOKENS:
+        raise MidiforgeError(
+            f"n × length: {n} × {length} = {n * length} {unit} is over the page's per-job "
+            f"budget of {MAX_JOB_TOKENS} {unit}; ask for fewer pieces or shorter ones (the "
+            "command line has no such cap)"
+        )
 
 
 def parse_request(
@@ -196,24 +317,27 @@ def parse_request(
     model_id, info = _chosen_model(form, models)
     used = set(fields_by_sampler()[info.sampler])
     _check_names(form, info, used)
-    style = str(form.get("style") or "").strip() or None
+    style = check_text("style", form.get("style")) or None
     if style is not None and style not in info.labels:
         accepted = ", ".join(info.labels) or "none (this model has no style labels)"
-        raise MidiforgeError(f"style: {style!r} is not a label of {model_id!r}; use: {accepted}")
+        raise MidiforgeError(
+            f"style: {shown(style)} is not a label of {model_id!r}; use: {accepted}"
+        )
     values = {}
     for f in FIELDS.values():
         if f.option in used:
             value = parse_number(f.name, form.get(f.name))
             values[f.option] = None if value is not None and value == f.none_at else value
+    check_job_size(info.sampler, values)
     if "seed" in used and values.get("seed") is None:  # the page reports every job's seed
         values["seed"] = secrets.randbelow(WEB_MAX_SEED + 1)
     data, filename = primer if primer else (None, "")
-    checked = check_primer(data, filename)
-    if checked is not None and "primer" not in used:
+    if data and "primer" not in used:
         raise MidiforgeError(
             f"primer: {model_id!r} is a {info.sampler} model, which does not continue a primer; "
             "remove the upload"
         )
+    checked = check_primer(data, filename, values.get("primer_bars"))
     return GenerationRequest(
         model_id=model_id,
         run=None if model_id == DEFAULT_ID else info.path,

@@ -19,6 +19,7 @@ from midiforge.web.params import GenerationRequest
 log = logging.getLogger(__name__)
 
 PRIMER_NAME = "primer.mid"
+MAX_SECONDS = 300.0  # audio and piano roll per piece on the page: 5 minutes (the MIDI is whole)
 
 
 def generate_midi(request: GenerationRequest, job_dir: Path) -> list[tuple[Path, int]]:
@@ -49,12 +50,12 @@ def render_piece(midi: Path, notes: int, *, soundfont: str | None = None) -> dic
     problems = []
     png, wav = midi.with_suffix(".png"), midi.with_suffix(".wav")
     try:
-        render.render_png(midi, png)
+        render.render_png(midi, png, max_seconds=MAX_SECONDS)
         piece["png"] = png.name
     except MidiforgeError as exc:
         problems.append(f"piano roll: {exc}")
     try:
-        render.render_wav(midi, wav, soundfont=soundfont)
+        render.render_wav(midi, wav, soundfont=soundfont, max_seconds=MAX_SECONDS)
         piece["wav"] = wav.name
     except MidiforgeError as exc:
         problems.append(f"audio: {exc}")

@@ -1,33 +1,41 @@
 """The web page's server: a small Starlette app on 127.0.0.1 around one generation worker.
 
-Routes (all JSON errors are ``{"error": "..."}`` with a 4xx status, shown on the page):
+Routes (every error is ``{"error": "..."}`` with a 4xx/5xx status, shown on the page):
 
 ==========================================  =================================================
-``GET  /``                                  the page (``static/index.html``, no CDN)
-``GET  /api/models``                        runs, the shipped default, inputs per sampler
-``POST /api/generate``                      multipart form → ``202 {"job": id}`` (queued)
-``GET  /api/jobs/{id}``                     status, stage, queue position; pieces when done
-``GET  /api/jobs/{id}/files/{name}``        a piece's MIDI, WAV or piano-roll PNG
+``GET    /``                                the page (``static/index.html``, no CDN); sets
+                                            the session's CSRF cookie
+``GET    /api/models``                      runs (broken ones with their problem), the
+                                            shipped default, inputs per sampler, limits
+``POST   /api/generate``                    multipart form → ``202 {"job": id}`` (queued)
+``GET    /api/jobs/{id}``                   status, stage, queue position; pieces when done
+``DELETE /api/jobs/{id}``                   cancel: a waiting job leaves the queue, a
+                                            running one stops at its next model call
+``GET    /api/jobs/{id}/files/{name}``      a piece's MIDI, WAV or piano-roll PNG
 ==========================================  =================================================
 
-Generation runs on one worker thread (:class:`midiforge.web.jobs.JobQueue`): a second request
-waits in the queue and the page polls its status. Each job calls the same
-``midiforge.api.generate`` as the ``generate`` command, then ``midiforge.api.render`` helpers for
-the audio and the piano roll.
+Every request passes :class:`midiforge.web.guard.RequestGuard` first (its Host must be this
+server; a POST or DELETE must come from this page, with its CSRF token). Generation runs on
+one worker thread (:class:`midiforge.web.jobs.JobQueue`): a second request waits in the queue
+and the page polls its status. Each job calls the same ``midiforge.api.generate`` as the
+``generate`` command, then ``midiforge.io.render`` helpers for the audio and the piano roll.
+Answers never carry an absolute path of this machine (:meth:`WebApp.public`).
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
-import socket
+import re
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Mount, Route
@@ -35,23 +43,44 @@ from starlette.staticfiles import StaticFiles
 
 from midiforge.errors import MidiforgeError
 from midiforge.sampling.options import fields_by_sampler
-from midiforge.web import catalog
-from midiforge.web.config import HOST, WebConfig
+from midiforge.web import catalog, stopping
+from midiforge.web.config import WebConfig
+from midiforge.web.guard import TOKEN_HEADER, RequestGuard, Tokens, cookie_name, request_cookie
 from midiforge.web.jobs import Job, JobQueue, QueueFull
-from midiforge.web.params import MAX_PRIMER_BYTES, GenerationRequest, fields_json, parse_request
+from midiforge.web.params import (
+    MAX_JOB_STEPS,
+    MAX_JOB_TOKENS,
+    MAX_PRIMER_BYTES,
+    GenerationRequest,
+    check_text,
+    fields_json,
+    parse_request,
+    shown,
+)
 from midiforge.web.pieces import run_generation
+from midiforge.web.uploads import BodyRefused, parse_form, read_body
 
 log = logging.getLogger(__name__)
 
 STATIC_DIR = Path(__file__).parent / "static"
 FORM_OVERHEAD_BYTES = 64 * 1024  # room for the text fields and multipart boundaries
 MAX_BODY_BYTES = MAX_PRIMER_BYTES + FORM_OVERHEAD_BYTES
+MAX_FORM_PARTS = 32
 HTTP_NOT_FOUND = 404
 MEDIA_TYPES = {".mid": "audio/midi", ".wav": "audio/wav", ".png": "image/png"}
+# what is left of an absolute path after the known folders are replaced: keep its last parts
+_ABSOLUTE = re.compile(r"(?<![\w:/.~])(?:/[^/\s'\"]+){3,}")
 
 
-def _error(message: str, status: int) -> JSONResponse:
-    return JSONResponse({"error": message}, status_code=status)
+def _error(message: str, status: int, *, close: bool = False) -> JSONResponse:
+    headers = {"Connection": "close"} if close else None
+    return JSONResponse({"error": message}, status_code=status, headers=headers)
+
+
+def _display(folder: str | Path) -> str:
+    """A folder as the page may show it: relative as given, else by its name only."""
+    path = Path(folder)
+    return path.as_posix() if not path.is_absolute() else path.name
 
 
 class WebApp:
@@ -69,19 +98,49 @@ class WebApp:
             self.extra[info.id] = Path(config.run)
             self.preselect = info.id
         self.session = time.strftime("%Y%m%d-%H%M%S")
-        self.queue = JobQueue(self._work)
+        self.tokens = Tokens()
+        self.queue = JobQueue(self._work, budget_s=config.job_seconds)
+        self._private = self._private_paths()
+
+    def _private_paths(self) -> list[tuple[str, str]]:
+        """(absolute path, what to show instead), longest first, for :meth:`public`."""
+        pairs = {}
+        for folder in (self.config.runs_dir, self.config.out_dir, *self.extra.values()):
+            shown_as = _display(folder)
+            pairs[str(Path(folder).resolve())] = shown_as
+            pairs[str(Path(folder).absolute())] = shown_as
+        pairs[str(Path.home())] = "~"
+        return sorted(pairs.items(), key=lambda kv: len(kv[0]), reverse=True)
+
+    def public(self, text: str) -> str:
+        """``text`` without absolute paths of this machine (folders by their shown names)."""
+        for private, shown_as in self._private:
+            if len(private) > 1:
+                text = text.replace(private, shown_as)
+        return _ABSOLUTE.sub(lambda m: ".../" + "/".join(m.group().split("/")[-2:]), text)
 
     # -- models ---------------------------------------------------------------------------
     def models(self) -> dict[str, catalog.RunInfo]:
-        """The models offered right now (scanned on each call, so new runs appear)."""
+        """The models offered right now (scanned on each call, so new runs appear); a broken
+        run is listed with its problem, and never hides the others."""
         found: dict[str, catalog.RunInfo] = {}
         for run_id, path in self.extra.items():
-            found[run_id] = catalog.read_run(path, run_id=run_id)
-        for info in catalog.find_runs(self.config.runs_dir):
+            found[run_id] = catalog.read_run_or_broken(path, run_id)
+        for info in catalog.list_runs(self.config.runs_dir):
             found.setdefault(info.id, info)
-        if catalog.default_model_available():
-            found[catalog.DEFAULT_ID] = catalog.default_run_info()
+        try:
+            if catalog.default_model_available():
+                found[catalog.DEFAULT_ID] = catalog.default_run_info()
+        except Exception as exc:  # a damaged installation: list the runs anyway
+            log.warning("the shipped default model cannot be read", exc_info=exc)
         return found
+
+    def _parse(self, fields: dict[str, str], primer: tuple[bytes, str] | None) -> Any:
+        models = self.models()
+        model_id = check_text("model", fields.get("model"))
+        if model_id and model_id not in models:  # say so plainly for a path outside runs_dir
+            catalog.resolve_run(model_id, self.config.runs_dir)
+        return parse_request(fields, models, primer)
 
     # -- the worker ------------------------------------------------------------------------
     def _work(self, job: Job) -> dict[str, Any]:
@@ -89,67 +148,81 @@ class WebApp:
         job_dir = Path(self.config.out_dir) / f"{self.session}-job{job.id}"
 
         def stage(text: str) -> None:
+            job.check()  # cancelled or over budget: stop between pieces too
             job.stage = text
 
-        pieces = run_generation(request, job_dir, soundfont=self.config.soundfont, stage=stage)
+        with stopping.checking(job.check):
+            pieces = run_generation(request, job_dir, soundfont=self.config.soundfont, stage=stage)
         seed = request.options.seed
         return {"seed": seed, "model": request.model_id, "dir": job_dir, "pieces": pieces}
 
     # -- routes ----------------------------------------------------------------------------
     async def index(self, request: Request) -> Response:
-        return FileResponse(STATIC_DIR / "index.html", media_type="text/html")
+        response = FileResponse(STATIC_DIR / "index.html", media_type="text/html")
+        response.headers["Cache-Control"] = "no-store"
+        name = cookie_name(self.config.port)
+        if not self.tokens.valid(request_cookie(dict(request.headers), name)):
+            response.set_cookie(name, self.tokens.issue(), path="/", samesite="strict")
+        return response
 
     async def list_models(self, request: Request) -> Response:
-        models = self.models()
-        default = self.preselect or (next(iter(models)) if models else None)
+        models = await run_in_threadpool(self.models)
+        usable = [m for m, info in models.items() if info.has_weights and not info.problem]
+        preselect = self.preselect if self.preselect in usable else None
         return JSONResponse(
             {
-                "models": [info.to_json() for info in models.values()],
-                "selected": default,
+                "models": [
+                    {**info.to_json(), "problem": self.public(info.problem)}
+                    for info in models.values()
+                ],
+                "selected": preselect or (usable[0] if usable else None),
                 "fields": fields_json(),  # the number inputs, with bounds and defaults
                 "samplers": fields_by_sampler(),  # sampler (a model's "kind") -> its options
                 "max_primer_bytes": MAX_PRIMER_BYTES,
-                "runs_dir": self.config.runs_dir,
+                "runs_dir": _display(self.config.runs_dir),
+                "limits": {
+                    "job_seconds": self.config.job_seconds,
+                    "max_job_tokens": MAX_JOB_TOKENS,
+                    "max_job_steps": MAX_JOB_STEPS,
+                },
+                "csrf": {"cookie": cookie_name(self.config.port), "header": TOKEN_HEADER},
             }
         )
 
     async def generate(self, request: Request) -> Response:
-        length = request.headers.get("content-length")
-        if length is not None and length.isdigit() and int(length) > MAX_BODY_BYTES:
-            return _error(
-                f"primer: the upload is {int(length)} bytes; the limit is {MAX_PRIMER_BYTES} "
-                "bytes (upload a shorter MIDI file)",
-                413,
+        try:
+            body = await read_body(
+                request,
+                cap=MAX_BODY_BYTES,
+                limit=MAX_PRIMER_BYTES,
+                deadline_s=self.config.body_seconds,
             )
+            form = parse_form(
+                request.headers.get("content-type", ""), body, max_parts=MAX_FORM_PARTS
+            )
+        except BodyRefused as exc:
+            return _error(str(exc), exc.status, close=exc.status in (408, 413))
+        extra_files = sorted(set(form.files) - {"primer"})
+        if extra_files:
+            return _error(f"{shown(extra_files[0])[1:-1]}: only the primer may be a file", 400)
         try:
-            async with request.form(max_files=1, max_fields=32) as form:
-                fields = {k: v for k, v in form.items() if isinstance(v, str)}
-                upload = form.get("primer")
-                primer = None
-                if upload is not None and not isinstance(upload, str) and upload.filename:
-                    data = await upload.read(MAX_PRIMER_BYTES + 1)
-                    primer = (data, upload.filename)
-        except Exception as exc:  # multipart parse errors: malformed body, too many parts
-            return _error(f"the form could not be read: {exc}", 400)
-        try:
-            models = self.models()
-            model_id = fields.get("model", "").strip()
-            if model_id and model_id not in models:  # say so plainly for a path outside runs_dir
-                catalog.resolve_run(model_id, self.config.runs_dir)
-            params = parse_request(fields, models, primer)
+            params = await run_in_threadpool(self._parse, form.fields, form.files.get("primer"))
             job = self.queue.submit(params)
         except QueueFull as exc:
             return _error(str(exc), 429)
         except MidiforgeError as exc:
-            return _error(str(exc), 413 if "the limit is" in str(exc) else 400)
+            message = self.public(str(exc))
+            return _error(message, 413 if "the limit is" in message else 400)
         return JSONResponse({"job": job.id, **(self.queue.status(job.id) or {})}, 202)
 
     async def job_status(self, request: Request) -> Response:
         job_id = request.path_params["job_id"]
         status = self.queue.status(job_id)
         if status is None:
-            return _error(f"job {job_id!r} is unknown (the server keeps the latest jobs)", 404)
+            return _error(f"job {shown(job_id)} is unknown (the server keeps the latest jobs)", 404)
         job = self.queue.get(job_id)
+        if status["error"]:
+            status["error"] = self.public(status["error"])
         if job is not None and job.status == "done":
             base = f"/api/jobs/{job_id}/files/"
             status["seed"] = job.result["seed"]
@@ -162,32 +235,33 @@ class WebApp:
             ]
         return JSONResponse(status)
 
+    async def cancel_job(self, request: Request) -> Response:
+        job_id = request.path_params["job_id"]
+        job = self.queue.cancel(job_id)
+        if job is None:
+            return _error(f"job {shown(job_id)} is unknown (the server keeps the latest jobs)", 404)
+        if job.status in ("done", "error"):
+            return _error(
+                f"job {job_id} has already finished ({job.status}); nothing to cancel", 409
+            )
+        return JSONResponse(self.queue.status(job_id))
+
     async def job_file(self, request: Request) -> Response:
         job_id, name = request.path_params["job_id"], request.path_params["name"]
         job = self.queue.get(job_id)
         if job is None or job.status != "done":
-            return _error(f"job {job_id!r} has no files (unknown or not finished)", 404)
+            return _error(f"job {shown(job_id)} has no files (unknown or not finished)", 404)
         allowed = {p[k] for p in job.result["pieces"] for k in ("midi", "wav", "png") if p.get(k)}
         if name not in allowed:  # only files this job wrote, never a path from the request
-            return _error(f"file {name!r} is not one of job {job_id}'s files", 404)
+            return _error(f"file {shown(name)} is not one of job {job_id}'s files", 404)
         path = Path(job.result["dir"]) / name
+        if not path.is_file():
+            return _error(f"file {name!r} of job {job_id} was removed from the output folder", 404)
         media = MEDIA_TYPES.get(path.suffix, "application/octet-stream")
         disposition = "attachment" if path.suffix == ".mid" else "inline"
         return FileResponse(
             path, media_type=media, filename=name, content_disposition_type=disposition
         )
-
-
-async def _http_error(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, HTTPException)
-    if exc.status_code == HTTP_NOT_FOUND:
-        return _error(f"no such page: {request.url.path}", exc.status_code)
-    return _error(str(exc.detail), exc.status_code)
-
-
-async def _server_error(request: Request, exc: Exception) -> Response:
-    log.exception("request %s failed", request.url.path, exc_info=exc)
-    return _error(f"internal error: {type(exc).__name__}: {exc}", 500)
 
 
 def create_app(config: WebConfig) -> Starlette:
@@ -200,45 +274,31 @@ def create_app(config: WebConfig) -> Starlette:
         yield
         state.queue.stop(timeout=1.0)
 
+    async def http_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPException)
+        if exc.status_code == HTTP_NOT_FOUND:
+            return _error(f"no such page: {shown(request.url.path)}", exc.status_code)
+        return _error(str(exc.detail), exc.status_code)
+
+    async def server_error(request: Request, exc: Exception) -> Response:
+        """The last resort: a bug is a JSON 500 with its message, and the server goes on."""
+        log.exception("request %s failed", request.url.path, exc_info=exc)
+        return _error(state.public(f"internal error: {type(exc).__name__}: {exc}"), 500)
+
     app = Starlette(
         routes=[
             Route("/", state.index),
             Route("/api/models", state.list_models),
             Route("/api/generate", state.generate, methods=["POST"]),
             Route("/api/jobs/{job_id}", state.job_status),
+            Route("/api/jobs/{job_id}", state.cancel_job, methods=["DELETE"]),
             Route("/api/jobs/{job_id}/files/{name}", state.job_file),
             Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"),
         ],
-        exception_handlers={HTTPException: _http_error, Exception: _server_error},
+        middleware=[Middleware(RequestGuard, port=config.port, tokens=state.tokens)],
+        exception_handlers={HTTPException: http_error, Exception: server_error},
         lifespan=lifespan,
     )
+    app.router.redirect_slashes = False  # "/api/jobs/../" is a 404, not a redirect elsewhere
     app.state.web = state
     return app
-
-
-def check_port(port: int) -> None:
-    """Fail with a message naming ``--port`` when ``port`` is out of range or taken."""
-    if not 1 <= port <= 65535:
-        raise MidiforgeError(f"--port {port}: use a TCP port in 1..65535, e.g. 7860")
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        try:
-            probe.bind((HOST, port))
-        except OSError:
-            raise MidiforgeError(
-                f"--port {port}: the port is in use on {HOST}; pass another with --port"
-            ) from None
-
-
-def serve(config: WebConfig, *, on_ready: Callable[[str], None] | None = None) -> None:
-    """Serve the page on ``http://127.0.0.1:<port>`` until interrupted (Ctrl-C).
-
-    ``on_ready`` gets the page's URL once the options are checked, just before listening (the
-    command prints it; library code does not print).
-    """
-    import uvicorn
-
-    check_port(config.port)
-    app = create_app(config)
-    if on_ready is not None:
-        on_ready(f"http://{HOST}:{config.port}/")
-    uvicorn.run(app, host=HOST, port=config.port, log_level="warning")

@@ -1,14 +1,23 @@
 // midiforge web page: builds the form from /api/models (one input per generation option,
 // shown only for the models whose sampler reads it), submits jobs, polls their status and
 // shows each finished piece (piano roll, audio, MIDI download). No libraries, no network
-// access beyond this server.
+// access beyond this server. Every POST and DELETE carries the session's CSRF token (the
+// cookie the server set with the page, echoed in a header), which another site cannot send.
 "use strict";
 
 const POLL_MS = 500; // how often a running job's status is asked for
-const state = { models: {}, fields: [], samplers: {} };
+const state = { models: {}, fields: [], samplers: {}, csrf: null };
 const MISSING_MODEL = "model: missing; pick a model from the list";
+const FINISHED = new Set(["done", "error", "cancelled"]);
 
 function $(id) { return document.getElementById(id); }
+
+function csrfHeaders() {
+  if (!state.csrf) return {};
+  const prefix = `${state.csrf.cookie}=`;
+  const cookie = document.cookie.split("; ").find((c) => c.startsWith(prefix));
+  return cookie ? { [state.csrf.header]: cookie.slice(prefix.length) } : {};
+}
 
 function showError(message) {
   const box = $("error");
@@ -72,19 +81,34 @@ async function loadModels() {
   if (!response.ok) { showError(data.error); return; }
   const select = $("model");
   select.replaceChildren();
+  state.csrf = data.csrf;
   for (const info of data.models) {
     state.models[info.id] = info;
-    const text = info.id === "default" ? "default (shipped model)" : `${info.id} — ${info.model}`;
-    select.add(new Option(text, info.id));
+    let text = info.id === "default" ? "default (shipped model)" : `${info.id} — ${info.model}`;
+    if (info.problem) text = `${info.id} — broken: ${info.problem}`;
+    const option = new Option(text, info.id);
+    if (info.problem) { // listed, greyed, not selectable
+      option.disabled = true;
+      option.className = "broken";
+      option.title = info.problem;
+    }
+    select.add(option);
   }
-  if (!data.models.length) {
+  const usable = data.models.filter((m) => !m.problem);
+  if (!usable.length) {
     showError(`No trained model found in ${data.runs_dir}/; train one with "midiforge train".`);
   }
   if (data.selected) select.value = data.selected;
   state.samplers = data.samplers;
   buildFields(data.fields);
   selectModel(select.value);
-  $("generate").disabled = !data.models.length;
+  const limits = data.limits;
+  if (limits) {
+    $("limits").textContent = `One job: at most ${limits.max_job_tokens} tokens or notes ` +
+      `(pieces × length), ${limits.max_job_steps} denoising steps (pieces × steps), and ` +
+      `${limits.job_seconds} s of work; jobs run one at a time, in order.`;
+  }
+  $("generate").disabled = !usable.length;
 }
 
 function pieceElement(piece) {
@@ -132,9 +156,25 @@ function jobElement(jobId, modelId) {
   const bar = document.createElement("progress"); // no value: an indeterminate bar
   const stage = document.createElement("p");
   stage.className = "stage";
-  card.append(title, bar, stage);
+  const cancel = document.createElement("button");
+  cancel.type = "button";
+  cancel.className = "cancel";
+  cancel.textContent = "Cancel";
+  cancel.addEventListener("click", () => cancelJob(jobId, card));
+  card.append(title, bar, stage, cancel);
   $("jobs").prepend(card);
   return card;
+}
+
+async function cancelJob(jobId, card) {
+  const button = card.querySelector("button.cancel");
+  if (button) button.disabled = true;
+  const response = await fetch(`/api/jobs/${jobId}`, { method: "DELETE", headers: csrfHeaders() });
+  if (!response.ok) {
+    const data = await readJson(response);
+    card.querySelector(".stage").textContent = data.error;
+    if (button) button.disabled = false;
+  }
 }
 
 async function poll(jobId, card) {
@@ -146,10 +186,14 @@ async function poll(jobId, card) {
   if (data.status === "queued") {
     stage.textContent = `queued (position ${data.position} in the queue)`;
   } else if (data.status === "running") {
-    stage.textContent = `${data.stage} · ${data.seconds.toFixed(1)} s`;
-  } else {
+    const budget = data.budget_s ? ` of at most ${data.budget_s} s` : "";
+    stage.textContent = `${data.stage} · ${data.seconds.toFixed(1)} s${budget}`;
+  } else if (FINISHED.has(data.status)) {
     card.querySelector("progress").remove();
-    if (data.status === "error") {
+    card.querySelector("button.cancel")?.remove();
+    if (data.status === "cancelled") {
+      stage.textContent = `cancelled after ${data.seconds.toFixed(1)} s`;
+    } else if (data.status === "error") {
       stage.textContent = data.error;
       stage.className = "error";
     } else {
@@ -167,7 +211,9 @@ async function submit(event) {
   if (!$("model").value) { showError(MISSING_MODEL); return; }
   const form = new FormData($("form"));
   if ($("primer").disabled || !$("primer").files.length) form.delete("primer");
-  const response = await fetch("/api/generate", { method: "POST", body: form });
+  const response = await fetch("/api/generate", {
+    method: "POST", body: form, headers: csrfHeaders(),
+  });
   const data = await readJson(response);
   if (!response.ok) { showError(data.error); return; }
   const card = jobElement(data.job, form.get("model"));
