@@ -19,7 +19,7 @@ from midiforge.store.checkpoint import (
     save_checkpoint,
 )
 
-from .conftest import TINY_LSTM
+from .conftest import TINY_LSTM, trainer_state
 
 
 def test_rng_states_round_trip_through_weights_only_file(tmp_path):
@@ -45,8 +45,8 @@ def test_checkpoint_holds_weights_and_state_and_replaces_the_last(tmp_path):
         load_state(tmp_path)
     assert not names.can_resume(tmp_path)
     net = registry.build("gru", {**TINY_LSTM, "vocab_size": 20})
-    save_checkpoint(tmp_path, net, {"step": 1, "rng": capture_rng()})
-    save_checkpoint(tmp_path, net, {"step": 2, "rng": capture_rng(), "best": 0.5})
+    save_checkpoint(tmp_path, net, trainer_state(net, 1))
+    save_checkpoint(tmp_path, net, {**trainer_state(net, 2), "best": 0.5})
     assert names.can_resume(tmp_path) and load_state(tmp_path)["step"] == 2
     assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == ["last"]  # no temps
     again = registry.build("gru", {**TINY_LSTM, "vocab_size": 20})
