@@ -167,7 +167,7 @@ def _remove(rel: str | Path) -> Callable[[Path], None]:
 
 def _pickled_state(run: Path) -> None:
     with (run / STATE).open("wb") as fh:
-        pickle.dump({"step": 1, "payload": _Payload(str(run / PWNED))}, fh)
+        pickle.dump({"step": 1, "payload": _Payload(str(run / PWNED))}, fh, protocol=2)
 
 
 def _torch_state(edit: Callable[[dict], object]) -> Callable[[Path], None]:
@@ -314,3 +314,38 @@ def changed_outside(before: dict, after: dict, allowed: list[Path], root: Path) 
 
 def json_dump(data: object) -> bytes:
     return json.dumps(data).encode()
+
+
+# --------------------------------------------------------------------------- small disks
+
+
+def mount_tmpfs(folder: Path, size: int, *, read_only: bool = False) -> bool:
+    """Mount a tmpfs of ``size`` bytes on ``folder`` (created); False when not allowed (not
+    root): the caller then uses a file size limit or permissions instead."""
+    import os
+    import subprocess
+
+    folder.mkdir(parents=True, exist_ok=True)
+    if os.geteuid() != 0:
+        return False
+    options = f"size={size}" + (",ro" if read_only else "")
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(folder)],
+                          capture_output=True)  # fmt: skip
+    return done.returncode == 0
+
+
+def unmount(folder: Path) -> None:
+    import subprocess
+
+    subprocess.run(["umount", "-l", str(folder)], capture_output=True, check=False)
+
+
+def fill(folder: Path, leave: int) -> Path:
+    """Fill the file system of ``folder`` until only ``leave`` bytes are free."""
+    import os
+
+    stat = os.statvfs(folder)
+    filler = folder / "filler"
+    with filler.open("wb") as fh:
+        fh.write(b"\0" * max(0, stat.f_bavail * stat.f_frsize - leave))
+    return filler

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import logging
 import sys
 import traceback
 
@@ -103,6 +104,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 0
     name = f"midiforge {args.command}"
+    raise_exceptions = logging.raiseExceptions
+    logging.raiseExceptions = args.debug  # a log file on a full disk: no "Logging error" trace
     try:
         return int(args._run(args) or 0)
     except KeyboardInterrupt:
@@ -116,3 +119,5 @@ def main(argv: list[str] | None = None) -> int:
         line, status = _message(exc)
         print(f"{name}: error: {line}", file=sys.stderr)
         return status
+    finally:
+        logging.raiseExceptions = raise_exceptions

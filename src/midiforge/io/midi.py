@@ -83,14 +83,17 @@ def save_midi(score: Score, path: str | Path) -> Path:
     """Write ``score`` to ``path`` atomically and return the path.
 
     The bytes go to a temporary file in the same folder first and are renamed over ``path``
-    only once complete, so readers never see a half-written file.
+    only once complete, so readers never see a half-written file; a failed write (a full disk)
+    raises the OSError, naming ``path``, and leaves nothing behind.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         with naming(path):
-            score.dump_midi(str(tmp))
+            # the bytes are written here, not by symusic's dump_midi, which ignores a failed
+            # write: on a full disk it left a truncated file and no error
+            tmp.write_bytes(score.dumps_midi())
             os.replace(tmp, path)
     finally:
         if tmp.exists():

@@ -34,7 +34,7 @@ from typing import IO
 import numpy as np
 import symusic
 
-from midiforge.errors import MidiforgeError
+from midiforge.errors import MidiforgeError, naming
 from midiforge.io.bounds import (
     DEFAULT_MAX_SECONDS,
     RELEASE_TAIL_SECONDS,
@@ -350,8 +350,12 @@ def render_png(
     fig.tight_layout()
     png_path.parent.mkdir(parents=True, exist_ok=True)
     part = png_path.with_name(f".{png_path.stem}.part.png")
-    fig.savefig(part, format="png")
-    part.replace(png_path)
+    try:
+        with naming(png_path):  # a full disk names no file otherwise
+            fig.savefig(part, format="png")
+            part.replace(png_path)
+    finally:
+        part.unlink(missing_ok=True)  # nothing half-written is left after a failed write
     return png_path
 
 

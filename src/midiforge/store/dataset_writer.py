@@ -10,6 +10,7 @@ back by :class:`midiforge.store.dataset_dir.PreparedDataset`.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 from collections.abc import Iterable
@@ -103,10 +104,17 @@ class SplitWriter:
         os.replace(new_path, self.tokens_path)
         self.token_offsets = offsets
 
-    def release(self) -> None:
-        """Close the open array files (closing twice is harmless)."""
-        self._tokens.close()
-        self._notes.close()
+    def release(self, *, quiet: bool = False) -> None:
+        """Close the open array files (closing twice is harmless).
+
+        ``quiet``: when aborting, a close that cannot flush (a full disk) is no further error.
+        """
+        for fh in (self._tokens, self._notes):
+            if quiet:
+                with contextlib.suppress(OSError):
+                    fh.close()
+            else:
+                fh.close()
 
     def close(self, label_names: list[str]) -> dict[str, int]:
         """Write the offsets and the label indices; → the manifest's entry for this split."""
@@ -230,5 +238,5 @@ class DatasetWriter:
     def abort(self) -> None:
         """Drop everything written so far."""
         for writer in self.splits.values():
-            writer.release()
+            writer.release(quiet=True)
         shutil.rmtree(self.path, ignore_errors=True)

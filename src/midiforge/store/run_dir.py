@@ -231,6 +231,14 @@ def apply_data_state(model: MidiModel, run_dir: str | Path) -> dict[str, Any]:
                 f"{data_state_path(run_dir)}: damaged data state, not loaded ({what}); restore "
                 "it or train the run again"
             ) from None
+        import torch
+
+        for name, tensor in model.state_dict().items():
+            if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+                raise MidiforgeError(
+                    f"{data_state_path(run_dir)}: damaged data state, not loaded ({name} holds "
+                    "NaN or infinite values); restore it or train the run again"
+                )
     return state
 
 
