@@ -37,7 +37,7 @@ from midiforge.store.names import (
 from midiforge.store.tokenizer_file import load_tokenizer
 from midiforge.training import distributed
 from midiforge.training.logbook import attach_file_log, detach
-from midiforge.training.settings import TrainConfig, set_cpu_threads
+from midiforge.training.settings import TrainConfig, check_config, set_cpu_threads
 from midiforge.training.trainer import Trainer, windows_needed
 
 log = logging.getLogger(__name__)
@@ -333,6 +333,7 @@ def _train(dataset, model_name, config, overrides, run_dir, resume, init, dev, i
         data_path = _ensure_dataset(Path(dataset), run_dir, info, init_run)
         labels = []
     cfg = from_dict(TrainConfig, train_values, where="train")
+    check_config(cfg)  # before anything is seeded, read or built
     cls = registry.model_class(model_name)
     from_dict(cls.config_class, model_values, where=f"model {model_name}")  # names bad keys
 
