@@ -4,6 +4,7 @@ status 1 and a pointer to ``--debug`` for a bug, 130 for Ctrl-C, never a traceba
 from __future__ import annotations
 
 import errno
+import json
 import os
 import resource
 import signal
@@ -15,6 +16,7 @@ from pathlib import Path
 from midiforge.cli import EXIT_BUG, EXIT_INTERRUPTED, EXIT_USER, _message, main
 from midiforge.errors import MidiforgeError
 
+from . import hostile
 from .conftest import interruptible
 from .hostile import fill, mount_tmpfs, unmount
 from .training.conftest import cli, cli_env
@@ -64,7 +66,7 @@ def test_debug_shows_the_traceback_before_or_after_the_command(capsys, tmp_path)
         assert err.strip().splitlines()[-1].startswith("midiforge render: error:")
 
 
-def test_an_output_path_that_is_a_file_or_read_only_is_one_line(capsys, tmp_path) -> None:
+def test_an_output_path_that_is_a_file_or_read_only_is_one_line(capsys, datasets, tmp_path):
     blocker = tmp_path / "taken"
     blocker.write_text("a file, not a folder")
     status, err = _run(capsys, "generate", "-o", str(blocker), "--n", "1", "--max-tokens", "4")
@@ -73,11 +75,17 @@ def test_an_output_path_that_is_a_file_or_read_only_is_one_line(capsys, tmp_path
     mounted = mount_tmpfs(folder, 2**20, read_only=True)
     if not mounted:  # not root: a folder without write permission refuses just the same
         folder.chmod(0o555)
+    song = datasets / "nottingham" / NOTTINGHAM[0]
     try:
-        status, err = _run(capsys, "generate", "-o", str(folder / "out"), "--n", "1")
-        line = _one_line(err)
-        assert status == EXIT_USER and str(folder / "out") in line
-        assert ("read-only" if mounted else "permission denied") in line
+        for argv in (
+            ["generate", "-o", str(folder / "out"), "--n", "1"],
+            ["render", "--wav", str(song), "--out-dir", str(folder / "out")],
+        ):
+            status, err = _run(capsys, *argv)
+            line = _one_line(err)
+            assert status == EXIT_USER and str(folder / "out") in line
+            assert ("read-only" if mounted else "permission denied") in line
+        assert not list(folder.rglob("*"))  # not even a half-written temporary file
     finally:
         unmount(folder) if mounted else folder.chmod(0o755)
 
@@ -179,3 +187,39 @@ def test_the_module_entry_point_has_the_same_boundary(tmp_path) -> None:
     )
     assert done.returncode == EXIT_USER and "Traceback" not in done.stderr
     assert "config.yaml is missing" in done.stderr
+
+
+def test_prepare_skips_impossible_files_instead_of_stopping(capsys, datasets, tmp_path) -> None:
+    src = tmp_path / "src"
+    src.mkdir()
+    for name in NOTTINGHAM:
+        (src / name).write_bytes((datasets / "nottingham" / name).read_bytes())
+    crafted = hostile.crafted_midis()
+    for name in ("den255.mid", "tpq0.mid", "huge_times.mid", "tempo0.mid"):
+        (src / name).write_bytes(crafted[name])
+    out = tmp_path / "ds"
+    status, _ = _run(capsys, "prepare", str(src), str(out), "--jobs", "1", "--min-tokens", "64")
+    assert status == 0
+    files = {f["path"]: f for f in json.loads((out / "manifest.json").read_text())["files"]}
+    assert [files[n]["status"] for n in NOTTINGHAM] == ["kept"] * 3
+    assert "time signature 4/0" in files["den255.mid"]["detail"]
+    assert "ticks per quarter note is 0" in files["tpq0.mid"]["detail"]
+    assert "32-bit tick range" in files["huge_times.mid"]["detail"]
+    assert {files[n]["reason"] for n in ("den255.mid", "tpq0.mid", "tempo0.mid")} == {"unreadable"}
+
+
+def test_a_run_that_failed_before_its_first_checkpoint_can_be_rerun(capsys, pop909_small, tmp_path):
+    run = tmp_path / "run"
+    sets = ["model.d_embed=16", "model.d_hidden=16", "model.n_layers=1", "train.batch_size=2",
+            "train.seq_len=16", "train.steps=6", "train.save_every=6", "train.eval_every=6",
+            "train.warmup_steps=1"]  # fmt: skip
+    argv = ["train", str(pop909_small), "--model", "lstm", "--run-dir", str(run), "--device", "cpu"]
+    argv += [a for s in sets for a in ("--set", s)]
+    status, err = _run(capsys, *argv, "--set", "train.lr=1e30")  # diverges at once
+    assert status == EXIT_USER and "the loss became" in _one_line(err)
+    assert (run / "config.yaml").is_file() and not (run / "checkpoints").exists()
+    status, err = _run(capsys, "train", "--resume", str(run))
+    assert status == EXIT_USER and "no resumable checkpoint" in _one_line(err)
+    status, err = _run(capsys, *argv)  # the same folder again: replaced, with a warning
+    assert status == 0, err
+    assert (run / "checkpoints" / "last" / "state.pt").is_file()
