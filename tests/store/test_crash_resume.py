@@ -20,6 +20,7 @@ import pytest
 
 from midiforge.store import names
 from midiforge.store.checkpoint import NEW_PREFIX, load_state
+from midiforge.training.logbook import Logbook
 from midiforge.training.run import train
 
 from ..hostile import fill, mount_tmpfs, unmount
@@ -157,3 +158,19 @@ def test_a_full_disk_during_a_checkpoint_loses_nothing(pop909_small, tmp_path, s
     assert again.returncode == 0, again.stderr[-2000:]
     assert rows(run) == rows(whole)
     assert mounted or "stopped before its first checkpoint; replacing it" in again.stderr
+
+
+def test_a_torn_last_metrics_row_is_dropped_on_resume(tmp_path):
+    path = tmp_path / names.METRICS_FILE
+    book = Logbook(path)
+    for step in (1, 2, 3):
+        book.write(step, "train", {"loss": 1.0 / step}, lr=0.1, tokens_per_s=10.0, seconds=step)
+    whole = path.read_text(encoding="utf-8")
+    with path.open("a", encoding="utf-8") as fh:
+        fh.write("4,train,0.2")  # a kill or a full disk in the middle of the next row
+    Logbook(path).truncate_after(3)
+    assert path.read_text(encoding="utf-8") == whole
+    with path.open("a", encoding="utf-8") as fh:
+        fh.write("2,tra\n")  # a row with fields missing, line end and all
+    Logbook(path).truncate_after(3)
+    assert path.read_text(encoding="utf-8") == whole
