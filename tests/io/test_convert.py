@@ -209,3 +209,42 @@ def test_skip_report_and_errors(datasets: Path, tmp_path: Path, capsys) -> None:
     assert "skipped 4" in capsys.readouterr().out
     assert main(["convert", str(tmp_path / "absent"), str(tmp_path / "cli2")]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+def _badly_formed_repeats() -> music21.stream.Score:
+    """Six whole notes C4..F4 with two endings (bars 3 and 4) and an end-repeat barline in the
+    second ending, with no start-repeat and none in the first: music21 cannot expand it."""
+    part = music21.stream.Part()
+    measures = []
+    for i in range(6):
+        measure = music21.stream.Measure(number=i + 1)
+        measure.append(music21.note.Note(60 + i, quarterLength=4))
+        measures.append(measure)
+    measures[3].rightBarline = music21.bar.Repeat(direction="end")
+    part.insert(0, music21.spanner.RepeatBracket(measures[2], number=1))
+    part.insert(0, music21.spanner.RepeatBracket(measures[3], number=2))
+    for measure in measures:
+        part.append(measure)
+    score = music21.stream.Score()
+    score.insert(0, part)
+    return score
+
+
+def test_a_score_whose_repeats_cannot_be_expanded_converts_as_written(tmp_path: Path) -> None:
+    src = tmp_path / "src" / "endings.musicxml"
+    src.parent.mkdir()
+    _badly_formed_repeats().write("musicxml", fp=str(src))
+    parsed = music21.converter.parse(str(src))
+    with pytest.raises(music21.repeat.ExpanderException, match="badly formed repeats"):
+        parsed.expandRepeats()  # the rejection is music21's own, on the file as read back
+    report = convert(tmp_path / "src", tmp_path / "out", jobs=1)
+    assert not report.skipped
+    (entry,) = report.converted
+    (warning,) = entry["warnings"]
+    assert "repeats not expanded" in warning and "notated order" in warning
+    saved = json.loads((tmp_path / "out" / REPORT_NAME).read_text())
+    assert saved["converted"][0]["warnings"] == [warning]
+    score = symusic.Score(entry["outputs"][0])
+    notes = sorted((n.time, n.pitch) for t in score.tracks for n in t.notes)
+    bar = 4 * score.ticks_per_quarter
+    assert notes == [(i * bar, 60 + i) for i in range(6)]  # each bar once, in notated order

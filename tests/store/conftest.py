@@ -30,3 +30,29 @@ def encoded_tunes(datasets: Path) -> dict:
             {"split": split, "label": label, "ids": ids, "notes": notes_from_score(score)}
         )
     return {"tokenizer": tokenizer, "pieces": pieces}
+
+
+def trainer_state(net, step: int) -> dict:
+    """A ``state.pt`` as the trainer writes it: a real AdamW and schedule after ``step`` steps."""
+    import torch
+
+    from midiforge.store.checkpoint import capture_rng
+
+    optimizer = torch.optim.AdamW(net.param_groups(), lr=1e-3)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: 1.0)
+    for _ in range(step):
+        loss = sum(p.square().sum() for p in net.parameters())
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+        scheduler.step()
+    return {
+        "step": step,
+        "optimizer": optimizer.state_dict(),
+        "scheduler": scheduler.state_dict(),
+        "best": None,
+        "bad_evals": 0,
+        "elapsed": 0.5 * step,
+        "train": {},
+        "rng": capture_rng(),
+    }

@@ -1,4 +1,5 @@
-"""A RUN dir saved and loaded: config, weights, data state, tokenizer; export; clear errors."""
+"""A RUN dir saved and loaded: config, weights, data state, tokenizer; export; clear errors
+naming the file and the field for every damaged or edited part; unfinished runs replaced."""
 
 from __future__ import annotations
 
@@ -17,8 +18,10 @@ from midiforge.store import names
 from midiforge.store.checkpoint import save_checkpoint, save_weights
 from midiforge.store.dataset_dir import PreparedDataset
 from midiforge.store.run_dir import (
+    clear_unfinished_run,
     default_run,
     export_run,
+    is_unfinished_run,
     load_run,
     read_run_config,
     write_run_files,
@@ -149,3 +152,97 @@ def test_the_shipped_default_model_loads(tmp_path):
     copy = tmp_path / "default"
     shutil.copytree(default_run(), copy)
     assert load_run(copy).config == loaded.config
+
+
+def _edit(run, **changes):
+    path = names.config_path(run)
+    config = yaml.safe_load(path.read_text(encoding="utf-8"))
+    for key, value in changes.items():
+        section, _, field = key.partition("__")
+        if field:
+            config[section][field] = value
+        else:
+            config[section] = value
+    path.write_text(yaml.safe_dump(config), encoding="utf-8")
+
+
+def test_config_values_are_checked_by_type_range_and_model_size(dataset, tmp_path):
+    vocab = PreparedDataset(dataset).vocab_size
+    save_run(tmp_path / "good", dataset, "lstm", {**TINY_LSTM, "vocab_size": vocab})
+    cases = {
+        "model_config__d_hidden=wide": r"model_config\.d_hidden: expected int, got 'wide'",
+        "model_config__d_hidden=-16": r"model_config\.d_hidden: -16 is not accepted",
+        "model_config__n_layers=10000000": r"model_config\.n_layers: 10000000 is not accepted",
+        "model_config__dropout=2.0": r"model_config\.dropout: 2\.0 is not accepted.* 0 up to",
+        "model_config__dropout=nan": r"model_config\.dropout: nan is not accepted",
+        "model_config__d_hidden=65536": r"model_config: these sizes build a model of [\d,]+ par",
+        "model=[lstm]": r"model is \['lstm'\], not text",
+        "model=mystery": r"model: 'mystery' is not accepted",
+        "labels=7": r"labels is 7, not a list",
+        "train=[1, 2]": r"train is \[1, 2\], not a mapping",
+    }
+    for i, (change, message) in enumerate(cases.items()):
+        run = tmp_path / f"run{i}"
+        shutil.copytree(tmp_path / "good", run)
+        key, value = change.split("=", 1)
+        _edit(run, **{key: yaml.safe_load(value)})
+        with pytest.raises(MidiforgeError, match=f"{run}/config\\.yaml: ?{message}"):
+            load_run(run)
+    names.config_path(run).write_bytes(bytes(range(256)))
+    with pytest.raises(MidiforgeError, match=r"config\.yaml: cannot read it .*utf-8"):
+        load_run(run)
+
+
+def test_damaged_tokenizer_and_data_state_are_named(dataset, tmp_path):
+    vocab = PreparedDataset(dataset).vocab_size
+    save_run(tmp_path / "tokens", dataset, "lstm", {**TINY_LSTM, "vocab_size": vocab})
+    save_run(tmp_path / "notes", dataset, "lstm-multihead", TINY_NOTE_LSTM)
+    tokenizer = names.tokenizer_path(tmp_path / "tokens")
+    good = tokenizer.read_text(encoding="utf-8")
+    for text, message in (
+        ("{not json", "not a readable tokenizer file"),
+        ('{"tokenization": "MuMIDI"}', "tokenization 'MuMIDI' is not supported"),
+        (good.replace('"Pitch_21": ', '"Pitch_21_gone": ', 1)[: len(good) // 2], "not a readable"),
+    ):
+        tokenizer.write_text(text, encoding="utf-8")
+        with pytest.raises(MidiforgeError, match=f"tokenizer.json: {message}"):
+            load_run(tmp_path / "tokens")
+    _edit(tmp_path / "tokens", model_config__vocab_size=vocab + 1)
+    tokenizer.write_text(good, encoding="utf-8")
+    with pytest.raises(MidiforgeError, match=r"tokenizer\.json has \d+ tokens but the model"):
+        _load_with_vocab(tmp_path, vocab)
+    state = names.data_state_path(tmp_path / "notes")
+    for text, message in (
+        ("[1, 2]", "expected a JSON object, got list"),
+        ('{"feat_mean": "x"}', "damaged data state, not loaded"),
+        ('{"feat_mean": [0, 0, 0], "feat_std": [1, NaN, 1]}', "holds NaN or infinite values"),
+    ):
+        state.write_text(text, encoding="utf-8")
+        with pytest.raises(MidiforgeError, match=f"data_state.json: .*{message}"):
+            load_run(tmp_path / "notes")
+
+
+def _load_with_vocab(tmp_path, vocab):
+    """The run's weights re-saved for vocab + 1, so only the tokenizer disagrees."""
+    run = tmp_path / "tokens"
+    net = registry.build("lstm", {**TINY_LSTM, "vocab_size": vocab + 1})
+    save_weights(net, names.weights_path(run))
+    load_run(run)
+
+
+def test_an_unfinished_run_is_replaced_and_a_finished_or_shipped_one_never(dataset, tmp_path):
+    vocab = PreparedDataset(dataset).vocab_size
+    run = tmp_path / "run"
+    save_run(run, dataset, "gru", {**TINY_LSTM, "vocab_size": vocab})
+    (run / names.TRAIN_LOG_FILE).write_text("started\n", encoding="utf-8")
+    (run / "notes.txt").write_text("mine", encoding="utf-8")  # not a run's file: kept
+    assert is_unfinished_run(run) and clear_unfinished_run(run)
+    assert sorted(p.name for p in run.iterdir()) == ["notes.txt"]
+    save_run(tmp_path / "done", dataset, "gru", {**TINY_LSTM, "vocab_size": vocab})
+    net = registry.build("gru", {**TINY_LSTM, "vocab_size": vocab})
+    save_checkpoint(tmp_path / "done", net, {"step": 1})
+    (tmp_path / "done" / names.TRAIN_LOG_FILE).write_text("x", encoding="utf-8")
+    shipped = export_run(tmp_path / "done", tmp_path / "shipped")  # no train.log, no checkpoint
+    for folder in (tmp_path / "done", shipped):
+        assert not is_unfinished_run(folder) and not clear_unfinished_run(folder)
+        assert names.is_run(folder)

@@ -6,9 +6,14 @@ while :mod:`midiforge.data.prepare` pulls in MidiTok and torch.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
+
+from midiforge.errors import MidiforgeError
+
+GM_PROGRAMS = range(128)  # General MIDI program numbers 0..127
 
 
 @dataclass
@@ -32,6 +37,32 @@ class PrepareOptions:
     jobs: int | None = None  # worker processes (None: all cores)
     quiet: bool = False  # no progress bar
     overwrite: bool = False  # replace an existing OUT
+
+    def check(self) -> None:
+        """Refuse values that would silently empty the dataset or mean nothing.
+
+        A negative ``max_note_beats`` would drop every note and ``programs=[999]`` every track:
+        both once gave an empty dataset and exit status 0.
+        """
+        for name in ("max_note_beats", "max_gap_beats"):
+            value = getattr(self, name)
+            if value is not None and not (math.isfinite(value) and value > 0):
+                raise MidiforgeError(
+                    f"{name}: {value!r} is not accepted; give a positive number of beats, or "
+                    "none to keep everything"
+                )
+        if self.programs is not None:
+            wrong = [p for p in self.programs if p not in GM_PROGRAMS]
+            if wrong or not self.programs:
+                raise MidiforgeError(
+                    f"programs: {wrong or self.programs!r} is not accepted; give General MIDI "
+                    "program numbers from 0 to 127 (e.g. 0,1,2 for pianos), or leave it out "
+                    "to keep every non-drum track"
+                )
+        for name in ("min_tokens", "min_notes"):
+            if getattr(self, name) < 0:
+                value = getattr(self, name)
+                raise MidiforgeError(f"{name}: {value} is not accepted; give 0 or more")
 
 
 @dataclass

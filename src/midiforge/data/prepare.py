@@ -117,6 +117,7 @@ def _check_options(src: Path, out: Path, opts: PrepareOptions) -> None:
         raise MidiforgeError(f"SRC: folder not found: {src}")
     if opts.tracks not in corpus.TRACK_RULES:
         raise choice_error("tracks", opts.tracks, corpus.TRACK_RULES)
+    opts.check()
     build_tokenizer(opts.tokenizer)  # names the accepted tokenizers when this one is unknown
     corpus.check_ratios(opts.split)
     if opts.jobs is not None and opts.jobs < 1:
@@ -240,6 +241,19 @@ def _build(src: Path, writer: DatasetWriter, opts: PrepareOptions) -> dict[str, 
     }
 
 
+def _check_kept(src: Path, entries: dict[str, Any]) -> None:
+    """An empty dataset is no result: say why every file was skipped instead of writing one."""
+    if entries["summary"]["kept"]:
+        return
+    skipped = entries["summary"]["skipped"]
+    reasons = ", ".join(f"{n} {reason}" for reason, n in skipped.items())
+    raise MidiforgeError(
+        f"SRC {src}: none of its {sum(skipped.values())} MIDI files was kept ({reasons}); "
+        "nothing was written. Check the cleaning options (programs, tracks, drums, "
+        "min_tokens, min_notes) or the files"
+    )
+
+
 def prepare(src: str | Path, out: str | Path, **options: Any) -> PrepareResult:
     """Clean, split and encode every MIDI file under ``src`` into the dataset dir ``out``.
 
@@ -265,6 +279,7 @@ def prepare(src: str | Path, out: str | Path, **options: Any) -> PrepareResult:
     _check_options(src, out, opts)
     with DatasetWriter(out) as writer:
         entries = _build(src, writer, opts)
+        _check_kept(src, entries)
         entries["summary"]["seconds"] = round(time.perf_counter() - started, 3)
         manifest = writer.commit(entries)
     summary = manifest["summary"]

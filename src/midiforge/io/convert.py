@@ -18,7 +18,8 @@ suffix                      how
 
 Files run in parallel worker processes. A file that cannot be converted (unsupported suffix,
 broken content, missing optional package) is skipped with a reason; the reasons are returned and
-written to ``OUT/convert-report.json``.
+written to ``OUT/convert-report.json``. A score whose repeat marks music21 cannot expand
+("badly formed repeats") is converted in its notated order, with a warning in the report.
 """
 
 from __future__ import annotations
@@ -55,7 +56,9 @@ _MUSIC21_INSTALL = "pip install music21  (or: pip install 'midiforge[convert]')"
 class ConvertReport:
     """What :func:`convert` did: files written per source, and sources skipped with a reason."""
 
-    converted: list[dict] = field(default_factory=list)  # {"source": str, "outputs": [str]}
+    # {"source": str, "outputs": [str]} and, when something was done differently (repeats
+    # written in notated order), "warnings": [str]
+    converted: list[dict] = field(default_factory=list)
     skipped: list[dict] = field(default_factory=list)  # {"source": str, "reason": str}
     seconds: float = 0.0
 
@@ -80,37 +83,67 @@ def _convert_midi(src: Path, target: Path) -> list[Path]:
     return [target]
 
 
-def _write_music21(stream, target: Path) -> Path:
-    """Write MIDI with music21's own translator, repeats expanded where music21 manages it.
+def _without_repeats(stream):
+    """A copy of ``stream`` with its repeat barlines, endings and jumps removed: the music
+    as notated, once through (what a reader sees, not what a player plays)."""
+    from music21 import bar, repeat, spanner
+
+    plain = stream.coreCopyAsDerivation("midiforge: repeats dropped")
+    for measure in plain.recurse().getElementsByClass("Measure"):
+        if isinstance(measure.leftBarline, bar.Repeat):
+            measure.leftBarline = None
+        if isinstance(measure.rightBarline, bar.Repeat):
+            measure.rightBarline = bar.Barline("regular")
+    marks = (spanner.RepeatBracket, repeat.RepeatExpression)
+    for element in list(plain.recurse().getElementsByClass(marks)):
+        element.activeSite.remove(element)
+    for part in [plain, *plain.recurse().getElementsByClass("Stream")]:
+        for bracket in list(part.spanners.getElementsByClass(spanner.RepeatBracket)):
+            part.remove(bracket)
+    return plain
+
+
+def _write_music21(stream, target: Path) -> tuple[Path, list[str]]:
+    """Write MIDI with music21's own translator, repeats expanded; → (file, warnings).
 
     Some files carry repeat marks music21 cannot expand (or expands into a stream it cannot
-    write); those are written in their notated order instead.
+    write); those are written in their notated order instead, and the warning says so.
     """
     target.parent.mkdir(parents=True, exist_ok=True)
     part = target.with_name(f".{target.stem}.part.mid")
+    warnings = []
     try:
-        stream.expandRepeats().write("midi", fp=str(part))
-    except Exception as exc:
-        log.info("%s: repeats not expanded (%s)", target.name, exc)
-        stream.write("midi", fp=str(part))
-    part.replace(target)
-    return target
+        try:
+            stream.expandRepeats().write("midi", fp=str(part))
+        except Exception as exc:  # music21's ExpanderException, or a stream it cannot write
+            warnings.append(
+                f"repeats not expanded ({type(exc).__name__}: {exc}); written in notated order"
+            )
+            log.warning("%s: %s", target.name, warnings[-1])
+            _without_repeats(stream).write("midi", fp=str(part))
+        part.replace(target)
+    finally:
+        part.unlink(missing_ok=True)
+    return target, warnings
 
 
-def _convert_score(src: Path, target: Path) -> list[Path]:
+def _convert_score(src: Path, target: Path) -> tuple[list[Path], list[str]]:
     music21 = _music21()
     try:
         parsed = music21.converter.parse(str(src))
     except Exception as exc:  # music21 raises many exception types on broken files
         raise MidiforgeError(f"music21 could not read it ({type(exc).__name__}: {exc})") from exc
     if not isinstance(parsed, music21.stream.Opus):
-        return [_write_music21(parsed, target)]
+        path, warnings = _write_music21(parsed, target)
+        return [path], warnings
     # an ABC book or similar: one MIDI per tune; a broken tune does not lose the others
-    written, errors = [], []
+    written, errors, warnings = [], [], []
     stem = target.with_suffix("")
     for i, tune in enumerate(parsed.scores):
         try:
-            written.append(_write_music21(tune, Path(f"{stem}_{i:03d}.mid")))
+            path, notes = _write_music21(tune, Path(f"{stem}_{i:03d}.mid"))
+            written.append(path)
+            warnings += [f"tune {i}: {note}" for note in notes]
         except Exception as exc:
             errors.append(f"tune {i}: {type(exc).__name__}: {exc}")
     if errors:
@@ -123,7 +156,7 @@ def _convert_score(src: Path, target: Path) -> list[Path]:
         )
     if not written:
         raise MidiforgeError(errors[0] if errors else "the file holds no tunes")
-    return written
+    return written, warnings + [f"not written: {e}" for e in errors]
 
 
 def _convert_guitarpro(src: Path, target: Path) -> list[Path]:
@@ -150,35 +183,40 @@ def _convert_audio(src: Path, target: Path, options: dict) -> list[Path]:
     return [save_midi(score, target)]
 
 
-def convert_file(src: str | Path, target: str | Path, options: dict | None = None) -> list[Path]:
-    """Convert one file to ``target`` (a ``.mid`` path) and return the files written.
-
-    Raises :class:`MidiforgeError` with the reason when the file cannot be converted.
-    """
-    src, target = Path(src), Path(target)
+def _convert(src: Path, target: Path, options: dict) -> tuple[list[Path], list[str]]:
+    """Convert one file; → (files written, warnings about how)."""
     suffix = src.suffix.lower()
     if suffix in MIDI_SUFFIXES:
-        return _convert_midi(src, target)
+        return _convert_midi(src, target), []
     if suffix in SCORE_SUFFIXES:
         return _convert_score(src, target)
     if suffix in GP_SUFFIXES:
-        return _convert_guitarpro(src, target)
+        return _convert_guitarpro(src, target), []
     if suffix in AUDIO_SUFFIXES:
-        return _convert_audio(src, target, options or {})
+        return _convert_audio(src, target, options), []
     known = sorted(MIDI_SUFFIXES | SCORE_SUFFIXES | GP_SUFFIXES | AUDIO_SUFFIXES)
     raise MidiforgeError(
         f"unsupported format {suffix or '(no suffix)'!r}; known: {' '.join(known)}"
     )
 
 
-def _worker(src: str, target: str, options: dict) -> tuple[str, list[str] | None, str | None]:
-    """Run in a worker process: never raises, returns (source, outputs, reason)."""
+def convert_file(src: str | Path, target: str | Path, options: dict | None = None) -> list[Path]:
+    """Convert one file to ``target`` (a ``.mid`` path) and return the files written.
+
+    Raises :class:`MidiforgeError` with the reason when the file cannot be converted.
+    """
+    return _convert(Path(src), Path(target), options or {})[0]
+
+
+def _worker(src: str, target: str, options: dict) -> tuple[str, list[str] | None, str | None, list]:
+    """Run in a worker process: never raises, returns (source, outputs, reason, warnings)."""
     try:
-        return src, [str(p) for p in convert_file(src, target, options)], None
+        paths, warnings = _convert(Path(src), Path(target), options)
+        return src, [str(p) for p in paths], None, warnings
     except MidiforgeError as exc:
-        return src, None, str(exc)
+        return src, None, str(exc), []
     except Exception as exc:  # a broken file must not stop the other files
-        return src, None, f"{type(exc).__name__}: {exc}"
+        return src, None, f"{type(exc).__name__}: {exc}", []
 
 
 def corpus_files(name: str) -> tuple[list[Path], Path]:
@@ -293,9 +331,10 @@ def convert(
             futures = [pool.submit(_worker, str(s), str(t), options) for s, t in pairs]
             results = [f.result() for f in as_completed(futures)]
     report = ConvertReport()
-    for source, outputs, reason in sorted(results, key=lambda r: r[0]):
+    for source, outputs, reason, warnings in sorted(results, key=lambda r: r[0]):
         if reason is None:
-            report.converted.append({"source": source, "outputs": outputs})
+            entry = {"source": source, "outputs": outputs}
+            report.converted.append({**entry, "warnings": warnings} if warnings else entry)
         else:
             log.info("skipped %s: %s", source, reason)
             report.skipped.append({"source": source, "reason": reason})

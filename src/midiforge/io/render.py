@@ -34,7 +34,7 @@ from typing import IO
 import numpy as np
 import symusic
 
-from midiforge.errors import MidiforgeError
+from midiforge.errors import MidiforgeError, naming
 from midiforge.io.bounds import (
     DEFAULT_MAX_SECONDS,
     RELEASE_TAIL_SECONDS,
@@ -81,19 +81,35 @@ PITCH_NAMES = ("C", "C♯", "D", "D♯", "E", "F", "F♯", "G", "G♯", "A", "A�
 DRUM_COLOUR = "0.45"
 
 
+def check_soundfont(path: Path, what: str) -> Path:
+    """``path`` if it reads as a SoundFont (RIFF ``sfbk`` of the file's length): FluidSynth
+    would otherwise play its default font instead, without a word."""
+    try:
+        with path.open("rb") as fh:
+            head = fh.read(12)
+    except OSError as exc:
+        raise MidiforgeError(f"{what}: {path} cannot be read ({exc.strerror})") from None
+    length = int.from_bytes(head[4:8], "little") + 8
+    if head[:4] != b"RIFF" or head[8:12] != b"sfbk" or length != path.stat().st_size:
+        raise MidiforgeError(
+            f"{what}: {path} is not a SoundFont, or is truncated; give a General MIDI .sf2/.sf3"
+        )
+    return path
+
+
 def find_soundfont(soundfont: str | Path | None = None) -> Path:
     """Return a General MIDI soundfont: the one given, ``$MIDIFORGE_SOUNDFONT``, or a system one."""
     if soundfont is not None:
         path = Path(soundfont).expanduser()
         if not path.is_file():
             raise MidiforgeError(f"--soundfont: {path} does not exist; give an .sf2/.sf3 file")
-        return path
+        return check_soundfont(path, "--soundfont")
     env = os.environ.get(SOUNDFONT_ENV)
     if env:
         path = Path(env).expanduser()
         if not path.is_file():
             raise MidiforgeError(f"${SOUNDFONT_ENV}={env} does not exist; unset it or fix the path")
-        return path
+        return check_soundfont(path, f"${SOUNDFONT_ENV}")
     for candidate in SOUNDFONT_LOCATIONS:
         if Path(candidate).is_file():
             return Path(candidate)
@@ -189,7 +205,7 @@ def render_wav(
     if not (isinstance(sample_rate, (int, np.integer)) and low <= sample_rate <= high):
         raise MidiforgeError(f"sample_rate: {sample_rate!r} is not accepted; give {low}–{high} Hz")
     sample_rate = int(sample_rate)
-    score = load_midi(midi_path)  # a clear error for a missing or broken file
+    score = load_midi(midi_path, max_beats=None)  # a clear error for a missing or broken file
     check_renderable(score, midi_path)
     frames = math.ceil(_audio_seconds(score, midi_path, max_seconds) * sample_rate)
     font = find_soundfont(soundfont)
@@ -299,7 +315,7 @@ def render_png(
 
     midi_path, png_path = Path(midi_path), Path(png_path)
     max_seconds = check_max_seconds(max_seconds)
-    score = load_midi(midi_path)
+    score = load_midi(midi_path, max_beats=None)  # drawn up to max_seconds however long
     check_renderable(score, midi_path)
     tpq = score.ticks_per_quarter
     # the music ends where its last note does: a stray meta event far out (a sampled piece
@@ -334,8 +350,12 @@ def render_png(
     fig.tight_layout()
     png_path.parent.mkdir(parents=True, exist_ok=True)
     part = png_path.with_name(f".{png_path.stem}.part.png")
-    fig.savefig(part, format="png")
-    part.replace(png_path)
+    try:
+        with naming(png_path):  # a full disk names no file otherwise
+            fig.savefig(part, format="png")
+            part.replace(png_path)
+    finally:
+        part.unlink(missing_ok=True)  # nothing half-written is left after a failed write
     return png_path
 
 

@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from midiforge.errors import MidiforgeError, choice_error
-from midiforge.io.midi import is_midi_path
+from midiforge.io.midi import is_midi_path, load_midi
 from midiforge.metrics import music, overlap, self_similarity
 from midiforge.metrics.features import DRUM_METRICS, SCALAR_METRICS, piece_metrics, set_features
 from midiforge.metrics.memorization import DEFAULT_THRESHOLD_NOTES, memorization_audit
@@ -47,17 +47,15 @@ def _midi_files(folder: Path) -> list[Path]:
 
 def load_midi_folder(folder: str | Path, what: str) -> tuple[list[str], list[Piece]]:
     """Names and pieces of every readable MIDI file under ``folder`` (bad files skipped)."""
-    import symusic
-
     folder = Path(folder)
     if not folder.is_dir():
         raise MidiforgeError(f"{what} {folder}: folder not found")
     names, pieces = [], []
     for path in _midi_files(folder):
-        try:
-            score = symusic.Score(str(path))
-        except Exception as exc:  # a corrupt file is reported, not fatal
-            log.warning("skipping %s: %s", path, exc)
+        try:  # load_midi also refuses impossible times, meters and tempos
+            score = load_midi(path)
+        except MidiforgeError as exc:  # a corrupt file is reported, not fatal
+            log.warning("skipping %s", exc)
             continue
         names.append(str(path.relative_to(folder)))
         pieces.append(music.piece_from_score(score))

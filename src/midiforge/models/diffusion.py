@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from midiforge.errors import MidiforgeError
+from midiforge.models import limits
 from midiforge.models.base import MidiModel
 from midiforge.models.diffusion_schedule import NoiseSchedule, ScheduleConfig
 from midiforge.models.note_features import FeatureScaler, feature_names, fit_scaler
@@ -54,6 +55,26 @@ class DiffusionConfig:
     n_labels: int = 16  # style labels the embedding has room for (index n_labels = none)
     label_dropout: float = 0.1  # P(label → none) in training, for classifier-free guidance
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)  # the noise process
+
+    def check(self, where: str = "") -> None:
+        """Refuse values outside their ranges (see :mod:`midiforge.models.limits`)."""
+        limits.check_int(where, "length", self.length, 1, limits.MAX_CONTEXT)
+        limits.check_int(where, "channels", self.channels, 1, limits.MAX_WIDTH)
+        levels = limits.MAX_LAYERS // 8  # each level halves the window
+        limits.check_ints(where, "channel_mults", self.channel_mults, 1, 64, max_len=levels)
+        limits.check_ints(where, "kernel_sizes", self.kernel_sizes, 1, limits.MAX_KERNEL,
+                          max_len=levels)  # fmt: skip
+        limits.check_int(where, "blocks_per_level", self.blocks_per_level, 1, limits.MAX_LAYERS)
+        limits.check_int(where, "attention_layers", self.attention_layers, 0, limits.MAX_LAYERS)
+        limits.check_int(where, "attention_heads", self.attention_heads, 1, limits.MAX_WIDTH)
+        limits.check_int(where, "time_dim", self.time_dim, 1, limits.MAX_WIDTH)
+        limits.check_dropout(where, "dropout", self.dropout)
+        limits.check_labels(where, self)
+        if not isinstance(self.schedule, ScheduleConfig):
+            raise MidiforgeError(
+                f"{limits.field_name(where, 'schedule')}: expected a mapping of schedule settings"
+            )
+        self.schedule.check(limits.field_name(where, "schedule"))
 
 
 def sinusoidal(positions: torch.Tensor, dim: int) -> torch.Tensor:

@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 from midiforge.errors import MidiforgeError, choice_error
+from midiforge.models import limits
 
 COSINE_OFFSET = 0.008  # s in Nichol & Dhariwal 2021 eq. 17: keeps β_0 from being too small
 MAX_BETA = 0.999  # clip of the cosine schedule near t = T, as in Nichol & Dhariwal 2021
@@ -39,6 +40,19 @@ class ScheduleConfig:
     beta_end: float = 0.02  # β_{T-1} of the linear schedule
     prediction: Literal["epsilon", "v"] = "v"  # what the network outputs
     clip_sample: float = 1.0  # bound on |x̂_0| while sampling (data lie in [-1, 1]); 0 = none
+
+    def check(self, where: str = "") -> None:
+        """Refuse values outside their ranges (see :mod:`midiforge.models.limits`)."""
+        limits.check_int(where, "num_train_timesteps", self.num_train_timesteps, 2,
+                         limits.MAX_TIMESTEPS)  # fmt: skip
+        limits.check_float(where, "beta_start", self.beta_start, 0.0, MAX_BETA)
+        limits.check_float(where, "beta_end", self.beta_end, 0.0, MAX_BETA)
+        if self.beta_schedule == "linear" and not 0 < self.beta_start <= self.beta_end:
+            name = limits.field_name(where, "beta_start")
+            raise MidiforgeError(
+                f"{name}: {self.beta_start} must be above 0 and at most beta_end={self.beta_end}"
+            )
+        limits.check_float(where, "clip_sample", self.clip_sample, 0.0, 1e6)
 
 
 def make_betas(config: ScheduleConfig) -> np.ndarray:

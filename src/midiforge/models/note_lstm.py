@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from midiforge.models import limits
 from midiforge.models.base import MidiModel
 from midiforge.models.token_lm import LabelEmbedding
 
@@ -50,6 +51,18 @@ class NoteLSTMConfig:
     lr_scale_velocity: float = 1.0  # lr multiplier of the velocity head's group
     n_labels: int = 0  # style labels for conditioning; 0 = unconditional
     label_dropout: float = 0.0  # probability of training a labelled window as unlabelled
+
+    def check(self, where: str = "") -> None:
+        """Refuse values outside their ranges (see :mod:`midiforge.models.limits`)."""
+        limits.check_int(where, "d_pitch", self.d_pitch, 1, limits.MAX_WIDTH)
+        limits.check_int(where, "d_hidden", self.d_hidden, 1, limits.MAX_WIDTH)
+        limits.check_int(where, "n_layers", self.n_layers, 1, limits.MAX_LAYERS)
+        limits.check_dropout(where, "dropout", self.dropout)
+        for name in ("w_pitch", "w_time", "w_velocity"):
+            limits.check_float(where, name, getattr(self, name), 0.0, limits.MAX_LOSS_WEIGHT)
+        for name in ("lr_scale_pitch", "lr_scale_time", "lr_scale_velocity"):
+            limits.check_float(where, name, getattr(self, name), 0.0, limits.MAX_LOSS_WEIGHT)
+        limits.check_labels(where, self)
 
 
 class NoteLSTM(MidiModel):

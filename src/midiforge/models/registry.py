@@ -1,7 +1,8 @@
 """Model families by name.
 
 Each family module registers its classes here; ``build`` makes a model from a name and a dict
-of config values (unknown keys are an error that names them).
+of config values (unknown keys, values of the wrong type or out of range, and sizes that would
+not fit in memory are errors that name the field; see :mod:`midiforge.models.limits`).
 """
 
 from __future__ import annotations
@@ -10,8 +11,9 @@ import importlib
 from typing import Any
 
 from midiforge.config import from_dict
-from midiforge.errors import choice_error
+from midiforge.errors import MidiforgeError, choice_error
 from midiforge.models.base import MidiModel
+from midiforge.models.limits import check_model
 
 # name -> "module:Class"; imported on first use so that listing names stays cheap.
 _FAMILIES: dict[str, str] = {
@@ -34,7 +36,17 @@ def model_class(name: str) -> type[MidiModel]:
     return getattr(importlib.import_module(module), cls)
 
 
-def build(name: str, values: dict[str, Any] | None = None) -> MidiModel:
+def checked_config(name: str, values: dict[str, Any] | None, *, where: str = "") -> Any:
+    """The family's config dataclass from ``values``, every field checked (``where`` names them)."""
     cls = model_class(name)
-    config = from_dict(cls.config_class, dict(values or {}), where=f"model {name}")
-    return cls(config)
+    where = where or f"model {name}"
+    if values is not None and not isinstance(values, dict):
+        raise MidiforgeError(f"{where}: expected a mapping of keys to values, got {values!r}")
+    config = from_dict(cls.config_class, dict(values or {}), where=where)
+    check_model(cls, config, where)
+    return config
+
+
+def build(name: str, values: dict[str, Any] | None = None, *, where: str = "") -> MidiModel:
+    """A fresh ``name`` model from config ``values`` (checked first, see :func:`checked_config`)."""
+    return model_class(name)(checked_config(name, values, where=where))

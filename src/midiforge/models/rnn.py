@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from midiforge.errors import MidiforgeError
+from midiforge.models import limits
 from midiforge.models.base import MidiModel
 from midiforge.models.token_lm import LabelEmbedding, next_token_loss, split_batch
 
@@ -31,6 +32,15 @@ class RNNConfig:
     tie_weights: bool = True  # share embedding and output matrix (only when d_embed == d_hidden)
     n_labels: int = 0  # style labels for conditioning; 0 = unconditional model
     label_dropout: float = 0.0  # probability of training a labelled window as unlabelled
+
+    def check(self, where: str = "") -> None:
+        """Refuse values outside their ranges (see :mod:`midiforge.models.limits`)."""
+        limits.check_int(where, "vocab_size", self.vocab_size, 1, limits.MAX_VOCAB)
+        limits.check_int(where, "d_embed", self.d_embed, 1, limits.MAX_WIDTH)
+        limits.check_int(where, "d_hidden", self.d_hidden, 1, limits.MAX_WIDTH)
+        limits.check_int(where, "n_layers", self.n_layers, 1, limits.MAX_LAYERS)
+        limits.check_dropout(where, "dropout", self.dropout)
+        limits.check_labels(where, self)
 
 
 class _RecurrentLM(MidiModel):

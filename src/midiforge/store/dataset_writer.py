@@ -10,6 +10,7 @@ back by :class:`midiforge.store.dataset_dir.PreparedDataset`.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 from collections.abc import Iterable
@@ -103,10 +104,17 @@ class SplitWriter:
         os.replace(new_path, self.tokens_path)
         self.token_offsets = offsets
 
-    def release(self) -> None:
-        """Close the open array files (closing twice is harmless)."""
-        self._tokens.close()
-        self._notes.close()
+    def release(self, *, quiet: bool = False) -> None:
+        """Close the open array files (closing twice is harmless).
+
+        ``quiet``: when aborting, a close that cannot flush (a full disk) is no further error.
+        """
+        for fh in (self._tokens, self._notes):
+            if quiet:
+                with contextlib.suppress(OSError):
+                    fh.close()
+            else:
+                fh.close()
 
     def close(self, label_names: list[str]) -> dict[str, int]:
         """Write the offsets and the label indices; → the manifest's entry for this split."""
@@ -123,19 +131,34 @@ class SplitWriter:
         }
 
 
+def _dead(pid: str) -> bool:
+    if not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False  # another user's live process
+    return False
+
+
 def remove_stale_temps(out: Path) -> None:
     """Delete temp dirs of earlier writes of ``out`` whose process no longer exists
-    (killed with SIGKILL or by a power cut, so their own cleanup never ran)."""
+    (killed with SIGKILL or by a power cut, so their own cleanup never ran).
+
+    A process killed between the two renames of :meth:`DatasetWriter.commit` leaves no OUT
+    but the previous one as ``.OUT.old-PID``: it is renamed back, so nothing is lost.
+    """
     for old in out.parent.glob(f".{out.name}{TEMP_TAG}*"):
-        pid = old.name.rsplit("-", 1)[-1]
-        if not pid.isdigit():
-            continue
-        try:
-            os.kill(int(pid), 0)
-        except ProcessLookupError:
+        if _dead(old.name.rsplit("-", 1)[-1]):
             shutil.rmtree(old, ignore_errors=True)
-        except PermissionError:
-            continue  # another user's live process
+    for old in out.parent.glob(f".{out.name}{OLD_TAG}*"):
+        if _dead(old.name.rsplit("-", 1)[-1]):
+            if out.exists():
+                shutil.rmtree(old, ignore_errors=True)
+            else:
+                old.rename(out)
 
 
 class DatasetWriter:
@@ -152,19 +175,27 @@ class DatasetWriter:
         self.out.parent.mkdir(parents=True, exist_ok=True)
         remove_stale_temps(self.out)
         self.path = self.out.parent / f".{self.out.name}{TEMP_TAG}{os.getpid()}"
-        if self.path.exists():
-            shutil.rmtree(self.path)
-        for sub in (TOKENS_DIR, NOTES_DIR, LABELS_DIR):
-            (self.path / sub).mkdir(parents=True)
-        self.splits = {split: SplitWriter(self.path, split) for split in SPLITS}
         self.committed = False
+        self.splits: dict[str, SplitWriter] = {}
+        try:
+            if self.path.exists():
+                shutil.rmtree(self.path)
+            for sub in (TOKENS_DIR, NOTES_DIR, LABELS_DIR):
+                (self.path / sub).mkdir(parents=True)
+            self.splits = {split: SplitWriter(self.path, split) for split in SPLITS}
+        except OSError as exc:  # name OUT, not the hidden temporary folder
+            self.abort()
+            exc.filename, exc.filename2 = str(self.out), None
+            raise
 
     def __enter__(self) -> DatasetWriter:
         return self
 
-    def __exit__(self, *_: Any) -> None:
+    def __exit__(self, exc_type: Any, exc: BaseException | None, _tb: Any) -> None:
         if not self.committed:
-            self.abort()
+            self.abort()  # OUT stays as it was: no half-written dataset, no temporary folder
+        if isinstance(exc, OSError) and (exc.filename is None or TEMP_TAG in str(exc.filename)):
+            exc.filename, exc.filename2 = str(self.out), None  # a full disk names no file
 
     def add(self, split: str, ids: np.ndarray, notes: np.ndarray, label: str | None) -> int:
         """Append one file to ``split``; → its index in the split's arrays."""
@@ -207,5 +238,5 @@ class DatasetWriter:
     def abort(self) -> None:
         """Drop everything written so far."""
         for writer in self.splits.values():
-            writer.release()
+            writer.release(quiet=True)
         shutil.rmtree(self.path, ignore_errors=True)

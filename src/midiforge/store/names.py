@@ -29,6 +29,9 @@ WEIGHTS_FILE = "model.safetensors"
 STATE_FILE = "state.pt"
 DATA_STATE_FILE = "data_state.json"
 LAST_DIR = Path("checkpoints") / "last"
+# the previous checkpoint while a new one is renamed into place: a process killed between the
+# two renames leaves only this one, and resuming picks it up (store.checkpoint.last_checkpoint)
+LAST_OLD_DIR = Path("checkpoints") / ".last-old"
 PREPARED_SUBDIR = "dataset"  # where train prepares a raw MIDI folder inside the RUN dir
 TRAIN_LOG_FILE = "train.log"
 METRICS_FILE = "metrics.csv"  # written by training.logbook.Logbook
@@ -107,5 +110,9 @@ def state_path(run_dir: str | Path) -> Path:
 
 
 def can_resume(run_dir: str | Path) -> bool:
-    """Whether the run has ``checkpoints/last`` (renamed into place only whole), so it resumes."""
-    return (Path(run_dir) / LAST_DIR).is_dir()
+    """Whether the run has ``checkpoints/last`` (renamed into place only whole), so it resumes.
+
+    Also true when only the previous checkpoint is there (a crash between the two renames of
+    a checkpoint write); resuming renames it back into place.
+    """
+    return (Path(run_dir) / LAST_DIR).is_dir() or (Path(run_dir) / LAST_OLD_DIR).is_dir()

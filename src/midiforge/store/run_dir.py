@@ -5,11 +5,18 @@ and its config, so :func:`load_run` rebuilds the model without any other input, 
 :mod:`midiforge.store.checkpoint` checks that the weights fit it. :func:`export_run` copies the
 part of a run that ``generate`` needs into a small folder that can ship (the package's default
 model, :func:`default_run`, is one).
+
+Everything read from a RUN dir is checked before it is used, and every error names the file
+and the field: ``config.yaml``'s structure and its model section (types, ranges and the size
+of the model it builds, through :func:`midiforge.models.registry.checked_config`), the weights
+(:mod:`midiforge.store.checkpoint`), ``tokenizer.json`` and ``data_state.json``. Every file is
+written atomically (:mod:`midiforge.store.atomic`).
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 import tempfile
 from dataclasses import dataclass, field
@@ -19,14 +26,21 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from midiforge.assets import DEFAULT_RUN_DIR
-from midiforge.config import load_yaml, save_yaml, to_dict
+from midiforge.config import load_yaml, to_dict
 from midiforge.errors import MidiforgeError, choice_error
+from midiforge.store import atomic
 from midiforge.store.names import (
     CONFIG_FILE,
     DATA_STATE_FILE,
+    LOSS_PLOT_FILE,
+    METRICS_FILE,
+    PREPARED_SUBDIR,
     RUN_FORMAT,
     RUN_FORMAT_VERSION,
     TOKENIZER_FILE,
+    TRAIN_LOG_FILE,
+    WEIGHTS_FILE,
+    can_resume,
     config_path,
     data_state_path,
     has_tokenizer,
@@ -42,9 +56,27 @@ if TYPE_CHECKING:  # torch is imported where a model is loaded, so listing runs 
 
     from midiforge.models.base import MidiModel
 
+log = logging.getLogger(__name__)
+
 SHARED_FILE_MODE = 0o644  # exported runs: rw-r--r--
 SHARED_DIR_MODE = 0o755
 WHICH = ("best", "last")
+# config.yaml's keys -> the type each must have (when present)
+CONFIG_TYPES: dict[str, type | tuple[type, ...]] = {
+    "model": str,
+    "model_config": dict,
+    "train": dict,
+    "dataset": str,
+    "init": (str, type(None)),
+    "labels": list,
+    "tokenizer": dict,
+    "dataset_options": dict,
+}
+# what train writes into a RUN dir: removed when a run that failed before its first
+# checkpoint is trained into again (clear_unfinished_run)
+RUN_FILES = (CONFIG_FILE, TOKENIZER_FILE, DATA_STATE_FILE, WEIGHTS_FILE, METRICS_FILE,
+             LOSS_PLOT_FILE, TRAIN_LOG_FILE)  # fmt: skip
+RUN_FOLDERS = ("checkpoints", PREPARED_SUBDIR)
 
 # --------------------------------------------------------------------------- config.yaml
 
@@ -61,17 +93,26 @@ def read_config_yaml(run_dir: str | Path) -> dict[str, Any]:
         )
     try:
         return load_yaml(path)
-    except (OSError, yaml.YAMLError) as exc:
+    except MidiforgeError as exc:  # not a mapping at the top level
+        raise MidiforgeError(f"{exc}; the run dir is damaged") from None
+    except (OSError, ValueError, yaml.YAMLError) as exc:  # ValueError: not UTF-8 text
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise MidiforgeError(f"{path}: cannot read it ({reason}); the run dir is damaged") from None
 
 
 def read_run_config(run_dir: str | Path) -> dict[str, Any]:
-    """``RUN/config.yaml``, checked for format, version and the model keys."""
+    """``RUN/config.yaml``, checked: format, version, the type of every key, the model section.
+
+    The model section is checked as the model would be built (types, ranges, parameter count;
+    :func:`midiforge.models.registry.checked_config`), so a damaged or edited file fails here
+    with the file and the field named, before anything is allocated.
+    """
+    from midiforge.models import registry
+
     path = config_path(run_dir)
     config = read_config_yaml(run_dir)
     version = config.get("format_version", RUN_FORMAT_VERSION)
-    if config.get("format", RUN_FORMAT) != RUN_FORMAT or not isinstance(version, int):
+    if config.get("format", RUN_FORMAT) != RUN_FORMAT or type(version) is not int:
         raise MidiforgeError(
             f"{path}: format {config.get('format')!r} version {version!r} is not a midiforge "
             f"run (expected {RUN_FORMAT!r})"
@@ -84,7 +125,23 @@ def read_run_config(run_dir: str | Path) -> dict[str, Any]:
     for key in ("model", "model_config"):
         if key not in config:
             raise MidiforgeError(f"{path} lacks the key {key!r}; the run dir is incomplete")
+    for key, kind in CONFIG_TYPES.items():
+        if key in config and not isinstance(config[key], kind):
+            raise MidiforgeError(
+                f"{path}: {key} is {config[key]!r}, not {_kind_name(kind)}; the run dir is damaged"
+            )
+    if not all(isinstance(label, str) for label in config.get("labels") or []):
+        raise MidiforgeError(f"{path}: labels must be a list of names, got {config['labels']!r}")
+    if config["model"] not in registry.names():
+        raise choice_error(f"{path}: model", config["model"], registry.names())
+    registry.checked_config(config["model"], config["model_config"], where=f"{path}: model_config")
     return config
+
+
+def _kind_name(kind: type | tuple[type, ...]) -> str:
+    names = {str: "text", dict: "a mapping", list: "a list", type(None): "empty"}
+    kinds = kind if isinstance(kind, tuple) else (kind,)
+    return " or ".join(names.get(k, k.__name__) for k in kinds)
 
 
 def _plain(value: Any) -> Any:
@@ -115,12 +172,10 @@ def write_run_files(
     ``init`` records what the weights started from (``"default"``, a RUN dir, or None).
     """
     if has_tokenizer(data_path):
-        shutil.copyfile(tokenizer_path(data_path), tokenizer_path(run_dir))
+        with atomic.atomic_path(tokenizer_path(run_dir)) as tmp:
+            shutil.copyfile(tokenizer_path(data_path), tmp)
     if data_state:
-        path = data_state_path(run_dir)
-        tmp = path.with_name(f".{path.name}.tmp")
-        tmp.write_text(json.dumps(data_state, indent=1), encoding="utf-8")
-        tmp.replace(path)
+        atomic.write_text(data_state_path(run_dir), json.dumps(data_state, indent=1))
     config = {
         "format": RUN_FORMAT,
         "format_version": RUN_FORMAT_VERSION,
@@ -134,14 +189,18 @@ def write_run_files(
         "dataset_options": dict(data.manifest.get("options") or {}),
         "versions": software_versions(),
     }
-    save_yaml(_plain(config), config_path(run_dir))
+    _save_config(run_dir, _plain(config))
+
+
+def _save_config(run_dir: Path, config: dict[str, Any]) -> None:
+    atomic.write_text(config_path(run_dir), yaml.safe_dump(config, sort_keys=False))
 
 
 def update_train_section(run_dir: Path, cfg: Any) -> None:
     """Rewrite config.yaml's ``train`` section (``--resume`` may change e.g. ``steps``)."""
-    saved = load_yaml(config_path(run_dir))
+    saved = read_config_yaml(run_dir)
     saved["train"] = _plain(to_dict(cfg))
-    save_yaml(saved, config_path(run_dir))
+    _save_config(run_dir, saved)
 
 
 def read_data_state(run_dir: str | Path) -> dict[str, Any]:
@@ -150,9 +209,75 @@ def read_data_state(run_dir: str | Path) -> dict[str, Any]:
     if not path.is_file():
         return {}
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        state = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise MidiforgeError(f"{path}: cannot read it ({exc}); the run dir is damaged") from None
+    if not isinstance(state, dict):
+        raise MidiforgeError(f"{path}: expected a JSON object, got {type(state).__name__}")
+    return state
+
+
+def apply_data_state(model: MidiModel, run_dir: str | Path) -> dict[str, Any]:
+    """Read ``data_state.json`` into ``model``; a field the model cannot use is named."""
+    state = read_data_state(run_dir)
+    if state:
+        try:
+            model.load_data_state(state)
+        except MidiforgeError as exc:
+            raise MidiforgeError(f"{data_state_path(run_dir)}: {exc}") from None
+        except (KeyError, TypeError, ValueError, IndexError, AttributeError, RuntimeError) as exc:
+            what = f"field {exc}" if isinstance(exc, KeyError) else f"{type(exc).__name__}: {exc}"
+            raise MidiforgeError(
+                f"{data_state_path(run_dir)}: damaged data state, not loaded ({what}); restore "
+                "it or train the run again"
+            ) from None
+        import torch
+
+        for name, tensor in model.state_dict().items():
+            if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+                raise MidiforgeError(
+                    f"{data_state_path(run_dir)}: damaged data state, not loaded ({name} holds "
+                    "NaN or infinite values); restore it or train the run again"
+                )
+    return state
+
+
+def restore_last(run_dir: str | Path, model: MidiModel, state: dict[str, Any]) -> dict[str, Any]:
+    """For ``--resume``: the last checkpoint's weights and the data state into ``model``.
+
+    ``state`` is the checkpoint's ``state.pt`` (:func:`midiforge.store.checkpoint.load_state`);
+    its optimizer state is checked against ``model``. Returns the data state.
+    """
+    from midiforge.store.checkpoint import check_state_fits, last_checkpoint, load_weights
+
+    load_weights(model, last_checkpoint(run_dir) / WEIGHTS_FILE)
+    check_state_fits(state, model, run_dir)
+    return apply_data_state(model, run_dir)
+
+
+def clear_unfinished_run(run_dir: str | Path) -> bool:
+    """Remove what ``train`` wrote into ``run_dir`` when that run died before its first
+    checkpoint (config.yaml and train.log, no checkpoint): such a run can neither resume nor
+    be of use. Files that are not a run's are left alone. True when something was removed.
+
+    A run with a checkpoint, or a run without a train.log (one exported by :func:`export_run`,
+    the shipped model) is never removed.
+    """
+    run_dir = Path(run_dir)
+    if not is_unfinished_run(run_dir):
+        return False
+    log.warning("%s holds a run that stopped before its first checkpoint; replacing it", run_dir)
+    for name in RUN_FILES:
+        (run_dir / name).unlink(missing_ok=True)
+    for name in RUN_FOLDERS:
+        shutil.rmtree(run_dir / name, ignore_errors=True)
+    return True
+
+
+def is_unfinished_run(run_dir: str | Path) -> bool:
+    """What :func:`clear_unfinished_run` would remove."""
+    run_dir = Path(run_dir)
+    return is_run(run_dir) and not can_resume(run_dir) and (run_dir / TRAIN_LOG_FILE).is_file()
 
 
 # --------------------------------------------------------------------------- load_run
@@ -193,19 +318,23 @@ def load_run(
     """
     from midiforge.device import resolve_device
     from midiforge.models import registry
-    from midiforge.store.checkpoint import load_weights
+    from midiforge.store.checkpoint import last_checkpoint, load_weights
 
     if which not in WHICH:
         raise choice_error("which", which, WHICH)
     dev = resolve_device(device)
     run_dir = Path(run_dir)
     config = read_run_config(run_dir)
-    model = registry.build(config["model"], config["model_config"])
-    load_weights(model, weights_path(run_dir, which))
-    data_state = read_data_state(run_dir)
-    if data_state:
-        model.load_data_state(data_state)
+    model = registry.build(
+        config["model"], config["model_config"], where=f"{config_path(run_dir)}: model_config"
+    )
+    if which == "best":
+        load_weights(model, weights_path(run_dir))
+    else:
+        load_weights(model, last_checkpoint(run_dir) / WEIGHTS_FILE)
+    data_state = apply_data_state(model, run_dir)
     tokenizer = load_tokenizer(tokenizer_path(run_dir)) if has_tokenizer(run_dir) else None
+    _check_vocabulary(model, tokenizer, run_dir)
     model.to(dev).eval()
     return LoadedRun(
         model=model,
@@ -215,6 +344,17 @@ def load_run(
         path=run_dir,
         data_state=data_state,
     )
+
+
+def _check_vocabulary(model: MidiModel, tokenizer: Any, run_dir: Path) -> None:
+    """A token model's output ids must all be tokens of the run's tokenizer."""
+    vocab = getattr(model.config, "vocab_size", None)
+    if tokenizer is not None and vocab is not None and len(tokenizer) != vocab:
+        raise MidiforgeError(
+            f"{tokenizer_path(run_dir)} has {len(tokenizer)} tokens but the model "
+            f"({config_path(run_dir)}: model_config.vocab_size) has {vocab}; the run dir mixes "
+            "files of different runs"
+        )
 
 
 def default_run() -> Path:
@@ -252,7 +392,7 @@ def export_run(
                 shutil.copy2(run_dir / name, tmp / name)
         if dataset is not None:
             config = load_yaml(config_path(tmp))
-            save_yaml({**config, "dataset": dataset}, config_path(tmp))
+            _save_config(tmp, {**config, "dataset": dataset})
         for path in tmp.iterdir():  # readable by everyone: it may ship inside a package
             path.chmod(SHARED_FILE_MODE)
         tmp.chmod(SHARED_DIR_MODE)

@@ -41,14 +41,24 @@ def load_tokenizer(path: str | Path) -> Any:
         with path.open(encoding="utf-8") as fh:
             cls_name = json.load(fh).get("tokenization", "")
     except (OSError, ValueError, AttributeError) as exc:
-        raise MidiforgeError(f"{path}: not a readable tokenizer file ({exc})") from None
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise MidiforgeError(f"{path}: not a readable tokenizer file ({reason})") from None
     by_class = {cls: key for key, cls in TOKENIZATIONS.items()}
-    if cls_name not in by_class:
+    if not isinstance(cls_name, str) or cls_name not in by_class:
         raise MidiforgeError(
             f"{path}: tokenization {cls_name!r} is not supported; expected one of "
             + ", ".join(sorted(by_class))
         )
-    return tokenizer_class(by_class[cls_name])(params=path)
+    try:
+        tokenizer = tokenizer_class(by_class[cls_name])(params=path)
+    except Exception as exc:  # MidiTok reads the rest of the file with no checks of its own
+        raise MidiforgeError(
+            f"{path}: damaged tokenizer file, not loaded ({type(exc).__name__}: {exc}); copy "
+            "the tokenizer.json of the dataset the run was trained on"
+        ) from None
+    if len(tokenizer) == 0:
+        raise MidiforgeError(f"{path}: the tokenizer has no vocabulary; the file is damaged")
+    return tokenizer
 
 
 def save_tokenizer(tokenizer: Any, folder: str | Path) -> Path:

@@ -13,7 +13,9 @@ train`` prints last.
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import io
 import json
 import logging
 import math
@@ -44,18 +46,25 @@ class Logbook:
             self.columns = header or None
 
     def truncate_after(self, step: int) -> None:
-        """Drop rows logged after ``step`` (work lost when a run was killed after a checkpoint)."""
+        """Drop rows logged after ``step`` (work lost when a run was killed after a checkpoint),
+        and a row torn by a kill or a full disk (no line end, or missing fields)."""
         if not self.path.is_file():
             return
-        with self.path.open(newline="", encoding="utf-8") as fh:
-            rows = list(csv.DictReader(fh))
-        kept = [r for r in rows if int(r["step"]) <= step]
+        text = self.path.read_text(encoding="utf-8", errors="replace")
+        if not text.endswith("\n"):  # the last row was cut off while being written
+            text = text[: text.rfind("\n") + 1]
+        rows = list(csv.DictReader(io.StringIO(text, newline="")))
+        kept = [r for r in rows if _whole(r) and int(r["step"]) <= step]
         tmp = self.path.with_suffix(".csv.tmp")
-        with tmp.open("w", newline="", encoding="utf-8") as fh:
-            writer = csv.DictWriter(fh, fieldnames=self.columns or FIXED_HEAD + FIXED_TAIL)
-            writer.writeheader()
-            writer.writerows(kept)
-        tmp.replace(self.path)
+        try:
+            with tmp.open("w", newline="", encoding="utf-8") as fh:
+                writer = csv.DictWriter(fh, fieldnames=self.columns or FIXED_HEAD + FIXED_TAIL)
+                writer.writeheader()
+                writer.writerows(kept)
+            tmp.replace(self.path)
+        finally:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
 
     def write(self, step: int, split: str, values: dict[str, float], **extra: float) -> None:
         """One row: ``values`` holds ``loss`` and per-head losses; ``extra`` lr/tokens_per_s/…"""
@@ -74,6 +83,11 @@ class Logbook:
             return []
         with self.path.open(newline="", encoding="utf-8") as fh:
             return list(csv.DictReader(fh))
+
+
+def _whole(row: dict[str, str | None]) -> bool:
+    """Whether a metrics row has every column and a step number (a torn row has not)."""
+    return None not in row and all(v is not None for v in row.values()) and row["step"].isdigit()
 
 
 def _fmt(value: object) -> object:
@@ -207,8 +221,12 @@ def plot_losses(metrics_csv: Path, out_png: Path) -> None:
     if rows:
         ax.legend()
     tmp = out_png.with_name(f".{out_png.name}.tmp.png")
-    fig.savefig(tmp)
-    tmp.replace(out_png)
+    try:
+        fig.savefig(tmp)
+        tmp.replace(out_png)
+    finally:  # a full disk leaves no half-written picture behind
+        with contextlib.suppress(OSError):
+            tmp.unlink()
 
 
 def attach_file_log(path: Path) -> logging.Handler:

@@ -39,6 +39,7 @@ from midiforge.training import distributed
 from midiforge.training.logbook import attach_file_log, detach
 from midiforge.training.settings import (
     TrainConfig,
+    check_config,
     folder_defaults,
     load_train_config,
     parse_duration,
@@ -211,12 +212,13 @@ def _new_run_dir(run_dir: str | Path | None, name: str, info: distributed.Dist) 
         stamp = time.strftime("%Y%m%d-%H%M%S")
         run_dir = DEFAULT_RUNS_DIR / f"{name}-{stamp}"
     path = Path(distributed.broadcast_object(str(run_dir), info))
-    if runs.is_run(path):
+    if runs.is_run(path) and not runs.is_unfinished_run(path):
         raise MidiforgeError(
             f"--run-dir {path} already holds a run; continue it with --resume {path} "
             "or choose another --run-dir"
         )
     if info.is_main:
+        runs.clear_unfinished_run(path)  # died before its first checkpoint: replaced, logged
         path.mkdir(parents=True, exist_ok=True)
     distributed.barrier(info)
     return path
@@ -317,15 +319,15 @@ def _train(dataset, model_name, config, overrides, limits, run_dir, resume, init
     raw_folder = False  # a MIDI folder prepared on the fly: audited for memorization at the end
     if resume is not None:
         run_dir = Path(resume)
-        saved = runs.read_run_config(run_dir)
         state = ckpt.load_state(run_dir)  # fails first, naming what is missing, if none
+        saved = runs.read_run_config(run_dir)
         if model_values:
             raise MidiforgeError(
                 f"--resume {run_dir}: the model config of a run cannot change "
                 f"(got model.{', model.'.join(model_values)}); start a new run with --init"
             )
         model_name, model_values = saved["model"], dict(saved["model_config"])
-        train_values = {**saved["train"], **train_values}
+        train_values = {**(saved.get("train") or {}), **train_values}
         data_path = Path(dataset) if dataset is not None else Path(saved["dataset"])
         if dataset is None and not data_path.exists() and (run_dir / PREPARED_SUBDIR).is_dir():
             data_path = run_dir / PREPARED_SUBDIR
@@ -351,6 +353,7 @@ def _train(dataset, model_name, config, overrides, limits, run_dir, resume, init
         data_path = _ensure_dataset(Path(dataset), run_dir, info, init_run)
         labels = []
     cfg = load_train_config(train_values)
+    check_config(cfg)  # before anything is seeded, read or built
     cls = registry.model_class(model_name)
     from_dict(cls.config_class, model_values, where=f"model {model_name}")  # names bad keys
 
@@ -374,10 +377,7 @@ def _train(dataset, model_name, config, overrides, limits, run_dir, resume, init
     handler = attach_file_log(run_dir / TRAIN_LOG_FILE) if info.is_main else None
     try:
         if resume is not None:
-            ckpt.load_weights(net, weights_path(run_dir, "last"))
-            data_state = runs.read_data_state(run_dir)
-            if data_state:
-                net.load_data_state(data_state)
+            data_state = runs.restore_last(run_dir, net, state)  # weights, data state, checked
         else:
             if init_run is not None:
                 ckpt.load_weights(net, weights_path(init_run))

@@ -133,6 +133,12 @@ def load_train_config(values: dict[str, Any]) -> TrainConfig:
     return from_dict(TrainConfig, values, where="train")
 
 
+UPPER_BOUNDS = {"batch_size": 65_536, "seq_len": 1 << 20, "window": 1 << 20,
+                "accumulate": 65_536, "eval_batches": 65_536}  # fmt: skip
+MAX_BATCH_POSITIONS = 1 << 22  # tokens (or notes) in one micro-batch: ~4 M
+MAX_SEED = 2**63 - 1  # torch.manual_seed keeps a signed 64-bit integer
+
+
 def check_config(cfg: TrainConfig) -> None:
     """Reject values that cannot train, naming the key and what is accepted."""
     positive = (
@@ -149,7 +155,18 @@ def check_config(cfg: TrainConfig) -> None:
     for name in positive:
         if getattr(cfg, name) < 1:
             raise MidiforgeError(f"train.{name}: must be at least 1, got {getattr(cfg, name)}")
-    if cfg.lr <= 0:
+    for name, most in UPPER_BOUNDS.items():  # a damaged config.yaml must not eat the memory
+        if getattr(cfg, name) > most:
+            raise MidiforgeError(f"train.{name}: must be at most {most}, got {getattr(cfg, name)}")
+    if cfg.batch_size * max(cfg.seq_len, cfg.window) > MAX_BATCH_POSITIONS:
+        raise MidiforgeError(
+            f"train.batch_size × seq_len (or window) = {cfg.batch_size} × "
+            f"{max(cfg.seq_len, cfg.window)} is over {MAX_BATCH_POSITIONS} positions per "
+            "micro-batch; lower one and raise train.accumulate instead"
+        )
+    if not 0 <= cfg.seed <= MAX_SEED:
+        raise MidiforgeError(f"train.seed: {cfg.seed} is not accepted; give 0 to {MAX_SEED}")
+    if not (math.isfinite(cfg.lr) and cfg.lr > 0):
         raise MidiforgeError(f"train.lr: must be positive, got {cfg.lr}")
     if not 0 <= cfg.min_lr_ratio <= 1:
         raise MidiforgeError(f"train.min_lr_ratio: must lie in 0..1, got {cfg.min_lr_ratio}")
