@@ -14,6 +14,7 @@ from midiforge.errors import MidiforgeError
 from midiforge.kernels import native
 from midiforge.kernels.relative_attention import tensor_ops_only
 from midiforge.models.registry import build
+from tests.kernels.probe import graph_nodes
 
 VOCAB = 40
 TINY = {"vocab_size": VOCAB, "d_model": 32, "n_heads": 4, "n_layers": 2, "d_ff": 64,
@@ -182,17 +183,6 @@ def test_training_runs_the_c_kernel_and_matches_the_tensor_op_reference():
     torch.testing.assert_close(fast, slow, atol=1e-5, rtol=1e-5)
     for a, b in zip(fast_grads, slow_grads, strict=True):
         torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-4)
-
-
-def graph_nodes(tensor):
-    """Names of every backward node behind ``tensor``."""
-    seen, todo = set(), [tensor.grad_fn]
-    while todo:
-        node = todo.pop()
-        if node is not None and node not in seen:
-            seen.add(node)
-            todo.extend(n for n, _ in node.next_functions)
-    return {type(n).__name__ for n in seen}
 
 
 def test_masked_targets_do_not_count():
