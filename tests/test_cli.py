@@ -23,7 +23,8 @@ from .training.conftest import cli, cli_env
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTTINGHAM = ("ashover1.mid", "ashover2.mid", "ashover3.mid")
-FULL_DISK_FREE = 4096  # bytes left on the "full" disk
+FULL_DISK_FREE = 4096  # bytes left on the "full" disk: one tmpfs page
+FILE_SIZE_LIMIT = 128  # bytes a file may grow to where no tmpfs can be mounted
 POLL_S = 0.05
 
 
@@ -78,7 +79,7 @@ def test_an_output_path_that_is_a_file_or_read_only_is_one_line(capsys, datasets
     song = datasets / "nottingham" / NOTTINGHAM[0]
     try:
         for argv in (
-            ["generate", "-o", str(folder / "out"), "--n", "1"],
+            ["generate", "-o", str(folder / "out"), "--n", "1", "--max-tokens", "8"],
             ["render", "--wav", str(song), "--out-dir", str(folder / "out")],
         ):
             status, err = _run(capsys, *argv)
@@ -103,7 +104,7 @@ def _on_full_disk(capsys, argv: list[str], mounted: bool) -> tuple[int, str]:
     if mounted:
         return _run(capsys, *argv)
     done = subprocess.run(cli(*argv), env=cli_env(), capture_output=True, text=True,
-                          preexec_fn=_limit_file_size(FULL_DISK_FREE))  # fmt: skip
+                          preexec_fn=_limit_file_size(FILE_SIZE_LIMIT))  # fmt: skip
     return done.returncode, done.stderr
 
 
@@ -117,7 +118,7 @@ def test_full_disk_outputs_fail_in_one_line_and_leave_nothing_half_written(
         song = datasets / "pop909" / "001" / "001.mid"
         for argv in (
             ["render", "--png", str(song), "--out-dir", str(disk / "png")],
-            ["generate", "-o", str(disk / "gen"), "--n", "2", "--max-tokens", "3000"],
+            ["generate", "-o", str(disk / "gen"), "--n", "2", "--max-tokens", "100"],
             ["prepare", str(datasets / "nottingham"), str(disk / "ds"), "--jobs", "1"],
         ):
             status, err = _on_full_disk(capsys, argv, mounted)
