@@ -8,23 +8,22 @@ exited 0), and any folder that is not a dataset. A dataset folder is recognised 
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from midiforge.errors import MidiforgeError
+from midiforge.store.dataset_dir import read_manifest_json
 from midiforge.store.names import DATASET_FORMAT, MANIFEST_FILE, manifest_path
 
 
 def is_dataset_dir(folder: Path) -> bool:
     """True when ``folder/manifest.json`` is a JSON object naming the dataset format."""
-    manifest = manifest_path(folder)
-    if not manifest.is_file():
+    if not manifest_path(folder).is_file():
         return False
     try:
-        data = json.loads(manifest.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        manifest = read_manifest_json(folder)
+    except MidiforgeError:  # unreadable or not an object: not something midiforge wrote
         return False
-    return isinstance(data, dict) and data.get("format") == DATASET_FORMAT
+    return manifest.get("format") == DATASET_FORMAT
 
 
 def check_out(src: Path, out: Path, overwrite: bool) -> None:

@@ -83,7 +83,8 @@ def read_primer(path: str | Path, bars: int | None) -> Score:
         if len(downbeats) > bars:
             score = score.clip(0, int(downbeats[bars]), clip_end=True)
     if score.note_num() == 0:
-        raise MidiforgeError(f"primer {path}: no notes (in the first {bars} bars)")
+        where = f" in its first {bars} bars" if bars is not None else ""
+        raise MidiforgeError(f"primer {path}: no notes{where}; give a MIDI file with notes")
     return score
 
 
