@@ -18,7 +18,14 @@ SRC = Path(__file__).resolve().parents[1] / "src" / PACKAGE
 
 # Lowest first; docs/architecture.md draws the same picture.
 LAYERS: list[tuple[str, ...]] = [
-    ("errors", "config", "assets", "device", "schema"),  # foundation: no midiforge imports above
+    (
+        "errors",
+        "config",
+        "assets",
+        "device",
+        "schema",
+        "instruments",
+    ),  # foundation: no midiforge imports above
     ("io",),  # reading and writing music files (symusic, music21, audio)
     ("kernels",),  # compiled kernels the models call
     ("models",),  # model families: a batch in, a loss out

@@ -2,8 +2,10 @@
 
 Each step turns the model's last logits ``(B, V)`` into a token through these filters, in order:
 
-1. ``grammar``     — forbid ids the tokenization's grammar does not allow after the last token
-                     (first, so that top-k/top-p renormalise over legal tokens only);
+1. ``constraints`` — forbid ids the rules do not allow next: the tokenization's grammar first,
+                     then instruments and the musician's constraints
+                     (:mod:`midiforge.sampling.constraints`); first, so that top-k/top-p
+                     renormalise over allowed tokens only;
 2. ``temperature`` — divide by T; ``T == 0`` means greedy (argmax);
 3. ``top_k``       — keep the k largest (0 = off);
 4. ``top_p``       — keep the smallest set whose probability reaches p (1.0 = off);
@@ -21,11 +23,13 @@ the cache in it. RNNs carry their state instead and ignore the option.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import torch
 
 from midiforge.errors import MidiforgeError, choice_error
+from midiforge.sampling.constraints import GrammarConstraint, Rules, TokenConstraint
 
 NEG_INF = float("-inf")
 MIN_DURATION_BEATS = 1 / 32  # shortest note a regression head may produce
@@ -125,6 +129,7 @@ def sample(
     window: int | None = None,
     eos_id: int | None = None,
     kv_cache: str = "auto",
+    constraints: Sequence[TokenConstraint] = (),
 ) -> list[list[int]]:
     """Sample ``n`` continuations of ``primer_ids`` together, one batch, with the model's cache.
 
@@ -144,7 +149,11 @@ def sample(
     label
         Style label index for conditioned models (None or -1: unconditional).
     grammar
-        A :class:`midiforge.sampling.grammar.TypeGrammar` to mask illegal ids, or None.
+        A :class:`midiforge.sampling.grammar.TypeGrammar` to mask illegal ids, or None; it
+        becomes the first of the constraints.
+    constraints
+        :class:`midiforge.sampling.constraints.TokenConstraint` rules, applied in order after
+        the grammar (see that module for the order and how masks combine).
     window
         Context kept once generation passes it (default ``model.max_seq_len``); RNNs ignore it.
     eos_id
@@ -172,6 +181,8 @@ def sample(
     device = next(model.parameters()).device
     gen = make_generator(seed, device)
     seq = torch.tensor([list(primer_ids)] * n, dtype=torch.long, device=device)  # (n, P)
+    rules = Rules([*([GrammarConstraint(grammar)] if grammar else []), *constraints])
+    rules.start(seq)
     context = seq if window is None else seq[:, -window:]
     new_cache = getattr(model, "new_cache", None)  # None: the model's state is its own cache
 
@@ -184,11 +195,16 @@ def sample(
     done = torch.zeros(n, dtype=torch.bool, device=device)
     new: list[torch.Tensor] = []
     for step in range(max_tokens):
-        allowed = grammar.mask(seq[:, -1] if not new else new[-1]) if grammar else None
+        allowed = rules.allowed() if rules else None
         filtered = filter_logits(
-            logits, temperature=temperature, top_k=top_k, top_p=top_p, allowed=allowed
+            rules.steer(logits) if rules else logits,
+            temperature=temperature,
+            top_k=top_k,
+            top_p=top_p,
+            allowed=allowed,
         )
         token = draw(filtered, temperature, gen)  # (n,)
+        rules.update(token)
         new.append(token)
         if eos_id is not None:
             done |= token == eos_id

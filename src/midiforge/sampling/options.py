@@ -18,13 +18,14 @@ import math
 import numbers
 import os
 import typing
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 from typing import Any
 
 from midiforge.errors import MidiforgeError, choice_error
+from midiforge.instruments import parse_instruments
 
 # the values of ``MidiModel.sampler``: which routine of ``generate`` writes a run's music
 SAMPLERS = ("tokens", "notes", "diffusion")
@@ -90,12 +91,20 @@ class OptionSpec:
     metavar: str | None = None
     web: Ask | None = None  # None: not on the page
     menu: Ask | None = None  # None: not asked by the menu
+    # a string option's own reader: returns the value normalised, raises MidiforgeError naming
+    # what it accepts (``instruments``: each word must be a GM instrument)
+    parser: Callable[[str], str] | None = field(default=None, compare=False)
 
     def unit_for(self, sampler: str) -> str:
         return self.units.get(sampler, self.unit)
 
     def label_for(self, sampler: str) -> str:
         return self.label.format(unit=self.unit_for(sampler))
+
+
+def _instrument_list(text: str) -> str:
+    """``" Piano, BASS"`` → ``"piano,bass"``, each word checked against the GM table."""
+    return ",".join(parse_instruments(text))
 
 
 def spec(**values: Any) -> dict[str, OptionSpec]:
@@ -142,6 +151,11 @@ class GenerateOptions:
         help="nucleus: keep the likeliest up to this mass", samplers=AUTOREGRESSIVE,
         lo=0.0, lo_open=True, hi=1.0, note="1 = off",
         label="Top-p", web=Ask(lo=0.05, default=0.95)))
+    instruments: str | None = field(default=None, metadata=spec(
+        help="instruments to write, e.g. piano,bass,drums (GM names, families or numbers; "
+        "the model's training data decides which it can play)", samplers=EVERY,
+        metavar="LIST", label="Instruments", parser=_instrument_list,
+        note="None = what the model chooses"))
     grammar_mask: bool = field(default=False, metadata=spec(
         help="forbid tokens the tokenization's grammar does not allow", samplers=TOKENS))
     window: int | None = field(default=None, metadata=spec(
@@ -265,6 +279,8 @@ class OptionField:
         s = self.spec
         if s.choices and value not in s.choices:
             raise choice_error(self.name, value, s.choices)
+        if s.parser is not None and isinstance(value, str):
+            return s.parser(value)
         if isinstance(value, (int, float)):
             below = s.lo is not None and (value <= s.lo if s.lo_open else value < s.lo)
             if below or (s.hi is not None and value > s.hi):

@@ -157,6 +157,18 @@ class PreparedDataset:
         return load_tokenizer(tokenizer_path(self.path))
 
     @property
+    def instruments(self) -> list[int]:
+        """GM programs (-1 = drums) with notes in the train split, ascending.
+
+        The manifest's ``instruments`` (program → train notes, written by ``prepare``); a
+        dataset written before instruments were kept merged every track into one piano stream.
+        """
+        counts = self.manifest.get("instruments")
+        if not counts:
+            return [0]
+        return sorted(int(p) for p, n in counts.items() if int(n) > 0)
+
+    @property
     def special_ids(self) -> dict[str, int]:
         return dict(self.manifest["tokenizer"].get("special_ids", {}))
 

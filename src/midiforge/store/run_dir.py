@@ -69,6 +69,7 @@ CONFIG_TYPES: dict[str, type | tuple[type, ...]] = {
     "dataset": str,
     "init": (str, type(None)),
     "labels": list,
+    "instruments": list,
     "tokenizer": dict,
     "dataset_options": dict,
 }
@@ -132,6 +133,13 @@ def read_run_config(run_dir: str | Path) -> dict[str, Any]:
             )
     if not all(isinstance(label, str) for label in config.get("labels") or []):
         raise MidiforgeError(f"{path}: labels must be a list of names, got {config['labels']!r}")
+    instruments = config.get("instruments") or []
+    if not all(
+        isinstance(p, int) and not isinstance(p, bool) and -1 <= p <= 127 for p in instruments
+    ):
+        raise MidiforgeError(
+            f"{path}: instruments must be GM program numbers -1..127, got {instruments!r}"
+        )
     if config["model"] not in registry.names():
         raise choice_error(f"{path}: model", config["model"], registry.names())
     registry.checked_config(config["model"], config["model_config"], where=f"{path}: model_config")
@@ -185,6 +193,7 @@ def write_run_files(
         "dataset": str(Path(data_path).resolve()),
         "init": None if init is None else str(init),
         "labels": list(labels),
+        "instruments": [int(p) for p in getattr(data, "instruments", [0])],
         "tokenizer": dict(data.manifest.get("tokenizer") or {}),
         "dataset_options": dict(data.manifest.get("options") or {}),
         "versions": software_versions(),
@@ -298,6 +307,16 @@ class LoadedRun:
     labels: list[str]
     path: Path
     data_state: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def instruments(self) -> list[int]:
+        """GM programs (-1 = drums) the model learned: those with notes in its training data.
+
+        Runs trained before instruments were kept have no ``instruments`` key; they learned one
+        merged piano stream.
+        """
+        saved = self.config.get("instruments")
+        return [int(p) for p in saved] if saved else [0]
 
 
 def load_run(
