@@ -10,6 +10,7 @@ import torch
 
 from midiforge.data.augment import TokenShifter, augment_notes
 from midiforge.data.dataset import NoteWindows, TokenWindows
+from midiforge.errors import MidiforgeError
 from midiforge.schema import FIELD
 from midiforge.store.dataset_dir import PreparedDataset
 
@@ -104,3 +105,25 @@ def test_note_augmentation_stays_in_range(data: PreparedDataset) -> None:
     windows = NoteWindows(data, "train", 32, transpose=3, time_stretch=0.1, velocity_scale=0.1)
     item = windows[0]
     assert item["mask"].all() and item["notes"][:, FIELD["pitch"]].max() <= 127
+
+
+@pytest.mark.parametrize("balance", [0.0, 0.5, 1.0])
+def test_balance_draws_styles_by_size_to_the_power_one_minus_balance(
+    data: PreparedDataset, balance: float
+) -> None:
+    """Pop songs are ~10x the folk tunes' tokens: balance 0 keeps that, 1 draws them evenly."""
+    labels = data.file_labels("train")
+    lengths = data.tokens("train").lengths
+    sizes = np.array([lengths[labels == k].sum() for k in range(len(data.labels))], float)
+    expected = sizes ** (1 - balance) / (sizes ** (1 - balance)).sum()
+    windows = TokenWindows(data, "train", 32, seed=3, epoch_windows=3000, balance=balance)
+    drawn = np.bincount(
+        [int(windows[i]["label"]) for i in range(len(windows))], minlength=len(sizes)
+    )
+    share = drawn / drawn.sum()
+    assert np.allclose(share, expected, atol=0.03), (share, expected)
+
+
+def test_balance_outside_zero_to_one_is_refused(data: PreparedDataset) -> None:
+    with pytest.raises(MidiforgeError, match="balance"):
+        TokenWindows(data, "train", 32, balance=1.5)

@@ -12,9 +12,13 @@ Window item formats (docs/architecture.md):
 
 Training windows (``train=True``) pick a random position uniformly over all of the split's
 elements, so files are sampled in proportion to their length, then a random window in that
-file; the draw depends only on ``(seed, epoch, index)``, so runs are reproducible with any
-number of DataLoader workers. Evaluation windows (``train=False``) tile each file with a
-stride so that every target is counted exactly once.
+file. With ``balance`` > 0 a style label is drawn first, with probability proportional to
+``n_label ** (1 - balance)`` (``n_label``: the label's elements), then a position inside that
+label's files: 0 keeps the corpus' proportions, 1 draws every style equally often. This is
+the temperature sampling multilingual language models use so a small corpus (the chorales)
+is not drowned by a large one (POP909). The draw depends only on ``(seed, epoch, index)``,
+so runs are reproducible with any number of DataLoader workers. Evaluation windows
+(``train=False``) tile each file with a stride so that every target is counted exactly once.
 """
 
 from __future__ import annotations
@@ -49,6 +53,26 @@ def _eval_windows(lengths: np.ndarray, span: int, stride: int, shift: int) -> np
     return np.array(rows, np.int64).reshape(-1, 3)
 
 
+def _label_groups(
+    lengths: np.ndarray, labels: np.ndarray, balance: float
+) -> tuple[np.ndarray, list[tuple[np.ndarray, np.ndarray]]]:
+    """Label draw probabilities and, per label, (files, cumulative element ends) to draw from.
+
+    Unlabelled files (-1) are one group of their own.
+    """
+    if not 0 <= balance <= 1:
+        raise MidiforgeError(f"train.balance: {balance} is not accepted; give 0..1")
+    lengths = np.asarray(lengths, np.int64)
+    members, sizes = [], []
+    for label in np.unique(labels):
+        files = np.flatnonzero((labels == label) & (lengths > 0))
+        if len(files):
+            members.append((files, np.cumsum(lengths[files])))
+            sizes.append(float(lengths[files].sum()))
+    weights = np.asarray(sizes) ** (1.0 - balance)
+    return weights / weights.sum(), members
+
+
 class _Windows(Dataset):
     """What token and note windows share: file sampling, eval tiling, labels, epochs."""
 
@@ -64,6 +88,7 @@ class _Windows(Dataset):
         stride: int | None,
         seed: int,
         epoch_windows: int | None,
+        balance: float = 0.0,
     ) -> None:
         if span < 1:
             raise MidiforgeError(f"window length {span} is not accepted; give 1 or more")
@@ -77,6 +102,7 @@ class _Windows(Dataset):
         total = int(seqs.offsets[-1])
         self.n_train = epoch_windows or max(1, total // span)
         self.windows = None if train else _eval_windows(seqs.lengths, span, self.stride, self.shift)
+        self.groups = _label_groups(seqs.lengths, labels, balance) if train and balance else None
 
     def set_epoch(self, epoch: int) -> None:
         """Draw different training windows in each epoch (same ones for the same epoch)."""
@@ -91,8 +117,14 @@ class _Windows(Dataset):
         if not self.train:
             f, start, first = self.windows[index]
             return int(f), int(start), int(first), rng
-        position = int(rng.integers(int(self.seqs.offsets[-1])))
-        f = int(np.searchsorted(self.seqs.offsets, position, side="right") - 1)
+        if self.groups is None:
+            position = int(rng.integers(int(self.seqs.offsets[-1])))
+            f = int(np.searchsorted(self.seqs.offsets, position, side="right") - 1)
+        else:
+            probs, members = self.groups
+            files, ends = members[int(rng.choice(len(probs), p=probs))]
+            k = int(np.searchsorted(ends, int(rng.integers(int(ends[-1]))), side="right"))
+            f = int(files[k])
         n = int(self.seqs.lengths[f])
         start = int(rng.integers(max(0, n - want) + 1))
         return f, start, start + self.shift, rng
@@ -118,6 +150,8 @@ class TokenWindows(_Windows):
         in bins, through token lookup tables (:class:`TokenShifter`); 0 turns them off.
     seed, epoch_windows
         Seed of the window draws; training windows per epoch (default tokens // seq_len).
+    balance
+        0..1: how evenly training windows are drawn across style labels (module docstring).
     """
 
     def __init__(
@@ -132,6 +166,7 @@ class TokenWindows(_Windows):
         velocity_shift: int = 0,
         seed: int = 0,
         epoch_windows: int | None = None,
+        balance: float = 0.0,
     ) -> None:
         super().__init__(
             data.tokens(split),
@@ -141,6 +176,7 @@ class TokenWindows(_Windows):
             stride=stride,
             seed=seed,
             epoch_windows=epoch_windows,
+            balance=balance,
         )
         self.seq_len, self.pad_id = seq_len, data.pad_id
         self.transpose, self.velocity_shift = transpose, velocity_shift
@@ -190,6 +226,7 @@ class NoteWindows(_Windows):
         velocity_scale: float = 0.0,
         seed: int = 0,
         epoch_windows: int | None = None,
+        balance: float = 0.0,
     ) -> None:
         notes = data.notes(split)
         super().__init__(
@@ -200,6 +237,7 @@ class NoteWindows(_Windows):
             stride=None,
             seed=seed,
             epoch_windows=epoch_windows,
+            balance=balance,
         )
         self.length = length
         self.augment = {

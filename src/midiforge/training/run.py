@@ -135,6 +135,7 @@ def make_windows(data: Any, model: Any, cfg: TrainConfig, split: str, *, train: 
             velocity_scale=cfg.augment_velocity_scale if aug else 0.0,
             seed=cfg.seed,
             epoch_windows=count,
+            balance=cfg.balance if train else 0.0,
         )
     limit = getattr(model, "max_seq_len", None)
     if limit is not None and cfg.seq_len > limit:
@@ -151,6 +152,7 @@ def make_windows(data: Any, model: Any, cfg: TrainConfig, split: str, *, train: 
         velocity_shift=cfg.augment_velocity if aug else 0,
         seed=cfg.seed,
         epoch_windows=count,
+        balance=cfg.balance if train else 0.0,
     )
 
 
