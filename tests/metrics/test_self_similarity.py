@@ -77,3 +77,20 @@ def test_framewise_self_similarity_and_consistency_by_hand():
     assert all(0 < v < 1 for v in ss.frame_overlaps(JUMP, beats_per_bar=3)["pitch"])
     with pytest.raises(MidiforgeError, match="one per piece"):
         ss.framewise_self_similarity([STEADY, JUMP], [3.0])
+
+
+def test_every_piece_is_read_up_to_max_bars():
+    # 16 bars of 4/4: frames at bars 0, 2, ..., 12 (7 frames, 6 pairs) when read whole;
+    # up to 8 bars: frames at bars 0, 2, 4 (2 pairs); a jump at bar 12 changes only the former
+    long = _alternating(64)
+    long[48:, 0] += 12  # bars 12-15 an octave up
+    assert len(ss.frame_overlaps(long)["pitch"]) == 6
+    assert len(ss.frame_overlaps(long, max_bars=8)["pitch"]) == 2
+    np.testing.assert_array_equal(ss.frame_starts(long, max_bars=8), [0, 8, 16])
+    whole = ss.framewise_self_similarity([long], max_bars=None)["pitch"]
+    capped = ss.framewise_self_similarity([long], max_bars=8)["pitch"]
+    assert capped == {"mean": 1.0, "variance": 0.0, "pairs": 2}
+    assert whole["pairs"] == 6 and whole["mean"] < 1.0  # the frames overlapping the jump
+    # the default reads 32 bars: a 40-bar piece gives the frames of its first 32
+    assert len(ss.frame_overlaps(_alternating(160), max_bars=ss.MAX_BARS)["pitch"]) == 14
+    assert ss.framewise_self_similarity([_alternating(160)])["pitch"]["pairs"] == 14
