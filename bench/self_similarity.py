@@ -169,7 +169,8 @@ def main() -> None:
     ok = not math.isnan(worst) and worst >= VARIANCE_TARGET
     seconds = time.perf_counter() - start
     print(f"\nworst Variance (name-sorted halves, up to {ss.MAX_BARS} bars): {worst:.3f} "
-          f"(target >= {VARIANCE_TARGET}): {'PASS' if ok else 'FAIL'}; {seconds:.1f} s")  # fmt: skip
+          f"(target >= {VARIANCE_TARGET}): {'PASS' if ok else 'FAIL'}; "
+          f"{seconds:.1f} s")  # fmt: skip
 
 
 if __name__ == "__main__":
