@@ -38,7 +38,7 @@ DEFAULT_TEMPO_BPM = 120.0  # quarter notes per minute
 
 MULTI_VOCAB = ("cpword", "octuple", "mumidi")  # several ids per step: not storable as one stream
 SPECIAL_TOKENS = ("PAD", "BOS", "EOS", "MASK")
-PROGRAM_CHANGES = True  # Program tokens only where the instrument changes (docs/instruments.md)
+PROGRAM_CHANGES = False  # a Program token before every note: each note's instrument explicit
 
 
 def frequency_hz(pitch: np.ndarray) -> np.ndarray:
@@ -57,9 +57,11 @@ def build_tokenizer(name: str, *, use_programs: bool = False, **opts: Any) -> Mu
     use_programs
         Put Program tokens in one stream, so several instruments share one sequence (what
         ``prepare --tracks all`` needs). Without it a score must hold one track. The stream
-        is MidiTok's ``one_token_stream_for_programs`` with ``program_changes`` (a Program
-        token only where the instrument changes): 11% fewer tokens per note than a Program
-        token before every note, and as robust to decode (docs/instruments.md).
+        is MidiTok's ``one_token_stream_for_programs`` without ``program_changes``: a Program
+        token before every note, so each note's instrument is explicit in the grammar (a
+        sampler's instrument constraint holds token by token, a window cut mid-piece starts
+        on the right instruments), for 11% more tokens than Program tokens only where the
+        instrument changes, which also encode 11% slower here (docs/instruments.md).
     **opts
         Further :class:`miditok.TokenizerConfig` fields (``beat_res``, ``num_velocities``, ...).
     """
