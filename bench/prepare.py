@@ -9,12 +9,18 @@ Prints three ratios, each against a baseline measured in the same run:
 2. pipeline overhead: ``--jobs 1`` / a bare loop of symusic load + MidiTok REMI encode over the
    same files (target ≤ 1.1);
 3. memory flatness: peak RSS of the whole process tree preparing POP909 repeated ten times
-   (symlinks, ``--no-dedup``) / preparing it once (target ≤ 1.2).
+   (symlinks, ``--no-dedup``) / preparing it once (target ≤ 1.2);
+4. instruments: cost per note of preparing the ten-song multi-track folder (drums, bass,
+   guitars, keys; ``robustness/MIDIs_multitrack``, repeated ``--repeat`` times) with its
+   instruments kept (the default: Program tokens, drums) / merged to one piano stream
+   (``--tracks merge``), ``--jobs 1`` both (target ≤ 1.2). Per note, because merging drops
+   the drum notes.
 
 Every measurement runs in a fresh subprocess whose process tree is sampled with psutil, so
 start-up costs and worker processes are counted the same way on both sides of each ratio.
 
-Usage: ``python bench/prepare.py [--datasets ../shared/datasets] [--limit N] [--repeat 10]``
+Usage: ``python bench/prepare.py [--datasets ../shared/datasets] [--limit N] [--repeat 10]
+[--multitrack-only]``
 """
 
 from __future__ import annotations
@@ -46,6 +52,28 @@ for path in sorted(Path(sys.argv[1]).rglob("*.mid")):
     seqs = tok.encode(Score(str(path)))
     n += sum(len(s.ids) for s in seqs)
 print(n)
+"""
+
+
+PER_FILE_WORK = """
+import dataclasses, sys, time
+from pathlib import Path
+from midiforge.data import prepare as P
+from midiforge.data.options import PrepareOptions
+files = [str(p) for p in sorted(Path(sys.argv[1]).rglob("*.mid"))][:60]
+cost = {}
+for tracks in ("all", "merge"):
+    P._init_worker(dataclasses.asdict(PrepareOptions(tracks=tracks)))
+    best = float("inf")
+    for _ in range(2):
+        start, notes = time.process_time(), 0
+        for f in files:
+            notes += P._process((f, f))[0].get("notes", 0)
+        best = min(best, (time.process_time() - start) / notes)
+    cost[tracks] = best
+print(f"instruments kept vs merge per note (per-file work CPU: parse, clean, encode; "
+      f"{1e6 * cost['all']:.1f} vs {1e6 * cost['merge']:.1f} us/note): "
+      f"{cost['all'] / cost['merge']:.2f}x")
 """
 
 
@@ -92,6 +120,14 @@ def measure(cmd: list[str]) -> tuple[float, float, float, float, str]:
         return seconds, cpu, peak_rss / MIB, peak_pss / MIB, out.read().decode()
 
 
+def notes_kept(stdout: str) -> int:
+    """Notes in every split, from the summary table that ``midiforge prepare`` prints."""
+    rows = re.findall(r"^(?:train|valid|test)\s+\d+\s+\d+\s+(\d+)$", stdout, re.M)
+    if not rows:
+        raise SystemExit(f"no split rows in the prepare summary:\n{stdout}")
+    return sum(int(n) for n in rows)
+
+
 def link_corpus(files: list[Path], folder: Path, repeat: int) -> None:
     for k in range(repeat):
         sub = folder / f"copy{k}"
@@ -100,12 +136,44 @@ def link_corpus(files: list[Path], folder: Path, repeat: int) -> None:
             (sub / f.name).symlink_to(f.resolve())
 
 
+def multitrack_row(datasets: Path, tmp: Path, repeat: int) -> None:
+    """Instruments kept vs merged, per note, on the multi-track pop songs (ratio 4)."""
+    files = sorted(p for p in (datasets / "robustness" / "MIDIs_multitrack").glob("*.mid"))
+    link_corpus(files, tmp / "multi", repeat)
+    base = [sys.executable, "-m", "midiforge", "prepare", "--quiet", "--jobs", "1", "--no-dedup"]
+    costs = {}
+    for name, extra in (("instruments kept", []), ("--tracks merge", ["--tracks", "merge"])):
+        _, cpu, _, _, out = measure([*base, *extra, str(tmp / "multi"), str(tmp / name[:6])])
+        stage, notes = stage_seconds(out), notes_kept(out)
+        costs[name] = (stage / notes, cpu / notes)
+        print(
+            f"multi-track x{repeat} ({len(files)} songs), {name}: {notes} notes, stage "
+            f"{stage:.2f} s ({1e6 * stage / notes:.1f} us/note), command CPU {cpu:.1f} s "
+            f"({1e6 * cpu / notes:.1f} us/note)",
+            flush=True,
+        )
+    kept, merged = costs["instruments kept"], costs["--tracks merge"]
+    print(
+        f"instruments kept vs merge per note (stage): {kept[0] / merged[0]:.2f}x  (target <= 1.2)"
+    )
+    print(f"instruments kept vs merge per note (command CPU): {kept[1] / merged[1]:.2f}x")
+    work = [sys.executable, "-c", PER_FILE_WORK, str(tmp / "multi")]
+    print(subprocess.run(work, check=True, capture_output=True, text=True).stdout.strip())
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--datasets", type=Path, default=ROOT.parent / "shared" / "datasets")
     parser.add_argument("--limit", type=int, default=None, help="use only the first N songs")
     parser.add_argument("--repeat", type=int, default=10, help="copies for the memory test")
+    parser.add_argument(
+        "--multitrack-only", action="store_true", help="run only the instruments row (ratio 4)"
+    )
     args = parser.parse_args()
+    if args.multitrack_only:
+        with tempfile.TemporaryDirectory() as tmp_name:
+            multitrack_row(args.datasets, Path(tmp_name), args.repeat)
+        return
     files = sorted((args.datasets / "pop909").glob("*/*.mid"))[: args.limit]
     prepare = [sys.executable, "-m", "midiforge", "prepare", "--quiet"]
     with tempfile.TemporaryDirectory() as tmp_name:
@@ -149,6 +217,9 @@ def main() -> None:
         f"peak PSS x{args.repeat} corpus vs x1:       {many_pss / once_pss:.2f}x  (target <= 1.2)"
     )
     print(f"peak RSS x{args.repeat} corpus vs x1:       {many_rss / once_rss:.2f}x")
+    print()
+    with tempfile.TemporaryDirectory() as tmp_name:
+        multitrack_row(args.datasets, Path(tmp_name), args.repeat)
 
 
 if __name__ == "__main__":

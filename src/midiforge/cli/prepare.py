@@ -65,8 +65,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--tracks",
         choices=("all", "longest", "merge"),
         default=d.tracks,
-        help="merge: one stream of all kept tracks; longest: the track with most "
-        "notes; all: every track, with Program tokens (default: %(default)s)",
+        help="all: every track, drums included, with Program tokens; merge: one piano "
+        "stream of the pitched tracks; longest: the pitched track with most notes "
+        "(default: %(default)s)",
+    )
+    clean.add_argument(
+        "--instrument-groups",
+        choices=("programs", "families"),
+        default=d.instrument_groups,
+        help="programs: keep each GM program; families: one program per GM family "
+        "(fewer Program tokens; drums stay drums) (default: %(default)s)",
     )
     clean.add_argument(
         "--programs",
@@ -75,7 +83,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="P,P,...",
         help="keep only these GM programs, e.g. 0-7 piano: 0,1,2,3,4,5,6,7",
     )
-    clean.add_argument("--drums", action="store_true", help="keep drum tracks (default: drop)")
+    drums = clean.add_mutually_exclusive_group()
+    drums.add_argument(
+        "--drums",
+        dest="drums",
+        action="store_true",
+        default=d.drums,
+        help="keep drum tracks (the default)",
+    )
+    drums.add_argument("--no-drums", dest="drums", action="store_false", help="drop drum tracks")
     clean.add_argument(
         "--max-note-beats",
         type=_optional_float,
@@ -158,6 +174,7 @@ def run(args: argparse.Namespace) -> int:
         tracks=args.tracks,
         programs=args.programs,
         drums=args.drums,
+        instrument_groups=args.instrument_groups,
         max_note_beats=args.max_note_beats,
         max_gap_beats=args.max_gap_beats,
         min_tokens=args.min_tokens,

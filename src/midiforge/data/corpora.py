@@ -8,19 +8,25 @@ never land in a training split.
 Quirks, in one place:
 
 * POP909 keeps one MIDI per song folder (``pop909/NNN/NNN.mid``); the other files there (beat,
-  chord and key annotations) are not music.
-* Nottingham is already one MIDI per tune.
+  chord and key annotations) are not music. Its three parts (MELODY, BRIDGE, PIANO) are all
+  program 0 in the source.
+* Nottingham is already one MIDI per tune: track 0 the melody, track 1 the chords (13 of the
+  1034 tunes have the melody only). Both tracks are program 0 and unnamed in the source.
 * The JSB chorales ship as piano-roll-like JSON, not MIDI. ``Jsb16thSeparated.json`` has exactly
   four voices (S, A, T, B) per 16th-note step with ``-1`` for silence. That format does not tell
   a held note from a repeated one, so a voice's run of equal pitches becomes one held note (the
   usual reading; it merges the occasional re-struck note).
+
+Instruments: every part gets its own GM program from :data:`PART_PROGRAMS`, so a model trained
+on these licensed corpora learns lead, accompaniment and ensemble instruments. The files are
+written as converted copies (not links): a copy with the programs set is an ordinary MIDI
+folder that ``prepare`` reads like any other, with no remapping hidden in a later stage.
 """
 
 from __future__ import annotations
 
 import csv
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -46,6 +52,15 @@ class Corpus:
     pattern: str  # glob of its MIDI files inside ``folder``; empty for converted corpora
 
 
+# The GM program of each part, per corpus: POP909 parts by track name, Nottingham parts by
+# track index, the chorales by voice. A part not listed keeps the program it has.
+PART_PROGRAMS: dict[str, dict[str | int, int]] = {
+    "pop909": {"MELODY": 73, "BRIDGE": 48, "PIANO": 0},  # Flute, String Ensemble 1, Piano
+    "nottingham": {0: 40, 1: 24},  # melody: Violin; chords: Acoustic Guitar (nylon)
+    "jsb": {"soprano": 40, "alto": 41, "tenor": 42, "bass": 43},  # Violin, Viola, Cello, Contrabass
+}
+PART_NAMES: dict[str, dict[int, str]] = {"nottingham": {0: "melody", 1: "chords"}}  # unnamed
+
 CORPORA: dict[str, Corpus] = {
     "pop909": Corpus("pop909", "pop", "pop909", "*/[0-9][0-9][0-9].mid"),
     "nottingham": Corpus("nottingham", "folk", "nottingham", "*.mid"),
@@ -56,14 +71,15 @@ CORPORA: dict[str, Corpus] = {
 def jsb_score(voices: list[list[int]]) -> symusic.Score:
     """One chorale (steps × 4 voices, MIDI pitch or -1) as a four-track Score.
 
-    Each voice becomes a track; a run of equal pitches is one held note.
+    Each voice becomes a track with its :data:`PART_PROGRAMS` program; a run of equal pitches
+    is one held note.
     """
     score = symusic.Score(TICKS_PER_QUARTER)
     score.tempos.append(symusic.Tempo(0, JSB_TEMPO_BPM))
     score.time_signatures.append(symusic.TimeSignature(0, 4, 4))
     step_ticks = int(TICKS_PER_QUARTER * JSB_STEP_BEATS)
     for v, name in enumerate(JSB_VOICES):
-        track = symusic.Track(name, 0, False)
+        track = symusic.Track(name, PART_PROGRAMS["jsb"][name], False)
         start, current = 0, JSB_REST
         for i, step in enumerate([*voices, [JSB_REST] * len(JSB_VOICES)]):  # sentinel closes runs
             pitch = int(step[v])
@@ -96,10 +112,23 @@ def write_jsb_midi(datasets: Path, out_dir: Path) -> dict[str, str]:
     return splits
 
 
+def with_part_programs(score: symusic.Score, corpus: str) -> symusic.Score:
+    """Give each part of a ``corpus`` score its :data:`PART_PROGRAMS` program, in place."""
+    programs, names = PART_PROGRAMS.get(corpus, {}), PART_NAMES.get(corpus, {})
+    for index, track in enumerate(score.tracks):
+        key = track.name.strip().upper() if corpus == "pop909" else index
+        if key in programs:
+            track.program = programs[key]
+        if not track.name.strip() and index in names:
+            track.name = names[index]
+    return score
+
+
 def build_corpus(datasets: Path, out_dir: Path, names: tuple[str, ...] = tuple(CORPORA)) -> Path:
     """Lay out ``out_dir/{label}/…`` for the named corpora and return the split file's path.
 
-    MIDI corpora are linked (no copies); the JSB chorales are converted. The split file
+    Every file is written as a converted copy with its parts' programs (:data:`PART_PROGRAMS`);
+    the JSB chorales are converted from JSON. The split file
     (``splits.csv``: ``path,split``) lists the chorales with their published split; other files
     are left to ``prepare``'s content-hash split.
     """
@@ -119,9 +148,10 @@ def build_corpus(datasets: Path, out_dir: Path, names: tuple[str, ...] = tuple(C
         if not files:
             raise MidiforgeError(f"no files match {corpus.folder}/{corpus.pattern} in {datasets}")
         for file in files:
-            link = target / file.name
-            if not link.exists():
-                os.symlink(file.resolve(), link)
+            copy = target / file.name
+            if copy.is_symlink():  # a folder laid out by an older midiforge
+                copy.unlink()
+            with_part_programs(symusic.Score(str(file)), name).dump_midi(str(copy))
     split_file = out_dir / "splits.csv"
     with split_file.open("w", newline="") as fh:
         writer = csv.writer(fh)

@@ -5,8 +5,8 @@ or on small per-file metadata; no function holds the corpus' notes.
 
 Cleaning order (each step an option of :class:`midiforge.data.prepare.PrepareOptions`):
 track selection (drums, programs) → ``tracks`` rule (all / longest / merge) → drop over-long
-notes → shorten over-long silences → empty check. The too-short and duplicate rules need the
-encodings and run in ``prepare``.
+notes → instrument grouping (programs / GM families) → shorten over-long silences → empty
+check. The too-short and duplicate rules need the encodings and run in ``prepare``.
 """
 
 from __future__ import annotations
@@ -21,12 +21,14 @@ import numpy as np
 from symusic import Note, Score, Track
 
 from midiforge.errors import MidiforgeError
+from midiforge.instruments import family_program
 from midiforge.io.midi import is_midi_path
 from midiforge.store.names import SPLITS
 
 TRACK_RULES = ("all", "longest", "merge")
 HASH_BITS = 64  # bits of the content hash used to place a file in a split
 BEATS_PER_WHOLE_NOTE = 4  # a time signature's denominator counts fractions of a whole note
+MERGE_PROGRAM = 0  # tracks="merge" writes one Acoustic Grand Piano stream
 
 
 def scan(src: Path) -> list[str]:
@@ -215,24 +217,10 @@ def _shorten_gaps(score: Score, max_gap_ticks: int, stats: CleanStats) -> Score:
     return out
 
 
-def clean_score(
-    score: Score,
-    *,
-    programs: Sequence[int] | None,
-    drums: bool,
-    tracks: str,
-    max_note_beats: float | None,
-    max_gap_beats: float | None,
-) -> tuple[Score | None, CleanStats]:
-    """Apply the track and note rules to one score; ``None`` plus a reason when nothing is left.
-
-    ``tracks="merge"`` puts the notes of every selected track into one track whose program is
-    that of the track with most notes (for POP909's MELODY/BRIDGE/PIANO and Nottingham's
-    melody + chords this is one piano stream). ``"longest"`` keeps only the track with most
-    notes (the main-melody heuristic of several reference pipelines); ``"all"`` keeps them all.
-    """
-    stats = CleanStats()
-    tpq = score.ticks_per_quarter
+def _select(
+    score: Score, programs: Sequence[int] | None, drums: bool, stats: CleanStats
+) -> list[Track]:
+    """The tracks with notes that the ``drums`` and ``programs`` rules keep."""
     selected = []
     for track in score.tracks:
         if len(track.notes) == 0:
@@ -243,6 +231,51 @@ def clean_score(
         if programs is not None and not track.is_drum and track.program not in programs:
             continue
         selected.append(track)
+    return selected
+
+
+def _grouped(track: Track, instrument_groups: str) -> Track:
+    """``"families"``: this (freshly built) track moved to its GM family's first program."""
+    if instrument_groups == "families" and not track.is_drum:
+        track.program = family_program(track.program)
+    return track
+
+
+def _merged(tracks: list[Track]) -> Track:
+    """Every track's notes in one piano track (program 0), as the merge rule promises."""
+    merged = Track(name="merged", program=MERGE_PROGRAM, is_drum=False)
+    for track in tracks:
+        merged.notes.extend(track.notes)
+    merged.notes.sort()
+    return merged
+
+
+def clean_score(
+    score: Score,
+    *,
+    programs: Sequence[int] | None,
+    drums: bool,
+    tracks: str,
+    max_note_beats: float | None,
+    max_gap_beats: float | None,
+    instrument_groups: str = "programs",
+) -> tuple[Score | None, CleanStats]:
+    """Apply the track and note rules to one score; ``None`` plus a reason when nothing is left.
+
+    ``tracks="all"`` keeps every selected track with its name, program and drum flag (the
+    tokenizer then writes Program tokens); ``instrument_groups="families"`` first moves each
+    pitched track to the first program of its GM family, so a band corpus needs 16 Program
+    tokens, not 128. ``"merge"`` puts the notes of every selected pitched track into one piano
+    track (program 0; for POP909's MELODY/BRIDGE/PIANO and Nottingham's melody + chords this
+    is one piano stream), and ``"longest"`` keeps only the pitched track with most notes (the
+    main-melody heuristic of several reference pipelines). Both leave drums out: drum notes
+    are not pitches, and a stream without Program tokens could not tell them apart.
+    """
+    stats = CleanStats()
+    tpq = score.ticks_per_quarter
+    selected = _select(score, programs, drums, stats)
+    if tracks in ("merge", "longest"):
+        selected = [t for t in selected if not t.is_drum]
     if not selected:
         stats.reason = "empty" if stats.tracks_in == 0 else "no selected tracks"
         return None, stats
@@ -265,17 +298,12 @@ def clean_score(
             keep = arr["duration"] <= max_ticks
             stats.notes_dropped_long += int((~keep).sum())
         if keep.any():
-            kept_tracks.append(_with_notes(track, keep, arr))
+            kept_tracks.append(_grouped(_with_notes(track, keep, arr), instrument_groups))
     if not kept_tracks:
         stats.reason = "no notes after cleaning"
         return None, stats
-    if tracks == "merge" and len(kept_tracks) > 1:
-        main = max(kept_tracks, key=lambda t: len(t.notes))
-        merged = Track(name="merged", program=main.program, is_drum=main.is_drum)
-        for track in kept_tracks:
-            merged.notes.extend(track.notes)
-        merged.notes.sort()
-        kept_tracks = [merged]
+    if tracks == "merge":
+        kept_tracks = [_merged(kept_tracks)]
     out.tracks.extend(kept_tracks)
     stats.tracks_kept = len(kept_tracks)
     if max_gap_beats is not None:

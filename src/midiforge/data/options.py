@@ -11,9 +11,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from midiforge.errors import MidiforgeError
+from midiforge.errors import MidiforgeError, choice_error
 
 GM_PROGRAMS = range(128)  # General MIDI program numbers 0..127
+INSTRUMENT_GROUPS = ("programs", "families")  # keep each GM program, or one per GM family
 
 
 @dataclass
@@ -22,9 +23,10 @@ class PrepareOptions:
 
     tokenizer: str = "remi"  # MidiTok tokenization: remi, tsd, midilike, structured
     bpe_vocab: int | None = None  # train BPE to this vocabulary size on the train split
-    tracks: Literal["all", "longest", "merge"] = "merge"  # all → Program tokens in one stream
-    programs: list[int] | None = None  # keep only these GM programs (None: every non-drum)
-    drums: bool = False  # keep drum tracks
+    tracks: Literal["all", "longest", "merge"] = "all"  # all → Program tokens in one stream
+    programs: list[int] | None = None  # keep only these GM programs (None: every pitched one)
+    drums: bool = True  # keep drum tracks (program -1); merge and longest never use them
+    instrument_groups: Literal["programs", "families"] = "programs"  # families: 1st of GM family
     max_note_beats: float | None = 16.0  # drop notes longer than this (None: keep all)
     max_gap_beats: float | None = 16.0  # shorten silences longer than this, by whole bars
     min_tokens: int = 256  # skip files with fewer tokens (the trainer's default window)
@@ -59,6 +61,8 @@ class PrepareOptions:
                     "program numbers from 0 to 127 (e.g. 0,1,2 for pianos), or leave it out "
                     "to keep every non-drum track"
                 )
+        if self.instrument_groups not in INSTRUMENT_GROUPS:
+            raise choice_error("instrument_groups", self.instrument_groups, INSTRUMENT_GROUPS)
         for name in ("min_tokens", "min_notes"):
             if getattr(self, name) < 0:
                 value = getattr(self, name)

@@ -6,9 +6,11 @@ writer (:class:`midiforge.store.dataset_writer.DatasetWriter`), so memory stays 
 large the corpus. The writer builds everything in a hidden temporary folder beside OUT and
 renames it into place at the very end: OUT appears complete or not at all, also after Ctrl-C.
 
-Defaults are chosen for POP909 (three piano tracks), Nottingham (melody + chords) and similar
-corpora: drums dropped, all other tracks merged into one stream (``tracks="merge"``), REMI
-tokens without Program tokens, 512-token / 64-note windows as the too-short rule.
+Defaults keep the instruments: every track, drums included, in one REMI stream with Program
+tokens (``tracks="all"``; docs/instruments.md says why this layout), each note row carrying its
+GM program (-1 for drums). ``tracks="merge"`` gives the one piano stream older datasets had, and
+``instrument_groups="families"`` one program per GM family. 256 tokens / 32 notes are the
+too-short rule.
 """
 
 from __future__ import annotations
@@ -26,13 +28,15 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from miditok import MusicTokenizer
 
 from midiforge.config import from_dict
 from midiforge.data import corpus, replace
 from midiforge.data.bpe import bpe_pass
 from midiforge.data.encode import build_tokenizer, notes_from_score, score_to_ids, special_ids
-from midiforge.data.options import PrepareOptions, PrepareResult
+from midiforge.data.options import GM_PROGRAMS, PrepareOptions, PrepareResult
 from midiforge.errors import MidiforgeError, choice_error
+from midiforge.instruments import DRUMS, family_program
 from midiforge.io.midi import load_midi
 from midiforge.schema import FIELD
 from midiforge.store.dataset_writer import DatasetWriter
@@ -48,10 +52,28 @@ TASK_CHUNK = 4  # files per worker hand-off: amortises IPC, keeps results flowin
 _WORKER: dict[str, Any] = {}
 
 
+def tokenizer_for(
+    tokenizer: str, tracks: str, instrument_groups: str = "programs"
+) -> MusicTokenizer:
+    """The tokenizer a dataset with these options is encoded with.
+
+    ``tracks="all"`` adds Program tokens; with GM families only the 16 family programs and
+    drums get one, so grouping also shrinks the vocabulary the models learn.
+    """
+    if tracks != "all":
+        return build_tokenizer(tokenizer)
+    if instrument_groups == "families":
+        programs = sorted({DRUMS, *(family_program(p) for p in GM_PROGRAMS)})
+        return build_tokenizer(tokenizer, use_programs=True, programs=programs)
+    return build_tokenizer(tokenizer, use_programs=True)
+
+
 def _init_worker(opts: dict[str, Any]) -> None:
     """Build the tokenizer once per process (it is not cheap to pickle per task)."""
     _WORKER["opts"] = opts
-    _WORKER["tokenizer"] = build_tokenizer(opts["tokenizer"], use_programs=opts["tracks"] == "all")
+    _WORKER["tokenizer"] = tokenizer_for(
+        opts["tokenizer"], opts["tracks"], opts["instrument_groups"]
+    )
 
 
 def _skip(rel: str, reason: str, detail: str, **extra: Any) -> dict[str, Any]:
@@ -74,6 +96,7 @@ def _process(task: tuple[str, str]) -> tuple[dict[str, Any], np.ndarray | None, 
         tracks=opts["tracks"],
         max_note_beats=opts["max_note_beats"],
         max_gap_beats=opts["max_gap_beats"],
+        instrument_groups=opts["instrument_groups"],
     )
     counts = {
         "tracks": stats.tracks_in,
@@ -102,6 +125,10 @@ def _process(task: tuple[str, str]) -> tuple[dict[str, Any], np.ndarray | None, 
         "tokens": len(ids),
         "beats": round(beats, 3),
         **counts,
+        # the source's track names, which neither encoding can hold: [program, name] per track
+        "track_names": [
+            [DRUMS if t.is_drum else int(t.program), t.name] for t in score.tracks if t.name
+        ],
     }
     if len(ids) < opts["min_tokens"] or len(notes) < opts["min_notes"]:
         detail = (
@@ -123,7 +150,7 @@ def _check_options(src: Path, out: Path, opts: PrepareOptions) -> None:
     if opts.jobs is not None and opts.jobs < 1:
         raise MidiforgeError(f"jobs: {opts.jobs} is not accepted; give 1 or more processes")
     if opts.bpe_vocab is not None:
-        base = len(build_tokenizer(opts.tokenizer, use_programs=opts.tracks == "all"))
+        base = len(tokenizer_for(opts.tokenizer, opts.tracks, opts.instrument_groups))
         if opts.bpe_vocab <= base:
             raise MidiforgeError(
                 f"bpe_vocab: {opts.bpe_vocab} is not above the base vocabulary of {base} "
@@ -181,7 +208,7 @@ def _build(src: Path, writer: DatasetWriter, opts: PrepareOptions) -> dict[str, 
         raise MidiforgeError(f"SRC: no .mid/.midi files found under {src}")
     explicit = corpus.read_split_file(Path(opts.split_by)) if opts.split_by else None
     labels = corpus.LabelSource.parse(opts.labels_from)
-    tokenizer = build_tokenizer(opts.tokenizer, use_programs=opts.tracks == "all")
+    tokenizer = tokenizer_for(opts.tokenizer, opts.tracks, opts.instrument_groups)
     specials = special_ids(tokenizer)
     jobs = opts.jobs or os.cpu_count() or 1
     records: list[dict[str, Any]] = []

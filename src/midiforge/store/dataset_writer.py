@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from midiforge.errors import MidiforgeError, choice_error
-from midiforge.schema import NO_LABEL, NOTE_FIELDS
+from midiforge.schema import FIELD, NO_LABEL, NOTE_FIELDS
 from midiforge.store.dataset_dir import (
     NOTE_DTYPE,
     TOKEN_DTYPE,
@@ -58,6 +59,7 @@ class SplitWriter:
         self.token_offsets = [0]
         self.note_offsets = [0]
         self.labels: list[str | None] = []
+        self.programs: Counter[int] = Counter()  # GM program (-1 drums) → notes
 
     def __len__(self) -> int:
         """Files added so far."""
@@ -76,6 +78,8 @@ class SplitWriter:
         self.token_offsets.append(self.token_offsets[-1] + len(ids))
         self.note_offsets.append(self.note_offsets[-1] + len(notes))
         self.labels.append(label)
+        values, counts = np.unique(notes[:, FIELD["program"]].astype(np.int64), return_counts=True)
+        self.programs.update(dict(zip(values.tolist(), counts.tolist())))
         return len(self.labels) - 1
 
     def base_tokens(self) -> Sequences:
@@ -212,7 +216,9 @@ class DatasetWriter:
 
         ``manifest`` holds the caller's entries (``options``, ``tokenizer``, ``labels``,
         ``files``, ``summary``); the writer adds ``format``, ``format_version``, ``versions``
-        (unless given), ``note_fields`` and ``splits``. Label names index ``labels/{split}.npy``.
+        (unless given), ``note_fields``, ``splits`` and ``instruments`` (GM program, -1 for
+        drums, as a string → notes in the train split, from the note rows' program column: what
+        a model trained on this dataset can play). Label names index ``labels/{split}.npy``.
         """
         labels = list(manifest.get("labels") or [])
         splits = {split: writer.close(labels) for split, writer in self.splits.items()}
@@ -224,6 +230,9 @@ class DatasetWriter:
             "note_fields": list(NOTE_FIELDS),
             "labels": labels,
             "splits": splits,
+            "instruments": {
+                str(p): n for p, n in sorted(self.splits[SPLITS[0]].programs.items()) if n
+            },
         }
         write_manifest(self.path, full)
         old = self.out.parent / f".{self.out.name}{OLD_TAG}{os.getpid()}"

@@ -52,7 +52,14 @@ log = logging.getLogger(__name__)
 DEFAULT_MODEL = "transformer"
 SECTIONS = ("model", "train")  # the top-level keys of a config file
 DEFAULT_RUNS_DIR = Path("runs")
-INIT_PREPARE_OPTIONS = ("tokenizer", "tracks", "programs", "drums", "bos_eos")  # from --init
+INIT_PREPARE_OPTIONS = (  # from --init: what makes the same tokenizer and instruments
+    "tokenizer",
+    "tracks",
+    "programs",
+    "drums",
+    "instrument_groups",
+    "bos_eos",
+)
 SMALL_FOLDER_FILES = 200  # a raw MIDI folder smaller than this fine-tunes the default model
 
 
