@@ -77,6 +77,7 @@ def test_compare_writes_one_report_with_every_family(compared):
         assert (out / name).is_file(), name
     assert (out / "dataset" / "manifest.json").is_file()  # the folder was prepared once
     assert list(report["families"]) == FAMILIES and report["skipped"] == {}
+    assert report["budget"]["text"] == f"{STEPS} steps per family"
     md = (out / "report.md").read_text()
     for family in FAMILIES:
         assert f"| {family} |" in md
@@ -164,6 +165,7 @@ def test_arguments_are_checked_before_any_work(tmp_path, datasets):
     with pytest.raises(MidiforgeError, match="not empty"):
         api.compare(datasets / "nottingham", out_dir=tmp_path / "out")
     assert main(["compare", str(tmp_path), "--models", "lstm", "-o", str(tmp_path / "o")]) == 2
+    assert not (tmp_path / "o").exists()  # no MIDI in DATA: refused before anything is written
 
 
 def test_benchmark_says_why_the_note_families_have_no_score(tmp_path):
@@ -183,3 +185,18 @@ def test_a_dataset_lacking_what_a_family_reads_is_said_in_one_line(tmp_path):
     assert "no note arrays" in missing_arrays("lstm-multihead", data)
     with pytest.raises(MidiforgeError, match="hold no notes"):
         api.compare(path, models="lstm", steps=1, out_dir=tmp_path / "out")
+
+
+def test_a_time_budget_alone_lets_the_clock_end_each_run(compared, tmp_path):
+    """A DATASET dir given directly; with --time and no --steps the budget stops the run."""
+    result, _, _ = compared
+    sets = [f"lstm-multihead.{o}" for o in TINY_MODELS["lstm-multihead"]]
+    sets += [*TINY_TRAIN, "train.patience=0"]
+    again = api.compare(result.out_dir / "dataset", models="lstm-multihead", time="2s",
+                        out_dir=tmp_path / "out", overrides=sets, pieces=2, notes=16,
+                        device="cpu")  # fmt: skip
+    fam = again.report["families"]["lstm-multihead"]
+    assert fam["train"]["reason"] == "time" and fam["train"]["steps"] > 1
+    assert fam["train"]["seconds"] <= 2.0 + 0.5
+    assert again.report["budget"]["text"] == "2s per family"
+    assert not (tmp_path / "out" / "dataset").exists()  # a DATASET dir is used where it is

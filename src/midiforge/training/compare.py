@@ -30,6 +30,7 @@ from typing import Any
 from midiforge.errors import MidiforgeError, choice_error
 from midiforge.io.midi import is_midi_path
 from midiforge.metrics import comparison
+from midiforge.metrics.compare_report import write_compare_report
 from midiforge.store.dataset_dir import PreparedDataset
 from midiforge.store.names import has_tokenizer, is_dataset
 from midiforge.training import benchmark
@@ -146,7 +147,8 @@ def _budget(steps: int | None, time: float | str | None) -> tuple[int | None, fl
 
 def _describe_budget(steps: int | None, seconds: float | None) -> str:
     parts = ([f"{steps} steps"] if steps else []) + ([format_duration(seconds)] if seconds else [])
-    return " or ".join(parts) + " per family, whichever comes first" * (len(parts) > 1)
+    either = ", whichever comes first" if len(parts) > 1 else ""
+    return " or ".join(parts) + " per family" + either
 
 
 # --------------------------------------------------------------------------- dataset
@@ -160,8 +162,8 @@ def _out_dir(out_dir: str | Path | None) -> Path:
     return out
 
 
-def _dataset(data: str | Path, out: Path, progress: Progress) -> Path:
-    """``data`` when it is a DATASET dir; a MIDI folder is prepared once into ``OUT/dataset``."""
+def _check_data(data: str | Path) -> Path:
+    """``data`` as a path, refused (before anything is written) unless a dataset or MIDI folder."""
     path = Path(data)
     if is_dataset(path):
         return path
@@ -172,13 +174,20 @@ def _dataset(data: str | Path, out: Path, progress: Progress) -> Path:
             f"DATA {path}: not a prepared dataset and holds no MIDI files (.mid/.midi); give a "
             "folder of MIDI files or a dataset written by `midiforge prepare`"
         )
+    return path
+
+
+def _dataset(path: Path, out: Path, progress: Progress) -> PreparedDataset:
+    """``path`` when it is a DATASET dir; a MIDI folder is prepared once into ``OUT/dataset``."""
+    if is_dataset(path):
+        return PreparedDataset(path)
     from midiforge.data.prepare import prepare
 
     target = out / "dataset"
     progress(f"preparing the MIDI folder {path} into {target} (prepare's defaults)")
     result = prepare(path, target)
     progress(f"prepared {result.kept} files: {result.splits}")
-    return target
+    return PreparedDataset(target)
 
 
 def _split_count(data: PreparedDataset, split: str, kind: str) -> int:
@@ -201,6 +210,17 @@ def missing_arrays(family: str, data: PreparedDataset) -> str | None:
     if _split_count(data, "train", "notes") == 0:
         return f"{family}: the dataset {data.path} has no note arrays in its train split"
     return None
+
+
+def _trainable(data: PreparedDataset, names: list[str], say: Progress) -> tuple[list, dict]:
+    """(families to train, {family: why not} for the others, each said in one line)."""
+    skipped = {f: why for f in names if (why := missing_arrays(f, data))}
+    for line in skipped.values():
+        say(f"skipping {line}")
+    todo = [f for f in names if f not in skipped]
+    if not todo:
+        raise MidiforgeError(f"DATA {data.path}: no family of {', '.join(names)} can train on it")
+    return todo, skipped
 
 
 def _held_out(data: PreparedDataset) -> tuple[str, list[str]]:
@@ -253,25 +273,18 @@ def compare(
     budget = _budget(steps, time)
     if pieces < 1 or notes < 1:
         raise MidiforgeError(f"--pieces {pieces} / --notes {notes}: give 1 or more of each")
+    source = _check_data(data)
     out = _out_dir(out_dir)
-    data_path = _dataset(data, out, say)
-    dataset = PreparedDataset(data_path)
+    dataset = _dataset(source, out, say)
     split, music_splits = _held_out(dataset)
-    skipped = {f: why for f in names if (why := missing_arrays(f, dataset))}
-    for line in skipped.values():
-        say(f"skipping {line}")
-    todo = [f for f in names if f not in skipped]
-    if not todo:
-        raise MidiforgeError(f"DATA {data_path}: no family of {', '.join(names)} can train on it")
-    say(f"comparing {', '.join(todo)} on {data_path}: {_describe_budget(*budget)}")
+    todo, skipped = _trainable(dataset, names, say)
+    say(f"comparing {', '.join(todo)} on {dataset.path}: {_describe_budget(*budget)}")
     ctx = Context.build(dataset, out, split, music_splits, budget, pieces, notes, device, seed)
     results: dict[str, Any] = {}
     rolls = {"held-out": ctx.reference[0].notes}
-    train_values = {
-        **DEFAULT_TRAIN,
-        "seed": seed,
-        **({"steps": UNTIMED_STEPS} if steps is None else {}),
-    }
+    train_values = {**DEFAULT_TRAIN, "seed": seed}
+    if steps is None:  # the clock ends the run
+        train_values["steps"] = UNTIMED_STEPS
     for i, family in enumerate(todo, 1):
         spec = Family(family, DEFAULT_MODEL[family], train_values, per_family[family])
         tag = f"[{i}/{len(todo)}]"
@@ -280,8 +293,6 @@ def compare(
         )
     report = ctx.report(data, results, skipped, _describe_budget(*budget))
     report.update(comparison.rank(results))
-    from midiforge.metrics.compare_report import write_compare_report
-
     say(f"writing the report into {out}")
     paths = write_compare_report(report, out, rolls)
     return CompareResult(out, report, report["ranking"]["order"], paths)

@@ -76,7 +76,18 @@ class Context:
     tokens_per_note: float
 
     @classmethod
-    def build(cls, data, out, split, music_splits, budget, pieces, notes, device, seed):
+    def build(
+        cls,
+        data: PreparedDataset,
+        out: Path,
+        split: str,
+        music_splits: list[str],
+        budget: tuple[int | None, float | None],
+        pieces: int,
+        notes: int,
+        device: str,
+        seed: int,
+    ) -> Context:
         """Load the held-out and training pieces once and measure the ceiling."""
         reference = [p for s in music_splits for p in load_dataset_split(data.path, s)]
         reference = _evenly(reference, MAX_REFERENCE_PIECES)
