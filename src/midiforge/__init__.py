@@ -18,6 +18,7 @@ _API = (
     "GenerateOptions",
     "evaluate",
     "benchmark",
+    "compare",
     "convert",
     "render",
 )

@@ -9,6 +9,7 @@ function       lives in                             what it does
 ``GenerateOptions`` :mod:`midiforge.sampling.options`   every option of ``generate``, checked
 ``evaluate``   :mod:`midiforge.metrics.evaluate`    likelihood and musical metrics
 ``benchmark``  :mod:`midiforge.training.benchmark`  the published protocols, reproduced
+``compare``    :mod:`midiforge.training.compare`    model families trained and compared, one report
 ``convert``    :mod:`midiforge.io.convert`          scores, Guitar Pro, audio → MIDI
 ``render``     :mod:`midiforge.io.render`           MIDI → WAV (FluidSynth) and piano-roll PNG
 =============  ===================================  =============================================
@@ -29,6 +30,7 @@ _WHERE = {
     "GenerateOptions": "midiforge.sampling.options",
     "evaluate": "midiforge.metrics.evaluate",
     "benchmark": "midiforge.training.benchmark",
+    "compare": "midiforge.training.compare",
     "convert": "midiforge.io.convert",
     "render": "midiforge.io.render",
 }

@@ -31,6 +31,7 @@ COMMANDS: dict[str, str] = {
     "render": "render MIDI files to WAV (FluidSynth) and/or piano-roll PNG",
     "evaluate": "held-out likelihood of a run, or metrics of generated MIDI against a reference",
     "benchmark": "reproduce a published likelihood benchmark (jsb16, polyphonic) and compare",
+    "compare": "train several model families on your music under one budget; one report",
 }
 EXIT_BUG = 1  # an internal error: a traceback with --debug
 EXIT_USER = 2  # bad input or environment, said in one line (argparse uses 2 as well)

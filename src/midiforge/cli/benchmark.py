@@ -31,8 +31,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--model",
         default="transformer",
-        choices=["transformer", "lstm", "gru"],
-        help="model family to train (default: %(default)s)",
+        metavar="FAMILY",
+        help="model family to train: transformer, lstm or gru (default: %(default)s); the note "
+        "families (lstm-multihead, diffusion) have no score on these protocols, and say why",
     )
     parser.add_argument("--run", metavar="RUN", help="score this benchmark run; do not train")
     parser.add_argument("--out", metavar="DIR", help="work folder (default: runs/benchmark-...)")

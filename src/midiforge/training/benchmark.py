@@ -11,7 +11,7 @@ import dataclasses
 import time
 from pathlib import Path
 
-from midiforge.errors import choice_error
+from midiforge.errors import MidiforgeError, choice_error
 from midiforge.metrics import benchmarks as bm
 from midiforge.store.run_dir import load_run
 from midiforge.training.run import train
@@ -41,6 +41,24 @@ DEFAULT_MODEL = {
     "gru": {"d_embed": 256, "d_hidden": 256, "n_layers": 2, "dropout": 0.2},
 }
 BENCH_MODELS = tuple(DEFAULT_MODEL)
+# Why the note families have no score on these protocols, in the line the command prints.
+NO_PROTOCOL = {
+    "lstm-multihead": "it reads note rows with continuous time and velocity heads and has no "
+    "rest or end-of-frame class, so it gives no probability to a voice slot or a roll frame",
+    "diffusion": "a denoising model gives no likelihood at all",
+}
+
+
+def check_bench_model(model: str) -> None:
+    """Refuse a family the protocols cannot score, saying why in one line."""
+    if model in NO_PROTOCOL:
+        raise MidiforgeError(
+            f"--model {model}: the published protocols score NLL per token (jsb16) or per "
+            f"piano-roll frame (polyphonic) of a discrete encoding, and {NO_PROTOCOL[model]}; "
+            f"compare it on your music with `midiforge compare DATA --models {model},lstm`"
+        )
+    if model not in BENCH_MODELS:
+        raise choice_error("--model", model, BENCH_MODELS)
 
 
 def benchmark(
@@ -61,7 +79,8 @@ def benchmark(
     ----------
     name : ``jsb16`` or ``polyphonic``.
     corpus : the polyphonic set (``jsb``, ``nottingham``, ``musedata``, ``piano``).
-    model : ``transformer``, ``lstm`` or ``gru`` (small defaults in ``DEFAULT_MODEL``).
+    model : ``transformer``, ``lstm`` or ``gru`` (small defaults in ``DEFAULT_MODEL``);
+        ``lstm-multihead`` and ``diffusion`` are refused with the reason (``NO_PROTOCOL``).
     run : a RUN dir trained on this benchmark's encoding; skips training.
     out : work folder for the encoded dataset and the run (default ``runs/benchmark-...``).
     overrides : ``train.key=value`` / ``model.key=value`` on top of the defaults.
@@ -70,6 +89,8 @@ def benchmark(
     limit_pieces : keep only the first N pieces of each split (smoke tests; not the protocol).
     """
     key = bm.benchmark_key(name, corpus)
+    if run is None:
+        check_bench_model(model)  # before any encoding is written
     started = time.perf_counter()
     root = bm.datasets_root(datasets)
     tag = key.replace("/", "-")
@@ -79,8 +100,6 @@ def benchmark(
         pieces = {split: seqs[:limit_pieces] for split, seqs in pieces.items()}
     data_dir = bm.write_token_dataset(work / "dataset", pieces, tag, bm.vocab_size(key))
     if run is None:
-        if model not in BENCH_MODELS:
-            raise choice_error("--model", model, BENCH_MODELS)
         config = {"model": dict(DEFAULT_MODEL[model]), "train": dict(DEFAULT_TRAIN)}
         run = train(
             data_dir,
