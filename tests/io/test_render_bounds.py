@@ -17,7 +17,7 @@ import symusic
 
 from midiforge.cli import main
 from midiforge.errors import MidiforgeError
-from midiforge.io import render as render_mod
+from midiforge.io import pianoroll
 from midiforge.io.bounds import (
     RELEASE_TAIL_SECONDS,
     merge_unisons,
@@ -118,9 +118,9 @@ def test_piano_roll_of_a_huge_tick_file_is_bounded_in_time(tmp_path: Path, caplo
     _score(480, [(0, 480, 60), (2**28, 480, 67)]).dump_midi(str(path))
     score = symusic.Score(str(path))
     assert tick_at_seconds(score, 10.0) == pytest.approx(9600)
-    assert render_mod._drawn_span(score, path, 10.0) == 9600
+    assert pianoroll._drawn_span(score, path, 10.0) == 9600
     started = time.perf_counter()
-    with caplog.at_level(logging.WARNING, logger="midiforge.io.render"):
+    with caplog.at_level(logging.WARNING, logger="midiforge.io.pianoroll"):
         png = render_png(path, tmp_path / "far.png")
     assert time.perf_counter() - started < 5
     assert png.stat().st_size > 1000
@@ -128,11 +128,11 @@ def test_piano_roll_of_a_huge_tick_file_is_bounded_in_time(tmp_path: Path, caplo
     # bar lines are thinned to a bounded count however short the bar and long the span
     tiny_bars = _score(480, [(0, 480, 60)])
     tiny_bars.time_signatures.append(symusic.TimeSignature(0, 1, 128))
-    bars = render_mod._bar_lines(tiny_bars, 2**28)
-    assert 0 < len(bars) <= render_mod.MAX_BAR_LINES and bars[0] == 0
+    bars = pianoroll._bar_lines(tiny_bars, 2**28)
+    assert 0 < len(bars) <= pianoroll.MAX_BAR_LINES and bars[0] == 0
     for i in range(1, 5000):  # a signature change every bar
         tiny_bars.time_signatures.append(symusic.TimeSignature(i * 1920, 4, 4))
-    assert len(render_mod._bar_lines(tiny_bars, 5000 * 1920)) <= render_mod.MAX_BAR_LINES
+    assert len(pianoroll._bar_lines(tiny_bars, 5000 * 1920)) <= pianoroll.MAX_BAR_LINES
 
 
 def _smf(tpq: int, events: list[bytes]) -> bytes:

@@ -3,9 +3,10 @@
 midiforge evaluate RUN [--split valid|test]
     negative log-likelihood per token (nats, bits) and perplexity on the split.
 midiforge evaluate --generated DIR --reference DATASET_OR_DIR [--out DIR] [--overlap minmax|full]
-    musical metrics per file and in aggregate, overlapping areas, framewise
-    Consistency/Variance with a ceiling row, and a memorization audit; writes report.md,
-    report.json and PNG histograms to --out.
+    musical metrics per file, in aggregate and per instrument class (GM families, drums),
+    overlapping areas with their reference-halves ceilings, framewise Consistency/Variance with
+    a ceiling row, and a memorization audit; writes report.md, report.json and PNG histograms
+    to --out.
 """
 
 from __future__ import annotations
@@ -106,6 +107,12 @@ def run(args: argparse.Namespace) -> int:
                 f"  {name:22s} generated {entry['generated']['mean']:8.3f}  reference "
                 f"{entry['reference']['mean']:8.3f}  overlap {entry['oa']:.3f}"
             )
+    classes = [
+        f"{name} {c['n_generated']}/{c['n_reference']}"
+        + ("" if c["status"] == "both" else f" ({c['status']})")
+        for name, c in result["per_instrument"].items()
+    ]
+    print(f"  instrument classes (generated/reference pieces): {', '.join(classes) or 'none'}")
     cv = result["framewise"]["consistency_variance"]
     print(
         f"  framewise pitch consistency {cv['pitch']['consistency']:.3f} variance "

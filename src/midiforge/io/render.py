@@ -1,19 +1,20 @@
-"""MIDI → WAV through FluidSynth, and MIDI → piano-roll PNG through matplotlib.
+"""MIDI → WAV through FluidSynth; the ``render`` stage, which also draws piano rolls.
 
 Audio comes from the ``fluidsynth`` program (real FluidSynth, offline ``-F`` fast render) with a
 General MIDI soundfont: the one given, else ``$MIDIFORGE_SOUNDFONT``, else the first of the usual
 system locations (Debian's ``fluid-soundfont-gm`` installs
-``/usr/share/sounds/sf2/FluidR3_GM.sf2``).
-The piano roll draws each track in its own colour, bar lines from the time signatures, and
-pitch names on the vertical axis; it uses matplotlib's Agg canvas directly, so no GUI backend
-or global pyplot state is touched.
+``/usr/share/sounds/sf2/FluidR3_GM.sf2``). Every track plays with its GM program and every drum
+track on the drum channel (10, FluidSynth's bank 128): FluidSynth plays a copy laid out one
+channel per instrument by :func:`midiforge.io.channels.playable_score`, which also says how
+more than 15 pitched programs share MIDI's channels. The piano roll is
+:func:`midiforge.io.pianoroll.render_png`, reached from here too (``render.render_png``) since
+:func:`render` writes both.
 
-Both are bounded (limits in :mod:`midiforge.io.bounds`): audio stops at the last note-off plus
-a release tail, and at ``max_seconds`` (ten minutes by default); the piano roll is a fixed
-1400 × 600 pixels and spans at most ``max_seconds`` and ``MAX_NOTES_DRAWN`` notes. A longer
-piece is rendered up to the cap with a one-line warning. FluidSynth's audio is read from a
-pipe and copied into the WAV only up to the byte count that duration implies, so the bound
-holds whatever FluidSynth does.
+Audio is bounded (limits in :mod:`midiforge.io.bounds`): it stops at the last note-off plus a
+release tail, and at ``max_seconds`` (ten minutes by default); a longer piece is rendered up
+to the cap with a one-line warning. FluidSynth's audio is read from a pipe and copied into the
+WAV only up to the byte count that duration implies, so the bound holds whatever FluidSynth
+does.
 """
 
 from __future__ import annotations
@@ -34,19 +35,18 @@ from typing import IO
 import numpy as np
 import symusic
 
-from midiforge.errors import MidiforgeError, naming
+from midiforge.errors import MidiforgeError
 from midiforge.io.bounds import (
     DEFAULT_MAX_SECONDS,
     RELEASE_TAIL_SECONDS,
     check_free_space,
     check_max_seconds,
     check_renderable,
-    merge_unisons,
     notes_end_seconds,
-    notes_end_tick,
-    tick_at_seconds,
 )
+from midiforge.io.channels import PITCHED_CHANNELS, playable_score
 from midiforge.io.midi import is_midi_path, load_midi
+from midiforge.io.pianoroll import render_png
 
 log = logging.getLogger(__name__)
 
@@ -69,16 +69,6 @@ BYTES_PER_FRAME = 4  # 16-bit stereo
 WAV_HEADER_BYTES = 44
 PIPE_CHUNK_BYTES = 1 << 20
 STDERR_LINES_KEPT = 5  # FluidSynth can warn thousands of times; keep the last few for errors
-
-# Piano roll geometry
-PNG_DPI = 100
-PNG_SIZE_INCHES = (14.0, 6.0)
-NOTE_HEIGHT_SEMITONES = 0.8
-PITCH_MARGIN_SEMITONES = 2
-MAX_NOTES_DRAWN = 100_000  # about a second of drawing; a 10-minute song has a few thousand
-MAX_BAR_LINES = 700  # half the width in pixels: more bar lines are a grey wash; thin them
-PITCH_NAMES = ("C", "C♯", "D", "D♯", "E", "F", "F♯", "G", "G♯", "A", "A♯", "B")
-DRUM_COLOUR = "0.45"
 
 
 def check_soundfont(path: Path, what: str) -> Path:
@@ -195,8 +185,9 @@ def render_wav(
     The WAV ends where FluidSynth ends (the last note-off, the instruments' release and its
     2 s grace), but never later than the last note-off plus ``RELEASE_TAIL_SECONDS``, nor
     than ``max_seconds`` (a longer piece is rendered up to it, with a warning). Free disk
-    space for that length is checked first. Stacked unisons are merged in a temporary copy
-    (see :func:`~midiforge.io.bounds.merge_unisons`); other files are played as they are.
+    space for that length is checked first. FluidSynth plays a temporary copy with one channel
+    per instrument and stacked unisons merged (:func:`~midiforge.io.channels.playable_score`);
+    more than 15 pitched programs are folded onto kept ones, with a warning naming each fold.
     Written atomically: the file appears complete or not at all.
     """
     midi_path, wav_path = Path(midi_path), Path(wav_path)
@@ -213,11 +204,16 @@ def render_wav(
     wav_path.parent.mkdir(parents=True, exist_ok=True)
     check_free_space(wav_path.parent, WAV_HEADER_BYTES + frames * BYTES_PER_FRAME, "WAV")
     part = wav_path.with_name(f".{wav_path.stem}.part.wav")
+    playable, plan = playable_score(score)
+    if plan.folded:
+        log.warning(
+            "%s has %d pitched programs, more than MIDI's %d channels; %s",
+            midi_path, len(plan.programs) + len(plan.folded), PITCHED_CHANNELS,
+            plan.describe_folds(),
+        )  # fmt: skip
     with tempfile.TemporaryDirectory(prefix="midiforge-render-") as tmp:
-        source, merged = midi_path.resolve(), merge_unisons(score)
-        if merged is not None:
-            source = Path(tmp) / "merged.mid"
-            merged.dump_midi(str(source))
+        source = Path(tmp) / "playable.mid"
+        playable.dump_midi(str(source))
         cmd = [
             program, "-n", "-i", "-q",
             "-g", str(FLUIDSYNTH_GAIN),
@@ -236,127 +232,6 @@ def render_wav(
             raise
     part.replace(wav_path)
     return wav_path
-
-
-def pitch_name(pitch: int) -> str:
-    """Scientific pitch name of a MIDI number: 60 → ``C4``, 69 → ``A4``."""
-    return f"{PITCH_NAMES[pitch % 12]}{pitch // 12 - 1}"
-
-
-def _bar_lines(score: symusic.Score, end_tick: int, limit: int = MAX_BAR_LINES) -> list[int]:
-    """Tick of every bar start up to ``end_tick``, following the time-signature changes.
-
-    More than ``limit`` bars are thinned to every k-th bar, so a long piece (or a tiny bar)
-    costs at most ``limit`` lines, not millions.
-    """
-    signatures = sorted(score.time_signatures, key=lambda ts: ts.time) or [
-        symusic.TimeSignature(0, 4, 4)
-    ]
-    if signatures[0].time > 0:
-        signatures.insert(0, symusic.TimeSignature(0, 4, 4))
-    segments = []  # (start, stop, bar length) per time signature
-    for i, ts in enumerate(signatures):
-        stop = signatures[i + 1].time if i + 1 < len(signatures) else end_tick + 1
-        bar = max(1, round(score.ticks_per_quarter * 4 * ts.numerator / ts.denominator))
-        segments.append((ts.time, min(stop, end_tick + 1), bar))
-    total = sum(max(0, math.ceil((stop - start) / bar)) for start, stop, bar in segments)
-    every = max(1, math.ceil(total / limit))
-    bars = [b for start, stop, bar in segments for b in range(start, stop, bar * every)]
-    return bars[:: max(1, math.ceil(len(bars) / limit))]  # thousands of signature changes
-
-
-def _drawn_span(score: symusic.Score, midi_path: Path, max_seconds: float) -> int:
-    """The last tick the piano roll shows: the last note-off, at most ``max_seconds`` and
-    ``MAX_NOTES_DRAWN`` notes in; a longer piece is drawn up to there, with a warning."""
-    end_tick = notes_end_tick(score)
-    cap_tick = tick_at_seconds(score, max_seconds)
-    onsets = np.sort(
-        np.concatenate([t.notes.numpy()["time"] for t in score.tracks if len(t.notes)])
-    )
-    if len(onsets) > MAX_NOTES_DRAWN and onsets[MAX_NOTES_DRAWN] < min(end_tick, cap_tick):
-        stop = int(onsets[MAX_NOTES_DRAWN])
-        log.warning(
-            "%s has %d notes; the piano roll shows the first %d (up to beat %.0f)",
-            midi_path, len(onsets), MAX_NOTES_DRAWN, stop / score.ticks_per_quarter,
-        )  # fmt: skip
-        return stop
-    if end_tick > cap_tick:
-        log.warning(
-            "%s lasts %.1f s, longer than max_seconds=%g; the piano roll shows its first %g s",
-            midi_path, notes_end_seconds(score), max_seconds, max_seconds,
-        )  # fmt: skip
-        return int(cap_tick)
-    return end_tick
-
-
-def _note_boxes(notes: dict[str, np.ndarray], tpq: int, end_tick: int) -> np.ndarray:
-    """Corners ``(n, 4, 2)`` in (beats, pitch) of the notes that start before ``end_tick``."""
-    keep = notes["time"] < end_tick
-    left = notes["time"][keep] / tpq
-    right = np.minimum(notes["time"][keep] + notes["duration"][keep], end_tick) / tpq
-    pitch = notes["pitch"][keep].astype(np.float64)
-    low, high = pitch - NOTE_HEIGHT_SEMITONES / 2, pitch + NOTE_HEIGHT_SEMITONES / 2
-    corners = ((left, low), (right, low), (right, high), (left, high))
-    return np.stack([np.stack(c, axis=1) for c in corners], axis=1)
-
-
-def render_png(
-    midi_path: str | Path, png_path: str | Path, *, max_seconds: float = DEFAULT_MAX_SECONDS
-) -> Path:
-    """Draw a piano roll: beats across, pitches up, one colour per track, bar lines in grey.
-
-    The picture is always ``PNG_SIZE_INCHES`` at ``PNG_DPI`` (1400 × 600 pixels) and spans the
-    notes, at most ``max_seconds`` of them (see :func:`_drawn_span`). Notes are drawn as one
-    collection per track, so thousands of notes cost milliseconds, not a patch object each.
-    """
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.collections import PolyCollection
-    from matplotlib.figure import Figure
-
-    midi_path, png_path = Path(midi_path), Path(png_path)
-    max_seconds = check_max_seconds(max_seconds)
-    score = load_midi(midi_path, max_beats=None)  # drawn up to max_seconds however long
-    check_renderable(score, midi_path)
-    tpq = score.ticks_per_quarter
-    # the music ends where its last note does: a stray meta event far out (a sampled piece
-    # can carry one) must not stretch the picture into millions of bar lines
-    end_tick = _drawn_span(score, midi_path, max_seconds)
-    fig = Figure(figsize=PNG_SIZE_INCHES, dpi=PNG_DPI)
-    FigureCanvasAgg(fig)
-    ax = fig.add_subplot()
-    colours = [f"C{i}" for i in range(10)]
-    pitches: list[int] = []
-    for i, track in enumerate(t for t in score.tracks if len(t.notes)):
-        boxes = _note_boxes(track.notes.numpy(), tpq, end_tick)
-        if not len(boxes):
-            continue
-        label = track.name.strip() or ("drums" if track.is_drum else f"program {track.program}")
-        colour = DRUM_COLOUR if track.is_drum else colours[i % len(colours)]
-        ax.add_collection(PolyCollection(boxes, facecolors=colour, edgecolors="none", label=label))
-        centres = boxes[:, 0, 1] + NOTE_HEIGHT_SEMITONES / 2
-        pitches.extend((round(float(centres.min())), round(float(centres.max()))))
-    bars = np.asarray(_bar_lines(score, end_tick)) / tpq
-    ax.vlines(bars, 0, 1, transform=ax.get_xaxis_transform(), colors="0.8", linewidth=0.6, zorder=0)
-    if pitches:  # none when every note starts past max_seconds
-        low, high = min(pitches) - PITCH_MARGIN_SEMITONES, max(pitches) + PITCH_MARGIN_SEMITONES
-        ax.set_ylim(low - 0.5, high + 0.5)
-        ticks = [p for p in range(max(low, 0), min(high, 127) + 1) if p % 12 == 0] or [low]
-        ax.set_yticks(ticks, [pitch_name(p) for p in ticks])
-        ax.legend(loc="upper right", fontsize="small")
-    ax.set_xlim(0, max(end_tick / tpq, 1.0))
-    ax.set_xlabel("beats (quarter notes)")
-    ax.set_ylabel("pitch")
-    ax.set_title(midi_path.name)
-    fig.tight_layout()
-    png_path.parent.mkdir(parents=True, exist_ok=True)
-    part = png_path.with_name(f".{png_path.stem}.part.png")
-    try:
-        with naming(png_path):  # a full disk names no file otherwise
-            fig.savefig(part, format="png")
-            part.replace(png_path)
-    finally:
-        part.unlink(missing_ok=True)  # nothing half-written is left after a failed write
-    return png_path
 
 
 def _midi_files(paths: Iterable[str | Path]) -> list[Path]:

@@ -6,8 +6,10 @@
 ``evaluate(generated=DIR, reference=DATASET_OR_DIR)``
     Musical metrics of every generated file, the same of the reference, their overlapping areas
     (MGEval), the framewise Consistency/Variance of Mittal et al. with a ceiling computed between
-    two halves of the reference, and a memorization audit against the training pieces. Writes
-    ``report.md``, ``report.json`` and PNG histograms to ``out``.
+    two halves of the reference, the metrics per instrument class (GM families and drums,
+    :mod:`midiforge.metrics.by_instrument`) beside the whole-piece ones, and a memorization
+    audit against the training pieces. Writes ``report.md``, ``report.json`` and PNG histograms
+    to ``out``.
 
 Bar-based metrics (groove consistency, empty measures, Mittal's frames) use each MIDI file's
 first time signature (6/8 → bars of 3 beats). A DATASET dir stores no time signature, so its
@@ -29,7 +31,7 @@ import numpy as np
 
 from midiforge.errors import MidiforgeError, choice_error
 from midiforge.io.midi import is_midi_path, load_midi
-from midiforge.metrics import music, overlap, self_similarity
+from midiforge.metrics import by_instrument, music, overlap, self_similarity
 from midiforge.metrics.features import DRUM_METRICS, SCALAR_METRICS, piece_metrics, set_features
 from midiforge.metrics.memorization import DEFAULT_THRESHOLD_NOTES, memorization_audit
 from midiforge.metrics.music import Piece
@@ -156,6 +158,55 @@ def compare_sets(
     return compare_features(set_features(generated), set_features(reference), bounds)
 
 
+def _half(feats: dict[str, np.ndarray], which: int) -> dict[str, np.ndarray]:
+    """The features of every other piece, from the first (0) or the second (1): the halves
+    the ceilings compare, without computing any feature twice."""
+    return {name: values[which::2] for name, values in feats.items()}
+
+
+def _one_side(feats: dict[str, np.ndarray], side: str) -> dict[str, Any]:
+    """A class only one set has: that set's summaries, nothing to overlap with."""
+    other = "reference" if side == "generated" else "generated"
+    empty = _summary(np.zeros(0))
+    return {
+        name: {"oa": math.nan, side: _summary(values), other: empty}
+        if values.ndim == 1
+        else {"oa": math.nan}
+        for name, values in feats.items()
+    }
+
+
+def compare_classes(
+    generated: Sequence[Piece],
+    reference: Sequence[Piece],
+    bounds: str = overlap.DEFAULT_OVERLAP_BOUNDS,
+) -> dict[str, Any]:
+    """The metrics per instrument class (:mod:`~midiforge.metrics.by_instrument`), with ceilings.
+
+    Each class present in either set gets its pieces' counts, a ``status`` (``both``,
+    ``generated only``, ``reference only``) and, per metric, both sets' summaries, the MGEval
+    overlap and its ``ceiling``: the same overlap between the two halves of the reference's
+    pieces of that class (NaN with fewer than two pieces a half).
+    """
+    gen, ref = by_instrument.split_by_class(generated), by_instrument.split_by_class(reference)
+    out: dict[str, Any] = {}
+    for name in (c for c in by_instrument.CLASS_ORDER if c in gen or c in ref):
+        g, r = gen.get(name, []), ref.get(name, [])
+        status = "both" if g and r else ("generated only" if g else "reference only")
+        g_feats = by_instrument.class_features(g, name)
+        r_feats = by_instrument.class_features(r, name)
+        if status == "both":
+            metrics = compare_features(g_feats, r_feats, bounds)
+        else:
+            metrics = _one_side(g_feats if g else r_feats, status.split()[0])
+        ceiling = compare_features(_half(r_feats, 0), _half(r_feats, 1), bounds)
+        for metric, entry in metrics.items():
+            entry["ceiling"] = ceiling[metric]["oa"] if metric in ceiling else math.nan
+        out[name] = {"status": status, "n_generated": len(g), "n_reference": len(r),
+                     "metrics": metrics}  # fmt: skip
+    return out
+
+
 def _with_bars(pieces: list[Piece], beats_per_bar: float | None) -> list[Piece]:
     if beats_per_bar is None:
         return pieces
@@ -219,7 +270,7 @@ def evaluate_generated(
         for name, piece, run in zip(names, gen, audit["longest_runs"])
     ]
     gen_feats, ref_feats = set_features(gen), set_features(ref)
-    ceiling = compare_sets(ref[0::2], ref[1::2], overlap_bounds)
+    ceiling = compare_features(_half(ref_feats, 0), _half(ref_feats, 1), overlap_bounds)
     result = {
         "generated": str(generated),
         "reference": described,
@@ -235,6 +286,7 @@ def evaluate_generated(
         "aggregate": compare_features(gen_feats, ref_feats, overlap_bounds),
         "ceiling": {name: v["oa"] for name, v in ceiling.items()},
         "framewise": _framewise(gen, ref),
+        "per_instrument": compare_classes(gen, ref, overlap_bounds),
         "memorization": {k: v for k, v in audit.items() if k != "flagged"},
     }
     write_report(result, Path(out), gen_features=gen_feats, ref_features=ref_feats)

@@ -38,8 +38,9 @@ def _empty() -> np.ndarray:
     return np.zeros((0, 3), dtype=np.float64)
 
 
-def _track_notes(score: Any, drums: bool) -> np.ndarray:
-    """Note array of the drum tracks (``drums``) or of the other tracks of a symusic Score.
+def _track_rows(score: Any, drums: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Note array of the drum tracks (``drums``) or of the other tracks of a symusic Score, and
+    the program of each row (sorted together).
 
     Times are integer ticks divided by the resolution in float64: symusic's own conversion to
     quarters is float32, whose rounding error moves a note end that lies exactly half a grid
@@ -56,10 +57,21 @@ def _track_notes(score: Any, drums: bool) -> np.ndarray:
         arr = track.notes.numpy()
         onset = arr["time"].astype(np.float64) / tpq
         duration = arr["duration"].astype(np.float64) / tpq
-        rows.append(np.stack([arr["pitch"].astype(np.float64), onset, duration], axis=1))
+        program = np.full(len(onset), DRUM_PROGRAM if drums else track.program, np.float64)
+        rows.append(np.stack([arr["pitch"].astype(np.float64), onset, duration, program], axis=1))
     if not rows:
-        return _empty()
-    return sort_notes(np.concatenate(rows))
+        return _empty(), np.zeros(0, np.int64)
+    return _sorted_with_programs(np.concatenate(rows))
+
+
+def _sorted_with_programs(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Rows ``(n, 4)`` of (pitch, onset, duration, program) → sorted note array and programs."""
+    order = np.lexsort((rows[:, PITCH], rows[:, ONSET]))  # as sort_notes orders them
+    return rows[order, :3], rows[order, 3].astype(np.int64)
+
+
+def _track_notes(score: Any, drums: bool) -> np.ndarray:
+    return _track_rows(score, drums)[0]
 
 
 def pitch_onset_duration(score: Any) -> np.ndarray:
@@ -84,15 +96,21 @@ def score_beats_per_bar(score: Any) -> float:
     return first.numerator * QUARTERS_PER_WHOLE / first.denominator
 
 
-def _field_rows(notes: np.ndarray, fields: Sequence[str], drums: bool) -> np.ndarray:
+def _field_rows(
+    notes: np.ndarray, fields: Sequence[str], drums: bool
+) -> tuple[np.ndarray, np.ndarray]:
+    """Sorted note array of the drum or the other dataset rows, and each row's program."""
     rows = np.asarray(notes, dtype=np.float64).reshape(-1, len(fields))
     if "program" in fields:
-        is_drum = rows[:, list(fields).index("program")] == DRUM_PROGRAM
-        rows = rows[is_drum == drums]
+        program = rows[:, list(fields).index("program")]
+        keep = (program == DRUM_PROGRAM) == drums
+        rows, program = rows[keep], program[keep]
     elif drums:
-        return _empty()
+        return _empty(), np.zeros(0, np.int64)
+    else:
+        program = np.zeros(len(rows))  # no program column: MIDI's default, a piano
     index = [list(fields).index(name) for name in NOTE_COLUMNS]
-    return sort_notes(rows[:, index])
+    return _sorted_with_programs(np.column_stack([rows[:, index], program]))
 
 
 def notes_from_fields(notes: np.ndarray, fields: Sequence[str]) -> np.ndarray:
@@ -101,12 +119,12 @@ def notes_from_fields(notes: np.ndarray, fields: Sequence[str]) -> np.ndarray:
     Drum rows (``program`` −1, when the rows have a program column) are left out, as
     :func:`pitch_onset_duration` leaves out drum tracks.
     """
-    return _field_rows(notes, fields, drums=False)
+    return _field_rows(notes, fields, drums=False)[0]
 
 
 def drum_notes_from_fields(notes: np.ndarray, fields: Sequence[str]) -> np.ndarray:
     """Pitch, onset and duration of the drum rows (``program`` −1) of dataset note rows."""
-    return _field_rows(notes, fields, drums=True)
+    return _field_rows(notes, fields, drums=True)[0]
 
 
 def sort_notes(notes: np.ndarray) -> np.ndarray:
@@ -130,25 +148,27 @@ class Piece:
     """One piece as the metrics see it.
 
     ``notes``: pitched notes ``(n, 3)``; ``drums``: drum hits ``(k, 3)`` (empty when the piece
-    has no drums); ``beats_per_bar``: bar length in beats, from the piece's time signature.
+    has no drums); ``beats_per_bar``: bar length in beats, from the piece's time signature;
+    ``programs``: the GM program of each row of ``notes`` ``(n,)``, for the metrics per
+    instrument (:mod:`~midiforge.metrics.by_instrument`); empty when the source states none,
+    and every note then counts as program 0, MIDI's default.
     """
 
     notes: np.ndarray
     drums: np.ndarray = field(default_factory=_empty)
     beats_per_bar: float = BEATS_PER_BAR
+    programs: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
 
 
 def piece_from_score(score: Any) -> Piece:
-    """Pitched notes, drum hits and bar length of a symusic ``Score``."""
-    return Piece(
-        pitch_onset_duration(score), drum_notes_from_score(score), score_beats_per_bar(score)
-    )
+    """Pitched notes (with their programs), drum hits and bar length of a symusic ``Score``."""
+    notes, programs = _track_rows(score, drums=False)
+    return Piece(notes, drum_notes_from_score(score), score_beats_per_bar(score), programs)
 
 
 def piece_from_fields(
     notes: np.ndarray, fields: Sequence[str], beats_per_bar: float = BEATS_PER_BAR
 ) -> Piece:
     """A Piece from dataset note rows; the rows hold no meter, so the bar length is given."""
-    return Piece(
-        notes_from_fields(notes, fields), drum_notes_from_fields(notes, fields), beats_per_bar
-    )
+    pitched, programs = _field_rows(notes, fields, drums=False)
+    return Piece(pitched, drum_notes_from_fields(notes, fields), beats_per_bar, programs)

@@ -111,10 +111,10 @@ def _per_file(per_file: list[dict[str, Any]]) -> list[str]:
     return _table(["file", *keys], rows)
 
 
-def _aggregate(result: dict[str, Any]) -> list[str]:
-    """The aggregate table: both sets' means and spreads, overlap area and its ceiling."""
+def _metric_table(metrics: dict[str, Any], ceiling: dict[str, float], bounds: str) -> list[str]:
+    """Both sets' means and spreads, the overlap area and its ceiling, one row per metric."""
     rows = []
-    for name, entry in result["aggregate"].items():
+    for name, entry in metrics.items():
         g, r = entry.get("generated", {}), entry.get("reference", {})
         stats = [g.get("mean"), g.get("std"), r.get("mean"), r.get("std")]
         rows.append(
@@ -122,12 +122,43 @@ def _aggregate(result: dict[str, Any]) -> list[str]:
                 name,
                 *(math.nan if v is None else v for v in stats),
                 entry["oa"],
-                result["ceiling"].get(name, math.nan),
+                ceiling.get(name, math.nan),
             ]
         )
     header = ["metric", "generated mean", "generated std", "reference mean", "reference std"]
-    header += [f"overlap area ({result['overlap_bounds']})", "ceiling (reference halves)"]
-    return ["## Aggregate", "", *_table(header, rows)]
+    header += [f"overlap area ({bounds})", "ceiling (reference halves)"]
+    return _table(header, rows)
+
+
+def _aggregate(result: dict[str, Any]) -> list[str]:
+    """The aggregate table: both sets' means and spreads, overlap area and its ceiling."""
+    bounds = result["overlap_bounds"]
+    return ["## Aggregate", "", *_metric_table(result["aggregate"], result["ceiling"], bounds)]
+
+
+def _per_instrument(result: dict[str, Any]) -> list[str]:
+    """One table per instrument class, after a list of the classes and who has them."""
+    classes = result["per_instrument"]
+    md = [
+        "## Per instrument class",
+        "",
+        "Each class is a General MIDI family of the pitched notes, or the drums, compared "
+        "between the pieces that have it. Drums are measured by their onsets: drum-pattern "
+        "consistency (MusPy), groove, density and inter-onset intervals; the pitched-only "
+        "and duration metrics are skipped for them. The ceiling is the same overlap between "
+        "two halves of the reference's pieces of the class.",
+        "",
+        *_table(
+            ["class", "generated pieces", "reference pieces", "present in"],
+            [[n, c["n_generated"], c["n_reference"], c["status"]] for n, c in classes.items()],
+        ),
+    ]
+    for name, entry in classes.items():
+        where = "" if entry["status"] == "both" else f" ({entry['status']})"
+        ceiling = {metric: m.get("ceiling", math.nan) for metric, m in entry["metrics"].items()}
+        md += [f"### {name}{where}", ""]
+        md += _metric_table(entry["metrics"], ceiling, result["overlap_bounds"])
+    return md
 
 
 def _framewise(framewise: dict[str, Any]) -> list[str]:
@@ -176,6 +207,7 @@ def write_report(
         "",
         *_conventions(result),
         *_aggregate(result),
+        *_per_instrument(result),
         *_framewise(result["framewise"]),
         "## Memorization",
         "",
