@@ -1,9 +1,11 @@
 """The ``generate`` stage: a trained run (or the shipped default) → new MIDI files.
 
 Checks the options (:class:`midiforge.sampling.options.GenerateOptions`, the one list of them),
-loads the run, turns the options into a primer and a label, calls the sampler the model declares
-(``MidiModel.sampler``, looked up in :data:`SAMPLERS`), decodes with the run's own tokenizer or
-note decoder, and writes ``OUT/sample_NNN.mid`` (plus ``.wav`` / ``.png`` when asked). The
+loads the run, turns the options into a primer and a label (and, for token models, the
+instruments rule of :mod:`midiforge.sampling.instrument_rule`), calls the sampler the model
+declares (``MidiModel.sampler``, looked up in :data:`SAMPLERS`), decodes with the run's own
+tokenizer or note decoder, names each track after its instrument, and writes
+``OUT/sample_NNN.mid`` (plus ``.wav`` / ``.png`` when asked). The
 result lists the files and, for token models, how many generated tokens broke the tokenization's
 grammar (MidiTok's ``tokens_errors``).
 """
