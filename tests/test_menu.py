@@ -17,6 +17,7 @@ from .conftest import interruptible
 
 TRAIN_TIMEOUT_S = 240  # tiny LSTM, a few steps, on a shared 2-core machine
 PROMPT_TIMEOUT_S = 60  # start-up imports torch on the first action
+INSTRUMENTS = "Instruments (names or numbers, comma-separated; Enter = the model's choice): "
 
 
 def spawn(args: list[str], cwd: Path) -> pexpect.spawn:
@@ -105,6 +106,11 @@ def test_menu_trains_continues_and_generates(nottingham_small: Path, tmp_path: P
     child.sendline("9")
     child.expect("9.0 is out of range")
     child.sendline("0.9")
+    child.expect(r"knows: Acoustic Grand Piano \(0\)")  # a run of one merged piano stream
+    child.expect(r"Instruments \(names or numbers, comma-separated; Enter = the model's choice\): ")
+    child.sendline("violin")
+    child.expect("never learned 'violin'; it knows Acoustic Grand Piano")
+    child.sendline("Piano")
     child.expect(r"Seed \[0\]: ")
     child.sendline("")
     child.expect(r"Output folder \[generated\]: ")
@@ -151,14 +157,17 @@ def _questions(monkeypatch, run: RunInfo, answers: list[str]) -> tuple[list[str]
 
 def test_generate_asks_what_the_models_sampler_reads(monkeypatch, tmp_path: Path) -> None:
     notes = RunInfo(id="n", path=tmp_path, model="lstm-multihead", sampler="notes")
-    asked, values = _questions(monkeypatch, notes, ["2", "", "0.8", "0.3", "5"])
+    asked, values = _questions(monkeypatch, notes, ["2", "", "0.8", "", "0.3", "5"])
     assert asked == ["Number of pieces [1]: ", "Length in notes [512]: ", "Temperature [1.0]: ",
-                     "Noise [0.0]: ", "Seed [0]: "]  # fmt: skip
-    assert values == {"n": 2, "max_tokens": 512, "temperature": 0.8, "noise": 0.3, "seed": 5}
+                     INSTRUMENTS, "Noise [0.0]: ", "Seed [0]: "]  # fmt: skip
+    assert values == {"n": 2, "max_tokens": 512, "temperature": 0.8, "instruments": None,
+                      "noise": 0.3, "seed": 5}  # fmt: skip
     diffusion = RunInfo(id="d", path=tmp_path, model="diffusion", sampler="diffusion",
-                        labels=["jig", "reel"])  # fmt: skip
-    asked, values = _questions(monkeypatch, diffusion, ["1", "3", "", "4.5", ""])
-    assert asked == ["Number of pieces [1]: ", "Style [1]: ", "Denoising steps [50]: ",
-                     "Guidance [2.0]: ", "Seed [0]: "]  # fmt: skip
-    assert values == {"n": 1, "style": "reel", "steps": 50, "guidance": 4.5, "seed": 0}
+                        labels=["jig", "reel"], instruments=[-1, 0, 33])  # fmt: skip
+    answers = ["1", "3", "bass, Violin", "Drums, BASS", "", "4.5", ""]  # violin: asked again
+    asked, values = _questions(monkeypatch, diffusion, answers)
+    assert asked == ["Number of pieces [1]: ", "Style [1]: ", INSTRUMENTS, INSTRUMENTS,
+                     "Denoising steps [50]: ", "Guidance [2.0]: ", "Seed [0]: "]  # fmt: skip
+    assert values == {"n": 1, "style": "reel", "instruments": "drums,bass", "steps": 50,
+                      "guidance": 4.5, "seed": 0}  # fmt: skip
     assert GenerateOptions(**values).steps == 50

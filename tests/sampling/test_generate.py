@@ -159,3 +159,14 @@ def test_cli_generate(runs, tmp_path, capsys):
     assert code == 0 and (tmp_path / "sample_000.mid").is_file()
     assert "sample_000.mid" in capsys.readouterr().out
     assert main(["generate", str(tmp_path / "missing"), "-o", str(tmp_path)]) == 2
+
+
+def test_a_merged_run_plays_its_one_instrument_and_names_it(runs, tmp_path):
+    with pytest.raises(MidiforgeError, match=r"never learned 'bass'; it knows Acoustic Grand "
+                       r"Piano \(0\)$"):  # fmt: skip
+        generate(runs["transformer"], out_dir=tmp_path, n=1, max_tokens=8, instruments="bass")
+    result = generate(runs["transformer"], out_dir=tmp_path, n=1, max_tokens=96, seed=0,
+                      style="folk", top_k=20, grammar_mask=True, instruments="piano",
+                      device="cpu")  # fmt: skip
+    tracks = load_midi(result.paths[0]).tracks
+    assert [(t.program, t.is_drum, t.name) for t in tracks] == [(0, False, "Acoustic Grand Piano")]

@@ -48,7 +48,8 @@ def test_runs_are_found_newest_first_and_broken_ones_are_reported(tmp_path, capl
     assert "cannot read it" in listed["broken"].problem and not listed["broken"].has_weights
     assert listed["old"].problem == ""
     shown = {"id": "old", "model": "lstm", "kind": "tokens", "labels": ["jig"], "dataset": ""}
-    assert listed["old"].to_json() == {**shown, "has_weights": False}
+    piano = [{"program": 0, "name": "Acoustic Grand Piano"}]  # a run from before instruments
+    assert listed["old"].to_json() == {**shown, "has_weights": False, "instruments": piano}
     with pytest.raises(MidiforgeError, match=r"no config\.yaml there"):
         read_run(tmp_path)
     assert find_runs(tmp_path / "nowhere") == []

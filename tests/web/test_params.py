@@ -241,3 +241,31 @@ def _dense_primer(notes: int) -> bytes:
         track.notes.append(symusic.Note(i * 120, 120, 60 + i % 12, 90))
     score.tracks.append(track)
     return score.dumps_midi()
+
+
+def test_instruments_are_text_checked_against_the_models_instruments(tmp_path: Path) -> None:
+    band = RunInfo(id="band", path=tmp_path / "band", model="transformer", sampler="tokens",
+                   instruments=[-1, 7, 33])  # fmt: skip
+    models = {"band": band, **_models(tmp_path)}
+    request = parse_request({"model": "band", "instruments": " Bass, DRUMS "}, models)
+    assert request.options.instruments == "bass,drums"  # the option's parser normalises it
+    assert parse_request({"model": "band", "instruments": ""}, models).options.instruments is None
+    knows = r"it knows Drums \(-1\), Clavinet \(7\), Electric Bass \(finger\) \(33\)$"
+    with pytest.raises(MidiforgeError, match=r"^instruments: this model never learned 'violin'; "
+                       + knows):  # fmt: skip
+        parse_request({"model": "band", "instruments": "bass,violin"}, models)
+    with pytest.raises(MidiforgeError, match=r"never learned 'bass'; it knows Acoustic Grand"):
+        parse_request({"model": "folk", "instruments": "bass"}, models)  # a run from before
+    with pytest.raises(MidiforgeError, match=r"'banjoo' is not a General MIDI instrument \(did"):
+        parse_request({"model": "band", "instruments": "banjoo"}, models)
+    with pytest.raises(MidiforgeError, match=r"instruments: .* is 300 characters long; at most"):
+        parse_request({"model": "band", "instruments": "piano," * 50}, models)
+    with pytest.raises(MidiforgeError, match=r"instruments: .* holds the control character"):
+        parse_request({"model": "band", "instruments": "bass\x00"}, models)
+    sent = {f["name"]: f for f in fields_json()}
+    assert (sent["instruments"]["type"], sent["instruments"]["choices_from"]) == (
+        "text",
+        "instruments",
+    )
+    assert sent["instruments"]["placeholder"] == "the model's choice"
+    assert {f["type"] for name, f in sent.items() if name != "instruments"} == {"number"}

@@ -49,6 +49,12 @@ def test_page_generates_plays_and_downloads(server, browser, tmp_path: Path) -> 
     assert visible(page, *TOKEN_SAMPLING, "length", "primer") == [True] * 5
     assert visible(page, *DIFFUSION_ONLY, "noise") == [False] * 3  # noise: note models only
     assert page.inner_text("label[data-option='max_tokens']").startswith("Length in tokens")
+    # the instruments are text, hinted with what the model knows (a merged piano stream)
+    assert page.get_attribute("#instruments", "type") == "text"
+    hint = page.get_attribute("#instruments", "placeholder")
+    assert hint == "the model's choice; knows Acoustic Grand Piano"
+    assert "instruments: Acoustic Grand Piano" in page.inner_text("#model-info")
+    page.fill("#instruments", "Piano")
     page.fill("#length", "48")
     page.fill("#n", "2")
     page.fill("#seed", "7")
@@ -89,6 +95,11 @@ def test_page_generates_plays_and_downloads(server, browser, tmp_path: Path) -> 
     page.click("#generate")
     page.wait_for_selector("#error:not([hidden])")
     assert "temperature: 9 is out of range" in page.inner_text("#error")
+    page.fill("#temperature", "0.9")
+    page.fill("#instruments", "piano, violin")
+    page.click("#generate")
+    page.wait_for_function("() => document.querySelector('#error').textContent.includes('violin')")
+    assert "never learned 'violin'; it knows Acoustic Grand Piano (0)" in page.inner_text("#error")
     page.close()
 
 
@@ -159,6 +170,8 @@ def test_bad_requests_get_clear_messages_and_the_server_keeps_serving(server, da
         ({**ok, "model": "../../etc"}, None, 400, "outside the runs folder"),
         ({**ok, "model": "/etc"}, None, 400, "outside the runs folder"),
         ({**ok, "style": "jazz"}, None, 400, "style: 'jazz' is not a label"),
+        ({**ok, "instruments": "violin"}, None, 400, "instruments: this model never learned"),
+        ({**ok, "instruments": "banjoo"}, None, 400, "(did you mean banjo"),
         ({**ok, "model": ""}, None, 400, "model: missing; pick one of the listed models: "),
         ({k: v for k, v in ok.items() if k != "model"}, None, 400, "model: missing; pick one"),
         ({**ok, "steps": "8"}, None, 400, f"steps: {RUN_NAME!r} is a tokens model"),

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from midiforge.errors import MidiforgeError
+from midiforge.instruments import describe, parse_instruments, resolve_instruments
 from midiforge.sampling.options import GenerateOptions, option_fields
 from midiforge.web import catalog
 
@@ -80,15 +81,19 @@ class Prompter:
             except (KeyboardInterrupt, EOFError):
                 self.write("")
                 raise Back from None
-            if answer == "" and default is not None:
-                answer = default
-            if answer == "":
+            if answer == "" and default is None:
                 self.write("  please answer (Ctrl-C goes back to the menu)")
                 continue
+            if answer == "":  # the default; "" when an empty answer is one (optional)
+                answer = default
             try:
                 return parse(answer)
             except (MidiforgeError, ValueError) as exc:
                 self.write(f"  {exc}")
+
+    def optional(self, question: str, parse: Callable[[str], T]) -> T | None:
+        """Like :meth:`ask`, but Enter alone answers None."""
+        return self.ask(question, lambda text: parse(text) if text else None, "")
 
     def number(self, question: str, kind: type, default: float | None, lo: float, hi: float) -> Any:
         """An ``int`` or ``float`` in ``lo..hi``."""
@@ -204,6 +209,18 @@ def continue_training(ask: Prompter, runs_dir: Path) -> None:
     ask.write(f"Done: the run is in {run_dir}")
 
 
+def _instruments(ask: Prompter, question: str, run: catalog.RunInfo) -> str | None:
+    """Instruments the run learned, named for it; Enter alone leaves them to the model."""
+    ask.write(f"  {run.id} knows: {describe(run.instruments)}")
+
+    def parse(text: str) -> str:
+        resolve_instruments(text.split(","), run.instruments)  # the same check as generate's
+        return ",".join(parse_instruments(text))
+
+    return ask.optional(f"{question} (names or numbers, comma-separated; Enter = the model's "
+                        "choice)", parse)  # fmt: skip
+
+
 def _generation_options(ask: Prompter, run: catalog.RunInfo) -> dict[str, Any]:
     """Ask, in field order, each option with menu limits that the run's sampler reads."""
     values: dict[str, Any] = {}
@@ -217,6 +234,9 @@ def _generation_options(ask: Prompter, run: catalog.RunInfo) -> dict[str, Any]:
                 choices = ["any", *run.labels]
                 index = ask.pick(question, choices, default=1)
                 values[info.name] = None if index == 0 else choices[index]
+            continue
+        if spec.choices_from == "instruments":
+            values[info.name] = _instruments(ask, question, run)
             continue
         lo, hi, default = info.offered(menu)
         values[info.name] = ask.number(question, info.kind, default, lo, hi)

@@ -1,9 +1,11 @@
 """The ``generate`` stage: a trained run (or the shipped default) → new MIDI files.
 
 Checks the options (:class:`midiforge.sampling.options.GenerateOptions`, the one list of them),
-loads the run, turns the options into a primer and a label, calls the sampler the model declares
-(``MidiModel.sampler``, looked up in :data:`SAMPLERS`), decodes with the run's own tokenizer or
-note decoder, and writes ``OUT/sample_NNN.mid`` (plus ``.wav`` / ``.png`` when asked). The
+loads the run, turns the options into a primer and a label (and, for token models, the
+instruments rule of :mod:`midiforge.sampling.instrument_rule`), calls the sampler the model
+declares (``MidiModel.sampler``, looked up in :data:`SAMPLERS`), decodes with the run's own
+tokenizer or note decoder, names each track after its instrument, and writes
+``OUT/sample_NNN.mid`` (plus ``.wav`` / ``.png`` when asked). The
 result lists the files and, for token models, how many generated tokens broke the tokenization's
 grammar (MidiTok's ``tokens_errors``).
 """
@@ -89,7 +91,8 @@ def read_primer(path: str | Path, bars: int | None) -> Score:
 
 
 def _one_stream(score: Score) -> Score:
-    """Merge the primer's tracks like ``prepare --tracks merge`` does, drums dropped."""
+    """Merge the primer's tracks like ``prepare --tracks merge`` does, drums dropped (for runs
+    whose tokenizer has no Program tokens, and for note models)."""
     from midiforge.data.corpus import clean_score
 
     merged, stats = clean_score(
@@ -98,6 +101,39 @@ def _one_stream(score: Score) -> Score:
     if merged is None:
         raise MidiforgeError(f"primer: nothing left after dropping drums ({stats.reason})")
     return merged
+
+
+def _instrument_rules(run: Any, opts: GenerateOptions, primer: Score | None):
+    """The primer as the run's tokenizer can take it, and the instruments rule (or none).
+
+    A tokenizer with Program tokens keeps the primer's tracks, each on a program the run
+    learned (:func:`~midiforge.sampling.instrument_rule.continue_programs`); the programs
+    allowed are the requested ones plus the primer's, and a primer alone allows its own. A
+    merged run takes the primer merged to one stream; a request is then checked against the
+    run's one instrument and needs no rule.
+    """
+    from midiforge.instruments import resolve_instruments
+    from midiforge.sampling.instrument_rule import (
+        InstrumentConstraint,
+        continue_programs,
+        tokenizer_programs,
+    )
+
+    tok = run.tokenizer
+    asked = (
+        resolve_instruments(opts.instruments.split(","), run.instruments)
+        if opts.instruments
+        else []
+    )
+    if not tokenizer_programs(tok):
+        if primer is not None and len(primer.tracks) > 1:
+            primer = _one_stream(primer)
+        return primer, []
+    allowed = list(asked)
+    if primer is not None:
+        primer, programs = continue_programs(primer, run.instruments)
+        allowed += [p for p in programs if p not in allowed]
+    return primer, [InstrumentConstraint(tok, allowed)] if allowed else []
 
 
 # --------------------------------------------------------------------------- samplers
@@ -114,9 +150,8 @@ def _sample_tokens(run: Any, opts: GenerateOptions, primer: Score | None, label:
         raise MidiforgeError(f"{run.path}: tokenizer.json is missing; the run is incomplete")
     specials = special_ids(tok)
     start = [specials["BOS"]] if "BOS" in specials else [tok.vocab["Bar_None"]]
+    primer, rules = _instrument_rules(run, opts, primer)
     if primer is not None:
-        if not tok.config.use_programs and len(primer.tracks) > 1:
-            primer = _one_stream(primer)
         start = start + score_to_ids(tok, primer)
     seqs = sample(
         run.model,
@@ -132,6 +167,7 @@ def _sample_tokens(run: Any, opts: GenerateOptions, primer: Score | None, label:
         window=opts.window,
         eos_id=specials.get("EOS"),
         kv_cache=opts.kv_cache,
+        constraints=rules,
     )
     scores, generated, errors = [], [], []
     for ids in seqs:
@@ -215,13 +251,23 @@ def _sampler_for(model: Any) -> Sampler:
     return SAMPLERS[kind]
 
 
+def _name_tracks(score: Score) -> Score:
+    """Each track named after its GM instrument ("Electric Bass (finger)", "Drums")."""
+    from midiforge.instruments import DRUMS, instrument_name
+
+    for track in score.tracks:
+        track.name = instrument_name(DRUMS if track.is_drum else track.program)
+    return score
+
+
 def _write(scores: list[Score], out: Path) -> tuple[list[Path], list[int]]:
-    """``OUT/sample_NNN.mid`` per score, and each file's notes as re-parsed."""
+    """``OUT/sample_NNN.mid`` per score (tracks named), and each file's notes as re-parsed."""
     from midiforge.io.midi import load_midi, save_midi
 
     out.mkdir(parents=True, exist_ok=True)
     paths, notes = [], []
     for i, score in enumerate(scores):
+        _name_tracks(score)
         path = save_midi(score, out / f"{SAMPLE_STEM}_{i:03d}.mid")
         paths.append(path)
         notes.append(load_midi(path).note_num())

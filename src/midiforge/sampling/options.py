@@ -155,7 +155,8 @@ class GenerateOptions:
         help="instruments to write, e.g. piano,bass,drums (GM names, families or numbers; "
         "the model's training data decides which it can play)", samplers=EVERY,
         metavar="LIST", label="Instruments", parser=_instrument_list,
-        note="None = what the model chooses"))
+        note="None = what the model chooses", choices_from="instruments",
+        web=Ask(placeholder="the model's choice"), menu=Ask()))
     grammar_mask: bool = field(default=False, metadata=spec(
         help="forbid tokens the tokenization's grammar does not allow", samplers=TOKENS))
     window: int | None = field(default=None, metadata=spec(

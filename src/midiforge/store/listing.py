@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from midiforge.errors import MidiforgeError
+from midiforge.instruments import DRUMS, GM_MAX, instrument_name
 from midiforge.store.dataset_dir import read_manifest_json
 from midiforge.store.names import can_resume, config_path, has_weights, is_dataset, is_run
 from midiforge.store.run_dir import default_run, read_config_yaml
@@ -45,6 +46,8 @@ class RunInfo:
     can_resume: bool = False  # checkpoints/last exists, so training can continue
     steps: int = 0  # the run's train.steps (the step it trains up to)
     problem: str = ""  # why the run is broken ("" when it is not)
+    # GM programs (-1 = drums) it learned; [0] for runs from before instruments were kept
+    instruments: list[int] = field(default_factory=lambda: [0])
 
     def to_json(self) -> dict[str, Any]:
         """What a web page may show to anyone: no full local path."""
@@ -55,6 +58,7 @@ class RunInfo:
             "labels": list(self.labels),
             "dataset": "/".join(Path(self.dataset).parts[-2:]),
             "has_weights": self.has_weights,
+            "instruments": [{"program": p, "name": instrument_name(p)} for p in self.instruments],
         }
 
 
@@ -77,6 +81,18 @@ def model_sampler(model: str, where: str) -> str:
         return registry.model_class(model).sampler
     except MidiforgeError as exc:
         raise MidiforgeError(f"run {where!r}: {exc}") from None
+
+
+def run_instruments(config: dict[str, Any], where: str) -> list[int]:
+    """The config's ``instruments`` (what ``LoadedRun.instruments`` reads), checked."""
+    saved = config.get("instruments") or [0]
+    if not isinstance(saved, list) or not all(
+        isinstance(p, int) and not isinstance(p, bool) and DRUMS <= p <= GM_MAX for p in saved
+    ):
+        raise MidiforgeError(
+            f"run {where!r}: instruments must be GM program numbers -1..127, got {saved!r}"
+        )
+    return list(saved)
 
 
 def read_run(path: str | Path, *, run_id: str | None = None) -> RunInfo:
@@ -102,6 +118,7 @@ def read_run(path: str | Path, *, run_id: str | None = None) -> RunInfo:
         has_weights=has_weights(path),
         can_resume=can_resume(path),
         steps=int((config.get("train") or {}).get("steps", 0) or 0),
+        instruments=run_instruments(config, str(path)),
     )
 
 

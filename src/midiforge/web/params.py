@@ -1,10 +1,11 @@
 """What a generation request from the page may ask for, checked before it reaches the queue.
 
 The page's inputs are the fields of :class:`midiforge.GenerateOptions` that declare web limits
-(``OptionSpec.web``): the page keeps tighter caps than the API (at most 8 pieces of 4096 tokens,
-so one request cannot hold the single worker for long) and its own defaults. A value outside
-them, a field the chosen model's sampler does not read, a missing or unlisted model, a style
-the model was not trained with, or a primer that is too large or not a MIDI file is refused
+(``OptionSpec.web``): numbers, with tighter caps than the API (at most 8 pieces of 4096 tokens,
+so one request cannot hold the single worker for long) and the page's own defaults, and text
+read by the option's own parser (the instruments). A value outside them, a field the chosen
+model's sampler does not read, a missing or unlisted model, a style the model was not trained
+with, instruments it never learned, or a primer that is too large or not a MIDI file is refused
 with a :class:`MidiforgeError` whose message names the field, the value and what is accepted.
 The server turns it into ``400 {"error": message}`` and the page shows the message.
 
@@ -28,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from midiforge.errors import MidiforgeError
+from midiforge.instruments import resolve_instruments
 from midiforge.sampling.options import (
     SAMPLERS,
     WEB_MAX_SEED,
@@ -49,7 +51,8 @@ FORM_FIELDS = ("model", "style", "primer")  # the page's inputs that are not num
 MAX_JOB_TOKENS = 8192  # pieces x length per job (8 x 1024, 2 x 4096): a few minutes on a CPU
 MAX_JOB_STEPS = 2000  # pieces x denoising steps per job
 MAX_NUMBER_CHARS = 32
-MAX_TEXT_CHARS = {"model": 255, "style": 100}  # a run id is a path below the runs folder
+# a run id is a path below the runs folder; a band of a dozen instruments is ~150 characters
+MAX_TEXT_CHARS = {"model": 255, "style": 100, "instruments": 200}
 MAX_SHOWN = 40  # characters of a refused value quoted back in a message
 _NUMBER = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d{1,4})?", re.ASCII)
 _INTEGER = re.compile(r"[+-]?\d+", re.ASCII)
@@ -82,19 +85,22 @@ def check_text(name: str, raw: Any) -> str:
 
 @dataclass(frozen=True)
 class WebField:
-    """One number input of the page: an option with the page's bounds and default."""
+    """One input of the page: an option with the page's bounds and default (numbers), or a
+    text the option's parser reads (``text``)."""
 
     name: str  # the form field and the input's id ("length" for max_tokens)
     option: str  # the GenerateOptions field it fills
     integer: bool
-    lo: float
-    hi: float
+    lo: float | None  # None for text
+    hi: float | None
     default: Any  # None: the input starts empty (the seed: a random one is drawn)
     none_at: float | None  # this value means None for the option (primer bars: 0 = all)
     samplers: frozenset[str]
     labels: dict[str, str]  # sampler -> label shown beside the input
     help: str
     placeholder: str
+    text: bool = False  # a text input (a string option), not a number
+    choices_from: str = ""  # "instruments": checked against the chosen model's instruments
 
     @classmethod
     def of(cls, info: OptionField, ask: Ask) -> WebField:
@@ -114,6 +120,8 @@ class WebField:
             },
             help=info.spec.help,
             placeholder=ask.placeholder,
+            text=info.kind is str,
+            choices_from=info.spec.choices_from,
         )
 
 
@@ -135,10 +143,13 @@ class GenerationRequest:
 
 
 def fields_json() -> list[dict[str, Any]]:
-    """The page's number inputs: bounds, default, label per sampler (the server checks again)."""
+    """The page's inputs: type, bounds, default, label per sampler (the server checks again)."""
     return [
         {
             "name": f.name,
+            "type": "text" if f.text else "number",
+            "choices_from": f.choices_from,
+            "max_chars": MAX_TEXT_CHARS.get(f.name) if f.text else None,
             "option": f.option,
             "integer": f.integer,
             "min": f.lo,
@@ -172,6 +183,17 @@ def parse_number(name: str, raw: Any) -> int | float | None:
     if f.integer and not float(value).is_integer():
         raise MidiforgeError(f"{name}: {shown(text)} is not a whole number; use {lo}..{hi}")
     return int(value) if f.integer else float(value)
+
+
+def parse_text(name: str, raw: Any, info: RunInfo) -> str | None:
+    """A text input: empty is the option's default (None); instruments must be ones the
+    chosen model learned (the same parser and resolution as ``generate``)."""
+    text = check_text(name, raw)
+    if not text:
+        return None
+    if FIELDS[name].choices_from == "instruments":
+        resolve_instruments(text.split(","), info.instruments)
+    return text  # GenerateOptions normalises it with the option's parser
 
 
 def check_primer(data: bytes | None, filename: str = "", bars: int | None = None) -> bytes | None:
@@ -325,7 +347,9 @@ def parse_request(
         )
     values = {}
     for f in FIELDS.values():
-        if f.option in used:
+        if f.option in used and f.text:
+            values[f.option] = parse_text(f.name, form.get(f.name), info)
+        elif f.option in used:
             value = parse_number(f.name, form.get(f.name))
             values[f.option] = None if value is not None and value == f.none_at else value
     check_job_size(info.sampler, values)

@@ -9,6 +9,7 @@ const POLL_MS = 500; // how often a running job's status is asked for
 const state = { models: {}, fields: [], samplers: {}, csrf: null };
 const MISSING_MODEL = "model: missing; pick a model from the list";
 const FINISHED = new Set(["done", "error", "cancelled"]);
+const INSTRUMENTS_SHOWN = 4; // instrument names in the input's hint; the model line lists all
 
 function $(id) { return document.getElementById(id); }
 
@@ -29,7 +30,8 @@ async function readJson(response) {
   try { return await response.json(); } catch (e) { return { error: `HTTP ${response.status}` }; }
 }
 
-// One labelled number input per field of /api/models' "fields", in their order.
+// One labelled input per field of /api/models' "fields", in their order: a number, or a text
+// the server reads with the option's own parser (the instruments).
 function buildFields(fields) {
   const box = $("options");
   for (const field of fields) {
@@ -40,10 +42,15 @@ function buildFields(fields) {
     text.className = "label-text";
     text.textContent = Object.values(field.labels)[0];
     const input = document.createElement("input");
-    Object.assign(input, { id: field.name, name: field.name, type: "number" });
-    input.min = field.min;
-    input.max = field.max;
-    input.step = field.integer ? "1" : "any";
+    Object.assign(input, { id: field.name, name: field.name, type: field.type });
+    if (field.type === "text") {
+      input.maxLength = field.max_chars;
+      input.autocomplete = "off";
+    } else {
+      input.min = field.min;
+      input.max = field.max;
+      input.step = field.integer ? "1" : "any";
+    }
     if (field.placeholder) input.placeholder = field.placeholder;
     if (field.default !== null) input.value = field.default;
     label.append(text, " ", input);
@@ -66,13 +73,23 @@ function selectModel(id) {
     element.hidden = !on;
     for (const input of element.querySelectorAll("input, select")) input.disabled = !on;
   }
+  const known = (info.instruments || []).map((i) => i.name);
   for (const field of state.fields) {
     const text = field.labels[info.kind];
     if (text) $(field.name).parentElement.querySelector(".label-text").textContent = text;
+    if (field.choices_from === "instruments") $(field.name).placeholder = instrumentHint(field, known);
   }
   $("model-info").textContent =
     `${info.model} (${info.kind} sampler)` + (info.dataset ? ` trained on ${info.dataset}` : "") +
-    (info.labels.length ? ` · styles: ${info.labels.join(", ")}` : "");
+    (info.labels.length ? ` · styles: ${info.labels.join(", ")}` : "") +
+    (known.length ? ` · instruments: ${known.join(", ")}` : "");
+}
+
+// "the model's choice; knows Drums, Electric Bass (finger), …": what the model can play.
+function instrumentHint(field, known) {
+  const shown = known.slice(0, INSTRUMENTS_SHOWN).join(", ");
+  const more = known.length > INSTRUMENTS_SHOWN ? ", …" : "";
+  return known.length ? `${field.placeholder}; knows ${shown}${more}` : field.placeholder;
 }
 
 async function loadModels() {

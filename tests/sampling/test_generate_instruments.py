@@ -1,0 +1,126 @@
+"""Asking token models for instruments, end to end: band songs with drums → prepare (Program
+tokens in one stream) → a few training steps of a tiny transformer and a tiny LSTM →
+``generate(instruments=...)`` and primers with two instruments → MIDI whose tracks carry only
+what was asked, each with notes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+import midiforge
+from midiforge.cli import main
+from midiforge.errors import MidiforgeError
+from midiforge.instruments import DRUMS, instrument_name
+from midiforge.io.midi import load_midi, save_midi
+from midiforge.sampling.generate import generate, read_primer
+from midiforge.training.run import train
+
+TRAIN = ["train.batch_size=4", "train.seq_len=32", "train.window=32", "train.lr=3e-3",
+         "train.warmup_steps=2", "train.eval_every=100", "train.eval_batches=1",
+         "train.steps=60"]  # fmt: skip
+TINY = {
+    "transformer": ["model.d_model=32", "model.n_layers=1", "model.n_heads=2", "model.d_ff=64",
+                    "model.max_seq_len=64", "model.max_rel=32"],
+    "lstm": ["model.d_embed=32", "model.d_hidden=32", "model.n_layers=1", "train.lr=0.02"],
+}  # fmt: skip
+SAMPLE = {"n": 3, "max_tokens": 160, "seed": 0, "grammar_mask": True, "device": "cpu"}
+BASS, CLAVINET, GUITAR = 33, 7, 24  # what "bass", "piano" and "guitar" mean for the band songs
+PRIMER_SONG = "All The Small Things.mid"  # Finger Bass (33) and drums among its tracks
+SLAP_BASS_2 = 37  # not in the band songs: a primer's Slap Bass 2 continues on the Finger Bass
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def runs(band: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("band_runs")
+    return {
+        name: train(band, model=name, overrides=TRAIN + TINY[name], run_dir=root / name,
+                    device="cpu")
+        for name in TINY
+    }  # fmt: skip
+
+
+def played(path: Path) -> dict[int, int]:
+    """Program (-1 = drums) → notes, for the tracks of a written file that hold notes."""
+    out: dict[int, int] = {}
+    for track in load_midi(path).tracks:
+        if track.note_num():
+            program = DRUMS if track.is_drum else track.program
+            out[program] = out.get(program, 0) + track.note_num()
+            assert track.name == instrument_name(program)
+    return out
+
+
+@pytest.mark.parametrize("family", list(TINY))
+def test_every_file_plays_exactly_the_requested_instruments(runs, family, tmp_path) -> None:
+    result = generate(runs[family], out_dir=tmp_path, instruments="bass,drums", **SAMPLE)
+    assert len(result.paths) == 3
+    for path in result.paths:
+        notes = played(path)
+        assert set(notes) == {BASS, DRUMS}, (path.name, notes)
+
+
+def test_python_api_resolves_families_to_what_the_model_knows(runs, tmp_path) -> None:
+    # "piano" is the band songs' one piano-family program, a Clavinet with 32 training notes:
+    # the steer makes it play beside the bass in every file
+    result = midiforge.generate(runs["transformer"], out_dir=tmp_path, instruments="Piano, 33",
+                                **SAMPLE)  # fmt: skip
+    for path in result.paths:
+        assert set(played(path)) == {CLAVINET, BASS}
+
+
+def test_an_instrument_the_model_never_saw_is_one_line_naming_what_it_knows(
+    runs, tmp_path, capsys
+) -> None:
+    with pytest.raises(MidiforgeError) as caught:
+        generate(runs["lstm"], out_dir=tmp_path, instruments="bass,violin", **SAMPLE)
+    message = str(caught.value)
+    assert "\n" not in message and "never learned 'violin'; it knows Drums (-1)" in message
+    assert "Electric Bass (finger) (33)" in message and "Viola (41)" in message
+    assert not any(tmp_path.iterdir())
+    code = main(["generate", str(runs["transformer"]), "-o", str(tmp_path / "cli"), "-n", "1",
+                 "--instruments", "violin", "--device", "cpu"])  # fmt: skip
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1 and "never learned 'violin'" in err
+
+
+def _two_instrument_primer(datasets: Path, out: Path) -> Path:
+    """The song's bass (as a Slap Bass 2, which the band songs lack) and drums."""
+    score = load_midi(datasets / "robustness" / "MIDIs_multitrack" / PRIMER_SONG)
+    score.tracks = [t for t in score.tracks if t.is_drum or t.program == BASS]
+    for track in score.tracks:
+        if not track.is_drum:
+            track.program = SLAP_BASS_2
+    return save_midi(score, out)
+
+
+@pytest.mark.parametrize("family", list(TINY))
+def test_a_primers_two_instruments_are_continued(runs, family, datasets, tmp_path) -> None:
+    primer = _two_instrument_primer(datasets, tmp_path / "primer.mid")
+    cut = read_primer(primer, 2)
+    before = {DRUMS if t.is_drum else BASS: t.note_num() for t in cut.tracks}  # 37 plays as 33
+    result = generate(runs[family], out_dir=tmp_path / "out", primer=primer, primer_bars=2,
+                      **SAMPLE)  # fmt: skip
+    for path in result.paths:
+        notes = played(path)
+        assert set(notes) == {BASS, DRUMS}
+        # the tokenizer never adds notes to the primer: more notes are the model's, for both
+        assert all(notes[p] > before[p] for p in (BASS, DRUMS)), (path.name, notes, before)
+
+
+def test_a_request_with_a_primer_adds_to_the_primers_instruments(runs, datasets, tmp_path):
+    primer = _two_instrument_primer(datasets, tmp_path / "primer.mid")
+    result = generate(runs["transformer"], out_dir=tmp_path / "out", primer=primer,
+                      primer_bars=2, instruments="guitar", **SAMPLE)  # fmt: skip
+    for path in result.paths:
+        assert set(played(path)) == {GUITAR, BASS, DRUMS}
