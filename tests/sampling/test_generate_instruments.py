@@ -142,3 +142,22 @@ def test_lstm_primer_notes_keep_their_programs(runs, datasets, tmp_path):
     written = _file_programs(result.paths[0])
     assert all(written[p] >= n for p, n in primer_programs.items())
     assert sum(written.values()) == len(primer_notes) + 20
+
+
+def test_diffusion_continues_a_band_primer_with_its_programs(runs, datasets, tmp_path):
+    from midiforge.data.encode import notes_from_score
+    from midiforge.sampling.generate import read_primer
+
+    primer = datasets / "robustness" / "MIDIs_multitrack" / "Funkytown.mid"
+    result = generate(runs["diffusion"], out_dir=tmp_path, n=1, seed=2, device="cpu",
+                      primer=primer, primer_bars=2, steps=4, number=2, context=8,
+                      resample=2)  # fmt: skip
+    primer_notes = notes_from_score(read_primer(primer, 2))
+    assert result.generated == [(L - 8) * 2]
+    written = notes_from_score(load_midi(result.paths[0]))
+    assert len(written) == len(primer_notes) + (L - 8) * 2
+    key = [FIELD[f] for f in ("program", "pitch", "onset")]  # durations: rounded to ticks
+    have = Counter(map(tuple, np.round(written[:, key], 2).tolist()))
+    want = Counter(map(tuple, np.round(primer_notes[:, key], 2).tolist()))
+    assert not want - have  # every primer note is in the file, on its own program's track
+    assert -1 in {p for p, *_ in want}

@@ -14,6 +14,14 @@ The loop is the ``diffusers`` pipeline shape: ``output = model(x_t, t, label)`` 
   after every step the known positions are overwritten with the known notes noised to the next
   step's level, so the new notes are denoised in agreement with them. A piece of K windows has
   ``L + (L − C)(K − 1)`` notes; the context notes are kept as they were, never re-decoded.
+* **A primer.** Every window then continues: the first inpaints the primer's last
+  ``min(C, P)`` notes, and the piece is the primer's P notes exactly, then ``K`` windows of
+  ``L − C`` new notes each.
+* **Resampling.** ``resample = R`` repeats every step of an inpainted window R times,
+  re-noising the result one step back in between (RePaint's resampling, Lugmayr et al. 2022,
+  with jump length 1): plain replacement only tells the unknown notes about the known ones
+  through the network's next input, which can leave a seam; resampling lets them settle
+  together. ``bench/diffusion_seams.py`` measures the seam with and without it.
 * **Instruments.** A run over several instruments denoises one ±1 channel per program
   (:mod:`midiforge.models.note_features`); each note plays the program of its largest channel.
   Asking for ``instruments`` is a projection, by the same inpainting: the channels of the
@@ -106,6 +114,7 @@ def sample_window(
     known_mask: torch.Tensor | None = None,
     generator: torch.Generator | None = None,
     trace: Trace | None = None,
+    resample: int = 1,
 ) -> torch.Tensor:
     """Denoise one window of scaled features ``(batch, F, L)`` from pure noise.
 
@@ -113,9 +122,16 @@ def sample_window(
     (single channels too: instruments that are off), fix some values (RePaint): after each
     step they are replaced by ``add_noise(known, fresh noise, t_prev)``, and by the known
     values themselves at the end, so they come out exactly as given.
+
+    ``resample = R > 1`` (with known values) is RePaint's resampling: each step but the last
+    is taken R times, the result re-noised back to its level between takes
+    (:meth:`NoiseSchedule.renoise`), so the unknown notes are denoised again against known
+    notes that have already been harmonised with them; R times the network calls.
     """
     if scheduler.timesteps is None:
         raise MidiforgeError("the scheduler has no timesteps: call set_timesteps(n) first")
+    if resample < 1:
+        raise MidiforgeError(f"resample: {resample} rounds; use 1 (off) or more")
     device = next(model.parameters()).device
     shape = (batch, model.n_features, model.config.length)
     x = torch.randn(shape, generator=generator).to(device)  # x_T ~ N(0, I)
@@ -131,15 +147,20 @@ def sample_window(
         if trace is not None and i in marks:
             trace.timesteps.append(int(t))
             trace.windows.append(_decode(model, x[0]))
-        output = guided_output(model, x, t, label, guidance)
-        if isinstance(scheduler, DDIMScheduler):
-            x, _ = scheduler.step(output, t, x, eta=eta, generator=generator)
-        else:
-            x, _ = scheduler.step(output, t, x, generator=generator)
-        if keep is not None:
-            prev = steps[i + 1] if i + 1 < len(steps) else -1
-            noise = torch.randn(shape, generator=generator).to(device)
-            x = torch.where(keep, scheduler.add_noise(known, noise, torch.tensor([prev])), x)
+        prev = steps[i + 1] if i + 1 < len(steps) else -1
+        rounds = resample if keep is not None and prev >= 0 else 1
+        for r in range(rounds):
+            output = guided_output(model, x, t, label, guidance)
+            if isinstance(scheduler, DDIMScheduler):
+                x, _ = scheduler.step(output, t, x, eta=eta, generator=generator)
+            else:
+                x, _ = scheduler.step(output, t, x, generator=generator)
+            if keep is not None:
+                noise = torch.randn(shape, generator=generator).to(device)
+                x = torch.where(keep, scheduler.add_noise(known, noise, torch.tensor([prev])), x)
+            if r < rounds - 1:  # back up one step: x_prev → x_t
+                noise = torch.randn(shape, generator=generator).to(device)
+                x = scheduler.renoise(x, noise, prev, t)
     if trace is not None:
         trace.timesteps.append(-1)
         trace.windows.append(_decode(model, x[0]))
@@ -213,6 +234,7 @@ class _Windows:
     generator: torch.Generator
     channels: list[int] | None  # requested instrument channels (None: all)
     fixed_time: float | None
+    resample: int = 1  # RePaint rounds per step of an inpainted window
 
     def off(self) -> torch.Tensor:
         """``(F,)`` bool: the instrument channels known to be off (not requested)."""
@@ -237,7 +259,7 @@ class _Windows:
         return sample_window(
             self.model, self.scheduler, batch=batch, label=self.label, guidance=self.guidance,
             eta=self.eta, known=known if use else None, known_mask=mask if use else None,
-            generator=self.generator, trace=trace,
+            generator=self.generator, trace=trace, resample=self.resample,
         )  # fmt: skip
 
     def decode(self, window: torch.Tensor, context: int, start: float | None) -> np.ndarray:
@@ -291,6 +313,8 @@ def generate_notes(
     fixed_time: float | None = None,
     trace: str | Path | None = None,
     instruments: Any = None,
+    primer: np.ndarray | None = None,
+    resample: int = 1,
 ) -> list[np.ndarray]:
     """Sample ``n`` pieces of ``number`` windows each as raw note rows.
 
@@ -310,6 +334,10 @@ def generate_notes(
     trace : a PNG path for a picture of the first window being denoised.
     instruments : GM programs the new notes may play (None: the model chooses); see the
         module docstring.
+    primer : raw note rows ``(P, n_fields)`` to continue: every window is then inpainted,
+        the first one from the primer's last ``min(C, P)`` notes, and the piece is the primer
+        (kept exactly) followed by ``number`` windows of new notes.
+    resample : RePaint rounds per denoising step of an inpainted window (1 = off).
 
     Returns
     -------
@@ -328,28 +356,56 @@ def generate_notes(
         log.info("guidance=%s has no effect without a label: sampling unconditionally", guidance)
     windows = _Windows(
         model, _scheduler(model, steps, eta), label_index, guidance, eta, _generator(seed),
-        instrument_channels(model, instruments), fixed_time,
+        instrument_channels(model, instruments), fixed_time, resample,
     )  # fmt: skip
     was_training = model.training
     model.eval()
     recorder = Trace() if trace is not None else None
     try:
-        x = windows.sample(n, None, 0, trace=recorder)
-        pieces = [windows.decode(x[i], 0, None) for i in range(n)]
-        for _ in range(number - 1):
-            tails = np.stack([p[len(p) - context :] for p in pieces])  # (n, C, n_fields)
-            known = torch.zeros(n, model.n_features, length)
-            if context:
-                known[:, :, :context] = model.encode(torch.from_numpy(tails))  # (n, F, C)
-            x = windows.sample(n, known, context)
-            for i, piece in enumerate(pieces):
-                start = float(piece[-1, ONSET]) if len(piece) else 0.0
-                pieces[i] = np.concatenate([piece, windows.decode(x[i], context, start)])
+        if primer is None:  # the first window is free, the others continue it
+            x = windows.sample(n, None, 0, trace=recorder)
+            pieces = [windows.decode(x[i], 0, None) for i in range(n)]
+        else:  # every window continues the primer
+            pieces = _primer_pieces(primer, n)
+        first = recorder if primer is not None else None
+        for k in range(number - (primer is None)):
+            _continue(model, windows, pieces, context, first if k == 0 else None)
     finally:
         model.train(was_training)
     if recorder is not None:
         draw_trace(recorder, trace)
     return pieces
+
+
+def _primer_pieces(primer: np.ndarray, n: int) -> list[np.ndarray]:
+    primer = np.asarray(primer, dtype=np.float32)
+    if primer.ndim != 2 or primer.shape[1] != len(NOTE_FIELDS) or len(primer) == 0:
+        raise MidiforgeError(
+            f"primer: expected note rows of shape (notes >= 1, {len(NOTE_FIELDS)}), got "
+            f"{primer.shape}; give a MIDI file with notes"
+        )
+    return [primer.copy() for _ in range(n)]
+
+
+def _continue(
+    model: NoteDiffusion,
+    windows: _Windows,
+    pieces: list[np.ndarray],
+    context: int,
+    trace: Trace | None,
+) -> None:
+    """Append one inpainted window to every piece (all the same length): its last
+    ``min(context, len)`` notes known, the rest denoised in agreement with them."""
+    n, length = len(pieces), model.config.length
+    c = min(context, len(pieces[0]))
+    known = torch.zeros(n, model.n_features, length)
+    if c:
+        tails = np.stack([p[len(p) - c :] for p in pieces])  # (n, C, n_fields)
+        known[:, :, :c] = model.encode(torch.from_numpy(tails))  # (n, F, C)
+    x = windows.sample(n, known, c, trace=trace)
+    for i, piece in enumerate(pieces):
+        start = float(piece[-1, ONSET]) if len(piece) else 0.0
+        pieces[i] = np.concatenate([piece, windows.decode(x[i], c, start)])
 
 
 def draw_trace(trace: Trace, path: str | Path) -> Path:

@@ -196,13 +196,8 @@ def _sample_diffusion(run: Any, opts: GenerateOptions, primer: Score | None, lab
     from midiforge.data.encode import score_from_notes
     from midiforge.sampling.diffusion import generate_notes
 
-    if primer is not None:
-        raise MidiforgeError(
-            "primer: diffusion runs do not take a primer; drop --primer (use --number and "
-            "--context for longer pieces)"
-        )
     programs = _requested_programs(run, opts)
-    primer_notes = None
+    primer_notes = _primer_notes(run, primer)
     notes = generate_notes(
         run.model,
         n=opts.n,
@@ -216,6 +211,8 @@ def _sample_diffusion(run: Any, opts: GenerateOptions, primer: Score | None, lab
         fixed_time=opts.fixed_time,
         trace=opts.trace,
         instruments=programs,
+        primer=primer_notes,
+        resample=opts.resample,
     )
     n_primer = 0 if primer_notes is None else len(primer_notes)
     return [score_from_notes(x) for x in notes], [len(x) - n_primer for x in notes], []
