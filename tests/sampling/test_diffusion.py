@@ -163,3 +163,49 @@ def test_generate_command_runs_a_trained_diffusion_run(datasets, tmp_path, monke
     for path in files:
         assert Score(str(path)).note_num() == L + (L - 8)
     assert main(["generate", str(run), "-o", str(out), "--steps", "0", "--device", "cpu"]) == 2
+
+
+def _primer(datasets, notes: int = 20) -> np.ndarray:
+    path = sorted((datasets / "nottingham").glob("reels*.mid"))[0]  # not a training tune
+    return encode.notes_from_score(Score(str(path)))[:notes]
+
+
+def test_a_primer_is_kept_exactly_and_seeds_the_first_window(model, datasets):
+    primer, context, number = _primer(datasets), 12, 2
+    piece = generate_notes(model, steps=6, seed=8, primer=primer, context=context, number=number)[0]
+    _valid_piece(piece[len(primer) :], (L - context) * number)
+    assert np.array_equal(piece[: len(primer)], primer)  # every field of every primer note
+    assert piece[len(primer), ONSET] >= primer[-1, ONSET]  # new notes follow the primer
+    # the primer's last notes are the first window's known part: another primer tail changes it
+    other = primer.copy()
+    other[-context:, PITCH] = np.clip(other[-context:, PITCH] + 7, 0, 127)
+    other[:, 1] = encode.frequency_hz(other[:, PITCH])
+    moved = generate_notes(model, steps=6, seed=8, primer=other, context=context, number=1)[0]
+    assert not np.array_equal(moved[len(primer) :], piece[len(primer) : len(primer) + L - context])
+    short = generate_notes(model, steps=4, seed=8, primer=primer[:3], context=context)[0]
+    assert len(short) == 3 + L - 3  # a primer shorter than C is all known
+    with pytest.raises(MidiforgeError, match="primer"):
+        generate_notes(model, steps=2, primer=primer[:0])
+
+
+def test_resampling_repeats_each_inpainted_step_and_keeps_the_context(model, datasets):
+    calls = []
+    hook = model.unet.register_forward_hook(lambda *_: calls.append(1))
+    primer, steps, rounds = _primer(datasets), 6, 3
+    try:
+        plain = generate_notes(model, steps=steps, seed=9, primer=primer, context=8)[0]
+        plain_calls = len(calls)
+        again = generate_notes(model, steps=steps, seed=9, primer=primer, context=8,
+                               resample=rounds)[0]  # fmt: skip
+    finally:
+        hook.remove()
+    assert plain_calls == steps
+    assert len(calls) - plain_calls == (steps - 1) * rounds + 1  # the last step is not repeated
+    assert np.array_equal(again[: len(primer)], primer)
+    assert not np.array_equal(again, plain)
+    with pytest.raises(MidiforgeError, match="resample"):
+        generate_notes(model, steps=2, primer=primer, resample=0)
+    from midiforge.sampling.options import GenerateOptions
+
+    with pytest.raises(MidiforgeError, match="resample"):
+        GenerateOptions(resample=0)

@@ -1,7 +1,8 @@
 """A diffusion model over windows of notes: a 1-D U-Net denoiser along the note axis.
 
 A window of L notes is a sequence of feature vectors (log-frequency, duration, delta, optionally
-velocity; see :mod:`midiforge.models.note_features`); chords are notes stacked with delta 0. The
+velocity, and for a run over K >= 2 instruments K one-hot instrument channels at ±1; see
+:mod:`midiforge.models.note_features`); chords are notes stacked with delta 0. The
 denoiser ``forward(x_t, t, label)`` maps a noisy window ``(B, F, L)`` to the schedule's target.
 It knows nothing of noise schedules: :mod:`midiforge.models.diffusion_schedule` owns those, and
 :meth:`NoteDiffusion.loss` only calls its ``add_noise`` and ``training_target``.
@@ -11,6 +12,10 @@ random for classifier-free guidance) → residual conv blocks with squeeze-and-e
 kernel shrinks with depth while channels grow and the sequence halves → a bottleneck of
 multi-head self-attention layers in which every note's channel vector is a token → the mirror
 path up with skip connections. ``causal=True`` makes every layer see only earlier notes.
+
+The loss is the masked MSE per channel, averaged over the continuous features with the K
+instrument channels counted together as *one* feature (their mean), so adding instruments does
+not drown pitch and timing in 2K−1 extra terms.
 """
 
 from __future__ import annotations
@@ -27,7 +32,12 @@ from midiforge.errors import MidiforgeError
 from midiforge.models import limits
 from midiforge.models.base import MidiModel
 from midiforge.models.diffusion_schedule import NoiseSchedule, ScheduleConfig
-from midiforge.models.note_features import FeatureScaler, feature_names, fit_scaler
+from midiforge.models.note_features import (
+    FeatureScaler,
+    check_programs,
+    feature_names,
+    fit_scaler,
+)
 from midiforge.schema import NO_LABEL
 
 SE_REDUCTION = 4  # squeeze-and-excitation bottleneck ratio
@@ -55,6 +65,8 @@ class DiffusionConfig:
     n_labels: int = 16  # style labels the embedding has room for (index n_labels = none)
     label_dropout: float = 0.1  # P(label → none) in training, for classifier-free guidance
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)  # the noise process
+    programs: list[int] = field(default_factory=list)  # instruments (from the dataset); K >= 2
+    # adds K one-hot channels
 
     def check(self, where: str = "") -> None:
         """Refuse values outside their ranges (see :mod:`midiforge.models.limits`)."""
@@ -70,6 +82,7 @@ class DiffusionConfig:
         limits.check_int(where, "time_dim", self.time_dim, 1, limits.MAX_WIDTH)
         limits.check_dropout(where, "dropout", self.dropout)
         limits.check_labels(where, self)
+        check_programs(where, self.programs)
         if not isinstance(self.schedule, ScheduleConfig):
             raise MidiforgeError(
                 f"{limits.field_name(where, 'schedule')}: expected a mapping of schedule settings"
@@ -280,11 +293,14 @@ class NoteDiffusion(MidiModel):
         super().__init__(config)
         if not 0 <= config.label_dropout <= 1:
             raise MidiforgeError(f"label_dropout: {config.label_dropout} must lie in 0..1")
-        self.n_features = len(feature_names(config.velocity))
+        self.n_features = len(feature_names(config.velocity, config.programs))
         self.unet = UNet1D(self.n_features, config)
         self.schedule = NoiseSchedule(config.schedule)
         self.scaler = FeatureScaler(
-            method=config.scaling, velocity=config.velocity, time_coding=config.time_coding
+            method=config.scaling,
+            velocity=config.velocity,
+            time_coding=config.time_coding,
+            programs=list(config.programs),
         )
         self.label_names: list[str] = []
 
@@ -305,6 +321,7 @@ class NoteDiffusion(MidiModel):
             method=self.config.scaling,
             velocity=self.config.velocity,
             time_coding=self.config.time_coding,
+            programs=self.config.programs,
         )
         self.label_names = list(dataset.labels)
         if len(self.label_names) > self.config.n_labels:
@@ -320,7 +337,14 @@ class NoteDiffusion(MidiModel):
                 "data_state.json has no 'features' entry: this run was not trained by the "
                 "diffusion model of this version; retrain it"
             )
-        self.scaler = FeatureScaler.from_dict(state["features"])
+        scaler = FeatureScaler.from_dict(state["features"])
+        if len(scaler.names) != self.n_features:
+            raise MidiforgeError(
+                f"data_state.json: the features {list(scaler.names)} do not match the model's "
+                f"{self.n_features} channels (programs {self.config.programs}); the run is "
+                "inconsistent, retrain it"
+            )
+        self.scaler = scaler
         self.label_names = list(state.get("labels", []))
 
     # ---- training ----------------------------------------------------------------------------
@@ -354,7 +378,13 @@ class NoteDiffusion(MidiModel):
         err = (self.unet(x_t, t, label) - target).pow(2)  # (B, F, L)
         weights = mask[:, None, :].to(err.dtype).expand_as(err)
         per_feature = (err * weights).sum(dim=(0, 2)) / weights[:, 0].sum().clamp_min(1.0)
-        out = {"loss": per_feature.mean()}
-        for name, value in zip(self.scaler.names, per_feature):
+        n_cont = len(self.scaler.continuous)
+        terms = list(per_feature[:n_cont])
+        if self.scaler.n_instruments:
+            terms.append(per_feature[n_cont:].mean())  # the K channels weigh as one feature
+        out = {"loss": torch.stack(terms).mean()}
+        for name, value in zip(self.scaler.continuous, per_feature):
             out[f"mse_{name}"] = value.detach()
+        if self.scaler.n_instruments:
+            out["mse_instrument"] = terms[-1].detach()
         return out

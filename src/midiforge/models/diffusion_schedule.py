@@ -107,6 +107,14 @@ class NoiseSchedule:
         abar = self._abar(t, x0)
         return abar.sqrt() * x0 + (1 - abar).sqrt() * noise  # (B, C, L)
 
+    def renoise(self, x_s: torch.Tensor, noise: torch.Tensor, s: int, t: int) -> torch.Tensor:
+        """Sample x_t ~ q(x_t | x_s) for s < t: the forward process from one noisy level to a
+        noisier one, √(ᾱ_t/ᾱ_s) x_s + √(1 − ᾱ_t/ᾱ_s) ε (s = −1 is clean data, ᾱ = 1); the
+        "jump back" of RePaint's resampling (Lugmayr et al. 2022)."""
+        abar_s = self.alphas_cumprod[s].item() if s >= 0 else 1.0
+        ratio = self.alphas_cumprod[t].item() / abar_s
+        return math.sqrt(ratio) * x_s + math.sqrt(max(1 - ratio, 0.0)) * noise
+
     def training_target(
         self, x0: torch.Tensor, noise: torch.Tensor, t: torch.Tensor
     ) -> torch.Tensor:

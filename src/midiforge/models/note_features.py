@@ -7,6 +7,16 @@ long ones), and optionally velocity. Each feature is scaled with statistics fitt
 training split only and saved with the run, so generation decodes with exactly the scale the
 model was trained on.
 
+**Instruments are categorical channels, not a float.** A program number is a name, not a
+quantity: program 33 (bass) is not "between" 32 and 34, and a denoised 33.4 that rounds to 34
+would switch the instrument. So a run over K ≥ 2 programs (the dataset's instruments, saved in
+the scaler and the model config) appends K one-hot channels scaled to ±1 (+1 for the note's
+program, −1 elsewhere: the "analog bits" / one-hot diffusion coding of Chen et al. 2022 and
+Hoogeboom et al. 2021), denoised like the other features and decoded by an argmax over the K
+channels (restricted to the requested ones when generation asks for instruments). A program the
+run never saw encodes as all −1 (no channel on). With K ≤ 1 there are no instrument channels
+and every note decodes to that one program (program 0 for runs from before instruments).
+
 Array shapes: raw rows ``(..., len(NOTE_FIELDS))`` in the field order of ``docs/architecture.md``;
 features ``(..., n_features)`` with values near ``[-1, 1]``.
 """
@@ -31,6 +41,8 @@ MIDI_MAX = 127  # highest MIDI pitch and velocity
 MIN_VELOCITY = 1
 DEFAULT_VELOCITY = 80  # written when the model does not generate velocity
 DEFAULT_PROGRAM = 0  # General MIDI acoustic grand piano
+DRUM_PROGRAM = -1  # the program of drum notes
+MAX_PROGRAMS = MIDI_MAX + 2  # GM 0..127 and drums
 MIN_DURATION_BEATS = 1 / 12  # shortest decoded note: a sixteenth-note triplet
 TIME_GRID_BEATS = 1 / 12  # decoded onsets and durations snap to this grid (16ths and triplets)
 MIN_RANGE = 1e-6  # guards a division when a feature is constant on the training data
@@ -48,9 +60,39 @@ def frequency_to_pitch(freq: np.ndarray) -> np.ndarray:
     return np.clip(pitch, 0, MIDI_MAX).astype(np.int64)
 
 
-def feature_names(velocity: bool) -> tuple[str, ...]:
-    """The feature channels, in order; log_frequency is log2 of the frequency in Hz."""
-    return ("log_frequency", "duration", "delta", *(("velocity",) if velocity else ()))
+def feature_names(velocity: bool, programs: Sequence[int] = ()) -> tuple[str, ...]:
+    """The feature channels, in order; log_frequency is log2 of the frequency in Hz.
+
+    With two or more ``programs`` one channel per program follows (``program_<p>``).
+    """
+    names = ("log_frequency", "duration", "delta", *(("velocity",) if velocity else ()))
+    if len(programs) > 1:
+        names += tuple(f"program_{int(p)}" for p in programs)
+    return names
+
+
+def check_programs(where: str, programs: Any) -> None:
+    """``programs`` must be distinct GM program numbers (-1 drums, 0..127)."""
+    name = f"{where}.programs" if where else "programs"
+    ok = isinstance(programs, (list, tuple)) and all(
+        isinstance(p, int) and not isinstance(p, bool) and DRUM_PROGRAM <= p <= MIDI_MAX
+        for p in programs
+    )
+    if not ok or len(set(programs)) != len(programs):
+        raise MidiforgeError(
+            f"{name}: {programs!r} is not accepted; give distinct GM program numbers "
+            "(-1 = drums, 0..127)"
+        )
+
+
+def program_indices(program: torch.Tensor, programs: Sequence[int]) -> torch.Tensor:
+    """Index into ``programs`` of each note's program (long, same shape); ``len(programs)``
+    for a program not in the list (a primer instrument the run never saw)."""
+    table = torch.full((MAX_PROGRAMS,), len(programs), dtype=torch.long, device=program.device)
+    if len(programs):
+        rows = torch.tensor([int(p) + 1 for p in programs], device=program.device)
+        table[rows] = torch.arange(len(programs), device=program.device)
+    return table[(program.round().long() + 1).clamp(0, MAX_PROGRAMS - 1)]
 
 
 @dataclass
@@ -71,16 +113,29 @@ class FeatureScaler:
     scale: list[float] = field(default_factory=list)  # then divided by, per feature
     low: list[float] = field(default_factory=list)  # training minimum, per feature
     high: list[float] = field(default_factory=list)  # training maximum, per feature
+    programs: list[int] = field(default_factory=list)  # GM program of each instrument channel
 
     @property
     def names(self) -> tuple[str, ...]:
+        """Every channel: the continuous features, then one per instrument (K >= 2)."""
+        return feature_names(self.velocity, self.programs)
+
+    @property
+    def continuous(self) -> tuple[str, ...]:
+        """The channels with fitted scaling (``shift``/``scale`` hold one value each)."""
         return feature_names(self.velocity)
+
+    @property
+    def n_instruments(self) -> int:
+        """Instrument channels: K for K >= 2 programs, else 0."""
+        return len(self.programs) if len(self.programs) > 1 else 0
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "method": self.method,
             "velocity": self.velocity,
             "time_coding": self.time_coding,
+            "programs": list(self.programs),
             "features": list(self.names),
             "shift": self.shift,
             "scale": self.scale,
@@ -99,6 +154,7 @@ class FeatureScaler:
                 scale=[float(v) for v in state["scale"]],
                 low=[float(v) for v in state["low"]],
                 high=[float(v) for v in state["high"]],
+                programs=[int(p) for p in state.get("programs", [])],
             )
         except KeyError as exc:
             raise MidiforgeError(
@@ -138,7 +194,26 @@ class FeatureScaler:
         shift = torch.tensor(self.shift, dtype=x.dtype, device=x.device)
         scale = torch.tensor(self.scale, dtype=x.dtype, device=x.device)
         x = (x - shift) / scale
-        return x * 2 - 1 if self.method == "max" else x
+        x = x * 2 - 1 if self.method == "max" else x
+        if not self.n_instruments:
+            return x
+        index = program_indices(notes[..., NOTE_FIELDS.index("program")], self.programs)
+        onehot = torch.nn.functional.one_hot(index, self.n_instruments + 1)[..., :-1]
+        return torch.cat([x, onehot.to(x.dtype) * 2 - 1], dim=-1)  # unseen program: all -1
+
+    def choose_instruments(
+        self, features: np.ndarray, allowed: Sequence[int] | None = None
+    ) -> np.ndarray:
+        """Channel index ``(N,)`` of each note: the argmax over the instrument channels,
+        only among the channels of the ``allowed`` programs when given; zeros when K <= 1."""
+        x = np.asarray(features, dtype=np.float64)
+        if not self.n_instruments:
+            return np.zeros(len(x), dtype=np.int64)
+        scores = x[:, len(self.continuous) :].copy()  # (N, K)
+        if allowed is not None:
+            off = [k for k, p in enumerate(self.programs) if p not in set(allowed)]
+            scores[:, off] = -np.inf
+        return scores.argmax(axis=1)
 
     def decode(
         self,
@@ -146,6 +221,7 @@ class FeatureScaler:
         *,
         fixed_time: float | None = None,
         start: float | None = None,
+        instruments: np.ndarray | None = None,
     ) -> np.ndarray:
         """Raw note rows ``(N, len(NOTE_FIELDS))`` float32 from scaled features ``(N, F)``.
 
@@ -156,9 +232,12 @@ class FeatureScaler:
         previous one with that duration: for models whose timing is not yet good.
         ``start=None`` begins a piece (first onset 0, first delta 0); a number continues one
         whose last onset is ``start`` (beats), keeping the first note's delta.
+        ``instruments`` is each note's channel index (default: :meth:`choose_instruments`).
         """
         self._check_fitted()
-        x = np.asarray(features, dtype=np.float64)
+        if instruments is None:
+            instruments = self.choose_instruments(features)
+        x = np.asarray(features, dtype=np.float64)[:, : len(self.continuous)]
         if self.method == "max":
             x = (x + 1) / 2
         x = x * np.asarray(self.scale) + np.asarray(self.shift)
@@ -188,12 +267,19 @@ class FeatureScaler:
             "duration": duration,
             "delta": delta,
             "velocity": velocity,
-            "program": np.full(len(x), DEFAULT_PROGRAM, dtype=np.float64),
+            "program": self._programs_of(np.asarray(instruments, dtype=np.int64)),
         }
         return np.stack([rows[name] for name in NOTE_FIELDS], axis=-1).astype(np.float32)
 
+    def _programs_of(self, channels: np.ndarray) -> np.ndarray:
+        """GM programs of channel indices; the one program (or piano) without channels."""
+        if self.n_instruments:
+            return np.asarray(self.programs, dtype=np.float64)[channels]
+        only = self.programs[0] if self.programs else DEFAULT_PROGRAM
+        return np.full(len(channels), only, dtype=np.float64)
+
     def _check_fitted(self) -> None:
-        if len(self.scale) != len(self.names):
+        if len(self.scale) != len(self.continuous):
             raise MidiforgeError(
                 "the note features are not fitted: call model.prepare_data(dataset) before "
                 "training, or load_data_state(state) from the run's data_state.json"
@@ -211,11 +297,13 @@ def fit_scaler(
     method: str = "max",
     velocity: bool = False,
     time_coding: str = "log",
+    programs: Sequence[int] = (),
 ) -> FeatureScaler:
     """Fit a :class:`FeatureScaler` on raw training notes ``(N, len(fields))``.
 
     ``fields`` names the columns of ``notes`` (a dataset manifest's ``note_fields``); it must
-    hold the columns the features need.
+    hold the columns the features need. ``programs`` are the run's instruments (K >= 2 adds
+    the instrument channels, which are ±1 by construction and need no fitting).
     """
     if method not in ("max", "standard"):
         raise choice_error("scaling", method, ["max", "standard"])
@@ -234,7 +322,9 @@ def fit_scaler(
             "check the dataset's train split"
         )
     ordered = np.stack([notes[:, fields.index(name)] for name in NOTE_FIELDS], axis=-1)
-    scaler = FeatureScaler(method=method, velocity=velocity, time_coding=time_coding)  # type: ignore[arg-type]
+    check_programs("", list(programs))
+    scaler = FeatureScaler(method=method, velocity=velocity, time_coding=time_coding,  # type: ignore[arg-type]
+                           programs=[int(p) for p in programs])  # fmt: skip
     x = scaler.raw_features(torch.from_numpy(ordered)).double().numpy()  # (N, F)
     low, high = x.min(axis=0), x.max(axis=0)
     low[1:3] = 0.0  # duration and delta scale by their maximum: 0 stays 0 (chords)

@@ -6,9 +6,22 @@ velocity). An LSTM runs over the notes; three parallel heads predict the *next* 
 * ``pitch``    — 128-way classification, cross-entropy;
 * ``time``     — (delta, duration) in standardised log-beats, L1 (a median: robust to the long
                  tail of rests); duration is predicted too because decoding needs it;
-* ``velocity`` — standardised velocity, mean squared error.
+* ``velocity`` — standardised velocity, mean squared error;
+* ``instrument`` — for a run over K >= 2 instruments (``programs``, the dataset's GM programs,
+                 -1 drums), K-way classification, cross-entropy.
 
-``loss = w_pitch·CE + w_time·L1 + w_velocity·MSE``. With ``separate_head_optimizers`` each head
+With instruments the next note is factorised as p(instrument | past) · p(pitch, time, velocity
+| past, instrument): the instrument head reads the LSTM state alone, and the other three heads
+read the state plus an embedding of the next note's instrument (the true one in training, the
+drawn one in sampling), so a bass note gets a bass pitch. The input also embeds each note's own
+instrument (a program the run never saw, e.g. in a primer, and the start row use one extra
+"unknown" row).
+
+``loss = w_pitch·CE + w_time·L1 + w_velocity·MSE + w_instrument·CE_instrument``; the two
+cross-entropies are both in nats per note, so ``w_instrument = 1`` weighs choosing the
+instrument like choosing the pitch. Configs without ``programs`` (runs from before
+instruments) have no instrument head or embedding and write program 0, as before; a run over
+one program writes that program. With ``separate_head_optimizers`` each head
 is its own parameter group with its own lr scale, as in designs that give each head its own
 optimizer. Every window starts with a learned start row (raw pitch -1), so sampling can begin
 from nothing. Feature scaling is fitted on the training split by :meth:`prepare_data`.
@@ -16,7 +29,7 @@ from nothing. Feature scaling is fitted on the training split by :meth:`prepare_
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import numpy as np
@@ -26,11 +39,12 @@ from torch import nn
 
 from midiforge.models import limits
 from midiforge.models.base import MidiModel
+from midiforge.models.note_features import check_programs, program_indices
 from midiforge.models.token_lm import LabelEmbedding
 
 N_PITCHES = 128  # MIDI pitch classes of the pitch head
 START_PITCH = -1  # raw pitch value marking the start row of a window
-NOTE_COLUMNS = {"pitch": 0, "duration": 3, "delta": 4, "velocity": 5}  # in NOTE_FIELDS order
+NOTE_COLUMNS = {"pitch": 0, "duration": 3, "delta": 4, "velocity": 5, "program": 6}  # in order
 N_TIME = 2  # (delta, duration)
 
 
@@ -51,6 +65,10 @@ class NoteLSTMConfig:
     lr_scale_velocity: float = 1.0  # lr multiplier of the velocity head's group
     n_labels: int = 0  # style labels for conditioning; 0 = unconditional
     label_dropout: float = 0.0  # probability of training a labelled window as unlabelled
+    programs: list[int] = field(default_factory=list)  # instruments (from the dataset); K >= 2
+    # adds the instrument head
+    w_instrument: float = 1.0  # weight of the instrument cross-entropy
+    lr_scale_instrument: float = 1.0  # lr multiplier of the instrument head's group
 
     def check(self, where: str = "") -> None:
         """Refuse values outside their ranges (see :mod:`midiforge.models.limits`)."""
@@ -58,11 +76,18 @@ class NoteLSTMConfig:
         limits.check_int(where, "d_hidden", self.d_hidden, 1, limits.MAX_WIDTH)
         limits.check_int(where, "n_layers", self.n_layers, 1, limits.MAX_LAYERS)
         limits.check_dropout(where, "dropout", self.dropout)
-        for name in ("w_pitch", "w_time", "w_velocity"):
+        for name in ("w_pitch", "w_time", "w_velocity", "w_instrument"):
             limits.check_float(where, name, getattr(self, name), 0.0, limits.MAX_LOSS_WEIGHT)
-        for name in ("lr_scale_pitch", "lr_scale_time", "lr_scale_velocity"):
-            limits.check_float(where, name, getattr(self, name), 0.0, limits.MAX_LOSS_WEIGHT)
+        for name in ("pitch", "time", "velocity", "instrument"):
+            value = getattr(self, f"lr_scale_{name}")
+            limits.check_float(where, f"lr_scale_{name}", value, 0.0, limits.MAX_LOSS_WEIGHT)
         limits.check_labels(where, self)
+        check_programs(where, self.programs)
+
+    @property
+    def n_instruments(self) -> int:
+        """Classes of the instrument head: K for K >= 2 programs, else 0 (no head)."""
+        return len(self.programs) if len(self.programs) > 1 else 0
 
 
 class NoteLSTM(MidiModel):
@@ -93,6 +118,12 @@ class NoteLSTM(MidiModel):
         self.pitch_head = nn.Linear(config.d_hidden, N_PITCHES)
         self.time_head = nn.Linear(config.d_hidden, N_TIME)
         self.velocity_head = nn.Linear(config.d_hidden, 1)
+        k = config.n_instruments
+        self.programs = list(config.programs)
+        if k:
+            self.instrument_embed = nn.Embedding(k + 1, config.d_pitch)  # + unknown / start
+            self.instrument_head = nn.Linear(config.d_hidden, k)
+            self.next_instrument = nn.Embedding(k + 1, config.d_hidden)  # conditions the heads
         # feature scaling (mean, std) of log1p(delta), log1p(duration), velocity
         self.register_buffer("feat_mean", torch.tensor([0.0, 0.0, 64.0]))
         self.register_buffer("feat_std", torch.tensor([1.0, 1.0, 32.0]))
@@ -142,34 +173,61 @@ class NoteLSTM(MidiModel):
         return torch.stack([delta, duration, z[..., 2]], dim=-1)
 
     # ---------------------------------------------------------------- network
+    def instrument_index(self, notes: torch.Tensor) -> torch.Tensor:
+        """``(…)`` index into ``programs`` of raw note rows ``(…, F)``; K = unknown."""
+        return program_indices(notes[..., NOTE_COLUMNS["program"]], self.programs)
+
     def forward(
         self,
         notes: torch.Tensor,
         *,
         label: torch.Tensor | int | None = None,
         cache: tuple[torch.Tensor, torch.Tensor] | None = None,
+        next_instrument: torch.Tensor | None = None,
     ) -> tuple[dict[str, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]:
         """Head outputs for the note after each input note, and the LSTM state.
 
         Parameters
         ----------
         notes : (B, T, F) raw note rows (NOTE_FIELDS order); pitch -1 marks a start row
+        next_instrument : (B, T) instrument index of each next note, which the pitch, time and
+            velocity heads are conditioned on (models with instruments; None = unknown). The
+            output then also has ``instrument`` logits and the ``hidden`` state for
+            :meth:`heads`, which a sampler calls once it has drawn the instrument.
         """
         pitch = notes[..., NOTE_COLUMNS["pitch"]].round().long()  # (B, T)
         start = pitch == START_PITCH
         pitch = torch.where(start, torch.full_like(pitch, N_PITCHES), pitch.clamp(0, 127))
         feats = self.scale(notes).masked_fill(start[..., None], 0.0)  # (B, T, 3)
         x = self.pitch_embed(pitch) + self.time_in(feats)  # (B, T, E)
+        if self.config.n_instruments:
+            own = self.instrument_index(notes).masked_fill(start, self.config.n_instruments)
+            x = x + self.instrument_embed(own)
         if self.labels is not None:
             x = x + self.labels(label, notes.shape[0], notes.device)
         h, state = self.rnn(self.drop(x), cache)  # (B, T, H)
         h = self.drop(h)
-        out = {
+        out = self.heads(h, next_instrument)
+        if self.config.n_instruments:
+            out["instrument"] = self.instrument_head(h)  # (B, T, K) logits
+            out["hidden"] = h
+        return out, state
+
+    def heads(
+        self, h: torch.Tensor, next_instrument: torch.Tensor | None = None
+    ) -> dict[str, torch.Tensor]:
+        """Pitch, time and velocity outputs of LSTM states ``h`` ``(B, T, H)``, given the next
+        note's instrument index ``(B, T)`` when the model has instruments."""
+        k = self.config.n_instruments
+        if k:
+            if next_instrument is None:
+                next_instrument = torch.full(h.shape[:-1], k, dtype=torch.long, device=h.device)
+            h = h + self.next_instrument(next_instrument)
+        return {
             "pitch": self.pitch_head(h),  # (B, T, 128) logits
             "time": self.time_head(h),  # (B, T, 2) standardised log1p(delta, duration)
             "velocity": self.velocity_head(h),  # (B, T, 1) standardised velocity
         }
-        return out, state
 
     def start_rows(self, batch: int, n_fields: int, device: torch.device) -> torch.Tensor:
         """``(B, 1, F)`` start rows (raw pitch -1, zeros elsewhere)."""
@@ -183,7 +241,9 @@ class NoteLSTM(MidiModel):
         mask = batch.get("mask")
         mask = torch.ones(b, length, dtype=torch.bool) if mask is None else mask.bool()
         inputs = torch.cat([self.start_rows(b, n_fields, notes.device), notes[:, :-1]], dim=1)
-        out, _ = self(inputs, label=batch.get("label"))
+        k = self.config.n_instruments
+        target_inst = self.instrument_index(notes) if k else None  # (B, L), K = unknown
+        out, _ = self(inputs, label=batch.get("label"), next_instrument=target_inst)
         w = mask.flatten().float()  # (B*L,)
         denom = w.sum().clamp_min(1.0)
         target_pitch = notes[..., NOTE_COLUMNS["pitch"]].round().long().clamp(0, 127)
@@ -194,7 +254,16 @@ class NoteLSTM(MidiModel):
         pitch_loss, time_loss, vel_loss = ((v * w).sum() / denom for v in (ce, l1, mse))
         cfg = self.config
         total = cfg.w_pitch * pitch_loss + cfg.w_time * time_loss + cfg.w_velocity * vel_loss
-        return {"loss": total, "pitch": pitch_loss, "time": time_loss, "velocity": vel_loss}
+        losses = {"pitch": pitch_loss, "time": time_loss, "velocity": vel_loss}
+        if target_inst is not None:
+            known = (target_inst < k).flatten().float() * w  # a program the run lacks: no target
+            ce_inst = F.cross_entropy(
+                out["instrument"].flatten(0, 1), target_inst.clamp_max(k - 1).flatten(),
+                reduction="none",
+            )  # fmt: skip
+            losses["instrument"] = (ce_inst * known).sum() / known.sum().clamp_min(1.0)
+            total = total + cfg.w_instrument * losses["instrument"]
+        return {"loss": total, **losses}
 
     def param_groups(self) -> list[dict[str, Any]]:
         """One group, or body + one group per head with its lr scale."""
@@ -206,6 +275,8 @@ class NoteLSTM(MidiModel):
             "time": (self.time_head, cfg.lr_scale_time),
             "velocity": (self.velocity_head, cfg.lr_scale_velocity),
         }
+        if cfg.n_instruments:
+            heads["instrument"] = (self.instrument_head, cfg.lr_scale_instrument)
         head_ids = {id(p) for m, _ in heads.values() for p in m.parameters()}
         body = [p for p in self.parameters() if id(p) not in head_ids]
         groups = [{"name": "body", "params": body, "lr_scale": 1.0}]

@@ -233,6 +233,31 @@ def _first(row: list[int], value: int) -> int:
     return row.index(value) if value in row else len(row)
 
 
+def note_programs(model: Any, instruments: Sequence[int] | None) -> tuple[Any, int]:
+    """``(allowed, program)`` for :func:`sample_notes`.
+
+    A model with an instrument head: ``allowed`` is a ``(K,)`` bool mask of the head's classes
+    (the requested ``instruments``, or all of them), ``program`` unused. A model without one
+    writes its single program (0 for runs from before instruments): ``allowed`` is None, and
+    asking it for any other instrument is an error that names the one it plays.
+    """
+    programs = [int(p) for p in getattr(model.config, "programs", [])]
+    if len(programs) > 1:
+        wanted = programs if instruments is None else [int(p) for p in instruments]
+        unknown = [p for p in wanted if p not in programs]
+        if unknown or not wanted:
+            raise MidiforgeError(
+                f"instruments: {wanted} are not all among the model's programs {programs}"
+            )
+        return torch.tensor([p in wanted for p in programs]), 0
+    only = programs[0] if programs else 0
+    if instruments is not None and [int(p) for p in instruments] != [only]:
+        raise MidiforgeError(
+            f"instruments: {list(instruments)} asked of a model that plays program {only} only"
+        )
+    return None, only
+
+
 @torch.inference_mode()
 def sample_notes(
     model: Any,
@@ -247,14 +272,18 @@ def sample_notes(
     velocity_noise: float = 0.0,
     seed: int | None = None,
     label: int | None = None,
-    program: int = 0,
+    instruments: Sequence[int] | None = None,
 ) -> list[Any]:
     """Sample ``n`` note sequences from a note model with pitch/time/velocity heads.
 
-    The pitch head goes through the same filters as tokens (``temperature`` is the pitch
-    temperature). The regression heads give a point estimate (the median log-time, the mean
-    velocity, in standardised units); ``time_noise`` / ``velocity_noise`` add Gaussian noise
-    with that standard deviation *in standardised units* before unscaling (0 = deterministic).
+    A model with an instrument head draws each note's instrument first (its logits at
+    ``temperature``, only among ``instruments`` when given: GM programs the model knows), then
+    the other heads conditioned on it; a model without one writes its one program (see
+    :func:`note_programs`). The pitch head goes through the same filters as tokens
+    (``temperature`` is the pitch temperature). The regression heads give a point estimate
+    (the median log-time, the mean velocity, in standardised units); ``time_noise`` /
+    ``velocity_noise`` add Gaussian noise with that standard deviation *in standardised units*
+    before unscaling (0 = deterministic). Primer notes keep their programs.
 
     Returns
     -------
@@ -263,12 +292,13 @@ def sample_notes(
     """
     import numpy as np
 
-    from midiforge.data.encode import FIELD, NOTE_FIELDS, frequency_hz
+    from midiforge.data.encode import FIELD, NOTE_FIELDS
 
     check_options(temperature, top_k, top_p)
     model.eval()
     device = next(model.parameters()).device
     gen = make_generator(seed, device)
+    allowed, program = note_programs(model, instruments)
     n_fields = len(NOTE_FIELDS)
     start = model.start_rows(n, n_fields, device)  # (n, 1, F)
     primer = np.zeros((0, n_fields), np.float32) if primer_notes is None else primer_notes
@@ -278,29 +308,48 @@ def sample_notes(
     onset = torch.full((n,), float(primer[-1, FIELD["onset"]]) if len(primer) else 0.0)
     rows = []
     for _ in range(max_notes):
+        heads, programs = out, torch.full((n,), float(program))
+        if allowed is not None:
+            logits = out["instrument"][:, -1].masked_fill(~allowed.to(device), NEG_INF)
+            inst = draw(filter_logits(logits, temperature=temperature), temperature, gen)  # (n,)
+            heads = model.heads(out["hidden"][:, -1:], inst[:, None])
+            programs = torch.tensor(model.config.programs, dtype=torch.float32)[inst.cpu()]
         logits = filter_logits(
-            out["pitch"][:, -1], temperature=temperature, top_k=top_k, top_p=top_p
+            heads["pitch"][:, -1], temperature=temperature, top_k=top_k, top_p=top_p
         )
         pitch = draw(logits, temperature, gen)  # (n,)
-        time = out["time"][:, -1]  # (n, 2)
-        vel = out["velocity"][:, -1]  # (n, 1)
+        time = heads["time"][:, -1]  # (n, 2)
+        vel = heads["velocity"][:, -1]  # (n, 1)
         if time_noise > 0:
             time = time + time_noise * torch.randn(time.shape, generator=gen, device=device)
         if velocity_noise > 0:
             vel = vel + velocity_noise * torch.randn(vel.shape, generator=gen, device=device)
-        raw = model.unscale(time, vel)  # (n, 3): delta, duration, velocity
-        onset = onset + raw[:, 0].cpu()
-        row = torch.zeros(n, n_fields)
-        row[:, FIELD["pitch"]] = pitch.float().cpu()
-        row[:, FIELD["onset"]] = onset
-        row[:, FIELD["delta"]] = raw[:, 0].cpu()
-        row[:, FIELD["duration"]] = raw[:, 1].cpu().clamp_min(MIN_DURATION_BEATS)
-        row[:, FIELD["velocity"]] = raw[:, 2].cpu().clamp(1, 127)
-        row[:, FIELD["program"]] = program
-        row[:, FIELD["frequency"]] = torch.from_numpy(
-            frequency_hz(row[:, FIELD["pitch"]].numpy()).astype(np.float32)
-        )
+        raw = model.unscale(time, vel).cpu()  # (n, 3): delta, duration, velocity
+        onset = onset + raw[:, 0]
+        row = _note_row(pitch.float().cpu(), onset, raw, programs, FIELD, n_fields)
         rows.append(row)
         out, state = model(row[:, None].to(device), label=label, cache=state)
     new = torch.stack(rows, dim=1).numpy()  # (n, max_notes, F)
     return [np.concatenate([primer, new[i]]).astype(np.float32) for i in range(n)]
+
+
+def _note_row(
+    pitch: torch.Tensor,
+    onset: torch.Tensor,
+    raw: torch.Tensor,
+    programs: torch.Tensor,
+    field: dict[str, int],
+    n_fields: int,
+) -> torch.Tensor:
+    """Raw note rows ``(n, F)`` of drawn pitches, onsets, (delta, duration, velocity), programs."""
+    from midiforge.data.encode import frequency_hz
+
+    row = torch.zeros(len(pitch), n_fields)
+    row[:, field["pitch"]] = pitch
+    row[:, field["onset"]] = onset
+    row[:, field["delta"]] = raw[:, 0]
+    row[:, field["duration"]] = raw[:, 1].clamp_min(MIN_DURATION_BEATS)
+    row[:, field["velocity"]] = raw[:, 2].clamp(1, 127)
+    row[:, field["program"]] = programs
+    row[:, field["frequency"]] = torch.from_numpy(frequency_hz(pitch.numpy()).astype("float32"))
+    return row

@@ -14,6 +14,23 @@ The loop is the ``diffusers`` pipeline shape: ``output = model(x_t, t, label)`` 
   after every step the known positions are overwritten with the known notes noised to the next
   step's level, so the new notes are denoised in agreement with them. A piece of K windows has
   ``L + (L − C)(K − 1)`` notes; the context notes are kept as they were, never re-decoded.
+* **A primer.** Every window then continues: the first inpaints the primer's last
+  ``min(C, P)`` notes, and the piece is the primer's P notes exactly, then ``K`` windows of
+  ``L − C`` new notes each.
+* **Resampling.** ``resample = R`` repeats every step of an inpainted window R times,
+  re-noising the result one step back in between (RePaint's resampling, Lugmayr et al. 2022,
+  with jump length 1): plain replacement only tells the unknown notes about the known ones
+  through the network's next input, which can leave a seam; resampling lets them settle
+  together. ``bench/diffusion_seams.py`` measures the seam with and without it.
+* **Instruments.** A run over several instruments denoises one ±1 channel per program
+  (:mod:`midiforge.models.note_features`); each note plays the program of its largest channel.
+  Asking for ``instruments`` is a projection, by the same inpainting: the channels of the
+  programs not asked for are *known* to be −1 (off) on every new note, so the other features
+  are denoised in agreement with "these instruments are silent", and the argmax runs over the
+  requested channels only. So that each requested instrument plays, a window whose new notes
+  give one of them fewer than ``MIN_SHARE`` of its fair share (N / k of the N new notes, at
+  least one note) hands it the notes whose channel for it comes closest to the winning one,
+  taken from instruments that have more than that share (:func:`spread_instruments`).
 """
 
 from __future__ import annotations
@@ -39,6 +56,8 @@ TRACE_PANEL_INCHES = (3.2, 3.0)  # width, height of one trace panel
 ONSET = NOTE_FIELDS.index("onset")
 PITCH = NOTE_FIELDS.index("pitch")
 DURATION = NOTE_FIELDS.index("duration")
+MIN_SHARE = 0.25  # a requested instrument gets at least this part of its fair share of notes
+OFF = -1.0  # the value of an instrument channel that is off
 
 
 @dataclass
@@ -95,22 +114,32 @@ def sample_window(
     known_mask: torch.Tensor | None = None,
     generator: torch.Generator | None = None,
     trace: Trace | None = None,
+    resample: int = 1,
 ) -> torch.Tensor:
     """Denoise one window of scaled features ``(batch, F, L)`` from pure noise.
 
-    ``known`` ``(batch, F, L)`` and ``known_mask`` ``(L,)`` bool fix some positions (RePaint):
-    after each step they are replaced by ``add_noise(known, fresh noise, t_prev)``, and by the
-    known values themselves at the end, so they come out exactly as given.
+    ``known`` ``(batch, F, L)`` and ``known_mask`` bool, ``(L,)`` (whole notes) or ``(F, L)``
+    (single channels too: instruments that are off), fix some values (RePaint): after each
+    step they are replaced by ``add_noise(known, fresh noise, t_prev)``, and by the known
+    values themselves at the end, so they come out exactly as given.
+
+    ``resample = R > 1`` (with known values) is RePaint's resampling: each step but the last
+    is taken R times, the result re-noised back to its level between takes
+    (:meth:`NoiseSchedule.renoise`), so the unknown notes are denoised again against known
+    notes that have already been harmonised with them; R times the network calls.
     """
     if scheduler.timesteps is None:
         raise MidiforgeError("the scheduler has no timesteps: call set_timesteps(n) first")
+    if resample < 1:
+        raise MidiforgeError(f"resample: {resample} rounds; use 1 (off) or more")
     device = next(model.parameters()).device
     shape = (batch, model.n_features, model.config.length)
     x = torch.randn(shape, generator=generator).to(device)  # x_T ~ N(0, I)
     steps = scheduler.timesteps.tolist()
     keep = None
     if known is not None and known_mask is not None:
-        keep = known_mask.to(device)[None, None, :]  # (1, 1, L)
+        keep = known_mask.to(device)
+        keep = keep[None, None, :] if keep.dim() == 1 else keep[None]  # (1, 1 or F, L)
         known = known.to(device)
         x = torch.where(keep, scheduler.add_noise(known, x, torch.tensor([steps[0]])), x)
     marks = set(np.linspace(0, len(steps), TRACE_SNAPSHOTS).round().astype(int).tolist())
@@ -118,15 +147,20 @@ def sample_window(
         if trace is not None and i in marks:
             trace.timesteps.append(int(t))
             trace.windows.append(_decode(model, x[0]))
-        output = guided_output(model, x, t, label, guidance)
-        if isinstance(scheduler, DDIMScheduler):
-            x, _ = scheduler.step(output, t, x, eta=eta, generator=generator)
-        else:
-            x, _ = scheduler.step(output, t, x, generator=generator)
-        if keep is not None:
-            prev = steps[i + 1] if i + 1 < len(steps) else -1
-            noise = torch.randn(shape, generator=generator).to(device)
-            x = torch.where(keep, scheduler.add_noise(known, noise, torch.tensor([prev])), x)
+        prev = steps[i + 1] if i + 1 < len(steps) else -1
+        rounds = resample if keep is not None and prev >= 0 else 1
+        for r in range(rounds):
+            output = guided_output(model, x, t, label, guidance)
+            if isinstance(scheduler, DDIMScheduler):
+                x, _ = scheduler.step(output, t, x, eta=eta, generator=generator)
+            else:
+                x, _ = scheduler.step(output, t, x, generator=generator)
+            if keep is not None:
+                noise = torch.randn(shape, generator=generator).to(device)
+                x = torch.where(keep, scheduler.add_noise(known, noise, torch.tensor([prev])), x)
+            if r < rounds - 1:  # back up one step: x_prev → x_t
+                noise = torch.randn(shape, generator=generator).to(device)
+                x = scheduler.renoise(x, noise, prev, t)
     if trace is not None:
         trace.timesteps.append(-1)
         trace.windows.append(_decode(model, x[0]))
@@ -136,6 +170,133 @@ def sample_window(
 def _decode(model: NoteDiffusion, features: torch.Tensor, **kwargs: Any) -> np.ndarray:
     """Raw rows ``(L, n_fields)`` of one window's features ``(F, L)``."""
     return model.scaler.decode(features.T.float().cpu().numpy(), **kwargs)
+
+
+def spread_instruments(
+    scores: np.ndarray, chosen: np.ndarray, channels: list[int], share: float = MIN_SHARE
+) -> np.ndarray:
+    """``chosen`` (channel per note, ``(N,)``) with each of ``channels`` given at least
+    ``max(1, floor(share · N / k))`` notes where it can be.
+
+    A short channel takes, one at a time, the note whose score ``scores[:, c]`` ``(N, K)``
+    comes closest to the score of the channel it plays now, from channels holding more than
+    that minimum (so no channel is pushed below it).
+    """
+    chosen = np.asarray(chosen, dtype=np.int64).copy()
+    n, k = len(chosen), len(channels)
+    if k < 2 or n == 0:
+        return chosen
+    need = max(1, int(share * n / k))
+    rows = np.arange(n)
+    for c in channels:
+        while (chosen == c).sum() < need:
+            counts = np.bincount(chosen, minlength=scores.shape[1])
+            donor = (counts[chosen] > need) & (chosen != c)
+            if not donor.any():
+                break
+            margin = np.where(donor, scores[:, c] - scores[rows, chosen], -np.inf)
+            chosen[int(margin.argmax())] = c
+    return chosen
+
+
+def instrument_channels(model: NoteDiffusion, instruments: Any) -> list[int] | None:
+    """The channel indices of the requested GM programs (None: every channel, the model
+    chooses). A model without instrument channels plays its one program; asking it for any
+    other is an error naming the one it plays, as is a program the run does not know."""
+    if instruments is None:
+        return None
+    wanted = [int(p) for p in instruments]
+    scaler = model.scaler
+    if not scaler.n_instruments:
+        only = scaler.programs[0] if scaler.programs else 0
+        if wanted != [only]:
+            raise MidiforgeError(
+                f"instruments: {wanted} asked of a model that plays program {only} only"
+            )
+        return None
+    unknown = [p for p in wanted if p not in scaler.programs]
+    if unknown or not wanted:
+        raise MidiforgeError(
+            f"instruments: {wanted} are not all among the model's programs {scaler.programs}"
+        )
+    return [scaler.programs.index(p) for p in wanted]
+
+
+@dataclass
+class _Windows:
+    """What every window of one :func:`generate_notes` call is sampled and decoded with."""
+
+    model: NoteDiffusion
+    scheduler: DDPMScheduler | DDIMScheduler
+    label: int
+    guidance: float
+    eta: float
+    generator: torch.Generator
+    channels: list[int] | None  # requested instrument channels (None: all)
+    fixed_time: float | None
+    resample: int = 1  # RePaint rounds per step of an inpainted window
+
+    def off(self) -> torch.Tensor:
+        """``(F,)`` bool: the instrument channels known to be off (not requested)."""
+        scaler = self.model.scaler
+        off = torch.zeros(self.model.n_features, dtype=torch.bool)
+        if self.channels is not None and scaler.n_instruments:
+            first = len(scaler.continuous)
+            off[first:] = True
+            off[[first + c for c in self.channels]] = False
+        return off
+
+    def sample(self, batch: int, known: torch.Tensor | None, context: int, trace: Any = None):
+        """One window ``(batch, F, L)``: the first ``context`` notes of ``known`` kept, the
+        channels of instruments not asked for held off."""
+        length, off = self.model.config.length, self.off()
+        mask = (torch.arange(length) < context)[None, :] | off[:, None]  # (F, L)
+        if known is None:
+            known = torch.zeros(batch, self.model.n_features, length)
+        known = known.clone()
+        known[:, off, context:] = OFF
+        use = bool(mask.any())
+        return sample_window(
+            self.model, self.scheduler, batch=batch, label=self.label, guidance=self.guidance,
+            eta=self.eta, known=known if use else None, known_mask=mask if use else None,
+            generator=self.generator, trace=trace, resample=self.resample,
+        )  # fmt: skip
+
+    def decode(self, window: torch.Tensor, context: int, start: float | None) -> np.ndarray:
+        """Raw rows of one window's new notes (those after ``context``)."""
+        feats = window[:, context:].T.float().cpu().numpy()  # (N, F)
+        scaler = self.model.scaler
+        chosen = scaler.choose_instruments(feats, self.programs())
+        if self.channels is not None and scaler.n_instruments:
+            scores = feats[:, len(scaler.continuous) :]
+            chosen = spread_instruments(scores, chosen, self.channels)
+        return scaler.decode(feats, fixed_time=self.fixed_time, start=start, instruments=chosen)
+
+    def programs(self) -> list[int] | None:
+        if self.channels is None:
+            return None
+        return [self.model.scaler.programs[c] for c in self.channels]
+
+
+def _scheduler(model: NoteDiffusion, steps: int | None, eta: float):
+    if steps is None:
+        scheduler = make_scheduler(model.config.schedule, "ddpm")
+        scheduler.set_timesteps()
+        if eta != 0.0:
+            log.info("eta=%s is ignored: DDPM (no --steps) always samples with full noise", eta)
+    else:
+        scheduler = make_scheduler(model.config.schedule, "ddim")
+        scheduler.set_timesteps(steps)
+    return scheduler
+
+
+def _generator(seed: int | None) -> torch.Generator:
+    generator = torch.Generator()
+    if seed is None:
+        generator.seed()
+    else:
+        generator.manual_seed(int(seed))
+    return generator
 
 
 def generate_notes(
@@ -151,6 +312,9 @@ def generate_notes(
     seed: int | None = 0,
     fixed_time: float | None = None,
     trace: str | Path | None = None,
+    instruments: Any = None,
+    primer: np.ndarray | None = None,
+    resample: int = 1,
 ) -> list[np.ndarray]:
     """Sample ``n`` pieces of ``number`` windows each as raw note rows.
 
@@ -168,6 +332,12 @@ def generate_notes(
     seed : seeds all noise, so equal arguments give equal pieces; None draws a fresh seed.
     fixed_time : beats; put notes on a fixed grid (see ``FeatureScaler.decode``).
     trace : a PNG path for a picture of the first window being denoised.
+    instruments : GM programs the new notes may play (None: the model chooses); see the
+        module docstring.
+    primer : raw note rows ``(P, n_fields)`` to continue: every window is then inpainted,
+        the first one from the primer's last ``min(C, P)`` notes, and the piece is the primer
+        (kept exactly) followed by ``number`` windows of new notes.
+    resample : RePaint rounds per denoising step of an inpainted window (1 = off).
 
     Returns
     -------
@@ -181,50 +351,61 @@ def generate_notes(
         raise MidiforgeError(f"number: {number} windows; ask for at least 1")
     if not 0 <= context < length:
         raise MidiforgeError(f"context: {context} notes; use 0..{length - 1} (below the window)")
-    if steps is None:
-        scheduler = make_scheduler(model.config.schedule, "ddpm")
-        scheduler.set_timesteps()
-        if eta != 0.0:
-            log.info("eta=%s is ignored: DDPM (no --steps) always samples with full noise", eta)
-    else:
-        scheduler = make_scheduler(model.config.schedule, "ddim")
-        scheduler.set_timesteps(steps)
     label_index = resolve_label(model, label)
     if label_index == NO_LABEL and guidance != 1.0:
         log.info("guidance=%s has no effect without a label: sampling unconditionally", guidance)
-    generator = torch.Generator()
-    if seed is None:
-        generator.seed()
-    else:
-        generator.manual_seed(int(seed))
+    windows = _Windows(
+        model, _scheduler(model, steps, eta), label_index, guidance, eta, _generator(seed),
+        instrument_channels(model, instruments), fixed_time, resample,
+    )  # fmt: skip
     was_training = model.training
     model.eval()
     recorder = Trace() if trace is not None else None
     try:
-        x = sample_window(
-            model, scheduler, batch=n, label=label_index, guidance=guidance, eta=eta,
-            generator=generator, trace=recorder,
-        )  # fmt: skip
-        pieces = [_decode(model, x[i], fixed_time=fixed_time) for i in range(n)]
-        known_mask = torch.arange(length) < context  # (L,)
-        for _ in range(number - 1):
-            tails = np.stack([p[len(p) - context :] for p in pieces])  # (n, C, n_fields)
-            known = torch.zeros(n, model.n_features, length)
-            if context:
-                known[:, :, :context] = model.encode(torch.from_numpy(tails))  # (n, F, C)
-            x = sample_window(
-                model, scheduler, batch=n, label=label_index, guidance=guidance, eta=eta,
-                known=known, known_mask=known_mask, generator=generator,
-            )  # fmt: skip
-            for i, piece in enumerate(pieces):
-                start = float(piece[-1, ONSET]) if len(piece) else 0.0
-                new = _decode(model, x[i, :, context:], fixed_time=fixed_time, start=start)
-                pieces[i] = np.concatenate([piece, new])
+        if primer is None:  # the first window is free, the others continue it
+            x = windows.sample(n, None, 0, trace=recorder)
+            pieces = [windows.decode(x[i], 0, None) for i in range(n)]
+        else:  # every window continues the primer
+            pieces = _primer_pieces(primer, n)
+        first = recorder if primer is not None else None
+        for k in range(number - (primer is None)):
+            _continue(model, windows, pieces, context, first if k == 0 else None)
     finally:
         model.train(was_training)
     if recorder is not None:
         draw_trace(recorder, trace)
     return pieces
+
+
+def _primer_pieces(primer: np.ndarray, n: int) -> list[np.ndarray]:
+    primer = np.asarray(primer, dtype=np.float32)
+    if primer.ndim != 2 or primer.shape[1] != len(NOTE_FIELDS) or len(primer) == 0:
+        raise MidiforgeError(
+            f"primer: expected note rows of shape (notes >= 1, {len(NOTE_FIELDS)}), got "
+            f"{primer.shape}; give a MIDI file with notes"
+        )
+    return [primer.copy() for _ in range(n)]
+
+
+def _continue(
+    model: NoteDiffusion,
+    windows: _Windows,
+    pieces: list[np.ndarray],
+    context: int,
+    trace: Trace | None,
+) -> None:
+    """Append one inpainted window to every piece (all the same length): its last
+    ``min(context, len)`` notes known, the rest denoised in agreement with them."""
+    n, length = len(pieces), model.config.length
+    c = min(context, len(pieces[0]))
+    known = torch.zeros(n, model.n_features, length)
+    if c:
+        tails = np.stack([p[len(p) - c :] for p in pieces])  # (n, C, n_fields)
+        known[:, :, :c] = model.encode(torch.from_numpy(tails))  # (n, F, C)
+    x = windows.sample(n, known, c, trace=trace)
+    for i, piece in enumerate(pieces):
+        start = float(piece[-1, ONSET]) if len(piece) else 0.0
+        pieces[i] = np.concatenate([piece, windows.decode(x[i], c, start)])
 
 
 def draw_trace(trace: Trace, path: str | Path) -> Path:

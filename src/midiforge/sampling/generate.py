@@ -178,14 +178,36 @@ def _sample_tokens(run: Any, opts: GenerateOptions, primer: Score | None, label:
     return scores, generated, errors
 
 
+def _requested_programs(run: Any, opts: GenerateOptions) -> list[int] | None:
+    """The GM programs ``opts.instruments`` names, among those the model knows (None: the
+    model chooses); an instrument it never saw is a one-line error naming the ones it knows."""
+    if opts.instruments is None:
+        return None
+    from midiforge.instruments import resolve_instruments
+
+    known = list(getattr(run.model.config, "programs", None) or run.instruments)
+    return resolve_instruments(opts.instruments, known)
+
+
+def _primer_notes(run: Any, primer: Score | None) -> np.ndarray | None:
+    """The primer's note rows: every track with its program (drums too) for a model with
+    instruments, else merged into one stream as the model was trained."""
+    from midiforge.data.encode import notes_from_score
+
+    if primer is None:
+        return None
+    if len(getattr(run.model.config, "programs", [])) > 1:
+        return notes_from_score(primer)
+    return notes_from_score(_one_stream(primer))
+
+
 def _sample_notes(run: Any, opts: GenerateOptions, primer: Score | None, label: int | None):
     """Note models: primer notes → per-head sampler → ``score_from_notes``."""
-    from midiforge.data.encode import notes_from_score, score_from_notes
+    from midiforge.data.encode import score_from_notes
     from midiforge.sampling.autoregressive import sample_notes
 
-    primer_notes = None
-    if primer is not None:
-        primer_notes = notes_from_score(_one_stream(primer))
+    programs = _requested_programs(run, opts)
+    primer_notes = _primer_notes(run, primer)
     notes = sample_notes(
         run.model,
         n=opts.n,
@@ -198,21 +220,20 @@ def _sample_notes(run: Any, opts: GenerateOptions, primer: Score | None, label: 
         velocity_noise=opts.noise,
         seed=opts.seed,
         label=label,
+        instruments=programs,
     )
     n_primer = 0 if primer_notes is None else len(primer_notes)
     return [score_from_notes(x) for x in notes], [len(x) - n_primer for x in notes], []
 
 
 def _sample_diffusion(run: Any, opts: GenerateOptions, primer: Score | None, label: int | None):
-    """Diffusion models: windows of notes denoised, continued by inpainting."""
+    """Diffusion models: windows of notes denoised, continued by inpainting (from the primer's
+    last notes when there is one)."""
     from midiforge.data.encode import score_from_notes
     from midiforge.sampling.diffusion import generate_notes
 
-    if primer is not None:
-        raise MidiforgeError(
-            "primer: diffusion runs do not take a primer; drop --primer (use --number and "
-            "--context for longer pieces)"
-        )
+    programs = _requested_programs(run, opts)
+    primer_notes = _primer_notes(run, primer)
     notes = generate_notes(
         run.model,
         n=opts.n,
@@ -225,8 +246,12 @@ def _sample_diffusion(run: Any, opts: GenerateOptions, primer: Score | None, lab
         seed=opts.seed,
         fixed_time=opts.fixed_time,
         trace=opts.trace,
+        instruments=programs,
+        primer=primer_notes,
+        resample=opts.resample,
     )
-    return [score_from_notes(x) for x in notes], [len(x) for x in notes], []
+    n_primer = 0 if primer_notes is None else len(primer_notes)
+    return [score_from_notes(x) for x in notes], [len(x) - n_primer for x in notes], []
 
 
 # (run, options, primer Score or None, label index or None)

@@ -186,6 +186,10 @@ class GenerateOptions:
     context: int | None = field(default=None, metadata=spec(
         help="notes each new window keeps (default: half a window)", samplers=DIFFUSION,
         unit="notes", lo=0, metavar="C"))
+    resample: int = field(default=1, metadata=spec(
+        help="RePaint resampling: repeat each denoising step of an inpainted window R times, "
+        "re-noising one step in between (smoother seams, R times the work)",
+        samplers=DIFFUSION, unit="rounds", lo=1, metavar="R", note="1 = off"))
     fixed_time: float | None = field(default=None, metadata=spec(
         help="put notes on a fixed grid of this many beats", samplers=DIFFUSION,
         unit="beats", lo=0.0, lo_open=True, metavar="BEATS"))

@@ -199,12 +199,26 @@ def check_same_tokenizer(data: Any, data_path: Path, init_run: Path, init_cfg: d
 
 
 def _fill_from_dataset(values: dict[str, Any], cls: type, data: Any, labels: list[str]) -> None:
-    """``vocab_size`` and ``n_labels`` come from the dataset, never from the user."""
+    """``vocab_size``, ``n_labels`` and ``programs`` come from the dataset, never the user."""
     names = {f.name for f in dataclasses.fields(cls)}
     if "vocab_size" in names:
         values["vocab_size"] = int((data.manifest.get("tokenizer") or {}).get("vocab_size", 0))
     if "n_labels" in names:
         values["n_labels"] = len(labels)
+    if "programs" in names:
+        values["programs"] = _dataset_programs(data)
+
+
+def _dataset_programs(data: Any) -> list[int]:
+    """The instruments a note model learns: the manifest's (``PreparedDataset.instruments``), or
+    for a dataset written before that key, the programs its train notes carry."""
+    if data.manifest.get("instruments"):
+        return [int(p) for p in data.instruments]
+    fields = list(data.manifest.get("note_fields", []))
+    if "program" not in fields:
+        return [int(p) for p in data.instruments]
+    flat = np.asarray(data.notes("train").flat).reshape(-1, len(fields))
+    return sorted(int(p) for p in np.unique(flat[:, fields.index("program")]))
 
 
 # --------------------------------------------------------------------------- train
