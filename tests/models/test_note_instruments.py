@@ -16,7 +16,7 @@ from midiforge.data import encode
 from midiforge.errors import MidiforgeError
 from midiforge.models import registry
 from midiforge.models.note_features import fit_scaler, program_indices
-from midiforge.sampling.diffusion import spread_instruments
+from midiforge.sampling.diffusion_instruments import spread_instruments
 from midiforge.schema import FIELD, NOTE_FIELDS
 
 SONGS = ("Funkytown.mid", "Mr. Blue Sky.mid")

@@ -30,7 +30,8 @@ The loop is the ``diffusers`` pipeline shape: ``output = model(x_t, t, label)`` 
   requested channels only. So that each requested instrument plays, a window whose new notes
   give one of them fewer than ``MIN_SHARE`` of its fair share (N / k of the N new notes, at
   least one note) hands it the notes whose channel for it comes closest to the winning one,
-  taken from instruments that have more than that share (:func:`spread_instruments`).
+  taken from instruments that have more than that share
+  (:mod:`midiforge.sampling.diffusion_instruments`).
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ import torch
 from midiforge.errors import MidiforgeError
 from midiforge.models.diffusion import NoteDiffusion
 from midiforge.models.diffusion_schedule import DDIMScheduler, DDPMScheduler, make_scheduler
+from midiforge.sampling.diffusion_instruments import instrument_channels, spread_instruments
 from midiforge.schema import NO_LABEL, NOTE_FIELDS
 
 log = logging.getLogger(__name__)
@@ -56,7 +58,6 @@ TRACE_PANEL_INCHES = (3.2, 3.0)  # width, height of one trace panel
 ONSET = NOTE_FIELDS.index("onset")
 PITCH = NOTE_FIELDS.index("pitch")
 DURATION = NOTE_FIELDS.index("duration")
-MIN_SHARE = 0.25  # a requested instrument gets at least this part of its fair share of notes
 OFF = -1.0  # the value of an instrument channel that is off
 
 
@@ -170,56 +171,6 @@ def sample_window(
 def _decode(model: NoteDiffusion, features: torch.Tensor, **kwargs: Any) -> np.ndarray:
     """Raw rows ``(L, n_fields)`` of one window's features ``(F, L)``."""
     return model.scaler.decode(features.T.float().cpu().numpy(), **kwargs)
-
-
-def spread_instruments(
-    scores: np.ndarray, chosen: np.ndarray, channels: list[int], share: float = MIN_SHARE
-) -> np.ndarray:
-    """``chosen`` (channel per note, ``(N,)``) with each of ``channels`` given at least
-    ``max(1, floor(share · N / k))`` notes where it can be.
-
-    A short channel takes, one at a time, the note whose score ``scores[:, c]`` ``(N, K)``
-    comes closest to the score of the channel it plays now, from channels holding more than
-    that minimum (so no channel is pushed below it).
-    """
-    chosen = np.asarray(chosen, dtype=np.int64).copy()
-    n, k = len(chosen), len(channels)
-    if k < 2 or n == 0:
-        return chosen
-    need = max(1, int(share * n / k))
-    rows = np.arange(n)
-    for c in channels:
-        while (chosen == c).sum() < need:
-            counts = np.bincount(chosen, minlength=scores.shape[1])
-            donor = (counts[chosen] > need) & (chosen != c)
-            if not donor.any():
-                break
-            margin = np.where(donor, scores[:, c] - scores[rows, chosen], -np.inf)
-            chosen[int(margin.argmax())] = c
-    return chosen
-
-
-def instrument_channels(model: NoteDiffusion, instruments: Any) -> list[int] | None:
-    """The channel indices of the requested GM programs (None: every channel, the model
-    chooses). A model without instrument channels plays its one program; asking it for any
-    other is an error naming the one it plays, as is a program the run does not know."""
-    if instruments is None:
-        return None
-    wanted = [int(p) for p in instruments]
-    scaler = model.scaler
-    if not scaler.n_instruments:
-        only = scaler.programs[0] if scaler.programs else 0
-        if wanted != [only]:
-            raise MidiforgeError(
-                f"instruments: {wanted} asked of a model that plays program {only} only"
-            )
-        return None
-    unknown = [p for p in wanted if p not in scaler.programs]
-    if unknown or not wanted:
-        raise MidiforgeError(
-            f"instruments: {wanted} are not all among the model's programs {scaler.programs}"
-        )
-    return [scaler.programs.index(p) for p in wanted]
 
 
 @dataclass
