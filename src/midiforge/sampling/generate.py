@@ -108,6 +108,8 @@ def _sample_tokens(run: Any, opts: GenerateOptions, primer: Score | None, label:
     from midiforge.data.encode import ids_to_score, score_to_ids, special_ids
     from midiforge.sampling.autoregressive import sample
     from midiforge.sampling.grammar import TypeGrammar, count_errors
+    from midiforge.sampling.musical import Musical, add_end_marker
+    from midiforge.sampling.token_rules import musical_constraints
 
     tok = run.tokenizer
     if tok is None:
@@ -118,6 +120,12 @@ def _sample_tokens(run: Any, opts: GenerateOptions, primer: Score | None, label:
         if not tok.config.use_programs and len(primer.tracks) > 1:
             primer = _one_stream(primer)
         start = start + score_to_ids(tok, primer)
+    # the rules after the grammar, in the order sampling.constraints documents; the musician's
+    # (key, range, polyphony, length) need REMI's grammar, so they switch the grammar mask on
+    musical = musical_constraints(
+        tok, Musical.from_options(opts), max_tokens=opts.max_tokens, primer_ids=start
+    )
+    constraints = [*musical]
     seqs = sample(
         run.model,
         n=opts.n,
@@ -128,17 +136,21 @@ def _sample_tokens(run: Any, opts: GenerateOptions, primer: Score | None, label:
         top_p=opts.top_p,
         seed=opts.seed,
         label=label,
-        grammar=TypeGrammar(tok) if opts.grammar_mask else None,
+        grammar=TypeGrammar(tok) if opts.grammar_mask or musical else None,
         window=opts.window,
         eos_id=specials.get("EOS"),
         kv_cache=opts.kv_cache,
+        constraints=constraints,
     )
+    ends = musical[0].end_ticks() if musical else None
     scores, generated, errors = [], [], []
-    for ids in seqs:
+    for i, ids in enumerate(seqs):
         new = ids[len(start) :]
         generated.append(len(new))
         errors.append(count_errors(tok, ids[1:]))
         scores.append(ids_to_score(tok, ids))
+        if ends is not None:
+            add_end_marker(scores[-1], ends[i])
     return scores, generated, errors
 
 
