@@ -248,6 +248,7 @@ def sample_notes(
     seed: int | None = None,
     label: int | None = None,
     program: int = 0,
+    rules: Any = None,
 ) -> list[Any]:
     """Sample ``n`` note sequences from a note model with pitch/time/velocity heads.
 
@@ -255,6 +256,10 @@ def sample_notes(
     temperature). The regression heads give a point estimate (the median log-time, the mean
     velocity, in standardised units); ``time_noise`` / ``velocity_noise`` add Gaussian noise
     with that standard deviation *in standardised units* before unscaling (0 = deterministic).
+
+    ``rules`` (a :class:`midiforge.sampling.note_rules.NoteRules`, or None) applies the
+    musician's constraints: its ``pitch_mask()`` joins the filters first, its ``place()`` moves
+    or shortens each drawn note, and a sample ends where it says the piece is over.
 
     Returns
     -------
@@ -278,8 +283,9 @@ def sample_notes(
     onset = torch.full((n,), float(primer[-1, FIELD["onset"]]) if len(primer) else 0.0)
     rows = []
     for _ in range(max_notes):
+        allowed = None if rules is None else rules.pitch_mask().to(device)
         logits = filter_logits(
-            out["pitch"][:, -1], temperature=temperature, top_k=top_k, top_p=top_p
+            out["pitch"][:, -1], temperature=temperature, top_k=top_k, top_p=top_p, allowed=allowed
         )
         pitch = draw(logits, temperature, gen)  # (n,)
         time = out["time"][:, -1]  # (n, 2)
@@ -289,18 +295,24 @@ def sample_notes(
         if velocity_noise > 0:
             vel = vel + velocity_noise * torch.randn(vel.shape, generator=gen, device=device)
         raw = model.unscale(time, vel)  # (n, 3): delta, duration, velocity
-        onset = onset + raw[:, 0].cpu()
+        start, duration = onset + raw[:, 0].cpu(), raw[:, 1].cpu().clamp_min(MIN_DURATION_BEATS)
+        if rules is not None:
+            start, duration = rules.place(pitch.cpu(), start, duration)
         row = torch.zeros(n, n_fields)
         row[:, FIELD["pitch"]] = pitch.float().cpu()
-        row[:, FIELD["onset"]] = onset
-        row[:, FIELD["delta"]] = raw[:, 0].cpu()
-        row[:, FIELD["duration"]] = raw[:, 1].cpu().clamp_min(MIN_DURATION_BEATS)
+        row[:, FIELD["onset"]] = start
+        row[:, FIELD["delta"]] = start - onset
+        row[:, FIELD["duration"]] = duration
+        onset = start
         row[:, FIELD["velocity"]] = raw[:, 2].cpu().clamp(1, 127)
         row[:, FIELD["program"]] = program
         row[:, FIELD["frequency"]] = torch.from_numpy(
             frequency_hz(row[:, FIELD["pitch"]].numpy()).astype(np.float32)
         )
         rows.append(row)
+        if rules is not None and not bool(rules.alive.any()):
+            break
         out, state = model(row[:, None].to(device), label=label, cache=state)
-    new = torch.stack(rows, dim=1).numpy()  # (n, max_notes, F)
-    return [np.concatenate([primer, new[i]]).astype(np.float32) for i in range(n)]
+    new = torch.stack(rows, dim=1).numpy()  # (n, notes drawn, F)
+    kept = [new.shape[1]] * n if rules is None else rules.kept.tolist()
+    return [np.concatenate([primer, new[i, : kept[i]]]).astype(np.float32) for i in range(n)]

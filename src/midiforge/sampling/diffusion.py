@@ -33,6 +33,7 @@ from midiforge.schema import NO_LABEL, NOTE_FIELDS
 
 log = logging.getLogger(__name__)
 
+MAX_LENGTH_WINDOWS = 64  # windows added at most to reach a length the rules ask for
 TRACE_SNAPSHOTS = 6  # pictures in a denoising trace, from pure noise to the final notes
 TRACE_DPI = 100
 TRACE_PANEL_INCHES = (3.2, 3.0)  # width, height of one trace panel
@@ -95,12 +96,15 @@ def sample_window(
     known_mask: torch.Tensor | None = None,
     generator: torch.Generator | None = None,
     trace: Trace | None = None,
+    project: Any = None,
 ) -> torch.Tensor:
     """Denoise one window of scaled features ``(batch, F, L)`` from pure noise.
 
     ``known`` ``(batch, F, L)`` and ``known_mask`` ``(L,)`` bool fix some positions (RePaint):
     after each step they are replaced by ``add_noise(known, fresh noise, t_prev)``, and by the
-    known values themselves at the end, so they come out exactly as given.
+    known values themselves at the end, so they come out exactly as given. ``project`` (a
+    callable on ``(batch, F, L)``, e.g. :meth:`~midiforge.sampling.note_rules.DiffusionRules.
+    project`) moves every step's result onto what the musician's constraints allow.
     """
     if scheduler.timesteps is None:
         raise MidiforgeError("the scheduler has no timesteps: call set_timesteps(n) first")
@@ -123,6 +127,8 @@ def sample_window(
             x, _ = scheduler.step(output, t, x, eta=eta, generator=generator)
         else:
             x, _ = scheduler.step(output, t, x, generator=generator)
+        if project is not None:
+            x = project(x)
         if keep is not None:
             prev = steps[i + 1] if i + 1 < len(steps) else -1
             noise = torch.randn(shape, generator=generator).to(device)
@@ -151,6 +157,7 @@ def generate_notes(
     seed: int | None = 0,
     fixed_time: float | None = None,
     trace: str | Path | None = None,
+    rules: Any = None,
 ) -> list[np.ndarray]:
     """Sample ``n`` pieces of ``number`` windows each as raw note rows.
 
@@ -168,6 +175,10 @@ def generate_notes(
     seed : seeds all noise, so equal arguments give equal pieces; None draws a fresh seed.
     fixed_time : beats; put notes on a fixed grid (see ``FeatureScaler.decode``).
     trace : a PNG path for a picture of the first window being denoised.
+    rules : a :class:`~midiforge.sampling.note_rules.DiffusionRules` (the musician's hard
+        constraints): its ``project`` runs after every step, windows are added past ``number``
+        (up to ``MAX_LENGTH_WINDOWS``) while a piece is ``short`` of its length, and each piece
+        goes through ``finish`` at the end.
 
     Returns
     -------
@@ -200,21 +211,26 @@ def generate_notes(
     was_training = model.training
     model.eval()
     recorder = Trace() if trace is not None else None
+    project = None if rules is None else rules.project
     try:
         x = sample_window(
             model, scheduler, batch=n, label=label_index, guidance=guidance, eta=eta,
-            generator=generator, trace=recorder,
+            generator=generator, trace=recorder, project=project,
         )  # fmt: skip
         pieces = [_decode(model, x[i], fixed_time=fixed_time) for i in range(n)]
         known_mask = torch.arange(length) < context  # (L,)
-        for _ in range(number - 1):
+        windows = 1
+        while windows < number or (
+            rules is not None and windows < MAX_LENGTH_WINDOWS and rules.short(pieces)
+        ):
+            windows += 1
             tails = np.stack([p[len(p) - context :] for p in pieces])  # (n, C, n_fields)
             known = torch.zeros(n, model.n_features, length)
             if context:
                 known[:, :, :context] = model.encode(torch.from_numpy(tails))  # (n, F, C)
             x = sample_window(
                 model, scheduler, batch=n, label=label_index, guidance=guidance, eta=eta,
-                known=known, known_mask=known_mask, generator=generator,
+                known=known, known_mask=known_mask, generator=generator, project=project,
             )  # fmt: skip
             for i, piece in enumerate(pieces):
                 start = float(piece[-1, ONSET]) if len(piece) else 0.0
@@ -224,7 +240,7 @@ def generate_notes(
         model.train(was_training)
     if recorder is not None:
         draw_trace(recorder, trace)
-    return pieces
+    return pieces if rules is None else [rules.finish(p) for p in pieces]
 
 
 def draw_trace(trace: Trace, path: str | Path) -> Path:

@@ -158,10 +158,14 @@ def _sample_notes(run: Any, opts: GenerateOptions, primer: Score | None, label: 
     """Note models: primer notes → per-head sampler → ``score_from_notes``."""
     from midiforge.data.encode import notes_from_score, score_from_notes
     from midiforge.sampling.autoregressive import sample_notes
+    from midiforge.sampling.musical import Musical
+    from midiforge.sampling.note_rules import NoteRules
 
     primer_notes = None
     if primer is not None:
         primer_notes = notes_from_score(_one_stream(primer))
+    musical = Musical.from_options(opts)
+    rules = NoteRules(musical, opts.n, primer=primer_notes) if musical.active else None
     notes = sample_notes(
         run.model,
         n=opts.n,
@@ -174,21 +178,28 @@ def _sample_notes(run: Any, opts: GenerateOptions, primer: Score | None, label: 
         velocity_noise=opts.noise,
         seed=opts.seed,
         label=label,
+        rules=rules,
     )
     n_primer = 0 if primer_notes is None else len(primer_notes)
-    return [score_from_notes(x) for x in notes], [len(x) - n_primer for x in notes], []
+    scores = [score_from_notes(x) for x in notes]
+    _mark_end(scores, None if rules is None else rules.end_beats())
+    return scores, [len(x) - n_primer for x in notes], []
 
 
 def _sample_diffusion(run: Any, opts: GenerateOptions, primer: Score | None, label: int | None):
     """Diffusion models: windows of notes denoised, continued by inpainting."""
-    from midiforge.data.encode import score_from_notes
+    from midiforge.data.encode import DEFAULT_TPQ, score_from_notes
     from midiforge.sampling.diffusion import generate_notes
+    from midiforge.sampling.musical import Musical
+    from midiforge.sampling.note_rules import DiffusionRules
 
     if primer is not None:
         raise MidiforgeError(
             "primer: diffusion runs do not take a primer; drop --primer (use --number and "
             "--context for longer pieces)"
         )
+    musical = Musical.from_options(opts)
+    rules = DiffusionRules(musical, run.model.scaler) if musical.active else None
     notes = generate_notes(
         run.model,
         n=opts.n,
@@ -201,8 +212,20 @@ def _sample_diffusion(run: Any, opts: GenerateOptions, primer: Score | None, lab
         seed=opts.seed,
         fixed_time=opts.fixed_time,
         trace=opts.trace,
+        rules=rules,
     )
-    return [score_from_notes(x) for x in notes], [len(x) for x in notes], []
+    scores = [score_from_notes(x) for x in notes]
+    _mark_end(scores, None if rules is None or rules.end is None else rules.end / DEFAULT_TPQ)
+    return scores, [len(x) for x in notes], []
+
+
+def _mark_end(scores: list[Score], end_beats: float | None) -> None:
+    """Note runs with a length: each file ends on the last bar line (see sampling.musical)."""
+    from midiforge.sampling.musical import add_end_marker
+
+    if end_beats is not None:
+        for score in scores:
+            add_end_marker(score, round(end_beats * score.ticks_per_quarter))
 
 
 # (run, options, primer Score or None, label index or None)

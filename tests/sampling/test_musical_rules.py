@@ -1,6 +1,7 @@
-"""The musician's hard constraints on token models: tiny transformer, GRU and LSTM runs trained
-a few steps on real POP909/Nottingham files (barely trained models are the hardest case: they
-would put anything anywhere), 20 pieces each, every note of every written file checked."""
+"""The musician's hard constraints for every family: tiny transformer, GRU, LSTM (with Program
+tokens), multi-head LSTM and diffusion runs trained a few steps on real POP909/Nottingham files
+(barely trained models are the hardest case: they would put anything anywhere), 20 pieces each,
+every note of every written file checked."""
 
 from __future__ import annotations
 
@@ -19,8 +20,10 @@ from midiforge.io.midi import load_midi
 from midiforge.metrics.adherence import length_bars, max_polyphony, pitched_notes
 from midiforge.pitches import scale_pitches
 from midiforge.sampling.generate import generate
-from midiforge.sampling.musical import END_MARKER
+from midiforge.sampling.musical import END_MARKER, Musical
+from midiforge.sampling.note_rules import DiffusionRules
 from midiforge.sampling.remi_state import RemiState, RemiVocab, check_tokenizer
+from midiforge.store.run_dir import load_run
 from midiforge.training.run import train
 
 N_PER_CORPUS = 5
@@ -34,7 +37,11 @@ TINY = {
                     "model.max_seq_len=64", "model.max_rel=32"],
     "gru": RNN,
     "lstm": RNN,
+    "lstm-multihead": ["model.d_pitch=16", "model.d_hidden=32", "model.n_layers=1"],
+    "diffusion": ["model.length=32", "model.channels=16", "model.attention_layers=1",
+                  "model.attention_heads=2", "model.time_dim=32"],
 }  # fmt: skip
+FAMILY_OPTIONS = {"diffusion": {"steps": 8}}  # DDIM: a few steps, not all 1000
 PROGRAMS = {"lstm"}  # this family's run is prepared with --tracks all: Program tokens
 ASK = {"key": "D minor", "range": "C3-C6", "max_polyphony": 3, "bars": 4}
 LOW, HIGH = 48, 84  # C3, C6
@@ -88,7 +95,7 @@ def _bar_ticks(score) -> int:
 @pytest.mark.parametrize("family", sorted(TINY))
 def test_every_note_of_20_pieces_keeps_key_range_polyphony_and_bars(runs, family, tmp_path):
     result = generate(runs[family], out_dir=tmp_path, n=PIECES, seed=0, max_tokens=300,
-                      top_k=40, device="cpu", **ASK)  # fmt: skip
+                      device="cpu", **FAMILY_OPTIONS.get(family, {}), **ASK)  # fmt: skip
     scale = np.array(scale_pitches(ASK["key"]))
     written = 0
     for path in result.paths:
@@ -200,3 +207,16 @@ def test_other_tokenizations_and_bpe_are_refused_by_name(datasets):
     train_bpe(tok, lambda: [ids], 1, len(tok) + 20)
     with pytest.raises(MidiforgeError, match="uses BPE, whose merged ids hide pitches"):
         check_tokenizer(tok)
+
+
+def test_diffusion_projection_lands_every_step_on_an_allowed_pitch(runs):
+    model = load_run(runs["diffusion"], device="cpu").model
+    rules = DiffusionRules(Musical(key="F# dorian", range="C4-C5"), model.scaler)
+    x = torch.randn(
+        3, model.n_features, model.config.length, generator=torch.Generator().manual_seed(0)
+    )
+    projected = rules.project(x)
+    assert torch.equal(projected[:, 1:], x[:, 1:])  # only the pitch channel moves
+    pitches = model.scaler.decode(projected[0].T.numpy())[:, 0].astype(int)
+    allowed = set(np.flatnonzero(Musical(key="F# dorian", range="C4-C5").pitch_table()[1]))
+    assert set(pitches) <= allowed and len(set(pitches)) > 1
