@@ -41,10 +41,35 @@ KIND_OF = {
     "BOS": SPECIAL,
     "MASK": SPECIAL,
 }
+
+
+def _after(*kinds: int) -> np.ndarray:
+    """Lookup by the last token's kind: True where REMI's grammar lets the kind in question
+    come next (BOS, PAD, MASK and unknown kinds allow anything)."""
+    table = np.zeros(SPECIAL + 1, bool)
+    table[[*kinds, SPECIAL, OTHER]] = True
+    return table
+
+
+# where the grammar allows each kind next: the rules skip work no row can need this step
+PITCH_AFTER = _after(POSITION, DURATION, TIMESIG, PROGRAM)
+POSITION_AFTER = _after(DURATION, TIMESIG)
+DURATION_AFTER = _after(VELOCITY, PITCH, PITCHDRUM)
+TIMESIG_AFTER = _after(BAR)
 QUARTERS_PER_WHOLE = 4
 DEFAULT_TIME_SIGNATURE = (4, 4)  # MidiTok's, before any TimeSig token
 # token types that would move time or write notes in ways the state does not follow
 UNSUPPORTED = ("Rest", "TimeShift", "PitchIntervalTime", "PitchIntervalChord", "NoteOn")
+
+
+def columns(mask: np.ndarray) -> slice | np.ndarray:
+    """The ids where ``mask`` holds: a slice when they are one run (cheap views), else ids."""
+    ids = np.flatnonzero(mask)
+    if len(ids) == 0:
+        return slice(0, 0)
+    if (np.diff(ids) == 1).all():
+        return slice(int(ids[0]), int(ids[-1]) + 1)
+    return ids
 
 
 def check_tokenizer(tokenizer) -> None:
@@ -103,9 +128,13 @@ class RemiVocab:
         self.default_den = self.dens.index(den)
         self.default_bar = self.tpq * QUARTERS_PER_WHOLE * num // den
         self.pitchlike = (self.kind == PITCH) | (self.kind == PITCHDRUM)
-        self.position_ids = np.flatnonzero(self.kind == POSITION)
-        self.position_of = self.value[self.position_ids]
-        self.pitched_programs = (self.kind == PROGRAM) & (self.value >= 0)
+        # the columns of each kind (a slice: MidiTok numbers each kind's ids in one run)
+        self.pitch_cols = [columns(self.kind == PITCH), columns(self.kind == PITCHDRUM)]
+        self.position_cols = columns(self.kind == POSITION)
+        self.duration_cols = columns(self.kind == DURATION)
+        self.timesig_cols = columns(self.kind == TIMESIG)
+        self.program_cols = columns((self.kind == PROGRAM) & (self.value >= 0))  # pitched
+        self.position_of = self.value[self.position_cols]
         self.special = self.kind == SPECIAL
         self.eos = vocab.get("EOS_None")
         self.bar = vocab.get("Bar_None")

@@ -22,8 +22,9 @@ this order, dropping a rule for a row where it would leave no id (as ``constrain
               always ends on its bar line, its last bars empty if the budget ran short.
 
 The rules need REMI's grammar to hold (a Position is followed by a note, a Velocity by a
-Duration), so ``generate`` switches the grammar mask on with them. All masks are numpy
-``(B, V)`` and become one torch tensor per step.
+Duration), so ``generate`` switches the grammar mask on with them; each step they also skip
+the masks of kinds the grammar cannot allow next in any row (``remi_state.PITCH_AFTER``, ...).
+All masks are numpy ``(B, V)`` and become one torch tensor per step.
 """
 
 from __future__ import annotations
@@ -45,12 +46,15 @@ from midiforge.sampling.musical import (
 from midiforge.sampling.options import TEMPO_BPM
 from midiforge.sampling.remi_state import (
     BAR,
-    DURATION,
+    DURATION_AFTER,
     EOS,
     PITCH,
+    PITCH_AFTER,
     POSITION,
+    POSITION_AFTER,
     PROGRAM,
     TIMESIG,
+    TIMESIG_AFTER,
     VELOCITY,
     RemiState,
     RemiVocab,
@@ -73,49 +77,64 @@ def combine_np(masks: Sequence[np.ndarray | None]) -> np.ndarray | None:
     return out
 
 
-def _pitch_tables(vocab: RemiVocab, pitch_table: np.ndarray) -> np.ndarray:
-    """``(129, V)`` bool from a ``(129, 128)`` pitch table: pitch ids by value, others True."""
-    table = np.ones((pitch_table.shape[0], vocab.size), bool)
-    ids = np.flatnonzero(vocab.pitchlike)
-    table[:, ids] = pitch_table[:, vocab.value[ids]]
-    return table
+def _pitch_tables(vocab: RemiVocab, pitch_table: np.ndarray) -> list[np.ndarray]:
+    """Per pitch column group, ``(129, ids)`` bool from a ``(129, 128)`` table, by value."""
+    return [pitch_table[:, vocab.value[cols]] for cols in vocab.pitch_cols]
 
 
 class KeyRule:
-    """Pitch ids on the scale; rationed semitone steps off it when ``chromatic > 0``."""
+    """Pitch ids on the scale; rationed semitone steps off it when ``chromatic > 0``.
 
-    def __init__(self, vocab: RemiVocab, musical: Musical) -> None:
+    With ``range`` given as well and no chromatic allowance, ``also`` folds the range's table
+    into this one: one lookup where two would AND to the same mask.
+    """
+
+    def __init__(self, vocab: RemiVocab, musical: Musical, also: np.ndarray | None = None) -> None:
         table = np.ones((N_PROGRAMS, N_PITCHES), bool)
         table[1:] = musical.scale()[None, :]
-        self.table = _pitch_tables(vocab, table)
+        if also is not None:
+            table &= also
+        self.tables = _pitch_tables(vocab, table)
         self.chromatic = musical.chromatic
         self.vocab = vocab
-        long = vocab.dur_ticks > vocab.tpq * CHROMATIC_MAX_BEATS  # (n_den, V)
-        self.short_only = ~(long & (vocab.kind == DURATION)[None, :])
+        ticks = vocab.dur_ticks[:, vocab.duration_cols]  # (n_den, durations)
+        self.short = ticks <= vocab.tpq * CHROMATIC_MAX_BEATS
+        # row last_pitch + 1: the ids a semitone from the last note (row 0: no note yet)
+        last = np.arange(-1, N_PITCHES)[:, None]
+        self.steps = [
+            (np.abs(vocab.value[cols][None, :] - last) == 1) & (last >= 0)
+            for cols in vocab.pitch_cols
+        ]
 
-    def mask(self, s: RemiState) -> np.ndarray:
-        allowed = self.table[s.program]
-        if self.chromatic <= 0:
-            return allowed
+    def apply(self, s: RemiState, allowed: np.ndarray) -> None:
         v = self.vocab
-        budget = (s.chromatic + 1) <= self.chromatic * (s.notes + 1)  # (B,)
-        step = np.abs(v.value[None, :] - s.last_pitch[:, None]) == 1
-        extra = v.pitchlike[None, :] & step & (budget & (s.last_pitch >= 0))[:, None]
-        allowed = allowed | extra
-        rows = np.flatnonzero(s.pending_chromatic)
-        if len(rows):
-            allowed[rows] &= self.short_only[s.den[rows]]
-        return allowed
+        if self.chromatic > 0 and s.pending_chromatic.any():
+            rows = np.flatnonzero(s.pending_chromatic)
+            allowed[rows, v.duration_cols] &= self.short[s.den[rows]]
+        if not PITCH_AFTER[s.last_kind].any():
+            return
+        budget = None
+        if self.chromatic > 0:
+            budget = ((s.chromatic + 1) <= self.chromatic * (s.notes + 1))[:, None]
+        for cols, table, step in zip(v.pitch_cols, self.tables, self.steps):
+            rule = table[s.program]
+            if budget is not None:
+                rule |= budget & step[s.last_pitch + 1]
+            allowed[:, cols] &= rule
 
 
 class RangeRule:
     """Pitch ids inside the range of the current program (drums free)."""
 
     def __init__(self, vocab: RemiVocab, musical: Musical) -> None:
-        self.table = _pitch_tables(vocab, musical.range_table())
+        self.vocab = vocab
+        self.tables = _pitch_tables(vocab, musical.range_table())
 
-    def mask(self, s: RemiState) -> np.ndarray:
-        return self.table[s.program]
+    def apply(self, s: RemiState, allowed: np.ndarray) -> None:
+        if not PITCH_AFTER[s.last_kind].any():
+            return
+        for cols, table in zip(self.vocab.pitch_cols, self.tables):
+            allowed[:, cols] &= table[s.program]
 
 
 class PolyphonyRule:
@@ -123,19 +142,18 @@ class PolyphonyRule:
 
     def __init__(self, vocab: RemiVocab, limit: int) -> None:
         self.vocab, self.limit = vocab, limit
-        self.ones = np.ones(vocab.size, bool)
 
-    def mask(self, s: RemiState) -> np.ndarray:
+    def apply(self, s: RemiState, allowed: np.ndarray) -> None:
         v = self.vocab
-        allowed = np.repeat(self.ones[None, :], len(s.tick), axis=0)
-        full = s.sounding(s.tick[:, None])[:, 0] >= self.limit
-        rows = np.flatnonzero(full)
-        if len(rows):
-            pitched = rows[s.program[rows] != 0]
-            allowed[np.ix_(pitched, np.flatnonzero(v.pitchlike))] = False
-            allowed[np.ix_(rows, np.flatnonzero(v.pitched_programs))] = False
-        allowed[:, v.position_ids] = s.sounding(s.position_ticks()) < self.limit
-        return allowed
+        if PITCH_AFTER[s.last_kind].any():
+            full = (s.ends > s.tick[:, None]).sum(axis=1) >= self.limit
+            if full.any():
+                pitched = full & (s.program != 0)
+                for cols in v.pitch_cols:
+                    allowed[pitched, cols] = False
+                allowed[full, v.program_cols] = False
+        if POSITION_AFTER[s.last_kind].any():
+            allowed[:, v.position_cols] &= s.sounding(s.position_ticks()) < self.limit
 
 
 class LengthRule:
@@ -149,12 +167,10 @@ class LengthRule:
             )
         self.vocab, self.musical, self.max_tokens = vocab, musical, max_tokens
         self.per_bar = 1 + int(vocab.has_timesig)
-        self.ones = np.ones(vocab.size, bool)
-        self.is_bar = vocab.kind == BAR
-        self.is_eos = vocab.kind == EOS
+        self.dur_ticks = vocab.dur_ticks[:, vocab.duration_cols]  # (n_den, durations)
+        self.timesig_ids = np.arange(vocab.size)[vocab.timesig_cols]
+        self.only = {k: np.arange(vocab.size) == i for k, i in (("eos", vocab.eos),)}
         self.is_timesig = vocab.kind == TIMESIG
-        self.is_duration = vocab.kind == DURATION
-        self.eos_only = np.arange(vocab.size) == vocab.eos
 
     def start(self, s: RemiState) -> None:
         self.steps = 0
@@ -176,7 +192,7 @@ class LengthRule:
         self.steps += 1
         ended = s.token == self.vocab.eos
         self.end_tick = np.where(ended & (self.end_tick == 0), self.end, self.end_tick)
-        if (s.last_kind == TIMESIG).any() or (s.last_kind == BAR).any():
+        if ((s.last_kind == TIMESIG) | (s.last_kind == BAR)).any():
             self._place(s)
 
     def needed(self, s: RemiState) -> np.ndarray:
@@ -184,30 +200,31 @@ class LengthRule:
         missing = self.final - np.maximum(s.bars, 1) + (s.bars == 0)
         return CLOSE_NOTE_TOKENS + missing * self.per_bar + 1
 
-    def mask(self, s: RemiState) -> np.ndarray:
+    def apply(self, s: RemiState, allowed: np.ndarray) -> None:
         v = self.vocab
-        b = len(s.tick)
         last = (s.bars >= 1) & (s.bars >= self.final)  # in the last bar
-        allowed = np.repeat(self.ones[None, :], b, axis=0)
-        allowed &= ~(self.is_bar[None, :] & last[:, None])
-        allowed &= ~(self.is_eos[None, :] & ~last[:, None])
-        fits = s.tick[:, None] + v.dur_ticks[s.den] <= self.end[:, None]
-        allowed &= fits | ~self.is_duration[None, :]
-        fixed = s.timesig >= 0
-        other_ts = self.is_timesig[None, :] & (np.arange(v.size)[None, :] != s.timesig[:, None])
-        allowed &= ~(other_ts & fixed[:, None])
+        allowed[:, v.bar] &= ~last
+        allowed[:, v.eos] &= last
+        if DURATION_AFTER[s.last_kind].any():
+            ends = s.tick[:, None] + self.dur_ticks[s.den]
+            allowed[:, v.duration_cols] &= ends <= self.end[:, None]
+        if TIMESIG_AFTER[s.last_kind].any():
+            fixed = s.timesig >= 0  # the time signature stays once set
+            allowed[fixed, v.timesig_cols] &= self.timesig_ids[None, :] == s.timesig[fixed, None]
         closing = (self.max_tokens - self.steps) <= self.needed(s)
-        mid_note = np.isin(s.last_kind, (POSITION, PROGRAM, PITCH, VELOCITY))
-        for row in np.flatnonzero(closing & ~mid_note):
-            allowed[row] &= self._closing(s, row, bool(last[row]))
-        allowed[s.done] = self.eos_only
-        return allowed
+        if closing.any():
+            mid_note = np.isin(s.last_kind, (POSITION, PROGRAM, PITCH, VELOCITY))
+            for row in np.flatnonzero(closing & ~mid_note):
+                allowed[row] &= self._closing(s, row, bool(last[row]))
+        if s.done.any():
+            allowed[s.done] &= self.only["eos"]
 
     def _closing(self, s: RemiState, row: int, last: bool) -> np.ndarray:
         """The one kind of token that closes the piece soonest from ``row``'s place."""
         if s.last_kind[row] == BAR and self.vocab.has_timesig:
             return self.is_timesig
-        return self.is_eos if last else self.is_bar
+        kind = EOS if last else BAR
+        return self.vocab.kind == kind
 
 
 class MusicalConstraint:
@@ -219,16 +236,21 @@ class MusicalConstraint:
         musical.pitch_table()  # a key with no pitch in the range fails here, before sampling
         self.state = RemiState(v, scale=musical.scale(), slots=musical.max_polyphony or 1)
         self.ordered = bool(musical.max_polyphony or musical.has_length)
-        self.rules: list = []
+        pitch: list = []
         if musical.key:
-            self.rules.append(KeyRule(v, musical))
+            pitch.append(KeyRule(v, musical))
         if musical.range:
-            self.rules.append(RangeRule(v, musical))
+            pitch.append(RangeRule(v, musical))
+        later: list = []
         if musical.max_polyphony:
-            self.rules.append(PolyphonyRule(v, musical.max_polyphony))
+            later.append(PolyphonyRule(v, musical.max_polyphony))
         self.length = LengthRule(v, musical, max_tokens) if musical.has_length else None
         if self.length is not None:
-            self.rules.append(self.length)
+            later.append(self.length)
+        self.rules = pitch + later  # the documented order, each rule on its own
+        if musical.key and musical.range and musical.chromatic <= 0:
+            pitch = [KeyRule(v, musical, also=musical.range_table())]  # ANDed: the same mask
+        self.fast = pitch + later
         self.device = torch.device("cpu")
         self.base = ~v.special
         self.is_bar = np.arange(v.size) == v.bar
@@ -243,13 +265,25 @@ class MusicalConstraint:
         s = self.state
         allowed = np.repeat(self.base[None, :], len(s.tick), axis=0)
         if self.ordered:
-            allowed[:, self.vocab.position_ids] = s.forward_positions()
-            allowed[s.bars == 0] = self.is_bar  # the piece opens with a bar line
+            if POSITION_AFTER[s.last_kind].any():
+                allowed[:, self.vocab.position_cols] = s.forward_positions()
+            opening = s.bars == 0
+            if opening.any():
+                allowed[opening] = self.is_bar  # the piece opens with a bar line
         return allowed
 
     def allowed(self) -> torch.Tensor | None:
-        masks = [self.order_mask(), *(r.mask(self.state) for r in self.rules)]
-        return torch.from_numpy(combine_np(masks)).to(self.device)
+        """Every rule ANDed in place; where that empties a row, :func:`combine_np` instead."""
+        allowed = self.order_mask()
+        for rule in self.fast:
+            rule.apply(self.state, allowed)
+        if not allowed.any(axis=1).all():  # rare: some rule would leave a row nothing
+            masks = [self.order_mask()]
+            for rule in self.rules:
+                masks.append(np.ones_like(allowed))
+                rule.apply(self.state, masks[-1])
+            allowed = combine_np(masks)
+        return torch.from_numpy(allowed).to(self.device)
 
     def steer(self, logits: torch.Tensor) -> torch.Tensor:
         return logits
