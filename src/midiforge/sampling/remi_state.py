@@ -43,12 +43,10 @@ KIND_OF = {
 }
 
 
-def _after(*kinds: int) -> np.ndarray:
-    """Lookup by the last token's kind: True where REMI's grammar lets the kind in question
-    come next (BOS, PAD, MASK and unknown kinds allow anything)."""
-    table = np.zeros(SPECIAL + 1, bool)
-    table[[*kinds, SPECIAL, OTHER]] = True
-    return table
+def _after(*kinds: int) -> frozenset[int]:
+    """The kinds of last token after which REMI's grammar may allow a kind next (BOS, PAD,
+    MASK and unknown kinds allow anything)."""
+    return frozenset({*kinds, SPECIAL, OTHER})
 
 
 # where the grammar allows each kind next: the rules skip work no row can need this step
@@ -56,6 +54,8 @@ PITCH_AFTER = _after(POSITION, DURATION, TIMESIG, PROGRAM)
 POSITION_AFTER = _after(DURATION, TIMESIG)
 DURATION_AFTER = _after(VELOCITY, PITCH, PITCHDRUM)
 TIMESIG_AFTER = _after(BAR)
+MID_NOTE = np.zeros(SPECIAL + 1, bool)  # a note is started and not finished after these
+MID_NOTE[[POSITION, PROGRAM, PITCH, PITCHDRUM, VELOCITY]] = True
 QUARTERS_PER_WHOLE = 4
 DEFAULT_TIME_SIGNATURE = (4, 4)  # MidiTok's, before any TimeSig token
 # token types that would move time or write notes in ways the state does not follow
@@ -175,6 +175,8 @@ class RemiState:
         self.kinds = (np.full(b, SPECIAL, np.int64), np.full(b, SPECIAL, np.int64))  # prev, last
         self.token = np.zeros(b, np.int64)
         self.done = np.zeros(b, bool)
+        self.after: set[int] = {SPECIAL}
+        self.ended: set[int] = set()
         for column in seq.T.cpu().numpy():
             self.step(column)
 
@@ -183,37 +185,46 @@ class RemiState:
         return self.kinds[1]
 
     def step(self, token: np.ndarray) -> None:
-        """Follow one id per row ``(B,)`` (numpy)."""
+        """Follow one id per row ``(B,)`` (numpy); each branch runs only for kinds drawn."""
         v = self.vocab
         kind, value = v.kind[token], v.value[token]
+        drawn = set(kind.tolist())  # a set test costs far less than ndarray.any()
         self.token = token
-        bar = kind == BAR
-        if bar.any():
+        if BAR in drawn:
+            bar = kind == BAR
             self.bars = self.bars + bar
             advance = bar & (self.bars > 1)
             self.bar_start = np.where(advance, self.bar_start + self.bar_ticks, self.bar_start)
             self.tick = np.where(bar, self.bar_start, self.tick)
             self.last_pos = np.where(bar, -1, self.last_pos)
-        ts = kind == TIMESIG
-        if ts.any():
+        if TIMESIG in drawn:
+            ts = kind == TIMESIG
             self.timesig = np.where(ts, token, self.timesig)
             self.bar_ticks = np.where(ts, v.bar_ticks[token], self.bar_ticks)
             self.den = np.where(ts, v.den_of[token], self.den)
-        pos = kind == POSITION
-        if pos.any():
+        if POSITION in drawn:
+            pos = kind == POSITION
             self.bars = np.where(pos & (self.bars == 0), 1, self.bars)
             self.tick = np.where(pos, self.bar_start + value * v.tpp_of[self.den], self.tick)
             self.last_pos = np.where(pos, value, self.last_pos)
-        self.program = np.where(kind == PROGRAM, value + 1, self.program)
-        pitch = (kind == PITCH) | (kind == PITCHDRUM)
-        if pitch.any():
+        if PROGRAM in drawn:
+            self.program = np.where(kind == PROGRAM, value + 1, self.program)
+        if PITCH in drawn or PITCHDRUM in drawn:
+            pitch = (kind == PITCH) | (kind == PITCHDRUM)
             self.pending = np.where(pitch, value, self.pending)
-            off = ~self.on_scale[np.clip(value, 0, 127)] & (self.program != 0)
+            off = ~self.on_scale[value & 127] & (self.program != 0)
             self.pending_chromatic = np.where(pitch, off, self.pending_chromatic)
-        if (kind == DURATION).any():
+        if DURATION in drawn:
             self._note(kind == DURATION, token)
-        self.done |= kind == EOS
+        if EOS in drawn:
+            self.done |= kind == EOS
+            self.ended = {EOS}  # some row is done (a set, tested like ``after``)
         self.kinds = (self.kinds[1], kind)
+        self.after = drawn  # the kinds of the ids just drawn
+
+    def may(self, after: frozenset[int]) -> bool:
+        """Some row's last token is of a kind in ``after`` (e.g. :data:`PITCH_AFTER`)."""
+        return not self.after.isdisjoint(after)
 
     def _note(self, duration: np.ndarray, token: np.ndarray) -> None:
         """Duration ids complete a note where Pitch (and Velocity) came just before."""

@@ -48,14 +48,11 @@ from midiforge.sampling.remi_state import (
     BAR,
     DURATION_AFTER,
     EOS,
-    PITCH,
+    MID_NOTE,
     PITCH_AFTER,
-    POSITION,
     POSITION_AFTER,
-    PROGRAM,
     TIMESIG,
     TIMESIG_AFTER,
-    VELOCITY,
     RemiState,
     RemiVocab,
 )
@@ -111,7 +108,7 @@ class KeyRule:
         if self.chromatic > 0 and s.pending_chromatic.any():
             rows = np.flatnonzero(s.pending_chromatic)
             allowed[rows, v.duration_cols] &= self.short[s.den[rows]]
-        if not PITCH_AFTER[s.last_kind].any():
+        if not s.may(PITCH_AFTER):
             return
         budget = None
         if self.chromatic > 0:
@@ -131,7 +128,7 @@ class RangeRule:
         self.tables = _pitch_tables(vocab, musical.range_table())
 
     def apply(self, s: RemiState, allowed: np.ndarray) -> None:
-        if not PITCH_AFTER[s.last_kind].any():
+        if not s.may(PITCH_AFTER):
             return
         for cols, table in zip(self.vocab.pitch_cols, self.tables):
             allowed[:, cols] &= table[s.program]
@@ -145,14 +142,14 @@ class PolyphonyRule:
 
     def apply(self, s: RemiState, allowed: np.ndarray) -> None:
         v = self.vocab
-        if PITCH_AFTER[s.last_kind].any():
+        if s.may(PITCH_AFTER):
             full = (s.ends > s.tick[:, None]).sum(axis=1) >= self.limit
             if full.any():
                 pitched = full & (s.program != 0)
                 for cols in v.pitch_cols:
                     allowed[pitched, cols] = False
                 allowed[full, v.program_cols] = False
-        if POSITION_AFTER[s.last_kind].any():
+        if s.may(POSITION_AFTER):
             allowed[:, v.position_cols] &= s.sounding(s.position_ticks()) < self.limit
 
 
@@ -187,12 +184,13 @@ class LengthRule:
             fit = np.floor((ticks - s.bar_start) / s.bar_ticks + 1e-9).astype(np.int64)
             self.final = begun + np.maximum(fit, 1) - 1
         self.end = s.bar_start + (self.final - begun + 1) * s.bar_ticks
+        self.most = CLOSE_NOTE_TOKENS + int(self.final.max()) * self.per_bar + 1  # >= needed
 
     def update(self, s: RemiState) -> None:
         self.steps += 1
         ended = s.token == self.vocab.eos
         self.end_tick = np.where(ended & (self.end_tick == 0), self.end, self.end_tick)
-        if ((s.last_kind == TIMESIG) | (s.last_kind == BAR)).any():
+        if TIMESIG in s.after or BAR in s.after:
             self._place(s)
 
     def needed(self, s: RemiState) -> np.ndarray:
@@ -205,18 +203,19 @@ class LengthRule:
         last = (s.bars >= 1) & (s.bars >= self.final)  # in the last bar
         allowed[:, v.bar] &= ~last
         allowed[:, v.eos] &= last
-        if DURATION_AFTER[s.last_kind].any():
+        if s.may(DURATION_AFTER):
             ends = s.tick[:, None] + self.dur_ticks[s.den]
             allowed[:, v.duration_cols] &= ends <= self.end[:, None]
-        if TIMESIG_AFTER[s.last_kind].any():
+        if s.may(TIMESIG_AFTER):
             fixed = s.timesig >= 0  # the time signature stays once set
             allowed[fixed, v.timesig_cols] &= self.timesig_ids[None, :] == s.timesig[fixed, None]
-        closing = (self.max_tokens - self.steps) <= self.needed(s)
-        if closing.any():
-            mid_note = np.isin(s.last_kind, (POSITION, PROGRAM, PITCH, VELOCITY))
+        left = self.max_tokens - self.steps
+        if left <= self.most:  # the budget may be running short for some row
+            closing = left <= self.needed(s)
+            mid_note = MID_NOTE[s.last_kind]
             for row in np.flatnonzero(closing & ~mid_note):
                 allowed[row] &= self._closing(s, row, bool(last[row]))
-        if s.done.any():
+        if EOS in s.ended:
             allowed[s.done] &= self.only["eos"]
 
     def _closing(self, s: RemiState, row: int, last: bool) -> np.ndarray:
@@ -265,11 +264,10 @@ class MusicalConstraint:
         s = self.state
         allowed = np.repeat(self.base[None, :], len(s.tick), axis=0)
         if self.ordered:
-            if POSITION_AFTER[s.last_kind].any():
+            if s.may(POSITION_AFTER):
                 allowed[:, self.vocab.position_cols] = s.forward_positions()
-            opening = s.bars == 0
-            if opening.any():
-                allowed[opening] = self.is_bar  # the piece opens with a bar line
+            if s.bars.min() == 0:
+                allowed[s.bars == 0] = self.is_bar  # the piece opens with a bar line
         return allowed
 
     def allowed(self) -> torch.Tensor | None:
