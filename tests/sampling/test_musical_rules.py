@@ -17,7 +17,7 @@ from midiforge.data.encode import build_tokenizer, ids_to_score, score_to_ids, t
 from midiforge.data.prepare import prepare
 from midiforge.errors import MidiforgeError
 from midiforge.io.midi import load_midi
-from midiforge.metrics.adherence import length_bars, max_polyphony, pitched_notes
+from midiforge.metrics.adherence import length_bars, pitched_notes, polyphony
 from midiforge.pitches import scale_pitches
 from midiforge.sampling.generate import generate
 from midiforge.sampling.musical import END_MARKER, Musical
@@ -104,7 +104,7 @@ def test_every_note_of_20_pieces_keeps_key_range_polyphony_and_bars(runs, family
         written += len(notes)
         assert scale[notes[:, 1]].all(), path
         assert ((notes[:, 1] >= LOW) & (notes[:, 1] <= HIGH)).all(), path
-        assert max_polyphony(score) <= ASK["max_polyphony"], path
+        assert polyphony(score) <= ASK["max_polyphony"], path
         end = ASK["bars"] * _bar_ticks(score)
         assert (notes[:, 3] <= end).all(), path  # no note runs past the last bar line
         assert score.end() == end and length_bars(score) == ASK["bars"], path

@@ -58,7 +58,7 @@ def range_adherence(score: Any, range_text: str) -> float | None:
     return float(table[program_row(notes[:, 0]), notes[:, 1]].mean())
 
 
-def max_polyphony(score: Any) -> int:
+def polyphony(score: Any) -> int:
     """The most pitched notes sounding at one moment (a note's end frees its voice)."""
     notes = pitched_notes(score)
     if len(notes) == 0:
@@ -100,7 +100,7 @@ def piece_adherence(
     *,
     key: str | None = None,
     range: str | None = None,
-    max_polyphony_limit: int | None = None,
+    max_polyphony: int | None = None,
     bars: int | None = None,
 ) -> dict[str, Any]:
     """The figures of one score for what was asked (only those asked)."""
@@ -109,9 +109,9 @@ def piece_adherence(
         out["key_adherence"] = key_adherence(score, key)
     if range:
         out["in_range"] = range_adherence(score, range)
-    if max_polyphony_limit is not None:
-        out["max_polyphony"] = max_polyphony(score)
-        out["polyphony_held"] = out["max_polyphony"] <= max_polyphony_limit
+    if max_polyphony is not None:
+        out["polyphony"] = polyphony(score)
+        out["polyphony_held"] = out["polyphony"] <= max_polyphony
     if bars is not None:
         out["bars"] = round(length_bars(score), 4)
         out["length_held"] = abs(out["bars"] - bars) < 1e-3
@@ -121,7 +121,7 @@ def piece_adherence(
 def folder_adherence(folder: str | Path, **asked: Any) -> dict[str, Any]:
     """Per-file figures of every MIDI file under ``folder`` and their mean / share held.
 
-    ``asked``: ``key``, ``range``, ``max_polyphony_limit``, ``bars`` (as
+    ``asked``: ``key``, ``range``, ``max_polyphony``, ``bars`` (as
     :func:`piece_adherence`). Returns ``{"asked": ..., "per_file": [...], "summary": {...}}``.
     """
     folder = Path(folder)
@@ -130,7 +130,7 @@ def folder_adherence(folder: str | Path, **asked: Any) -> dict[str, Any]:
         figures = piece_adherence(load_midi(path), **asked)
         per_file.append({"file": str(path.relative_to(folder)), **figures})
     summary: dict[str, Any] = {}
-    for name in ("key_adherence", "in_range", "max_polyphony", "bars"):
+    for name in ("key_adherence", "in_range", "polyphony", "bars"):
         values = [f[name] for f in per_file if f.get(name) is not None]
         if values:
             summary[f"mean_{name}"] = float(np.mean(values))
@@ -140,3 +140,15 @@ def folder_adherence(folder: str | Path, **asked: Any) -> dict[str, Any]:
             summary[f"share_{name}"] = float(np.mean(values))
     return {"asked": {k: v for k, v in asked.items() if v is not None}, "per_file": per_file,
             "summary": summary}  # fmt: skip
+
+
+def report_lines(result: dict[str, Any]) -> list[str]:
+    """The report.md section of ``result["adherence"]`` (none when nothing was asked)."""
+    found = result.get("adherence")
+    if not found:
+        return []
+    asked = ", ".join(f"{k} {v}" for k, v in found["asked"].items())
+    lines = ["## Adherence to the request", "", f"Asked: {asked}.", "", "| figure | value |",
+             "| --- | --- |"]  # fmt: skip
+    lines += [f"| {name} | {value:.4g} |" for name, value in found["summary"].items()]
+    return [*lines, ""]
