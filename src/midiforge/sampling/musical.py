@@ -77,10 +77,6 @@ class Musical:
     def has_length(self) -> bool:
         return self.bars is not None or self.seconds is not None
 
-    @property
-    def pitch_rules(self) -> bool:
-        return bool(self.key or self.range)
-
     def scale(self) -> np.ndarray:
         """``(128,)`` bool: on the key's scale (all True without a key)."""
         return np.array(scale_pitches(self.key)) if self.key else np.ones(N_PITCHES, bool)

@@ -166,7 +166,7 @@ class LengthRule:
         self.per_bar = 1 + int(vocab.has_timesig)
         self.dur_ticks = vocab.dur_ticks[:, vocab.duration_cols]  # (n_den, durations)
         self.timesig_ids = np.arange(vocab.size)[vocab.timesig_cols]
-        self.only = {k: np.arange(vocab.size) == i for k, i in (("eos", vocab.eos),)}
+        self.eos_only = np.arange(vocab.size) == vocab.eos
         self.is_timesig = vocab.kind == TIMESIG
 
     def start(self, s: RemiState) -> None:
@@ -216,7 +216,7 @@ class LengthRule:
             for row in np.flatnonzero(closing & ~mid_note):
                 allowed[row] &= self._closing(s, row, bool(last[row]))
         if EOS in s.ended:
-            allowed[s.done] &= self.only["eos"]
+            allowed[s.done] &= self.eos_only
 
     def _closing(self, s: RemiState, row: int, last: bool) -> np.ndarray:
         """The one kind of token that closes the piece soonest from ``row``'s place."""
