@@ -25,6 +25,7 @@ LAYERS: list[tuple[str, ...]] = [
         "device",
         "schema",
         "instruments",
+        "pitches",
     ),  # foundation: no midiforge imports above
     ("io",),  # reading and writing music files (symusic, music21, audio)
     ("kernels",),  # compiled kernels the models call

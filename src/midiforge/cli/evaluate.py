@@ -66,6 +66,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "time signature, 6/8 = 3; a dataset's pieces 4)",
     )
     parser.add_argument("--device", default="cpu", help="cpu or cuda (default: %(default)s)")
+    asked = parser.add_argument_group("with --generated: how well the files kept a request")
+    asked.add_argument("--key", help="share of note-time on this key's scale, e.g. 'D minor'")
+    asked.add_argument("--range", metavar="LOW-HIGH", help="share of notes in range, e.g. C3-C6")
+    asked.add_argument("--max-polyphony", type=int, metavar="N", help="most notes at once <= N")
+    asked.add_argument("--bars", type=int, metavar="N", help="length in bars == N")
+
+
+def _asked(args: argparse.Namespace) -> dict[str, object] | None:
+    """The request given with --key/--range/--max-polyphony/--bars, normalised (None: none)."""
+    from midiforge.pitches import parse_key, parse_range
+
+    asked = {
+        "key": parse_key(args.key) if args.key else None,
+        "range": parse_range(args.range) if args.range else None,
+        "max_polyphony": args.max_polyphony,
+        "bars": args.bars,
+    }
+    return {k: v for k, v in asked.items() if v is not None} or None
 
 
 def run(args: argparse.Namespace) -> int:
@@ -81,6 +99,7 @@ def run(args: argparse.Namespace) -> int:
         style=args.style,
         beats_per_bar=args.beats_per_bar,
         overlap_bounds=args.overlap,
+        asked=_asked(args),
     )
     if args.run is not None:
         print(f"{result['model']} on {result['split']} ({result['files']} files):")
@@ -124,5 +143,7 @@ def run(args: argparse.Namespace) -> int:
         f"  memorization: longest shared run {max(mem['longest_runs'], default=0)} notes; "
         f"{'–' if math.isnan(share) else f'{share:.0%}'} of files ≥ {mem['threshold_notes']}"
     )
+    for name, value in result.get("adherence", {}).get("summary", {}).items():
+        print(f"  adherence: {name} {value:.4g}")
     print(f"report: {args.out or 'evaluation'}/report.md")
     return 0

@@ -250,11 +250,14 @@ def evaluate_generated(
     reference_split: str = "train",
     style: str | None = None,
     overlap_bounds: str = overlap.DEFAULT_OVERLAP_BOUNDS,
+    asked: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Metrics of a folder of generated MIDI against a reference; writes the report to ``out``.
 
     ``beats_per_bar`` None: each piece's bar from its time signature (a dataset's pieces 4/4);
     a number: that bar for every piece. ``overlap_bounds``: see :mod:`midiforge.metrics.overlap`.
+    ``asked``: what generation was asked for (``key``, ``range``, ``max_polyphony``, ``bars``);
+    how well each file kept it goes to ``result["adherence"]`` (:mod:`.adherence`).
     """
     from midiforge.metrics.report import write_report
 
@@ -289,6 +292,10 @@ def evaluate_generated(
         "per_instrument": compare_classes(gen, ref, overlap_bounds),
         "memorization": {k: v for k, v in audit.items() if k != "flagged"},
     }
+    if asked:
+        from midiforge.metrics.adherence import folder_adherence
+
+        result["adherence"] = folder_adherence(generated, **asked)
     write_report(result, Path(out), gen_features=gen_feats, ref_features=ref_feats)
     return result
 
@@ -306,6 +313,7 @@ def evaluate(
     style: str | None = None,
     beats_per_bar: float | None = None,
     overlap_bounds: str = overlap.DEFAULT_OVERLAP_BOUNDS,
+    asked: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Evaluate a RUN dir on held-out data, or generated MIDI against a reference.
 
@@ -324,6 +332,8 @@ def evaluate(
         time signature (a DATASET reference's pieces are 4/4: a dataset stores no meter).
     overlap_bounds : where MGEval's overlap integral runs: ``minmax`` (between the smallest and
         largest distance, as MGEval's code; the default) or ``full`` (the whole line).
+    asked : with ``generated``, the request the files were generated for (``key``, ``range``,
+        ``max_polyphony``, ``bars``): adds their adherence (:mod:`midiforge.metrics.adherence`).
     """
     if (run is None) == (generated is None):
         raise MidiforgeError(
@@ -349,4 +359,5 @@ def evaluate(
         style=style,
         beats_per_bar=beats_per_bar,
         overlap_bounds=overlap_bounds,
+        asked=asked,
     )

@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from midiforge.metrics.adherence import report_lines as adherence_lines
 from midiforge.metrics.overlap import BOUNDS_DESCRIPTIONS, OVERLAP_BOUNDS
 
 HISTOGRAM_BINS = 20
@@ -209,6 +210,7 @@ def write_report(
         *_aggregate(result),
         *_per_instrument(result),
         *_framewise(result["framewise"]),
+        *adherence_lines(result),
         "## Memorization",
         "",
         f"Longest run of notes (intervals and onset gaps, any key) shared with the training "

@@ -273,6 +273,7 @@ def sample_notes(
     seed: int | None = None,
     label: int | None = None,
     instruments: Sequence[int] | None = None,
+    rules: Any = None,
 ) -> list[Any]:
     """Sample ``n`` note sequences from a note model with pitch/time/velocity heads.
 
@@ -284,6 +285,10 @@ def sample_notes(
     (the median log-time, the mean velocity, in standardised units); ``time_noise`` /
     ``velocity_noise`` add Gaussian noise with that standard deviation *in standardised units*
     before unscaling (0 = deterministic). Primer notes keep their programs.
+
+    ``rules`` (a :class:`midiforge.sampling.note_rules.NoteRules`, or None) applies the
+    musician's constraints: its ``pitch_mask()`` joins the filters first, its ``place()`` moves
+    or shortens each drawn note, and a sample ends where it says the piece is over.
 
     Returns
     -------
@@ -314,8 +319,13 @@ def sample_notes(
             inst = draw(filter_logits(logits, temperature=temperature), temperature, gen)  # (n,)
             heads = model.heads(out["hidden"][:, -1:], inst[:, None])
             programs = torch.tensor(model.config.programs, dtype=torch.float32)[inst.cpu()]
+        pitch_allowed = None if rules is None else rules.pitch_mask().to(device)
         logits = filter_logits(
-            heads["pitch"][:, -1], temperature=temperature, top_k=top_k, top_p=top_p
+            heads["pitch"][:, -1],
+            temperature=temperature,
+            top_k=top_k,
+            top_p=top_p,
+            allowed=pitch_allowed,
         )
         pitch = draw(logits, temperature, gen)  # (n,)
         time = heads["time"][:, -1]  # (n, 2)
@@ -325,12 +335,19 @@ def sample_notes(
         if velocity_noise > 0:
             vel = vel + velocity_noise * torch.randn(vel.shape, generator=gen, device=device)
         raw = model.unscale(time, vel).cpu()  # (n, 3): delta, duration, velocity
-        onset = onset + raw[:, 0]
+        begin, duration = onset + raw[:, 0], raw[:, 1].clamp_min(MIN_DURATION_BEATS)
+        if rules is not None:
+            begin, duration = rules.place(pitch.cpu(), begin, duration)
+        raw = torch.stack([begin - onset, duration, raw[:, 2]], dim=1)
+        onset = begin
         row = _note_row(pitch.float().cpu(), onset, raw, programs, FIELD, n_fields)
         rows.append(row)
+        if rules is not None and not bool(rules.alive.any()):
+            break
         out, state = model(row[:, None].to(device), label=label, cache=state)
-    new = torch.stack(rows, dim=1).numpy()  # (n, max_notes, F)
-    return [np.concatenate([primer, new[i]]).astype(np.float32) for i in range(n)]
+    new = torch.stack(rows, dim=1).numpy()  # (n, notes drawn, F)
+    kept = [new.shape[1]] * n if rules is None else rules.kept.tolist()
+    return [np.concatenate([primer, new[i, : kept[i]]]).astype(np.float32) for i in range(n)]
 
 
 def _note_row(

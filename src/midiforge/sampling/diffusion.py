@@ -52,6 +52,7 @@ from midiforge.schema import NO_LABEL, NOTE_FIELDS
 
 log = logging.getLogger(__name__)
 
+MAX_LENGTH_WINDOWS = 64  # windows added at most to reach a length the rules ask for
 TRACE_SNAPSHOTS = 6  # pictures in a denoising trace, from pure noise to the final notes
 TRACE_DPI = 100
 TRACE_PANEL_INCHES = (3.2, 3.0)  # width, height of one trace panel
@@ -116,6 +117,7 @@ def sample_window(
     generator: torch.Generator | None = None,
     trace: Trace | None = None,
     resample: int = 1,
+    project: Any = None,
 ) -> torch.Tensor:
     """Denoise one window of scaled features ``(batch, F, L)`` from pure noise.
 
@@ -128,6 +130,9 @@ def sample_window(
     is taken R times, the result re-noised back to its level between takes
     (:meth:`NoiseSchedule.renoise`), so the unknown notes are denoised again against known
     notes that have already been harmonised with them; R times the network calls.
+    ``project`` (a callable on ``(batch, F, L)``, e.g. :meth:`~midiforge.sampling.note_rules.
+    DiffusionRules.project`) moves every step's result onto what the musician's constraints
+    allow, before the known values are put back.
     """
     if scheduler.timesteps is None:
         raise MidiforgeError("the scheduler has no timesteps: call set_timesteps(n) first")
@@ -156,6 +161,8 @@ def sample_window(
                 x, _ = scheduler.step(output, t, x, eta=eta, generator=generator)
             else:
                 x, _ = scheduler.step(output, t, x, generator=generator)
+            if project is not None:
+                x = project(x)
             if keep is not None:
                 noise = torch.randn(shape, generator=generator).to(device)
                 x = torch.where(keep, scheduler.add_noise(known, noise, torch.tensor([prev])), x)
@@ -186,6 +193,7 @@ class _Windows:
     channels: list[int] | None  # requested instrument channels (None: all)
     fixed_time: float | None
     resample: int = 1  # RePaint rounds per step of an inpainted window
+    project: Any = None  # the musician's constraints on every step (DiffusionRules.project)
 
     def off(self) -> torch.Tensor:
         """``(F,)`` bool: the instrument channels known to be off (not requested)."""
@@ -210,7 +218,7 @@ class _Windows:
         return sample_window(
             self.model, self.scheduler, batch=batch, label=self.label, guidance=self.guidance,
             eta=self.eta, known=known if use else None, known_mask=mask if use else None,
-            generator=self.generator, trace=trace, resample=self.resample,
+            generator=self.generator, trace=trace, resample=self.resample, project=self.project,
         )  # fmt: skip
 
     def decode(self, window: torch.Tensor, context: int, start: float | None) -> np.ndarray:
@@ -266,6 +274,7 @@ def generate_notes(
     instruments: Any = None,
     primer: np.ndarray | None = None,
     resample: int = 1,
+    rules: Any = None,
 ) -> list[np.ndarray]:
     """Sample ``n`` pieces of ``number`` windows each as raw note rows.
 
@@ -289,6 +298,10 @@ def generate_notes(
         the first one from the primer's last ``min(C, P)`` notes, and the piece is the primer
         (kept exactly) followed by ``number`` windows of new notes.
     resample : RePaint rounds per denoising step of an inpainted window (1 = off).
+    rules : a :class:`~midiforge.sampling.note_rules.DiffusionRules` (the musician's hard
+        constraints): its ``project`` runs after every step, windows are added past ``number``
+        (up to ``MAX_LENGTH_WINDOWS``) while a piece is ``short`` of its length, and each piece
+        goes through ``finish`` at the end.
 
     Returns
     -------
@@ -308,6 +321,7 @@ def generate_notes(
     windows = _Windows(
         model, _scheduler(model, steps, eta), label_index, guidance, eta, _generator(seed),
         instrument_channels(model, instruments), fixed_time, resample,
+        None if rules is None else rules.project,
     )  # fmt: skip
     was_training = model.training
     model.eval()
@@ -319,13 +333,17 @@ def generate_notes(
         else:  # every window continues the primer
             pieces = _primer_pieces(primer, n)
         first = recorder if primer is not None else None
-        for k in range(number - (primer is None)):
-            _continue(model, windows, pieces, context, first if k == 0 else None)
+        added = 0
+        while added < number - (primer is None) or (
+            rules is not None and added < MAX_LENGTH_WINDOWS and rules.short(pieces)
+        ):
+            _continue(model, windows, pieces, context, first if added == 0 else None)
+            added += 1
     finally:
         model.train(was_training)
     if recorder is not None:
         draw_trace(recorder, trace)
-    return pieces
+    return pieces if rules is None else [rules.finish(p) for p in pieces]
 
 
 def _primer_pieces(primer: np.ndarray, n: int) -> list[np.ndarray]:

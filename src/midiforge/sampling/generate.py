@@ -144,6 +144,8 @@ def _sample_tokens(run: Any, opts: GenerateOptions, primer: Score | None, label:
     from midiforge.data.encode import ids_to_score, score_to_ids, special_ids
     from midiforge.sampling.autoregressive import sample
     from midiforge.sampling.grammar import TypeGrammar, count_errors
+    from midiforge.sampling.musical import Musical, add_end_marker
+    from midiforge.sampling.token_rules import musical_constraints
 
     tok = run.tokenizer
     if tok is None:
@@ -153,6 +155,11 @@ def _sample_tokens(run: Any, opts: GenerateOptions, primer: Score | None, label:
     primer, rules = _instrument_rules(run, opts, primer)
     if primer is not None:
         start = start + score_to_ids(tok, primer)
+    # the rules after the grammar, in the order sampling.constraints documents; the musician's
+    # (key, range, polyphony, length) need REMI's grammar, so they switch the grammar mask on
+    musical = musical_constraints(
+        tok, Musical.from_options(opts), max_tokens=opts.max_tokens, primer_ids=start
+    )
     seqs = sample(
         run.model,
         n=opts.n,
@@ -163,18 +170,21 @@ def _sample_tokens(run: Any, opts: GenerateOptions, primer: Score | None, label:
         top_p=opts.top_p,
         seed=opts.seed,
         label=label,
-        grammar=TypeGrammar(tok) if opts.grammar_mask else None,
+        grammar=TypeGrammar(tok) if opts.grammar_mask or musical else None,
         window=opts.window,
         eos_id=specials.get("EOS"),
         kv_cache=opts.kv_cache,
-        constraints=rules,
+        constraints=[*rules, *musical],
     )
+    ends = musical[0].end_ticks() if musical else None
     scores, generated, errors = [], [], []
-    for ids in seqs:
+    for i, ids in enumerate(seqs):
         new = ids[len(start) :]
         generated.append(len(new))
         errors.append(count_errors(tok, ids[1:]))
         scores.append(ids_to_score(tok, ids))
+        if ends is not None:
+            add_end_marker(scores[-1], ends[i])
     return scores, generated, errors
 
 
@@ -205,9 +215,13 @@ def _sample_notes(run: Any, opts: GenerateOptions, primer: Score | None, label: 
     """Note models: primer notes → per-head sampler → ``score_from_notes``."""
     from midiforge.data.encode import score_from_notes
     from midiforge.sampling.autoregressive import sample_notes
+    from midiforge.sampling.musical import Musical
+    from midiforge.sampling.note_rules import NoteRules
 
     programs = _requested_programs(run, opts)
     primer_notes = _primer_notes(run, primer)
+    musical = Musical.from_options(opts)
+    rules = NoteRules(musical, opts.n, primer=primer_notes) if musical.active else None
     notes = sample_notes(
         run.model,
         n=opts.n,
@@ -221,19 +235,26 @@ def _sample_notes(run: Any, opts: GenerateOptions, primer: Score | None, label: 
         seed=opts.seed,
         label=label,
         instruments=programs,
+        rules=rules,
     )
     n_primer = 0 if primer_notes is None else len(primer_notes)
-    return [score_from_notes(x) for x in notes], [len(x) - n_primer for x in notes], []
+    scores = [score_from_notes(x) for x in notes]
+    _mark_end(scores, None if rules is None else rules.end_beats())
+    return scores, [len(x) - n_primer for x in notes], []
 
 
 def _sample_diffusion(run: Any, opts: GenerateOptions, primer: Score | None, label: int | None):
     """Diffusion models: windows of notes denoised, continued by inpainting (from the primer's
     last notes when there is one)."""
-    from midiforge.data.encode import score_from_notes
+    from midiforge.data.encode import DEFAULT_TPQ, score_from_notes
     from midiforge.sampling.diffusion import generate_notes
+    from midiforge.sampling.musical import Musical
+    from midiforge.sampling.note_rules import DiffusionRules
 
     programs = _requested_programs(run, opts)
     primer_notes = _primer_notes(run, primer)
+    musical = Musical.from_options(opts)
+    rules = DiffusionRules(musical, run.model.scaler) if musical.active else None
     notes = generate_notes(
         run.model,
         n=opts.n,
@@ -249,9 +270,21 @@ def _sample_diffusion(run: Any, opts: GenerateOptions, primer: Score | None, lab
         instruments=programs,
         primer=primer_notes,
         resample=opts.resample,
+        rules=rules,
     )
     n_primer = 0 if primer_notes is None else len(primer_notes)
-    return [score_from_notes(x) for x in notes], [len(x) - n_primer for x in notes], []
+    scores = [score_from_notes(x) for x in notes]
+    _mark_end(scores, None if rules is None or rules.end is None else rules.end / DEFAULT_TPQ)
+    return scores, [len(x) - n_primer for x in notes], []
+
+
+def _mark_end(scores: list[Score], end_beats: float | None) -> None:
+    """Note runs with a length: each file ends on the last bar line (see sampling.musical)."""
+    from midiforge.sampling.musical import add_end_marker
+
+    if end_beats is not None:
+        for score in scores:
+            add_end_marker(score, round(end_beats * score.ticks_per_quarter))
 
 
 # (run, options, primer Score or None, label index or None)

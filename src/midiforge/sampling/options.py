@@ -26,6 +26,7 @@ from typing import Any
 
 from midiforge.errors import MidiforgeError, choice_error
 from midiforge.instruments import parse_instruments
+from midiforge.pitches import MODES, parse_key, parse_range
 
 # the values of ``MidiModel.sampler``: which routine of ``generate`` writes a run's music
 SAMPLERS = ("tokens", "notes", "diffusion")
@@ -42,6 +43,7 @@ TOKENS, NOTES, DIFFUSION = (frozenset({s}) for s in SAMPLERS)
 KV_CACHE_CHOICES = ("auto", "float32", "float16")
 MAX_SEED = 2**63 - 1  # a signed 64-bit integer: what torch.Generator.manual_seed keeps
 WEB_MAX_SEED = 2**31 - 1  # the page's seeds stay exact in JavaScript numbers
+TEMPO_BPM = 120.0  # the tempo every sampler writes (MidiTok's default, score_from_notes')
 
 
 class _OwnDefault:
@@ -167,6 +169,29 @@ class GenerateOptions:
         help="transformer key/value cache dtype: auto = fp16 where the CPU kernel reads it "
         "(faster, logits within fp16 rounding), float32 = exact", samplers=TOKENS,
         choices=KV_CACHE_CHOICES))
+    key: str | None = field(default=None, metadata=spec(
+        help="keep every pitched note on this key's scale, e.g. 'D minor', 'F# dorian' (modes: "
+        + ", ".join(MODES) + ")", metavar="KEY", label="Key", parser=parse_key,
+        note="None = any pitch"))
+    chromatic: float = field(default=0.0, metadata=spec(
+        help="with --key: the share of notes that may leave the scale, each a semitone from "
+        "the note before it and at most a beat long (a passing or neighbour tone)", lo=0.0,
+        hi=1.0, note="0 = strictly in key", label="Chromatic share"))
+    range: str | None = field(default=None, metadata=spec(
+        help="lowest and highest pitch, e.g. C3-C6 or 48-84 (C4 = 60); per instrument: "
+        "piano:C3-C6,bass:E1-G3", metavar="LOW-HIGH", label="Range", parser=parse_range,
+        note="None = any pitch"))
+    max_polyphony: int | None = field(default=None, metadata=spec(
+        help="most notes sounding at once (drums not counted)", lo=1, metavar="N",
+        unit="notes", label="Max polyphony", note="None = no limit"))
+    bars: int | None = field(default=None, metadata=spec(
+        help="exact length in bars, primer included: ends at the bar line, no note cut",
+        lo=1, metavar="N", unit="bars", label="Bars", note="None = free length",
+        web=Ask(lo=0, hi=64, default=0, none_at=0, label="Bars (0 = free)")))
+    seconds: float | None = field(default=None, metadata=spec(
+        help=f"length in seconds at {TEMPO_BPM:g} bpm (the tempo runs write): the whole bars "
+        "that fit, at least one", lo=0.0, lo_open=True, metavar="S", unit="seconds",
+        label="Seconds", note="None = free length"))
     noise: float = field(default=0.0, metadata=spec(
         help="Gaussian noise on the time and velocity heads", samplers=NOTES,
         unit="standard units", lo=0.0, label="Noise", web=Ask(hi=2.0), menu=Ask(hi=2.0)))
@@ -210,6 +235,10 @@ class GenerateOptions:
         for info in option_fields(type(self)):
             value = info.check(getattr(self, info.name))
             object.__setattr__(self, info.name, value)
+        if self.bars is not None and self.seconds is not None:
+            raise MidiforgeError(
+                f"bars={self.bars} and seconds={self.seconds:g}: give one length, not both"
+            )
 
 
 # --------------------------------------------------------------------------- reading the specs

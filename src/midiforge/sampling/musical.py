@@ -1,0 +1,124 @@
+"""The musician's hard constraints — key, range, polyphony, length — as one request per call.
+
+:class:`Musical` reads them from :class:`~midiforge.sampling.options.GenerateOptions` and holds
+what every family's sampler needs: a pitch table per program (key ∩ range), the chromatic
+allowance, the polyphony limit and the piece's end. Each family applies it its own way:
+
+* token models (transformer, lstm, gru): logits masks, :mod:`midiforge.sampling.token_rules`;
+* the multi-head LSTM: :class:`NoteRules` masks the pitch head and places each note;
+* diffusion: :class:`DiffusionRules` projects pitches at every step and filters the result.
+
+How each rule reads, the same for every family:
+
+key
+    Pitched notes lie on the key's scale (:data:`midiforge.pitches.MODES`). With
+    ``chromatic = c > 0`` a note off the scale is allowed when it lies a semitone from the note
+    before it, it lasts at most :data:`CHROMATIC_MAX_BEATS`, and the sample's off-scale notes,
+    this one counted, stay at most ``c`` of its notes (a passing or neighbour tone, rationed).
+range
+    Pitched notes lie in ``LOW..HIGH`` (both included); a per-instrument entry applies to every
+    program its name can mean (:func:`midiforge.instruments.candidates`), the unnamed entry to
+    the rest. Drums are exempt from key and range (their "pitch" picks a sound).
+polyphony
+    A note starts only where fewer than ``max_polyphony`` notes sound (start <= t < end).
+    Checking at each onset is enough: of the notes sounding at any moment, the last one
+    started saw all the others sounding at its own onset.
+length
+    ``bars = N``: the piece (primer included) is exactly N bars; ``seconds = S``: the whole
+    bars that fit in S seconds at :data:`~midiforge.sampling.options.TEMPO_BPM` (at least
+    one). No note ends after the last bar line, and the written file ends on it (a marker
+    there), so a last bar of rests still counts.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from midiforge.errors import MidiforgeError
+from midiforge.pitches import (
+    N_PITCHES,
+    N_PROGRAMS,
+    note_name,
+    range_table,
+    scale_pitches,
+)
+from midiforge.sampling.options import TEMPO_BPM, GenerateOptions
+
+CHROMATIC_MAX_BEATS = 1.0  # longest off-scale note allowed by ``chromatic``
+END_MARKER = "end"  # the text of the marker written on the piece's last bar line
+SECONDS_PER_MINUTE = 60.0
+
+
+@dataclass(frozen=True)
+class Musical:
+    """The hard constraints of one ``generate`` call (all off by default)."""
+
+    key: str | None = None
+    chromatic: float = 0.0
+    range: str | None = None
+    max_polyphony: int | None = None
+    bars: int | None = None
+    seconds: float | None = None
+
+    @classmethod
+    def from_options(cls, opts: GenerateOptions) -> Musical:
+        return cls(
+            opts.key, opts.chromatic, opts.range, opts.max_polyphony, opts.bars, opts.seconds
+        )
+
+    @property
+    def active(self) -> bool:
+        return bool(self.key or self.range or self.max_polyphony or self.has_length)
+
+    @property
+    def has_length(self) -> bool:
+        return self.bars is not None or self.seconds is not None
+
+    def scale(self) -> np.ndarray:
+        """``(128,)`` bool: on the key's scale (all True without a key)."""
+        return np.array(scale_pitches(self.key)) if self.key else np.ones(N_PITCHES, bool)
+
+    def range_table(self) -> np.ndarray:
+        """``(129, 128)`` bool: pitches in range per program row (drums: all)."""
+        return range_table(self.range)
+
+    def pitch_table(self) -> np.ndarray:
+        """``(129, 128)`` bool: the pitches a note may take per program row (key ∩ range)."""
+        table = self.range_table()
+        table[1:] &= self.scale()[None, :]
+        empty = [r for r in range(1, N_PROGRAMS) if not table[r].any()]
+        if empty:
+            low, high = np.flatnonzero(self.range_table()[empty[0]])[[0, -1]]
+            raise MidiforgeError(
+                f"key: {self.key} has no pitch in the range {note_name(low)}-{note_name(high)}; "
+                "widen the range or pick another key"
+            )
+        return table
+
+    def end_beats(self, bar_beats: float) -> float | None:
+        """Beats from the piece's start to its last bar line (None: free length)."""
+        if self.bars is not None:
+            return self.bars * bar_beats
+        if self.seconds is not None:
+            beats = self.seconds * TEMPO_BPM / SECONDS_PER_MINUTE
+            return max(math.floor(beats / bar_beats + 1e-9), 1) * bar_beats
+        return None
+
+
+def check_primer_bars(musical: Musical, primer_bars: int) -> None:
+    """A primer of ``primer_bars`` bars must leave room under ``bars``."""
+    if musical.bars is not None and primer_bars > musical.bars:
+        raise MidiforgeError(
+            f"bars: {musical.bars} is shorter than the primer's {primer_bars} bars; ask for at "
+            f"least {primer_bars} or use --primer-bars"
+        )
+
+
+def add_end_marker(score, end_tick: int) -> None:
+    """Mark the piece's last bar line, so the file ends there even after bars of rests."""
+    from symusic import TextMeta
+
+    score.markers.append(TextMeta(int(end_tick), END_MARKER))

@@ -1,0 +1,206 @@
+"""The musician's hard constraints for the note families: the multi-head LSTM and diffusion.
+
+Both write note rows (:data:`midiforge.schema.NOTE_FIELDS`, time in beats) that
+``score_from_notes`` turns into a 4/4 score at 120 bpm, so a bar is four beats here. Times are
+kept on that score's tick grid (:data:`~midiforge.data.encode.DEFAULT_TPQ` per beat), so what a
+rule decides is exactly what the file holds.
+
+Multi-head LSTM (:class:`NoteRules`, called by ``sample_notes`` at every note):
+
+* key/range — the pitch head's logits are masked to the allowed pitches before the draw (with
+  ``chromatic``: also a semitone step off the scale while the share allows; that note is cut
+  to at most a beat);
+* polyphony — a note whose onset finds ``max_polyphony`` notes sounding waits until the first
+  of them ends (its onset moves later; the model then reads the note where it was placed);
+* length — a note that would end after the last bar line is shortened to end on it; a note
+  that would start on it (or later) ends the piece there (its row is not written).
+
+Diffusion (:class:`DiffusionRules`):
+
+* after every denoising step the log-frequency channel is projected onto the allowed pitches:
+  decoded to a (fractional) MIDI pitch, moved to the nearest allowed one — nearest in
+  log-frequency, which is nearest in semitones — and encoded back (with ``chromatic > 0`` only
+  the range is projected, the key is settled at the end);
+* the decoded piece is then filtered in onset order: a pitch still outside the allowed set
+  (the decoder clips to the training range) moves to the nearest allowed one unless it is a
+  passing tone the chromatic share allows; a note where ``max_polyphony`` notes sound, or at
+  the same pitch and onset as a kept one, is dropped; notes are shortened to the last bar line
+  and those starting on it dropped. Pieces get more windows until they reach the end.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+from midiforge.data.encode import DEFAULT_TPQ, frequency_hz
+from midiforge.errors import MidiforgeError
+from midiforge.pitches import program_row
+from midiforge.sampling.musical import CHROMATIC_MAX_BEATS, Musical
+from midiforge.schema import FIELD
+
+BAR_BEATS = 4.0  # score_from_notes writes 4/4
+A4_PITCH, A4_LOG2_HZ = 69, float(np.log2(440.0))
+
+
+def _ticks(beats: Any) -> np.ndarray:
+    return np.rint(np.asarray(beats, np.float64) * DEFAULT_TPQ).astype(np.int64)
+
+
+class _Voices:
+    """Per row: pitch-rule tables, the chromatic tally and the end ticks of sounding notes."""
+
+    def __init__(self, musical: Musical, rows: int, program: int) -> None:
+        self.scale = musical.scale()
+        self.in_range = musical.range_table()[program_row(program)]
+        self.allowed = musical.pitch_table()[program_row(program)]  # (128,) key ∩ range
+        self.chromatic = musical.chromatic if musical.key else 0.0
+        self.limit = musical.max_polyphony
+        end = musical.end_beats(BAR_BEATS)
+        self.end = None if end is None else int(_ticks(end))
+        self.ends = np.full((rows, self.limit or 1), -1, np.int64)
+        self.last_pitch = np.full(rows, -1, np.int64)
+        self.notes = np.zeros(rows, np.int64)
+        self.off = np.zeros(rows, np.int64)
+
+    def passing(self, pitch: np.ndarray) -> np.ndarray:
+        """Off-scale pitches ``(B, P)`` or ``(B,)`` the chromatic rule allows per row."""
+        if self.chromatic <= 0:
+            return np.zeros(np.shape(pitch), bool)
+        pitch = np.asarray(pitch)
+        budget = (self.off + 1) <= self.chromatic * (self.notes + 1)
+        last = self.last_pitch.reshape(-1, *([1] * (pitch.ndim - 1)))
+        ok = (np.abs(pitch - last) == 1) & (last >= 0) & self.in_range[pitch]
+        return ok & ~self.scale[pitch] & budget.reshape(last.shape)
+
+    def start(self, primer: np.ndarray | None) -> None:
+        """The primer's notes sound on (its last pitch and latest ends are remembered)."""
+        if primer is None or len(primer) == 0:
+            return
+        ends = np.sort(_ticks(primer[:, FIELD["onset"]] + primer[:, FIELD["duration"]]))
+        self.ends[:] = np.pad(ends, (self.ends.shape[1], 0), constant_values=-1)[
+            -self.ends.shape[1] :
+        ]
+        self.last_pitch[:] = int(primer[-1, FIELD["pitch"]])
+        if self.end is not None and ends[-1] > self.end:
+            raise MidiforgeError(
+                f"bars/seconds: the primer ({ends[-1] / DEFAULT_TPQ / BAR_BEATS:.1f} bars) is "
+                "longer than the piece asked for; ask for more, or use --primer-bars"
+            )
+
+    def place(self, row: np.ndarray, pitch, onset, duration) -> tuple[np.ndarray, np.ndarray]:
+        """Onset and duration ticks of new notes in ``row`` after polyphony and length."""
+        off = ~self.scale[pitch] & (self.chromatic > 0)
+        duration = np.where(off, np.minimum(duration, _ticks(CHROMATIC_MAX_BEATS)), duration)
+        if self.limit:
+            onset = np.maximum(onset, self.ends[row].min(axis=1))  # wait for a free voice
+        if self.end is not None:
+            duration = np.minimum(duration, self.end - onset)
+        return onset, duration
+
+    def keep(self, row: np.ndarray, pitch, onset, duration) -> None:
+        """Remember placed notes ``(len(row),)``."""
+        slot = self.ends[row].argmin(axis=1)
+        self.ends[row, slot] = onset + duration
+        self.notes[row] += 1
+        self.off[row] += ~self.scale[pitch]
+        self.last_pitch[row] = pitch
+
+
+class NoteRules:
+    """``sample_notes``' hook: :meth:`pitch_mask` before each draw, :meth:`place` after."""
+
+    def __init__(self, musical: Musical, n: int, *, program: int = 0, primer=None) -> None:
+        self.voices = _Voices(musical, n, program)
+        self.voices.start(primer)
+        self.alive = torch.ones(n, dtype=torch.bool)
+        self.kept = torch.zeros(n, dtype=torch.long)  # new notes written per sample
+
+    def pitch_mask(self) -> torch.Tensor:
+        """``(n, 128)`` bool: the pitches each sample's next note may take."""
+        v = self.voices
+        pitches = np.broadcast_to(np.arange(128), (len(v.notes), 128))
+        return torch.from_numpy(v.allowed[None, :] | v.passing(pitches))
+
+    def place(self, pitch: torch.Tensor, onset: torch.Tensor, duration: torch.Tensor):
+        """Onsets and durations ``(n,)`` (beats) moved by polyphony and cut to the length."""
+        v, rows = self.voices, np.arange(len(self.alive))
+        p = pitch.numpy().astype(np.int64)
+        on, dur = v.place(rows, p, _ticks(onset.numpy()), _ticks(duration.numpy()))
+        fits = dur >= 1 if v.end is None else (on < v.end) & (dur >= 1)
+        self.alive &= torch.from_numpy(fits)
+        live = np.flatnonzero(self.alive.numpy())
+        v.keep(live, p[live], on[live], dur[live])
+        self.kept += self.alive
+        return torch.from_numpy(on / DEFAULT_TPQ).float(), torch.from_numpy(
+            dur / DEFAULT_TPQ
+        ).float()
+
+    def end_beats(self) -> float | None:
+        return None if self.voices.end is None else self.voices.end / DEFAULT_TPQ
+
+
+class DiffusionRules:
+    """``generate_notes``' hooks: :meth:`project` each step, :meth:`finish` each piece."""
+
+    def __init__(self, musical: Musical, scaler: Any, *, program: int = 0) -> None:
+        self.musical, self.scaler, self.program = musical, scaler, program
+        probe = _Voices(musical, 1, program)
+        target = probe.allowed if probe.chromatic <= 0 else probe.in_range
+        self.targets = torch.tensor(np.flatnonzero(target), dtype=torch.float32)
+        self.allowed = np.flatnonzero(probe.allowed)
+        self.end = probe.end
+
+    def project(self, x: torch.Tensor) -> torch.Tensor:
+        """``(B, F, L)`` scaled features with channel 0 moved onto the allowed pitches."""
+        s = self.scaler
+        v = x[:, 0]
+        raw = ((v + 1) / 2 if s.method == "max" else v) * s.scale[0] + s.shift[0]
+        pitch = A4_PITCH + 12 * (raw - A4_LOG2_HZ)
+        t = self.targets.to(x.device)
+        hi = torch.bucketize(pitch, t).clamp(1, len(t) - 1) if len(t) > 1 else None
+        if hi is None:
+            nearest = t.expand_as(pitch)
+        else:
+            lo_p, hi_p = t[hi - 1], t[hi]
+            nearest = torch.where((pitch - lo_p).abs() <= (hi_p - pitch).abs(), lo_p, hi_p)
+        raw = A4_LOG2_HZ + (nearest - A4_PITCH) / 12
+        back = (raw - s.shift[0]) / s.scale[0]
+        out = x.clone()
+        out[:, 0] = back * 2 - 1 if s.method == "max" else back
+        return out
+
+    def short(self, pieces: list[np.ndarray]) -> bool:
+        """Some piece has not reached the last bar line yet."""
+        if self.end is None:
+            return False
+        return any(len(p) == 0 or _ticks(p[-1, FIELD["onset"]]) < self.end for p in pieces)
+
+    def finish(self, piece: np.ndarray) -> np.ndarray:
+        """The decoded piece filtered in onset order (see the module docstring)."""
+        v, row = _Voices(self.musical, 1, self.program), np.zeros(1, np.int64)
+        keep: list[np.ndarray] = []
+        seen: set[tuple[int, int]] = set()  # (onset tick, pitch) of kept notes
+        for note in piece:
+            pitch = np.array([int(note[FIELD["pitch"]])])
+            if not v.allowed[pitch[0]] and not v.passing(pitch)[0]:
+                pitch[0] = self.allowed[np.abs(self.allowed - pitch[0]).argmin()]
+            onset = _ticks(note[FIELD["onset"]]).reshape(1)
+            full = v.limit is not None and (v.ends[0] > onset[0]).sum() >= v.limit
+            late = v.end is not None and onset[0] >= v.end
+            if full or late or (int(onset[0]), int(pitch[0])) in seen:
+                continue
+            onset, duration = v.place(row, pitch, onset, _ticks(note[FIELD["duration"]]))
+            v.keep(row, pitch, onset, duration)
+            seen.add((int(onset[0]), int(pitch[0])))
+            new = note.copy()
+            new[FIELD["pitch"]], new[FIELD["duration"]] = pitch[0], duration[0] / DEFAULT_TPQ
+            keep.append(new)
+        out = np.array(keep, np.float32).reshape(-1, piece.shape[1])
+        if len(out):
+            out[:, FIELD["frequency"]] = frequency_hz(out[:, FIELD["pitch"]])
+            onsets = out[:, FIELD["onset"]]
+            out[:, FIELD["delta"]] = np.diff(onsets, prepend=onsets[0])
+        return out
