@@ -46,7 +46,9 @@ def pop909_small(datasets: Path, tmp_path_factory: pytest.TempPathFactory) -> Pa
 
 @pytest.fixture(scope="session")
 def nottingham_small(datasets: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A prepared DATASET dir of the first 24 Nottingham tunes (short-file limits lowered)."""
+    """A prepared DATASET dir of the first 24 Nottingham tunes (short-file limits lowered), as
+    one piano stream (``tracks="merge"``): the tests that use it are about models, sampling and
+    the web page, not instruments (those use ``robustness/MIDIs_multitrack``)."""
     from midiforge.data.prepare import prepare
 
     src = tmp_path_factory.mktemp("nottingham_src")
@@ -60,6 +62,7 @@ def nottingham_small(datasets: Path, tmp_path_factory: pytest.TempPathFactory) -
         quiet=True,
         min_tokens=NOTTINGHAM_MIN_TOKENS,
         min_notes=NOTTINGHAM_MIN_NOTES,
+        tracks="merge",
     )
     return out
 
