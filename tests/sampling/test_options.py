@@ -106,7 +106,10 @@ def test_every_field_has_a_flag_with_its_help_and_the_old_flags_remain() -> None
     by_dest = {a.dest: a for a in parser._actions if a.option_strings}
     for info in option_fields():
         action = by_dest[info.name]  # a KeyError here: the field got no flag
-        assert action.option_strings == list(info.flags)
+        negated = (
+            ["--no-" + f[2:] for f in info.flags] if info.kind is bool and info.default else []
+        )
+        assert action.option_strings == [*info.flags, *negated]  # on by default: --no-X too
         assert info.spec.help.replace("%", "%%") in action.help
         assert action.default == info.default
     assert {s for a in parser._actions for s in a.option_strings} >= set(FLAGS_BEFORE)

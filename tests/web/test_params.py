@@ -108,8 +108,8 @@ def test_fields_a_models_sampler_does_not_read_are_refused(tmp_path: Path, datas
         parse_request({"model": "folk", "noise": "0.5"}, models)
     assert parse_request({"model": "folk", "steps": ""}, models).options.steps is None
     primer = ((datasets / NOTTINGHAM_FILE).read_bytes(), "p.mid")
-    with pytest.raises(MidiforgeError, match="primer: 'notes' is a diffusion model"):
-        parse_request({"model": "notes"}, models, primer)
+    # every family continues a primer (diffusion by inpainting its last notes)
+    assert parse_request({"model": "notes"}, models, primer).primer == primer[0]
     with pytest.raises(MidiforgeError, match="tempo: not a field of the form; accepted: model"):
         parse_request({"model": "folk", "tempo": "120"}, models)
 

@@ -365,7 +365,7 @@ def _note_row(
     row[:, field["pitch"]] = pitch
     row[:, field["onset"]] = onset
     row[:, field["delta"]] = raw[:, 0]
-    row[:, field["duration"]] = raw[:, 1].clamp_min(MIN_DURATION_BEATS)
+    row[:, field["duration"]] = raw[:, 1]  # floored at MIN_DURATION_BEATS before the rules
     row[:, field["velocity"]] = raw[:, 2].clamp(1, 127)
     row[:, field["program"]] = programs
     row[:, field["frequency"]] = torch.from_numpy(frequency_hz(pitch.numpy()).astype("float32"))

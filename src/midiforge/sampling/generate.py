@@ -143,7 +143,7 @@ def _sample_tokens(run: Any, opts: GenerateOptions, primer: Score | None, label:
     """Token models: BOS + primer ids → sampler → MIDI scores, grammar errors per sample."""
     from midiforge.data.encode import ids_to_score, score_to_ids, special_ids
     from midiforge.sampling.autoregressive import sample
-    from midiforge.sampling.grammar import TypeGrammar, count_errors
+    from midiforge.sampling.grammar import count_errors
     from midiforge.sampling.musical import Musical, add_end_marker
     from midiforge.sampling.token_rules import musical_constraints
 
@@ -170,7 +170,7 @@ def _sample_tokens(run: Any, opts: GenerateOptions, primer: Score | None, label:
         top_p=opts.top_p,
         seed=opts.seed,
         label=label,
-        grammar=TypeGrammar(tok) if opts.grammar_mask or musical else None,
+        grammar=_grammar(tok, opts.grammar_mask or bool(musical)),
         window=opts.window,
         eos_id=specials.get("EOS"),
         kv_cache=opts.kv_cache,
@@ -186,6 +186,19 @@ def _sample_tokens(run: Any, opts: GenerateOptions, primer: Score | None, label:
         if ends is not None:
             add_end_marker(scores[-1], ends[i])
     return scores, generated, errors
+
+
+def _grammar(tok: Any, wanted: bool) -> Any:
+    """The grammar mask (on by default), unless turned off or the tokenizer uses BPE, whose
+    merged ids span several token types (then the errors are still counted and reported)."""
+    from midiforge.sampling.grammar import TypeGrammar
+
+    if not wanted:
+        return None
+    if getattr(tok, "is_trained", False):
+        log.info("generate: a BPE tokenizer has no type grammar to mask; sampling without it")
+        return None
+    return TypeGrammar(tok)
 
 
 def _requested_programs(run: Any, opts: GenerateOptions) -> list[int] | None:

@@ -137,9 +137,10 @@ class GenerateOptions:
         help="a label of the run's dataset (conditioned models)", label="Style",
         metavar="STYLE", choices_from="labels", menu=Ask()))
     primer: str | Path | None = field(default=None, metadata=spec(
-        help="MIDI file every sample continues", samplers=AUTOREGRESSIVE, metavar="FILE"))
+        help="MIDI file every sample continues (diffusion: its last notes seed the first "
+        "window)", metavar="FILE"))
     primer_bars: int | None = field(default=None, metadata=spec(
-        help="use only the primer's first K bars", samplers=AUTOREGRESSIVE, lo=1, metavar="K",
+        help="use only the primer's first K bars", lo=1, metavar="K",
         label="Primer bars", unit="bars", note="None = the whole primer",
         web=Ask(lo=0, hi=256, default=8, none_at=0, label="Primer bars (0 = all)")))
     temperature: float = field(default=1.0, metadata=spec(
@@ -159,8 +160,9 @@ class GenerateOptions:
         metavar="LIST", label="Instruments", parser=_instrument_list,
         note="None = what the model chooses", choices_from="instruments",
         web=Ask(placeholder="the model's choice"), menu=Ask()))
-    grammar_mask: bool = field(default=False, metadata=spec(
-        help="forbid tokens the tokenization's grammar does not allow", samplers=TOKENS))
+    grammar_mask: bool = field(default=True, metadata=spec(
+        help="forbid tokens the tokenization's grammar does not allow (BPE runs: always off; "
+        "errors are counted either way)", samplers=TOKENS))
     window: int | None = field(default=None, metadata=spec(
         help="tokens of context kept past the training length (default: the model's)",
         samplers=TOKENS,
