@@ -35,6 +35,27 @@ FEATURES = (
     "duration_histogram",
 )
 PNG_PER_STYLE = 2
+# per instrument class: the metrics every pitched class has (drums have their own in the report)
+CLASS_FEATURES = ("pitch_range", "polyphony", "note_density", "scale_consistency")
+
+
+def print_instrument_rows(reports: dict) -> None:
+    """One row per style and instrument class: pieces holding it (generated / held-out) and the
+    overlap of a few metrics with the held-out ceiling (``evaluate``'s ``per_instrument``)."""
+    print()
+    print("| style | instrument class | pieces gen / held-out | "
+          + " | ".join(CLASS_FEATURES) + " |")  # fmt: skip
+    print("| --- | --- | --- |" + " --- |" * len(CLASS_FEATURES))
+    for style, report in reports.items():
+        for name, entry in report.get("per_instrument", {}).items():
+            cells = []
+            for feature in CLASS_FEATURES:
+                metric = entry["metrics"].get(feature) or {}
+                oa, ceiling = metric.get("oa"), metric.get("ceiling")
+                top = "–" if ceiling is None else f"{ceiling:.2f}"
+                cells.append("–" if oa is None else f"{oa:.2f} ({top})")
+            print(f"| {style} | {name} | {entry['n_generated']} / {entry['n_reference']} | "
+                  + " | ".join(cells) + " |")  # fmt: skip
 
 
 def main() -> None:
@@ -118,6 +139,7 @@ def main() -> None:
         + " | ".join(f"{reports[s]['seconds']:.1f}" for s in styles)
         + " |"
     )
+    print_instrument_rows(reports)
 
 
 if __name__ == "__main__":
