@@ -19,13 +19,12 @@ from pathlib import Path
 
 import torch
 
-from midiforge.data.encode import FIELD, ids_to_score, special_ids
+from midiforge.data.encode import ids_to_score, special_ids
 from midiforge.data.prepare import prepare
 from midiforge.instruments import DRUMS, resolve_instruments
 from midiforge.sampling.autoregressive import sample
 from midiforge.sampling.grammar import TypeGrammar
 from midiforge.sampling.instrument_rule import STEER_NATS, InstrumentConstraint
-from midiforge.store.dataset_dir import PreparedDataset, read_manifest, write_manifest
 from midiforge.store.run_dir import load_run
 from midiforge.training.run import train
 
@@ -36,20 +35,6 @@ TINY = ["model.d_model=32", "model.n_layers=1", "model.n_heads=2", "model.d_ff=6
         "model.max_seq_len=64", "model.max_rel=32", "train.batch_size=4", "train.seq_len=32",
         "train.window=32", "train.lr=3e-3", "train.warmup_steps=2", "train.eval_every=1000",
         "train.eval_batches=1"]  # fmt: skip
-
-
-def record_instruments(ds: Path) -> None:
-    """The manifest's ``instruments`` (program -> train notes), for a ``prepare`` that does not
-    write it yet: counted from the train split's notes, as ``prepare`` counts them."""
-    manifest = read_manifest(ds)
-    if manifest.get("instruments"):
-        return
-    notes = PreparedDataset(ds).notes("train")
-    counts = collections.Counter()
-    for i in range(len(notes)):
-        counts.update(notes[i][:, FIELD["program"]].astype(int).tolist())
-    manifest["instruments"] = {str(p): n for p, n in sorted(counts.items())}
-    write_manifest(ds, manifest)
 
 
 def everyone_plays(tok, seqs: list[list[int]], programs: list[int]) -> tuple[float, float]:
@@ -78,7 +63,6 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         ds = Path(tmp) / "band"
         prepare(BAND, ds, tracks="all", drums=True, jobs=1, quiet=True)
-        record_instruments(ds)
         run_dir = train(ds, model="transformer", overrides=[*TINY, f"train.steps={args.steps}"],
                         run_dir=Path(tmp) / "run", device="cpu")  # fmt: skip
         run = load_run(run_dir)

@@ -7,7 +7,6 @@ import logging
 from pathlib import Path
 
 import pytest
-import torch
 
 from midiforge.cli import main
 from midiforge.data.corpus import clean_score
@@ -20,7 +19,8 @@ from midiforge.sampling.autoregressive import KV_CACHE
 from midiforge.sampling.generate import SAMPLERS, generate, read_primer
 from midiforge.sampling.options import KV_CACHE_CHOICES, GenerateOptions
 from midiforge.store.run_dir import load_run
-from midiforge.training.run import train
+
+from .conftest import link_pop_and_folk, train_tiny
 
 N_PER_CORPUS = 5  # files per corpus: enough for a split, small enough for seconds
 TRAIN = ["train.batch_size=4", "train.seq_len=32", "train.window=32", "train.lr=3e-3",
@@ -33,23 +33,9 @@ TINY = {
 }  # fmt: skip
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def dataset(datasets: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    src = tmp_path_factory.mktemp("src")
-    pop = [datasets / "pop909" / f"{i:03d}" / f"{i:03d}.mid" for i in range(1, N_PER_CORPUS + 1)]
-    folk = sorted((datasets / "nottingham").glob("*.mid"))[:N_PER_CORPUS]
-    for label, files in (("pop", pop), ("folk", folk)):
-        (src / label).mkdir()
-        for f in files:
-            (src / label / f.name).symlink_to(f.resolve())
+    src = link_pop_and_folk(datasets, tmp_path_factory.mktemp("src"), N_PER_CORPUS)
     out = tmp_path_factory.mktemp("ds") / "ds"
     prepare(src, out, labels_from="folder", jobs=1, quiet=True)
     return out
@@ -57,12 +43,7 @@ def dataset(datasets: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def runs(dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    root = tmp_path_factory.mktemp("runs")
-    return {
-        name: train(dataset, model=name, overrides=TINY[name] + TRAIN, run_dir=root / name,
-                    device="cpu")
-        for name in TINY
-    }  # fmt: skip
+    return train_tiny(dict.fromkeys(TINY, dataset), TINY, TRAIN, tmp_path_factory.mktemp("runs"))
 
 
 def test_transformer_generates_parseable_midi_with_style_and_grammar(runs, tmp_path):

@@ -8,7 +8,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-import torch
 
 import midiforge
 from midiforge.cli import main
@@ -16,7 +15,8 @@ from midiforge.errors import MidiforgeError
 from midiforge.instruments import DRUMS, instrument_name
 from midiforge.io.midi import load_midi, save_midi
 from midiforge.sampling.generate import generate, read_primer
-from midiforge.training.run import train
+
+from .conftest import train_tiny
 
 TRAIN = ["train.batch_size=4", "train.seq_len=32", "train.window=32", "train.lr=3e-3",
          "train.warmup_steps=2", "train.eval_every=100", "train.eval_batches=1",
@@ -32,22 +32,9 @@ PRIMER_SONG = "All The Small Things.mid"  # Finger Bass (33) and drums among its
 SLAP_BASS_2 = 37  # not in the band songs: a primer's Slap Bass 2 continues on the Finger Bass
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def runs(band: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    root = tmp_path_factory.mktemp("band_runs")
-    return {
-        name: train(band, model=name, overrides=TRAIN + TINY[name], run_dir=root / name,
-                    device="cpu")
-        for name in TINY
-    }  # fmt: skip
+    return train_tiny(dict.fromkeys(TINY, band), TINY, TRAIN, tmp_path_factory.mktemp("band_runs"))
 
 
 def played(path: Path) -> dict[int, int]:

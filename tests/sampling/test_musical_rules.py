@@ -24,7 +24,8 @@ from midiforge.sampling.musical import END_MARKER, Musical
 from midiforge.sampling.note_rules import DiffusionRules
 from midiforge.sampling.remi_state import RemiState, RemiVocab, check_tokenizer
 from midiforge.store.run_dir import load_run
-from midiforge.training.run import train
+
+from .conftest import link_pop_and_folk, train_tiny
 
 N_PER_CORPUS = 5
 PIECES = 20
@@ -47,24 +48,9 @@ ASK = {"key": "D minor", "range": "C3-C6", "max_polyphony": 3, "bars": 4}
 LOW, HIGH = 48, 84  # C3, C6
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def sources(datasets: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    src = tmp_path_factory.mktemp("src")
-    pop = [datasets / "pop909" / f"{i:03d}" / f"{i:03d}.mid" for i in range(1, N_PER_CORPUS + 1)]
-    folk = sorted((datasets / "nottingham").glob("*.mid"))[:N_PER_CORPUS]
-    for label, files in (("pop", pop), ("folk", folk)):
-        (src / label).mkdir()
-        for f in files:
-            (src / label / f.name).symlink_to(f.resolve())
-    return src
+    return link_pop_and_folk(datasets, tmp_path_factory.mktemp("src"), N_PER_CORPUS)
 
 
 @pytest.fixture(scope="module")
@@ -74,11 +60,8 @@ def runs(sources: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, P
     for tracks in ("merge", "all"):
         data[tracks] = root / f"ds-{tracks}"
         prepare(sources, data[tracks], labels_from="folder", jobs=1, quiet=True, tracks=tracks)
-    return {
-        name: train(data["all" if name in PROGRAMS else "merge"], model=name,
-                    overrides=TINY[name] + TRAIN, run_dir=root / name, device="cpu")
-        for name in TINY
-    }  # fmt: skip
+    by_family = {name: data["all" if name in PROGRAMS else "merge"] for name in TINY}
+    return train_tiny(by_family, TINY, TRAIN, root)
 
 
 def _merged(score):

@@ -9,9 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
-from midiforge.data.prepare import prepare
 from midiforge.errors import MidiforgeError
 from midiforge.io.midi import load_midi
 from midiforge.sampling.autoregressive import sample_notes
@@ -20,7 +18,8 @@ from midiforge.sampling.generate import generate
 from midiforge.schema import FIELD
 from midiforge.store.dataset_dir import PreparedDataset
 from midiforge.store.run_dir import load_run
-from midiforge.training.run import train
+
+from .conftest import train_tiny
 
 L = 32  # notes per training window (and the diffusion model's window)
 TRAIN = [f"train.window={L}", "train.seq_len=32", "train.batch_size=4", "train.lr=3e-3",
@@ -39,30 +38,9 @@ SAMPLE = {
 }
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-@pytest.fixture(scope="module")
-def band(datasets: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("band") / "ds"
-    prepare(datasets / "robustness" / "MIDIs_multitrack", out, tracks="all", drums=True,
-            jobs=1, quiet=True)  # fmt: skip
-    return out
-
-
 @pytest.fixture(scope="module")
 def runs(band: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    root = tmp_path_factory.mktemp("band_runs")
-    return {
-        name: train(band, model=name, overrides=TINY[name] + TRAIN, run_dir=root / name,
-                    device="cpu")
-        for name in TINY
-    }  # fmt: skip
+    return train_tiny(dict.fromkeys(TINY, band), TINY, TRAIN, tmp_path_factory.mktemp("band_runs"))
 
 
 def _train_programs(band: Path) -> list[int]:
