@@ -268,4 +268,23 @@ def test_instruments_are_text_checked_against_the_models_instruments(tmp_path: P
         "instruments",
     )
     assert sent["instruments"]["placeholder"] == "the model's choice"
-    assert {f["type"] for name, f in sent.items() if name != "instruments"} == {"number"}
+    texts = {name for name, f in sent.items() if f["type"] == "text"}
+    assert texts == {"instruments", "key", "range"}  # the string options the page offers
+    assert {f["type"] for name, f in sent.items() if name not in texts} == {"number"}
+
+
+def test_key_range_and_polyphony_come_from_the_page_checked_as_the_cli_checks_them(
+    tmp_path: Path,
+) -> None:
+    models = _models(tmp_path)
+    form = {"model": "folk", "key": " d MINOR ", "range": "C3-C6", "max_polyphony": "3"}
+    options = parse_request(form, models).options
+    assert (options.key, options.max_polyphony) == ("D minor", 3)
+    assert options.range == "C3-C6"
+    unset = parse_request({"model": "folk", "key": "", "max_polyphony": "0"}, models).options
+    assert (unset.key, unset.range, unset.max_polyphony) == (None, None, None)
+    with pytest.raises(MidiforgeError, match="key: 'H major'") as err:
+        parse_request({"model": "folk", "key": "H major"}, models)
+    assert "\n" not in str(err.value)
+    with pytest.raises(MidiforgeError, match="range"):
+        parse_request({"model": "folk", "range": "C6-C3"}, models)

@@ -174,7 +174,7 @@ class GenerateOptions:
     key: str | None = field(default=None, metadata=spec(
         help="keep every pitched note on this key's scale, e.g. 'D minor', 'F# dorian' (modes: "
         + ", ".join(MODES) + ")", metavar="KEY", label="Key", parser=parse_key,
-        note="None = any pitch"))
+        note="None = any pitch", web=Ask(placeholder="any (e.g. D minor)")))
     chromatic: float = field(default=0.0, metadata=spec(
         help="with --key: the share of notes that may leave the scale, each a semitone from "
         "the note before it and at most a beat long (a passing or neighbour tone)", lo=0.0,
@@ -182,10 +182,11 @@ class GenerateOptions:
     range: str | None = field(default=None, metadata=spec(
         help="lowest and highest pitch, e.g. C3-C6 or 48-84 (C4 = 60); per instrument: "
         "piano:C3-C6,bass:E1-G3", metavar="LOW-HIGH", label="Range", parser=parse_range,
-        note="None = any pitch"))
+        note="None = any pitch", web=Ask(placeholder="any (e.g. C3-C6)")))
     max_polyphony: int | None = field(default=None, metadata=spec(
         help="most notes sounding at once (drums not counted)", lo=1, metavar="N",
-        unit="notes", label="Max polyphony", note="None = no limit"))
+        unit="notes", label="Max polyphony", note="None = no limit",
+        web=Ask(lo=0, hi=16, default=0, none_at=0, label="Max polyphony (0 = none)")))
     bars: int | None = field(default=None, metadata=spec(
         help="exact length in bars, primer included: ends at the bar line, no note cut",
         lo=1, metavar="N", unit="bars", label="Bars", note="None = free length",

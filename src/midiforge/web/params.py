@@ -52,7 +52,7 @@ MAX_JOB_TOKENS = 8192  # pieces x length per job (8 x 1024, 2 x 4096): a few min
 MAX_JOB_STEPS = 2000  # pieces x denoising steps per job
 MAX_NUMBER_CHARS = 32
 # a run id is a path below the runs folder; a band of a dozen instruments is ~150 characters
-MAX_TEXT_CHARS = {"model": 255, "style": 100, "instruments": 200}
+MAX_TEXT_CHARS = {"model": 255, "style": 100, "instruments": 200, "key": 40, "range": 200}
 MAX_SHOWN = 40  # characters of a refused value quoted back in a message
 _NUMBER = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d{1,4})?", re.ASCII)
 _INTEGER = re.compile(r"[+-]?\d+", re.ASCII)
