@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import os
 import re
 import shutil
@@ -19,7 +20,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from midiforge.errors import naming
+from midiforge.errors import MidiforgeError, naming
 
 TEMP_SUFFIX = ".tmp"  # .{name}.{pid}.tmp
 _OS_ERROR_TEXT = re.compile(r"os error (\d+)")  # how Rust libraries (safetensors) report errno
@@ -72,6 +73,18 @@ def write_bytes(path: str | Path, data: bytes) -> Path:
 def write_text(path: str | Path, text: str) -> Path:
     """Write ``text`` (UTF-8) to ``path`` atomically."""
     return write_bytes(path, text.encode("utf-8"))
+
+
+def read_json_object(path: Path, fix: str) -> dict[str, Any]:
+    """A JSON object read back from ``path``; unreadable text or another JSON value is one
+    error naming the file and ``fix`` (what to do about it)."""
+    try:
+        value = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise MidiforgeError(f"{path}: cannot read it ({exc}); {fix}") from None
+    if not isinstance(value, dict):
+        raise MidiforgeError(f"{path}: expected a JSON object, got {type(value).__name__}; {fix}")
+    return value
 
 
 def _alive(pid: int) -> bool:

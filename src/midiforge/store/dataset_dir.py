@@ -10,7 +10,6 @@ one writer, and the torch training windows over these arrays live in
 from __future__ import annotations
 
 import json
-import os
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,7 @@ import numpy as np
 
 from midiforge.errors import MidiforgeError, choice_error
 from midiforge.schema import NOTE_FIELDS
+from midiforge.store import atomic
 from midiforge.store.names import (
     DATASET_FORMAT,
     DATASET_FORMAT_VERSION,
@@ -41,14 +41,7 @@ KINDS = {TOKENS_DIR: (TOKEN_DTYPE, 1), NOTES_DIR: (NOTE_DTYPE, len(NOTE_FIELDS))
 
 def read_manifest_json(folder: str | Path) -> dict[str, Any]:
     """The manifest as it is on disk, unchecked (listings read it to describe a dataset)."""
-    path = manifest_path(folder)
-    try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise MidiforgeError(f"{path}: cannot read it ({exc})") from None
-    if not isinstance(manifest, dict):
-        raise MidiforgeError(f"{path}: not a JSON object; re-run prepare")
-    return manifest
+    return atomic.read_json_object(manifest_path(folder), "re-run prepare")
 
 
 def read_manifest(folder: str | Path) -> dict[str, Any]:
@@ -77,11 +70,7 @@ def read_manifest(folder: str | Path) -> dict[str, Any]:
 
 def write_manifest(folder: Path, manifest: dict[str, Any]) -> Path:
     """Write ``folder/manifest.json`` atomically (temp file + rename)."""
-    path = manifest_path(folder)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(manifest, indent=1), encoding="utf-8")
-    os.replace(tmp, path)
-    return path
+    return atomic.write_text(manifest_path(folder), json.dumps(manifest, indent=1))
 
 
 class Sequences:

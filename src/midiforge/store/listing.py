@@ -16,6 +16,7 @@ from typing import Any
 
 from midiforge.errors import MidiforgeError
 from midiforge.instruments import DRUMS, GM_MAX, instrument_name
+from midiforge.io.midi import is_midi_path
 from midiforge.store.dataset_dir import read_manifest_json
 from midiforge.store.names import can_resume, config_path, has_weights, is_dataset, is_run
 from midiforge.store.run_dir import default_run, read_config_yaml
@@ -161,6 +162,22 @@ def find_runs(runs_dir: str | Path, *, include_broken: bool = False) -> list[Run
                 )
     runs.sort(key=lambda r: config_path(r.path).stat().st_mtime, reverse=True)
     return runs
+
+
+def is_prepared_source(path: str | Path) -> bool:
+    """What a DATA argument is: True for a prepared dataset, False for a folder with MIDI files;
+    anything else is an error, raised before a command writes anything."""
+    path = Path(path)
+    if is_dataset(path):
+        return True
+    if not path.is_dir():
+        raise MidiforgeError(f"{path}: not found; give a prepared dataset or a MIDI folder")
+    if not any(is_midi_path(p) for p in path.rglob("*")):
+        raise MidiforgeError(
+            f"{path}: not a prepared dataset and has no MIDI files (.mid/.midi); give a folder "
+            "of MIDI files or a dataset written by `midiforge prepare`"
+        )
+    return False
 
 
 def find_datasets(data_dir: str | Path) -> list[DatasetInfo]:

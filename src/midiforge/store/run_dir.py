@@ -217,13 +217,7 @@ def read_data_state(run_dir: str | Path) -> dict[str, Any]:
     path = data_state_path(run_dir)
     if not path.is_file():
         return {}
-    try:
-        state = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise MidiforgeError(f"{path}: cannot read it ({exc}); the run dir is damaged") from None
-    if not isinstance(state, dict):
-        raise MidiforgeError(f"{path}: expected a JSON object, got {type(state).__name__}")
-    return state
+    return atomic.read_json_object(path, "the run dir is damaged")
 
 
 def apply_data_state(model: MidiModel, run_dir: str | Path) -> dict[str, Any]:

@@ -28,10 +28,10 @@ from pathlib import Path
 from typing import Any
 
 from midiforge.errors import MidiforgeError, choice_error
-from midiforge.io.midi import is_midi_path
 from midiforge.metrics import comparison
 from midiforge.metrics.compare_report import write_compare_report
 from midiforge.store.dataset_dir import PreparedDataset
+from midiforge.store.listing import is_prepared_source
 from midiforge.store.names import has_tokenizer, is_dataset
 from midiforge.training import benchmark
 from midiforge.training.compare_defaults import (
@@ -164,17 +164,8 @@ def _out_dir(out_dir: str | Path | None) -> Path:
 
 def _check_data(data: str | Path) -> Path:
     """``data`` as a path, refused (before anything is written) unless a dataset or MIDI folder."""
-    path = Path(data)
-    if is_dataset(path):
-        return path
-    if not path.is_dir():
-        raise MidiforgeError(f"DATA {path}: not found; give a prepared dataset or a MIDI folder")
-    if not any(is_midi_path(p) for p in path.rglob("*")):
-        raise MidiforgeError(
-            f"DATA {path}: not a prepared dataset and holds no MIDI files (.mid/.midi); give a "
-            "folder of MIDI files or a dataset written by `midiforge prepare`"
-        )
-    return path
+    is_prepared_source(data)
+    return Path(data)
 
 
 def _dataset(path: Path, out: Path, progress: Progress) -> PreparedDataset:

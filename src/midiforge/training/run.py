@@ -26,6 +26,7 @@ from midiforge.io.midi import is_midi_path
 from midiforge.store import checkpoint as ckpt
 from midiforge.store import run_dir as runs
 from midiforge.store.dataset_dir import PreparedDataset
+from midiforge.store.listing import is_prepared_source
 from midiforge.store.names import (
     PREPARED_SUBDIR,
     TRAIN_LOG_FILE,
@@ -92,15 +93,8 @@ def split_config(
 
 def _ensure_dataset(path: Path, run_dir: Path, info: distributed.Dist, init_run: Path | None):
     """A prepared DATASET dir for ``path``: as is, or prepared on the fly into ``RUN/dataset``."""
-    if is_dataset(path):
+    if is_prepared_source(path):
         return path
-    if not path.is_dir():
-        raise MidiforgeError(f"dataset not found: {path}; give a prepared dataset or a MIDI folder")
-    if not any(is_midi_path(p) for p in path.rglob("*")):
-        raise MidiforgeError(
-            f"{path} is not a prepared dataset and has no MIDI files (.mid/.midi); give a "
-            "folder of MIDI files or a dataset written by `midiforge prepare`"
-        )
     target = run_dir / PREPARED_SUBDIR
     if info.is_main and not is_dataset(target):
         from midiforge.data.prepare import prepare
