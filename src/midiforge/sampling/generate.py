@@ -208,8 +208,7 @@ def _requested_programs(run: Any, opts: GenerateOptions) -> list[int] | None:
         return None
     from midiforge.instruments import resolve_instruments
 
-    known = list(getattr(run.model.config, "programs", None) or run.instruments)
-    return resolve_instruments(opts.instruments, known)
+    return resolve_instruments(opts.instruments, run.instruments)
 
 
 def _primer_notes(run: Any, primer: Score | None) -> np.ndarray | None:

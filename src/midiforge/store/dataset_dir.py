@@ -145,17 +145,22 @@ class PreparedDataset:
         """The dataset's MidiTok tokenizer (``tokenizer.json``)."""
         return load_tokenizer(tokenizer_path(self.path))
 
-    @property
+    @cached_property
     def instruments(self) -> list[int]:
         """GM programs (-1 = drums) with notes in the train split, ascending.
 
         The manifest's ``instruments`` (program → train notes, written by ``prepare``); a
-        dataset written before instruments were kept merged every track into one piano stream.
+        dataset written before that key holds them in its train notes' ``program`` column
+        (one merged piano stream is ``[0]``).
         """
         counts = self.manifest.get("instruments")
-        if not counts:
+        if counts:
+            return sorted(int(p) for p, n in counts.items() if int(n) > 0)
+        fields = list(self.manifest.get("note_fields", []))
+        if "program" not in fields or not self.split_files("train"):
             return [0]
-        return sorted(int(p) for p, n in counts.items() if int(n) > 0)
+        flat = np.asarray(self.notes("train").flat).reshape(-1, len(fields))
+        return sorted(int(p) for p in np.unique(flat[:, fields.index("program")])) or [0]
 
     @property
     def special_ids(self) -> dict[str, int]:

@@ -306,10 +306,10 @@ class LoadedRun:
     def instruments(self) -> list[int]:
         """GM programs (-1 = drums) the model learned: those with notes in its training data.
 
-        Runs trained before instruments were kept have no ``instruments`` key; they learned one
-        merged piano stream.
+        Runs trained before the ``instruments`` key have a note model's ``programs`` (its
+        instrument head's classes) or, for a token model, one merged piano stream.
         """
-        saved = self.config.get("instruments")
+        saved = self.config.get("instruments") or getattr(self.model.config, "programs", None)
         return [int(p) for p in saved] if saved else [0]
 
 

@@ -200,19 +200,7 @@ def _fill_from_dataset(values: dict[str, Any], cls: type, data: Any, labels: lis
     if "n_labels" in names:
         values["n_labels"] = len(labels)
     if "programs" in names:
-        values["programs"] = _dataset_programs(data)
-
-
-def _dataset_programs(data: Any) -> list[int]:
-    """The instruments a note model learns: the manifest's (``PreparedDataset.instruments``), or
-    for a dataset written before that key, the programs its train notes carry."""
-    if data.manifest.get("instruments"):
-        return [int(p) for p in data.instruments]
-    fields = list(data.manifest.get("note_fields", []))
-    if "program" not in fields:
-        return [int(p) for p in data.instruments]
-    flat = np.asarray(data.notes("train").flat).reshape(-1, len(fields))
-    return sorted(int(p) for p in np.unique(flat[:, fields.index("program")]))
+        values["programs"] = list(data.instruments)
 
 
 # --------------------------------------------------------------------------- train
