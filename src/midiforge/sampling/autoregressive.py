@@ -304,6 +304,7 @@ def sample_notes(
     device = next(model.parameters()).device
     gen = make_generator(seed, device)
     allowed, program = note_programs(model, instruments)
+    head_programs = torch.tensor(getattr(model.config, "programs", []), dtype=torch.float32)
     n_fields = len(NOTE_FIELDS)
     start = model.start_rows(n, n_fields, device)  # (n, 1, F)
     primer = np.zeros((0, n_fields), np.float32) if primer_notes is None else primer_notes
@@ -318,7 +319,7 @@ def sample_notes(
             logits = out["instrument"][:, -1].masked_fill(~allowed.to(device), NEG_INF)
             inst = draw(filter_logits(logits, temperature=temperature), temperature, gen)  # (n,)
             heads = model.heads(out["hidden"][:, -1:], inst[:, None])
-            programs = torch.tensor(model.config.programs, dtype=torch.float32)[inst.cpu()]
+            programs = head_programs[inst.cpu()]
         pitch_allowed = None if rules is None else rules.pitch_mask().to(device)
         logits = filter_logits(
             heads["pitch"][:, -1],
