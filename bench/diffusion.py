@@ -42,17 +42,26 @@ TRAIN = {"window": WINDOW, "batch_size": 32, "lr": 1e-3, "warmup_steps": 50,
          "eval_every": 200, "save_every": 200, "patience": 0, "seed": 0}  # fmt: skip
 
 
-def train_run(work: Path, files: int, steps: int) -> tuple[Path, float]:
-    """Prepare ``files`` Nottingham tunes and train the bench model; (run dir, seconds)."""
+def train_run(
+    work: Path,
+    files: int,
+    steps: int,
+    model: dict | None = None,
+    train: dict | None = None,
+    **prepare_options,
+) -> tuple[Path, float]:
+    """Prepare ``files`` Nottingham tunes and train a diffusion model (``model``/``train``:
+    config sections, default this bench's); (run dir, seconds)."""
+    model, train = model or MODEL, train or TRAIN
     src = work / "midi"
     src.mkdir()
     for path in sorted((DATASETS / "nottingham").glob("*.mid"))[:files]:
         shutil.copy(path, src / path.name)
     data = work / "data"
-    api.prepare(src, data, jobs=2, quiet=True)
-    overrides = [f"model.{k}={v}" for k, v in MODEL.items() if k != "schedule"]
-    overrides += [f"model.schedule.{k}={v}" for k, v in MODEL["schedule"].items()]
-    overrides += [f"train.{k}={v}" for k, v in TRAIN.items()] + [f"train.steps={steps}"]
+    api.prepare(src, data, jobs=2, quiet=True, **prepare_options)
+    overrides = [f"model.{k}={v}" for k, v in model.items() if k != "schedule"]
+    overrides += [f"model.schedule.{k}={v}" for k, v in model["schedule"].items()]
+    overrides += [f"train.{k}={v}" for k, v in train.items()] + [f"train.steps={steps}"]
     start = time.perf_counter()
     run = api.train(data, model="diffusion", overrides=overrides, run_dir=work / "run",
                     device="cpu")  # fmt: skip

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -31,7 +30,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from midiforge import api
+import diffusion as diffusion_bench  # bench/diffusion.py, beside this script
 from midiforge.sampling.diffusion import generate_notes
 from midiforge.schema import FIELD
 from midiforge.store.run_dir import load_run
@@ -49,19 +48,9 @@ STATS = ("|d pitch|", "|d log2 duration|", "delta")
 
 def train_run(work: Path, files: int, steps: int) -> tuple[Path, float]:
     """Prepare ``files`` Nottingham tunes and train the tiny model; (run dir, seconds)."""
-    src = work / "midi"
-    src.mkdir()
-    for path in sorted((DATASETS / "nottingham").glob("*.mid"))[:files]:
-        shutil.copy(path, src / path.name)
-    data = work / "data"
-    api.prepare(src, data, jobs=2, quiet=True, min_tokens=64, min_notes=WINDOW)
-    overrides = [f"model.{k}={v}" for k, v in MODEL.items() if k != "schedule"]
-    overrides += [f"model.schedule.{k}={v}" for k, v in MODEL["schedule"].items()]
-    overrides += [f"train.{k}={v}" for k, v in TRAIN.items()] + [f"train.steps={steps}"]
-    start = time.perf_counter()
-    run = api.train(data, model="diffusion", overrides=overrides, run_dir=work / "run",
-                    device="cpu")  # fmt: skip
-    return Path(run), time.perf_counter() - start
+    return diffusion_bench.train_run(
+        work, files, steps, MODEL, TRAIN, min_tokens=64, min_notes=WINDOW
+    )
 
 
 def steps_of(piece: np.ndarray) -> np.ndarray:
