@@ -34,7 +34,7 @@ class TypeGrammar:
         if getattr(tokenizer, "is_trained", False):
             raise MidiforgeError(
                 "grammar mask: the run's tokenizer uses BPE, whose merged ids span several "
-                "token types; sample without --grammar-mask (errors are still counted)"
+                "token types; sample with --no-grammar-mask (errors are still counted)"
             )
         graph: dict[str, set[str]] = tokenizer.tokens_types_graph
         vocab: dict[str, int] = tokenizer.vocab
