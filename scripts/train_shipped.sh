@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Rebuild one shipped model from the shared corpora, one command per model:
+#   bash scripts/train_shipped.sh transformer      (the default model, docs/model-card.md)
+#   bash scripts/train_shipped.sh diffusion        (docs/model-card-diffusion.md)
+#   bash scripts/train_shipped.sh lstm-multihead   (docs/model-card-lstm-multihead.md)
+# Environment: WORK (default build/<model>), DATASET (an already prepared dataset of this corpus
+# to reuse instead of steps 1-2), RESUME=1 (continue an interrupted training run).
+# 1. lay out POP909 (pop), Nottingham (folk) and the JSB chorales converted to MIDI (chorale),
+#    each part written with its own GM program (data.corpora.PART_PROGRAMS),
+#    with the chorales' published split; 2. prepare; 3. train with configs/<model>.yaml
+#    (configs/default.yaml for the transformer); 4. export the best weights in float16 into
+#    the package (midiforge.assets.SHIPPED); 5. evaluate on held-out data.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+model=${1:?"usage: bash scripts/train_shipped.sh transformer|diffusion|lstm-multihead"}
+case "$model" in
+  transformer) config=configs/default.yaml; asset=default ;;
+  diffusion|lstm-multihead) config=configs/$model.yaml; asset=$model ;;
+  *) echo "unknown model '$model'; accepted: transformer, diffusion, lstm-multihead" >&2; exit 2 ;;
+esac
+work=${WORK:-build/$model}
+datasets=${MIDIFORGE_DATASETS:-../shared/datasets}
+py=.venv/bin/python
+mkdir -p "$work"
+dataset=${DATASET:-$work/dataset}
+
+if [ -z "${DATASET:-}" ]; then
+  $py -c "import sys; from pathlib import Path; from midiforge.data.corpora import build_corpus; \
+print(build_corpus(Path(sys.argv[1]), Path(sys.argv[2])))" "$datasets" "$work/corpus"
+  .venv/bin/midiforge prepare "$work/corpus" "$dataset" --labels-from folder \
+    --split-by "$work/corpus/splits.csv" --min-tokens 256 --min-notes 32 --overwrite
+fi
+.venv/bin/midiforge train "$dataset" --model "$model" --config "$config" \
+  --run-dir "$work/run" ${RESUME:+--resume "$work/run"}
+$py -c "import sys; from midiforge.store.run_dir import export_run; \
+print(export_run(sys.argv[1], sys.argv[2], dataset=sys.argv[3]))" "$work/run" \
+  "src/midiforge/assets/$asset" "POP909 + Nottingham + JSB chorales, parts as instruments (docs/)"
+.venv/bin/midiforge evaluate "$work/run" --split test
