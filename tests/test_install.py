@@ -29,12 +29,44 @@ PROBE = ROOT / "tests" / "kernels" / "probe.py"  # prints which backend attentio
 LIBRARY = "midiforge/kernels/_relative_attention.so"
 
 
+SHIPPED_MARKS = ("# shipped diffusion", "# shipped multi-head LSTM")
+
+
+def readme_command(mark: str) -> str:
+    """The README's code line that ends in the comment ``mark``, without it."""
+    for line in (ROOT / "README.md").read_text(encoding="utf-8").splitlines():
+        if line.rstrip().endswith(mark):
+            return line.rsplit(mark, 1)[0].strip()
+    raise AssertionError(f"README.md has no line ending in {mark!r}")
+
+
 def readme_main_job() -> str:
     """The README's main-job command, the code line marked ``# main job``."""
-    for line in (ROOT / "README.md").read_text(encoding="utf-8").splitlines():
-        if line.rstrip().endswith(MAIN_JOB_MARK):
-            return line.rsplit(MAIN_JOB_MARK, 1)[0].strip()
-    raise AssertionError(f"README.md has no line ending in {MAIN_JOB_MARK!r}")
+    return readme_command(MAIN_JOB_MARK)
+
+
+def run_offline(command: str, venv: Path, env: dict[str, str]) -> list[Path]:
+    """Run a README command in ``venv`` with no network at all; the MIDI files it wrote, each
+    checked to hold notes, as many as its ``-n`` asks."""
+    done = subprocess.run(
+        [shutil.which("unshare"), "-n", "/bin/sh", "-c", command],
+        cwd=venv.parent,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "tensor ops" not in done.stderr
+    out = re.search(r"-o\s+(\S+)", command)
+    assert out, f"the command names no output folder: {command}"
+    files = sorted((venv.parent / out.group(1)).glob("*.mid"))
+    count = re.search(r"(?:-n|--n)\s+(\d+)", command)
+    assert len(files) == int(count.group(1)) if count else len(files) > 0
+    for file in files:
+        score = symusic.Score(str(file))
+        assert score.note_num() > 0, f"{file.name} has no notes"
+    return files
 
 
 # the venv's own interpreter must not see this checkout's sources (PYTHONPATH=src in a dev run)
@@ -106,24 +138,11 @@ def test_readme_main_job_runs_offline_in_a_fresh_venv(tmp_path: Path) -> None:
     site = Path(report["status"][3:-1])
     assert report["status"].startswith("c (") and site.is_relative_to(venv), report
     assert report["c_forward"] and report["cache_dtype"] == "torch.float16" and not fallback
-    done = subprocess.run(
-        [shutil.which("unshare"), "-n", "/bin/sh", "-c", command],
-        cwd=venv.parent,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert done.returncode == 0, done.stderr[-2000:]
-    assert "tensor ops" not in done.stderr
-    out = re.search(r"-o\s+(\S+)", command)
-    assert out, f"the main-job command names no output folder: {command}"
-    files = sorted((venv.parent / out.group(1)).glob("*.mid"))
-    count = re.search(r"(?:-n|--n)\s+(\d+)", command)
-    assert len(files) == int(count.group(1)) if count else len(files) > 0
-    for file in files:
-        score = symusic.Score(str(file))
-        assert score.note_num() > 0, f"{file.name} has no notes"
+    run_offline(command, venv, env)
+    for mark in SHIPPED_MARKS:  # the other shipped models, from the same fresh install
+        command = readme_command(mark)
+        assert "--model" in command and "midiforge generate" in command
+        run_offline(command, venv, env)
 
 
 def test_a_wheel_built_without_a_compiler_runs_on_tensor_ops_and_says_so_once(tmp_path):

@@ -7,6 +7,7 @@ import os
 
 import pytest
 
+from midiforge.assets import DEFAULT_MODEL, SHIPPED
 from midiforge.errors import MidiforgeError
 from midiforge.store import names
 from midiforge.store.listing import (
@@ -15,6 +16,7 @@ from midiforge.store.listing import (
     find_datasets,
     find_runs,
     read_run,
+    shipped_run_infos,
 )
 
 from .test_dataset_dir import write
@@ -49,7 +51,8 @@ def test_runs_are_found_newest_first_and_broken_ones_are_reported(tmp_path, capl
     assert listed["old"].problem == ""
     shown = {"id": "old", "model": "lstm", "kind": "tokens", "labels": ["jig"], "dataset": ""}
     piano = [{"program": 0, "name": "Acoustic Grand Piano"}]  # a run from before instruments
-    assert listed["old"].to_json() == {**shown, "has_weights": False, "instruments": piano}
+    expected = {**shown, "has_weights": False, "instruments": piano, "shipped": ""}
+    assert listed["old"].to_json() == expected
     with pytest.raises(MidiforgeError, match=r"no config\.yaml there"):
         read_run(tmp_path)
     assert find_runs(tmp_path / "nowhere") == []
@@ -71,3 +74,13 @@ def test_the_shipped_model_is_listed_without_its_path():
     info = default_run_info()
     assert info.id == DEFAULT_ID and info.path is None
     assert info.model == "transformer" and info.sampler == "tokens" and info.has_weights
+
+
+def test_every_shipped_model_is_listed_by_its_family_default_first():
+    infos = shipped_run_infos()
+    assert [i.shipped for i in infos] == sorted(SHIPPED, key=lambda m: (m != DEFAULT_MODEL, m))
+    assert infos[0].id == DEFAULT_ID and len({i.id for i in infos}) == len(infos)
+    for info in infos:
+        assert info.model == info.shipped and info.path is None and info.has_weights
+        assert len(info.instruments) >= 2, f"{info.id} knows one instrument: {info.instruments}"
+        assert info.to_json()["shipped"] == info.shipped

@@ -12,6 +12,7 @@ import torch
 import yaml
 from safetensors import safe_open
 
+from midiforge.assets import SHIPPED
 from midiforge.errors import MidiforgeError
 from midiforge.models import registry
 from midiforge.store import names
@@ -24,6 +25,7 @@ from midiforge.store.run_dir import (
     is_unfinished_run,
     load_run,
     read_run_config,
+    shipped_run,
     write_run_files,
 )
 from midiforge.training.settings import TrainConfig
@@ -143,6 +145,28 @@ def test_a_damaged_run_dir_says_what_is_wrong(dataset, tmp_path):
     names.weights_path(tmp_path / "run").unlink()
     with pytest.raises(MidiforgeError, match="weights file not found"):
         load_run(tmp_path / "run")
+
+
+SHIPPED_BYTES_MAX = 24 << 20  # every shipped model together, weights in float16
+
+
+@pytest.mark.parametrize("model", sorted(SHIPPED))
+def test_each_shipped_model_loads_as_its_family_in_float16(model):
+    loaded = load_run(shipped_run(model))
+    assert loaded.config["model"] == model and loaded.labels == ["chorale", "folk", "pop"]
+    with safe_open(str(names.weights_path(shipped_run(model))), "pt") as weights:
+        dtypes = {weights.get_tensor(k).dtype for k in weights.keys()}  # noqa: SIM118
+    assert dtypes == {torch.float16}, f"{model}: weights stored as {dtypes}"
+
+
+def test_the_shipped_models_stay_small_and_an_unknown_one_names_those_that_ship():
+    size = sum(p.stat().st_size for d in SHIPPED.values() for p in d.rglob("*") if p.is_file())
+    assert size <= SHIPPED_BYTES_MAX, f"shipped models take {size / 2**20:.1f} MiB"
+    with pytest.raises(MidiforgeError) as err:
+        shipped_run("wavenet")
+    assert str(err.value) == (
+        "model: 'wavenet' is not accepted; expected one of: diffusion, lstm-multihead, transformer"
+    )
 
 
 def test_the_shipped_default_model_loads(tmp_path):

@@ -7,7 +7,12 @@ from pathlib import Path
 import pytest
 
 from midiforge.errors import MidiforgeError
-from midiforge.sampling.options import GenerateOptions, fields_by_sampler, option_fields
+from midiforge.sampling.options import (
+    DIFFUSION_STEPS,
+    GenerateOptions,
+    fields_by_sampler,
+    option_fields,
+)
 from midiforge.web.catalog import RunInfo, find_runs, resolve_run
 from midiforge.web.params import (
     FIELDS,
@@ -73,7 +78,7 @@ def test_request_checks_model_style_and_fields(tmp_path: Path, datasets: Path) -
     opts = request.options
     assert (opts.style, opts.n, opts.seed) == ("reel", 2, 5)
     assert (opts.max_tokens, opts.top_p, opts.primer_bars) == (256, 0.95, 8)  # the page's own
-    assert (opts.steps, opts.guidance) == (None, 1.0)  # a token model's: not the page's
+    assert (opts.steps, opts.guidance) == (DIFFUSION_STEPS, 1.0)  # the defaults, not the page's
     assert 0 <= parse_request({"model": "folk"}, models).options.seed < 2**31
     primer = (datasets / NOTTINGHAM_FILE).read_bytes()
     diffusion = parse_request({"model": "notes", "steps": "8"}, models)
@@ -106,7 +111,7 @@ def test_fields_a_models_sampler_does_not_read_are_refused(tmp_path: Path, datas
         parse_request({"model": "notes", "temperature": "0.5"}, models)
     with pytest.raises(MidiforgeError, match="noise: 'folk' is a tokens model"):
         parse_request({"model": "folk", "noise": "0.5"}, models)
-    assert parse_request({"model": "folk", "steps": ""}, models).options.steps is None
+    assert parse_request({"model": "folk", "steps": ""}, models).options.steps == DIFFUSION_STEPS
     primer = ((datasets / NOTTINGHAM_FILE).read_bytes(), "p.mid")
     # every family continues a primer (diffusion by inpainting its last notes)
     assert parse_request({"model": "notes"}, models, primer).primer == primer[0]

@@ -202,6 +202,16 @@ def test_bad_requests_get_clear_messages_and_the_server_keeps_serving(server, da
         assert status == 404 and body["error"], (name, body)
 
 
+def test_the_shipped_diffusion_model_plays_from_the_page(server) -> None:
+    url = server["url"]
+    fields = {"model": "default:diffusion", "n": "1", "steps": "4", "seed": "5"}
+    status, body = post_form(url, fields)
+    assert status == 202, body
+    result = wait_done(url, body["job"])
+    assert result["status"] == "done", result
+    assert all(piece["notes"] > 0 for piece in result["pieces"]), result
+
+
 def test_requests_while_one_runs_are_queued_not_dropped(server) -> None:
     url = server["url"]
     fields = {"model": RUN_NAME, "length": "32", "n": "1", "temperature": "0.9"}
@@ -213,9 +223,12 @@ def test_requests_while_one_runs_are_queued_not_dropped(server) -> None:
     assert [r["status"] for r in results] == ["done"] * 3
     assert [r["seed"] for r in results] == [1, 2, 3]
     status, models = get_json(url + "/api/models")
-    # the runs found in the runs folder, newest first, then the model that ships in the package
+    # the runs found in the runs folder, newest first, then the models that ship in the package
     ids = [m["id"] for m in models["models"]]
-    assert status == 200 and ids == [RUN_NAME, NOTES_RUN_NAME, "default"]
+    shipped = ["default", "default:diffusion", "default:lstm-multihead"]
+    assert status == 200 and ids == [RUN_NAME, NOTES_RUN_NAME, *shipped]
+    assert [m["shipped"] for m in models["models"]][2:] == ["transformer", "diffusion",
+                                                            "lstm-multihead"]  # fmt: skip
     kinds = {m["id"]: m["kind"] for m in models["models"]}
     assert (kinds[RUN_NAME], kinds[NOTES_RUN_NAME]) == ("tokens", "notes")
     assert {"temperature", "top_k", "top_p", "noise"} <= set(models["samplers"]["notes"])

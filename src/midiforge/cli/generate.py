@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from midiforge.assets import DEFAULT_MODEL, SHIPPED
 from midiforge.sampling.options import GenerateOptions, OptionField, option_fields, sampler_title
 
 METAVARS = {int: "N", float: "X", str: "TEXT"}  # when a field declares none
@@ -62,7 +63,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "run",
         nargs="?",
         default=None,
-        help="RUN dir written by `train` (default: the shipped model)",
+        help="RUN dir written by `train` (default: the shipped model that --model names)",
+    )
+    parser.add_argument(
+        "--model",
+        choices=sorted(SHIPPED),
+        default=None,
+        help=f"a model shipped with midiforge, played when no RUN is given "
+        f"(default: {DEFAULT_MODEL}; model cards in docs/)",
     )
     parser.add_argument("-o", "--out", required=True, help="folder for the MIDI files")
     add_option_arguments(parser)
@@ -71,6 +79,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from midiforge import api
 
-    result = api.generate(args.run, out_dir=args.out, options=options_from_args(args))
+    options = options_from_args(args)
+    result = api.generate(args.run, out_dir=args.out, options=options, model=args.model)
     print(result.summary())
     return 0

@@ -243,24 +243,28 @@ def _generation_options(ask: Prompter, run: catalog.RunInfo) -> dict[str, Any]:
     return values
 
 
+def _shipped_label(info: catalog.RunInfo) -> str:
+    default = " (the default)" if info.id == catalog.DEFAULT_ID else ""
+    return f"the shipped {info.model} model{default}"
+
+
 def generate(ask: Prompter, runs_dir: Path) -> None:
     """Pick a model, ask what its sampler reads (count, length, style, ...), write MIDI files."""
     from midiforge import api
 
     runs = [r for r in catalog.find_runs(runs_dir) if r.has_weights]
-    if catalog.default_model_available():
-        runs.append(catalog.default_run_info())
+    runs += catalog.shipped_run_infos()
     if not runs:
         ask.write(f"(no trained model in {runs_dir}/; train a new model first)")
         return
     ask.write("Models:")
-    labels = [f"{r.id}  ({r.model})" if r.path else "the shipped default model" for r in runs]
+    labels = [f"{r.id}  ({r.model})" if r.path else _shipped_label(r) for r in runs]
     run = runs[ask.pick("Model", labels, default=1)]
     options = GenerateOptions(**_generation_options(ask, run))
     out = ask.ask("Output folder", _out_dir, DEFAULT_OUT_DIR)
     plural = "s" if options.n > 1 else ""
     ask.write(f"Generating {options.n} piece{plural} with {run.id}  (Ctrl-C stops)")
-    result = api.generate(run.path, out_dir=out, options=options)
+    result = api.generate(run.path, out_dir=out, options=options, model=run.shipped or None)
     ask.write(result.summary())
 
 

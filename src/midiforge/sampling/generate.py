@@ -24,7 +24,7 @@ from symusic import Score
 from midiforge.device import resolve_device
 from midiforge.errors import MidiforgeError
 from midiforge.sampling.options import GenerateOptions, ignored_by, with_fields
-from midiforge.store.run_dir import default_run
+from midiforge.store.run_dir import shipped_run
 
 log = logging.getLogger(__name__)
 
@@ -352,6 +352,7 @@ def generate(
     *,
     out_dir: str | Path,
     options: GenerateOptions | None = None,
+    model: str | None = None,
     **fields: Any,
 ) -> GenerateResult:
     """Sample ``options.n`` pieces from a trained run and write them as MIDI files.
@@ -359,7 +360,7 @@ def generate(
     Parameters
     ----------
     run
-        A RUN dir written by ``midiforge train``; None = the shipped default model.
+        A RUN dir written by ``midiforge train``; None = a model shipped with the package.
     out_dir
         Folder for ``sample_000.mid`` ...; created if missing, same-named files are replaced.
     options
@@ -369,6 +370,9 @@ def generate(
         Any of its fields by name, replacing the value in ``options``
         (``generate(run, out_dir="out", n=3, seed=0)``); an unknown name is an error that lists
         the accepted ones.
+    model
+        Which shipped model plays when ``run`` is None: ``"transformer"`` (the default),
+        ``"diffusion"`` or ``"lstm-multihead"`` (:data:`midiforge.assets.SHIPPED`).
 
     Options the run's sampler does not read (``steps`` for a token model, say) are logged and
     left unused.
@@ -376,7 +380,12 @@ def generate(
     opts = with_fields(options, fields)  # checked before anything is loaded
     from midiforge.store.run_dir import load_run
 
-    run_dir = Path(run) if run is not None else default_run()
+    if run is not None and model is not None:
+        raise MidiforgeError(
+            f"model: {model!r} names a shipped model and run: {str(run)!r} a trained one; "
+            "give one of them"
+        )
+    run_dir = Path(run) if run is not None else shipped_run(model)
     loaded = load_run(run_dir, device=resolve_device(opts.device))
     sampler = _sampler_for(loaded.model)
     unused = ignored_by(opts, loaded.model.sampler)

@@ -14,17 +14,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from midiforge.assets import DEFAULT_MODEL, SHIPPED
 from midiforge.errors import MidiforgeError
 from midiforge.instruments import DRUMS, GM_MAX, instrument_name
 from midiforge.io.midi import is_midi_path
 from midiforge.store.dataset_dir import read_manifest_json
 from midiforge.store.names import can_resume, config_path, has_weights, is_dataset, is_run
-from midiforge.store.run_dir import default_run, read_config_yaml
+from midiforge.store.run_dir import default_run, read_config_yaml, shipped_run
 
 log = logging.getLogger(__name__)
 
 SCAN_DEPTH = 2  # folder levels below the runs/data folder searched (runs/<group>/<run> counts)
 DEFAULT_ID = "default"  # the id of the shipped default model (``generate(run=None)``)
+# the other shipped models are "default:<family>", e.g. "default:diffusion"
 UNKNOWN_MODEL = "?"
 
 
@@ -33,7 +35,8 @@ class RunInfo:
     """One trained run as the front ends show it.
 
     ``id`` is the path relative to the runs folder (``"default"`` for the shipped model), which
-    is what a web request sends back; ``path`` is ``None`` only for the shipped default.
+    is what a web request sends back; ``path`` is ``None`` only for a shipped model, which
+    ``shipped`` names (``generate(model=shipped)``).
     ``problem`` is empty for a usable run, else why it cannot be described.
     """
 
@@ -49,6 +52,7 @@ class RunInfo:
     problem: str = ""  # why the run is broken ("" when it is not)
     # GM programs (-1 = drums) it learned; [0] for runs from before instruments were kept
     instruments: list[int] = field(default_factory=lambda: [0])
+    shipped: str = ""  # the family name of a model shipped with the package, else ""
 
     def to_json(self) -> dict[str, Any]:
         """What a web page may show to anyone: no full local path."""
@@ -59,6 +63,7 @@ class RunInfo:
             "labels": list(self.labels),
             "dataset": "/".join(Path(self.dataset).parts[-2:]),
             "has_weights": self.has_weights,
+            "shipped": self.shipped,
             "instruments": [{"program": p, "name": instrument_name(p)} for p in self.instruments],
         }
 
@@ -212,12 +217,36 @@ def default_model_path() -> Path | None:
         return None
 
 
+def shipped_id(model: str) -> str:
+    """The list id of a shipped model: ``"default"`` for the default, else ``"default:<model>"``."""
+    return DEFAULT_ID if model == DEFAULT_MODEL else f"{DEFAULT_ID}:{model}"
+
+
+def shipped_run_info(model: str = DEFAULT_MODEL) -> RunInfo:
+    """A shipped model as a list entry (no path: ``generate(model=info.shipped)`` plays it)."""
+    try:
+        path = shipped_run(model)
+    except MidiforgeError as exc:
+        if model == DEFAULT_MODEL:
+            raise MidiforgeError(
+                "no default model is shipped; pass a run trained with `midiforge train`"
+            ) from exc
+        raise
+    info = read_run(path, run_id=shipped_id(model))
+    return RunInfo(**{**info.__dict__, "path": None, "shipped": model})
+
+
 def default_run_info() -> RunInfo:
     """The shipped default model as a list entry (its id is :data:`DEFAULT_ID`)."""
-    path = default_model_path()
-    if path is None:
-        raise MidiforgeError(
-            "no default model is shipped; pass a run trained with `midiforge train`"
-        )
-    info = read_run(path, run_id=DEFAULT_ID)
-    return RunInfo(**{**info.__dict__, "path": None})
+    return shipped_run_info(DEFAULT_MODEL)
+
+
+def shipped_run_infos() -> list[RunInfo]:
+    """Every model this installation ships, the default first; a missing one is left out."""
+    found = []
+    for model in sorted(SHIPPED, key=lambda m: (m != DEFAULT_MODEL, m)):
+        try:
+            found.append(shipped_run_info(model))
+        except MidiforgeError as exc:
+            log.info("shipped %s model not listed: %s", model, exc)
+    return found

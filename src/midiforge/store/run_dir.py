@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from midiforge.assets import DEFAULT_RUN_DIR
+from midiforge.assets import DEFAULT_MODEL, SHIPPED
 from midiforge.config import load_yaml, to_dict
 from midiforge.errors import MidiforgeError, choice_error
 from midiforge.store import atomic
@@ -370,15 +370,27 @@ def _check_vocabulary(model: MidiModel, tokenizer: Any, run_dir: Path) -> None:
         )
 
 
-def default_run() -> Path:
-    """The shipped default model: a small run dir inside the package (see docs/model-card.md)."""
-    path = DEFAULT_RUN_DIR
+def shipped_run(model: str | None = None) -> Path:
+    """The run dir of a model shipped inside the package; ``None`` = the default transformer.
+
+    ``model`` is a family name (``"diffusion"``, ``"lstm-multihead"``); each ships with its model
+    card in ``docs/`` (see :mod:`midiforge.assets`).
+    """
+    name = DEFAULT_MODEL if model is None else str(model).strip()
+    if name not in SHIPPED:
+        raise choice_error("model", name, sorted(SHIPPED))
+    path = SHIPPED[name]
     if not is_run(path):
         raise MidiforgeError(
-            f"no run given and the default model is missing from {path}; reinstall "
+            f"no run given and the shipped {name} model is missing from {path}; reinstall "
             "midiforge or pass a RUN directory written by `midiforge train`"
         )
     return path
+
+
+def default_run() -> Path:
+    """The shipped default model: a small run dir inside the package (see docs/model-card.md)."""
+    return shipped_run(None)
 
 
 def export_run(

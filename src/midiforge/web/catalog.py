@@ -24,6 +24,7 @@ from midiforge.store.listing import (
     find_runs,
     marked_dirs,
     read_run,
+    shipped_run_infos,
 )
 from midiforge.store.names import config_path, is_run
 
@@ -41,6 +42,7 @@ __all__ = [
     "read_run",
     "read_run_or_broken",
     "resolve_run",
+    "shipped_run_infos",
 ]
 
 

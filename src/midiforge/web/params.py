@@ -39,7 +39,7 @@ from midiforge.sampling.options import (
     fields_by_sampler,
     option_fields,
 )
-from midiforge.web.catalog import DEFAULT_ID, RunInfo
+from midiforge.web.catalog import RunInfo
 
 MIDI_MAGIC = b"MThd"  # every Standard MIDI File starts with this chunk id
 MAX_PRIMER_BYTES = 512 * 1024  # 512 KiB: a long piano piece is ~100 KiB
@@ -133,13 +133,14 @@ FIELDS: dict[str, WebField] = {
 
 @dataclass(frozen=True)
 class GenerationRequest:
-    """One validated request; ``run`` is ``None`` for the shipped default model."""
+    """One validated request; ``run`` is ``None`` for a shipped model, which ``shipped`` names."""
 
     model_id: str
     run: Path | None
     kind: str  # the model's declared sampler: "tokens", "notes" or "diffusion"
     options: GenerateOptions  # what ``midiforge.generate`` receives (the primer's path aside)
     primer: bytes | None = None  # the uploaded primer MIDI, already checked
+    shipped: str = ""  # the shipped model's family name (``generate(model=...)``), else ""
 
 
 def fields_json() -> list[dict[str, Any]]:
@@ -364,8 +365,9 @@ def parse_request(
     checked = check_primer(data, filename, values.get("primer_bars"))
     return GenerationRequest(
         model_id=model_id,
-        run=None if model_id == DEFAULT_ID else info.path,
+        run=None if info.shipped else info.path,
         kind=info.sampler,
         options=GenerateOptions(style=style, **values),
         primer=checked,
+        shipped=info.shipped,
     )

@@ -34,7 +34,8 @@ def generate_midi(request: GenerationRequest, job_dir: Path) -> list[tuple[Path,
         primer = job_dir / PRIMER_NAME
         primer.write_bytes(request.primer)
         options = replace(options, primer=primer)
-    result = api.generate(request.run, out_dir=job_dir, options=options)
+    model = request.shipped or None
+    result = api.generate(request.run, out_dir=job_dir, options=options, model=model)
     return list(zip(result.paths, result.notes))
 
 

@@ -129,10 +129,10 @@ class WebApp:
         for info in catalog.list_runs(self.config.runs_dir):
             found.setdefault(info.id, info)
         try:
-            if catalog.default_model_available():
-                found[catalog.DEFAULT_ID] = catalog.default_run_info()
+            for info in catalog.shipped_run_infos():
+                found[info.id] = info
         except Exception as exc:  # a damaged installation: list the runs anyway
-            log.warning("the shipped default model cannot be read", exc_info=exc)
+            log.warning("the shipped models cannot be read", exc_info=exc)
         return found
 
     def _parse(self, fields: dict[str, str], primer: tuple[bytes, str] | None) -> Any:

@@ -101,7 +101,8 @@ async function loadModels() {
   state.csrf = data.csrf;
   for (const info of data.models) {
     state.models[info.id] = info;
-    let text = info.id === "default" ? "default (shipped model)" : `${info.id} — ${info.model}`;
+    let text = info.shipped ? `shipped ${info.model}${info.id === "default" ? " (default)" : ""}`
+      : `${info.id} — ${info.model}`;
     if (info.problem) text = `${info.id} — broken: ${info.problem}`;
     const option = new Option(text, info.id);
     if (info.problem) { // listed, greyed, not selectable

@@ -1,12 +1,15 @@
-"""Figures for docs/model-card.md: the default model against held-out music of each style.
+"""Figures for the model cards (docs/model-card*.md): a shipped model against held-out music.
 
-    python scripts/evaluate_default.py DATASET [--run RUN] [--n 16] [--tokens 1024] [--out DIR]
+    python scripts/evaluate_shipped.py DATASET [--model transformer|diffusion|lstm-multihead]
+        [--run RUN] [--n 16] [--tokens 1024] [--notes 256] [--out DIR]
 
-For each style label: sample ``--n`` pieces with the model (the shipped default unless
-``--run``), then compare them with the dataset's held-out ``test`` files of that style
-(``midiforge evaluate --reference-split test --style``), with the ceiling row (two halves of the
-held-out files against each other) beside each overlap. Also the model's NLL on valid and
-test, and piano rolls of two samples per style for docs/samples/. Prints Markdown tables.
+For each style label: sample ``--n`` pieces with the model (the shipped ``--model`` unless
+``--run``; token models ``--tokens`` tokens, note models about ``--notes`` notes), then compare
+them with the dataset's held-out ``test`` files of that style (``midiforge evaluate
+--reference-split test --style``), with the ceiling row (two halves of the held-out files
+against each other) beside each overlap. Also the model's held-out loss on valid and test (it
+needs the RUN dir, whose config names the dataset), and piano rolls of two samples per style
+for docs/samples/. Prints Markdown tables.
 """
 
 from __future__ import annotations
@@ -18,7 +21,8 @@ from pathlib import Path
 
 from midiforge.io.render import render_png
 from midiforge.metrics.evaluate import evaluate
-from midiforge.sampling.generate import default_run, generate
+from midiforge.sampling.generate import generate
+from midiforge.store.run_dir import load_run, shipped_run
 
 FEATURES = (
     "pitch_range",
@@ -35,6 +39,8 @@ FEATURES = (
     "duration_histogram",
 )
 PNG_PER_STYLE = 2
+DIFFUSION_CONTEXT = 16  # notes each later window reads of the one before
+DIFFUSION_STEPS = 50  # DDIM steps per window
 # per instrument class: the metrics every pitched class has (drums have their own in the report)
 CLASS_FEATURES = ("pitch_range", "polyphony", "note_density", "scale_consistency")
 
@@ -58,25 +64,54 @@ def print_instrument_rows(reports: dict) -> None:
                   + " | ".join(cells) + " |")  # fmt: skip
 
 
+def print_likelihood(run: Path) -> None:
+    """The held-out loss: NLL per token (token models), per head per note (the note LSTM), or
+    the denoising loss (diffusion, not a likelihood)."""
+    rows = {split: evaluate(run, split=split) for split in ("valid", "test")}
+    kind = rows["valid"].get("kind")
+    if kind == "tokens":
+        print("| split | NLL (nats/token) | bits/token | perplexity | tokens |")
+        print("| --- | --- | --- | --- | --- |")
+        for split, nll in rows.items():
+            print(f"| {split} | {nll['nats']:.3f} | {nll['bits']:.3f} | "
+                  f"{nll['perplexity']:.2f} | {nll['count']} |")  # fmt: skip
+        return
+    print(f"| split | {kind} loss | per head |")
+    print("| --- | --- | --- |")
+    for split, row in rows.items():
+        loss = row.get("denoising_loss", row.get("loss"))
+        heads = ", ".join(f"{k} {v:.3f}" for k, v in (row.get("per_head") or {}).items())
+        print(f"| {split} | {loss:.3f} | {heads or '–'} |")
+
+
+def sample_args(sampler: str, args: argparse.Namespace) -> dict:
+    """How long a piece is, per sampler: tokens, notes, or diffusion windows."""
+    if sampler == "tokens":
+        return {"max_tokens": args.tokens}
+    if sampler == "notes":
+        return {"max_tokens": args.notes}
+    window = 64
+    number = max(1, 1 + round((args.notes - window) / (window - DIFFUSION_CONTEXT)))
+    return {"number": number, "context": DIFFUSION_CONTEXT, "steps": DIFFUSION_STEPS}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("dataset", type=Path, help="the default model's prepared dataset")
+    parser.add_argument("dataset", type=Path, help="the model's prepared dataset")
+    parser.add_argument("--model", default="transformer", help="which shipped model")
     parser.add_argument("--run", type=Path, help="RUN dir (default: the shipped model)")
     parser.add_argument("--n", type=int, default=16, help="samples per style")
     parser.add_argument("--tokens", type=int, default=1024, help="tokens per sample")
-    parser.add_argument("--out", type=Path, default=Path("build/model-card"))
+    parser.add_argument("--notes", type=int, default=256, help="notes per sample (note models)")
+    parser.add_argument("--out", type=Path, default=None, help="default build/model-card[-MODEL]")
     parser.add_argument("--samples-png", type=Path, default=Path("docs/samples"))
     args = parser.parse_args()
-    run = args.run or default_run()
-
-    print("| split | NLL (nats/token) | bits/token | perplexity | tokens |")
-    print("| --- | --- | --- | --- | --- |")
-    for split in ("valid", "test"):
-        nll = evaluate(run, split=split)
-        print(
-            f"| {split} | {nll['nats']:.3f} | {nll['bits']:.3f} | {nll['perplexity']:.2f} "
-            f"| {nll['count']} |"
-        )
+    run = args.run or shipped_run(args.model)
+    suffix = "" if args.model == "transformer" else f"-{args.model}"
+    args.out = args.out or Path(f"build/model-card{suffix}")
+    sampler = load_run(run).model.sampler
+    if args.run:
+        print_likelihood(run)
 
     reports = {}
     for style in json.loads((args.dataset / "manifest.json").read_text())["labels"]:
@@ -86,10 +121,10 @@ def main() -> None:
             run,
             out_dir=out / "midi",
             n=args.n,
-            max_tokens=args.tokens,
             style=style,
             seed=0,
             device="cpu",
+            **sample_args(sampler, args),
         )
         seconds = time.perf_counter() - start
         reports[style] = evaluate(
@@ -102,7 +137,7 @@ def main() -> None:
         reports[style]["seconds"] = seconds
         args.samples_png.mkdir(parents=True, exist_ok=True)
         for path in result.paths[:PNG_PER_STYLE]:
-            render_png(path, args.samples_png / f"{style}_{path.stem}.png")
+            render_png(path, args.samples_png / f"{style}{suffix}_{path.stem}.png")
 
     styles = list(reports)
     print()

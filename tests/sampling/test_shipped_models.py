@@ -1,0 +1,58 @@
+"""The models that ship in the package play with no run dir: ``generate --model NAME``.
+
+Each runs the real shipped weights (float16 on disk, float32 in memory) through the command
+line, as a user on a fresh install would (the offline fresh-venv run is tests/test_install.py).
+"""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from midiforge.cli import main
+from midiforge.errors import MidiforgeError
+from midiforge.io.midi import load_midi
+from midiforge.sampling.generate import generate
+from midiforge.store.run_dir import load_run, shipped_run
+
+WINDOW, CONTEXT, NUMBER = 64, 20, 3  # the diffusion model's window; issue 17's command
+
+
+def _generated(out: str) -> list[int]:
+    return [int(x) for x in re.findall(r"generated=(\d+)", out)]
+
+
+def _programs(path) -> set[int]:
+    return {-1 if t.is_drum else t.program for t in load_midi(path).tracks if t.notes}
+
+
+def test_shipped_diffusion_continues_by_inpainting_with_no_run_dir(tmp_path, capsys):
+    assert load_run(shipped_run("diffusion")).model.config.length == WINDOW
+    code = main(["generate", "--model", "diffusion", "-n", "2", "--number", str(NUMBER),
+                 "--context", str(CONTEXT), "--steps", "25", "--seed", "1", "-o",
+                 str(tmp_path)])  # fmt: skip
+    assert code == 0
+    # 64 notes in the first window, 44 new ones in each later window, before cleanup
+    assert _generated(capsys.readouterr().out) == [WINDOW + (WINDOW - CONTEXT) * (NUMBER - 1)] * 2
+    known = set(load_run(shipped_run("diffusion")).instruments)
+    for path in sorted(tmp_path.glob("*.mid")):
+        assert load_midi(path).note_num() > WINDOW
+        assert _programs(path) <= known
+
+
+def test_shipped_multihead_lstm_plays_instruments_with_no_run_dir(tmp_path, capsys):
+    code = main(["generate", "--model", "lstm-multihead", "-n", "2", "--max-tokens", "96",
+                 "--style", "pop", "--seed", "2", "-o", str(tmp_path)])  # fmt: skip
+    assert code == 0 and _generated(capsys.readouterr().out) == [96, 96]
+    known = set(load_run(shipped_run("lstm-multihead")).instruments)
+    programs = set()
+    for path in sorted(tmp_path.glob("*.mid")):
+        assert load_midi(path).note_num() > 0
+        programs |= _programs(path)
+    assert programs <= known and len(programs) >= 2, programs
+
+
+def test_a_run_and_a_shipped_model_together_are_refused(tmp_path):
+    with pytest.raises(MidiforgeError, match=r"^model: 'diffusion' names a shipped model and "):
+        generate(shipped_run("transformer"), out_dir=tmp_path, model="diffusion")
