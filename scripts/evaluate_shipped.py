@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import time
 from pathlib import Path
 
@@ -45,6 +46,11 @@ DIFFUSION_STEPS = 50  # DDIM steps per window
 CLASS_FEATURES = ("pitch_range", "polyphony", "note_density", "scale_consistency")
 
 
+def _number(value: float | None) -> float | None:
+    """None for a missing or NaN figure (a class the held-out music of a style lacks)."""
+    return None if value is None or math.isnan(value) else float(value)
+
+
 def print_instrument_rows(reports: dict) -> None:
     """One row per style and instrument class: pieces holding it (generated / held-out) and the
     overlap of a few metrics with the held-out ceiling (``evaluate``'s ``per_instrument``)."""
@@ -57,7 +63,7 @@ def print_instrument_rows(reports: dict) -> None:
             cells = []
             for feature in CLASS_FEATURES:
                 metric = entry["metrics"].get(feature) or {}
-                oa, ceiling = metric.get("oa"), metric.get("ceiling")
+                oa, ceiling = _number(metric.get("oa")), _number(metric.get("ceiling"))
                 top = "–" if ceiling is None else f"{ceiling:.2f}"
                 cells.append("–" if oa is None else f"{oa:.2f} ({top})")
             print(f"| {style} | {name} | {entry['n_generated']} / {entry['n_reference']} | "
