@@ -90,7 +90,8 @@ def test_the_command_line_infills_a_tune_whose_meter_changes(runs, datasets, tmp
 
 def test_the_first_bar_and_the_last_can_be_regenerated(runs, datasets, tmp_path):
     song = datasets / "nottingham" / FOLK_TUNE
-    for bars, family in (("1-2", "lstm-multihead"), ("33-33", "diffusion")):
+    cases = (("1-2", "transformer"), ("1-1", "lstm-multihead"), ("33-33", "diffusion"))
+    for bars, family in cases:
         result = generate(runs[family], out_dir=tmp_path / bars, infill=song, bars=bars, n=1,
                           seed=0, device="cpu", **FAMILY_OPTIONS.get(family, {}))  # fmt: skip
         first, last = (int(b) for b in bars.split("-"))

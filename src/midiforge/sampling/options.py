@@ -209,7 +209,8 @@ class GenerateOptions:
         web=Ask(lo=0, hi=64, default=0, none_at=0, label="Bars (0 = free)")))
     infill: str | Path | None = field(default=None, metadata=spec(
         help="MIDI file whose bars --bars A-B are regenerated, every other note kept exactly "
-        "(the models read the bars before the range, and diffusion the bars after it too)",
+        "(token and LSTM runs read only the bars before the range: no family is trained to read "
+        "a suffix; diffusion inpaints between the notes before and after it)",
         metavar="FILE"))
     seconds: float | None = field(default=None, metadata=spec(
         help=f"length in seconds at {TEMPO_BPM:g} bpm (the tempo runs write): the whole bars "
