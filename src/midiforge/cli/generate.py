@@ -33,7 +33,8 @@ def _argument(info: OptionField) -> dict[str, Any]:
         action = argparse.BooleanOptionalAction if info.default else "store_true"
         return {"action": action, "default": info.default}
     kwargs: dict[str, Any] = {"default": info.default}
-    kwargs["type"] = {int: int, float: float}.get(info.kind, str)
+    # an option with its own parser reads the text itself (bars: "8" or "5-8")
+    kwargs["type"] = str if info.spec.parser else {int: int, float: float}.get(info.kind, str)
     if info.spec.choices:
         kwargs["choices"] = info.spec.choices
     else:

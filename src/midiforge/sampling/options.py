@@ -17,6 +17,7 @@ import difflib
 import math
 import numbers
 import os
+import re
 import typing
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -97,8 +98,9 @@ class OptionSpec:
     web: Ask | None = None  # None: not on the page
     menu: Ask | None = None  # None: not asked by the menu
     # a string option's own reader: returns the value normalised, raises MidiforgeError naming
-    # what it accepts (``instruments``: each word must be a GM instrument)
-    parser: Callable[[str], str] | None = field(default=None, compare=False)
+    # what it accepts (``instruments``: each word must be a GM instrument); a number option
+    # with one also reads text (``bars``: "8", or the range "5-8" for ``infill``)
+    parser: Callable[[str], Any] | None = field(default=None, compare=False)
 
     def unit_for(self, sampler: str) -> str:
         return self.units.get(sampler, self.unit)
@@ -110,6 +112,19 @@ class OptionSpec:
 def _instrument_list(text: str) -> str:
     """``" Piano, BASS"`` → ``"piano,bass"``, each word checked against the GM table."""
     return ",".join(parse_instruments(text))
+
+
+def parse_bars(text: str) -> int | str:
+    """``"8"`` → ``8`` (a length); ``" 5 - 8 "`` → ``"5-8"`` (bars 5 to 8, for ``infill``)."""
+    found = re.fullmatch(r"\s*(\d{1,6})\s*(?:-\s*(\d{1,6})\s*)?", text)
+    first = int(found.group(1)) if found else 0
+    last = int(found.group(2)) if found and found.group(2) else None
+    if not found or first < 1 or (last is not None and last < first):
+        raise MidiforgeError(
+            f"bars: {text!r} is not accepted; use N (the length in bars, N >= 1) or, with "
+            "--infill, A-B (the bars to regenerate, 1-based and inclusive, A <= B: 5-8)"
+        )
+    return first if last is None else f"{first}-{last}"
 
 
 def spec(**values: Any) -> dict[str, OptionSpec]:
@@ -190,10 +205,16 @@ class GenerateOptions:
         help="most notes sounding at once (drums not counted)", lo=1, metavar="N",
         unit="notes", label="Max polyphony", note="None = no limit",
         web=Ask(lo=0, hi=16, default=0, none_at=0, label="Max polyphony (0 = none)")))
-    bars: int | None = field(default=None, metadata=spec(
-        help="exact length in bars, primer included: ends at the bar line, no note cut",
-        lo=1, metavar="N", unit="bars", label="Bars", note="None = free length",
+    bars: int | str | None = field(default=None, metadata=spec(
+        help="exact length in bars, primer included: ends at the bar line, no note cut; with "
+        "--infill the bars to regenerate, A-B (1-based, inclusive)", lo=1, metavar="N|A-B",
+        unit="bars", label="Bars", note="None = free length", parser=parse_bars,
         web=Ask(lo=0, hi=64, default=0, none_at=0, label="Bars (0 = free)")))
+    infill: str | Path | None = field(default=None, metadata=spec(
+        help="MIDI file whose bars --bars A-B are regenerated, every other note kept exactly "
+        "(token and LSTM runs read only the bars before the range: no family is trained to read "
+        "a suffix; diffusion inpaints between the notes before and after it)",
+        metavar="FILE"))
     seconds: float | None = field(default=None, metadata=spec(
         help=f"length in seconds at {TEMPO_BPM:g} bpm (the tempo runs write): the whole bars "
         "that fit, at least one", lo=0.0, lo_open=True, metavar="S", unit="seconds",
@@ -242,10 +263,43 @@ class GenerateOptions:
         for info in option_fields(type(self)):
             value = info.check(getattr(self, info.name))
             object.__setattr__(self, info.name, value)
+        self._check_infill()
         if self.bars is not None and self.seconds is not None:
             raise MidiforgeError(
                 f"bars={self.bars} and seconds={self.seconds:g}: give one length, not both"
             )
+
+    def _check_infill(self) -> None:
+        """A bar range only with ``infill``, ``infill`` only with a bar range and no primer."""
+        if isinstance(self.bars, str) and self.infill is None:
+            raise MidiforgeError(
+                f"bars: {self.bars!r} is a bar range, which needs --infill FILE (the song to "
+                "rewrite); without it give the length N, a whole number >= 1"
+            )
+        if self.infill is None:
+            return
+        if not isinstance(self.bars, str):
+            raise MidiforgeError(
+                f"infill: {str(self.infill)!r} needs --bars A-B, the bars to regenerate "
+                f"(1-based, inclusive: 5-8, or 5-5 for one bar), not bars={self.bars!r}"
+            )
+        if self.primer is not None:
+            raise MidiforgeError(
+                f"infill and primer: give one; --infill keeps the song's own bars before the "
+                f"range as the primer (drop --primer {str(self.primer)!r})"
+            )
+        if self.seconds is not None:
+            raise MidiforgeError(
+                f"infill and seconds={self.seconds:g}: the bar range sets the length; drop "
+                "--seconds"
+            )
+
+    def bar_range(self) -> tuple[int, int] | None:
+        """``bars="5-8"`` → ``(5, 8)``; None when ``bars`` is a length or unset."""
+        if not isinstance(self.bars, str):
+            return None
+        first, last = self.bars.split("-")
+        return int(first), int(last)
 
 
 # --------------------------------------------------------------------------- reading the specs
@@ -302,6 +356,8 @@ class OptionField:
                 raise wrong
             return value
         if self.kind is int:
+            if isinstance(value, str) and self.spec.parser is not None:
+                return self.spec.parser(value)  # a number option that reads text too ("5-8")
             if isinstance(value, bool) or not isinstance(value, numbers.Integral):
                 raise wrong
             value = int(value)
