@@ -73,8 +73,9 @@ def main() -> None:
     parser.add_argument("--chords", default="Am F C G")
     parser.add_argument("--seeds", default="0", help="comma-separated seeds (each: n pieces)")
     parser.add_argument("--sweep", default="", help="comma-separated bonuses (nats) to try")
-    parser.add_argument("--manifest", type=Path,
-                        default=ROOT / "build" / "default" / "dataset" / "manifest.json")
+    parser.add_argument(
+        "--manifest", type=Path, default=ROOT / "build" / "default" / "dataset" / "manifest.json"
+    )
     args = parser.parse_args()  # fmt: skip
     args.seeds = [int(s) for s in args.seeds.split(",")]
     songs, source = test_songs(args.manifest)

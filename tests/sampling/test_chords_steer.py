@@ -53,9 +53,11 @@ def test_the_token_steer_moves_pitch_odds_by_the_bonus_and_keeps_their_total(run
     tok = load_run(runs["lstm"], device="cpu").tokenizer  # Program tokens, drums included
     rule = MusicalConstraint(tok, Musical(chords="Am C"), max_tokens=64)
     v = tok.vocab
-    rows = [[v["BOS_None"], v["Bar_None"], v["Position_0"], v["Program_0"]],  # bar 1: Am
-            [v["BOS_None"], v["Bar_None"], v["Bar_None"], v["Position_0"], v["Program_0"]],
-            [v["BOS_None"], v["Bar_None"], v["Position_0"], v["Program_-1"]]]  # drums
+    rows = [
+        [v["BOS_None"], v["Bar_None"], v["Position_0"], v["Program_0"]],  # bar 1: Am
+        [v["BOS_None"], v["Bar_None"], v["Bar_None"], v["Position_0"], v["Program_0"]],
+        [v["BOS_None"], v["Bar_None"], v["Position_0"], v["Program_-1"]],
+    ]  # drums
     for ids, tones in zip(rows, ({9, 0, 4}, {0, 4, 7}, None)):
         rule.start(torch.tensor([ids]))
         logits = torch.randn(1, len(v), generator=torch.Generator().manual_seed(len(ids)))

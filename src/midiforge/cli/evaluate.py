@@ -71,8 +71,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     asked.add_argument("--range", metavar="LOW-HIGH", help="share of notes in range, e.g. C3-C6")
     asked.add_argument("--max-polyphony", type=int, metavar="N", help="most notes at once <= N")
     asked.add_argument("--bars", type=int, metavar="N", help="length in bars == N")
-    asked.add_argument("--chords", metavar="CHORDS",
-                       help="share of each bar's note-time on its chord, e.g. 'Am F C G'")
+    asked.add_argument(
+        "--chords",
+        metavar="CHORDS",
+        help="share of each bar's note-time on its chord, e.g. 'Am F C G'",
+    )
 
 
 def _asked(args: argparse.Namespace) -> dict[str, object] | None:
