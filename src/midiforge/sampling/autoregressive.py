@@ -322,9 +322,9 @@ def sample_notes(
             programs = head_programs[inst.cpu()]
         pitch_allowed = None if rules is None else rules.pitch_mask().to(device)
         pitch_logits = heads["pitch"][:, -1]
-        if rules is not None and rules.steers:  # chords: the bar of the onset the time head
+        if rules is not None and rules.steers:  # chords: by the onset the time head predicts
             guess = model.unscale(heads["time"][:, -1], heads["velocity"][:, -1]).cpu()[:, 0]
-            pitch_logits = rules.steer(pitch_logits, onset + guess, programs)  # predicts
+            pitch_logits = rules.steer(pitch_logits, onset + guess, programs)
         logits = filter_logits(
             pitch_logits,
             temperature=temperature,
