@@ -21,9 +21,9 @@ from midiforge.sampling.musical import CHORD_BONUS_NATS, Musical
 from midiforge.sampling.token_rules import MusicalConstraint
 from midiforge.store.run_dir import load_run
 
-# the tiny runs of test_musical_rules (session fixtures "runs" and "sources"), trained once
-from .test_musical_rules import runs as _runs  # noqa: F401
-from .test_musical_rules import sources as _sources  # noqa: F401
+# the tiny runs of test_musical_rules (its session fixtures), trained once for both files; the
+# tests ask for them by name (request.getfixturevalue), so no argument shadows the import
+from .test_musical_rules import runs, sources  # noqa: F401
 
 PIECES = 6
 CHORDS = "C G Am F"
@@ -38,9 +38,10 @@ def _adherence(folder: Path) -> float:
 
 
 @pytest.mark.parametrize("family", ["transformer", "lstm-multihead"])
-def test_the_steer_raises_chord_adherence_over_the_same_seed_without_it(runs, family, tmp_path):
+def test_the_steer_raises_chord_adherence_over_the_same_seed_without_it(request, family, tmp_path):
+    tiny = request.getfixturevalue("runs")
     for name, chords in (("with", CHORDS), ("without", None)):
-        generate(runs[family], out_dir=tmp_path / name, n=PIECES, seed=0, chords=chords,
+        generate(tiny[family], out_dir=tmp_path / name, n=PIECES, seed=0, chords=chords,
                  device="cpu", **ASK[family])  # fmt: skip
     with_chords, without = _adherence(tmp_path / "with"), _adherence(tmp_path / "without")
     # barely trained models hold notes across bar lines (note-time is measured per bar, the
@@ -49,8 +50,9 @@ def test_the_steer_raises_chord_adherence_over_the_same_seed_without_it(runs, fa
     assert with_chords >= 1.3 * without and with_chords - without >= 0.1, (with_chords, without)
 
 
-def test_the_token_steer_moves_pitch_odds_by_the_bonus_and_keeps_their_total(runs):
-    tok = load_run(runs["lstm"], device="cpu").tokenizer  # Program tokens, drums included
+def test_the_token_steer_moves_pitch_odds_by_the_bonus_and_keeps_their_total(request):
+    tiny = request.getfixturevalue("runs")
+    tok = load_run(tiny["lstm"], device="cpu").tokenizer  # Program tokens, drums included
     rule = MusicalConstraint(tok, Musical(chords="Am C"), max_tokens=64)
     v = tok.vocab
     rows = [
@@ -76,8 +78,9 @@ def test_the_token_steer_moves_pitch_odds_by_the_bonus_and_keeps_their_total(run
         assert float(odds) == pytest.approx(np.exp(CHORD_BONUS_NATS), rel=1e-4)
 
 
-def test_diffusion_puts_every_note_on_a_beat_on_its_bars_chord(runs, tmp_path):
-    generate(runs["diffusion"], out_dir=tmp_path, n=PIECES, seed=0, chords=CHORDS, key="C major",
+def test_diffusion_puts_every_note_on_a_beat_on_its_bars_chord(request, tmp_path):
+    tiny = request.getfixturevalue("runs")
+    generate(tiny["diffusion"], out_dir=tmp_path, n=PIECES, seed=0, chords=CHORDS, key="C major",
              device="cpu", **ASK["diffusion"])  # fmt: skip
     checked = 0
     for path in sorted(tmp_path.glob("*.mid")):
