@@ -26,6 +26,7 @@ LAYERS: list[tuple[str, ...]] = [
         "schema",
         "instruments",
         "pitches",
+        "chords",
     ),  # foundation: no midiforge imports above
     ("io",),  # reading and writing music files (symusic, music21, audio)
     ("kernels",),  # compiled kernels the models call

@@ -83,10 +83,12 @@ def test_evaluate_reports_adherence_of_written_files(datasets, tmp_path, capsys)
     out = tmp_path / "report"
     code = main(["evaluate", "--generated", str(generated), "--reference", str(reference),
                  "--out", str(out), "--key", "g major", "--range", "C4-C6", "--bars", "4",
-                 "--max-polyphony", "2"])  # fmt: skip
+                 "--max-polyphony", "2", "--chords", "G | D Em C"])  # fmt: skip
     assert code == 0 and "adherence: mean_key_adherence" in capsys.readouterr().out
     saved = json.loads((out / "report.json").read_text())["adherence"]
-    assert saved["asked"] == {"key": "G major", "range": "C4-C6", "max_polyphony": 2, "bars": 4}
+    assert saved["asked"] == {"key": "G major", "range": "C4-C6", "max_polyphony": 2, "bars": 4,
+                              "chords": "G D Em C"}  # fmt: skip
+    assert 0 < saved["summary"]["mean_chord_adherence"] < 1
     assert saved["summary"]["mean_key_adherence"] == pytest.approx(
         found["summary"]["mean_key_adherence"]
     )
@@ -94,3 +96,6 @@ def test_evaluate_reports_adherence_of_written_files(datasets, tmp_path, capsys)
     code = main(["evaluate", "--generated", str(generated), "--reference", str(reference),
                  "--out", str(out), "--key", "G majr"])  # fmt: skip
     assert code == 2 and "is not a key; use a tonic" in capsys.readouterr().err
+    code = main(["evaluate", "--generated", str(generated), "--reference", str(reference),
+                 "--out", str(out), "--chords", "G Hm"])  # fmt: skip
+    assert code == 2 and "chords: 'Hm' is not a chord symbol" in capsys.readouterr().err

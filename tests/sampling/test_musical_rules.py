@@ -48,12 +48,12 @@ ASK = {"key": "D minor", "range": "C3-C6", "max_polyphony": 3, "bars": 4}
 LOW, HIGH = 48, 84  # C3, C6
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")  # shared with test_chords_steer: trained once
 def sources(datasets: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     return link_pop_and_folk(datasets, tmp_path_factory.mktemp("src"), N_PER_CORPUS)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def runs(sources: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("runs")
     data = {}

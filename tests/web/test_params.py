@@ -274,7 +274,7 @@ def test_instruments_are_text_checked_against_the_models_instruments(tmp_path: P
     )
     assert sent["instruments"]["placeholder"] == "the model's choice"
     texts = {name for name, f in sent.items() if f["type"] == "text"}
-    assert texts == {"instruments", "key", "range"}  # the string options the page offers
+    assert texts == {"instruments", "key", "range", "chords"}  # the string options the page offers
     assert {f["type"] for name, f in sent.items() if name not in texts} == {"number"}
 
 

@@ -71,10 +71,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     asked.add_argument("--range", metavar="LOW-HIGH", help="share of notes in range, e.g. C3-C6")
     asked.add_argument("--max-polyphony", type=int, metavar="N", help="most notes at once <= N")
     asked.add_argument("--bars", type=int, metavar="N", help="length in bars == N")
+    asked.add_argument(
+        "--chords",
+        metavar="CHORDS",
+        help="share of each bar's note-time on its chord, e.g. 'Am F C G'",
+    )
 
 
 def _asked(args: argparse.Namespace) -> dict[str, object] | None:
-    """The request given with --key/--range/--max-polyphony/--bars, normalised (None: none)."""
+    """The request given with --key/--range/--max-polyphony/--bars/--chords, normalised."""
+    from midiforge.chords import parse_progression
     from midiforge.pitches import parse_key, parse_range
 
     asked = {
@@ -82,6 +88,7 @@ def _asked(args: argparse.Namespace) -> dict[str, object] | None:
         "range": parse_range(args.range) if args.range else None,
         "max_polyphony": args.max_polyphony,
         "bars": args.bars,
+        "chords": parse_progression(args.chords) if args.chords else None,
     }
     return {k: v for k, v in asked.items() if v is not None} or None
 

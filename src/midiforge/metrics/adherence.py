@@ -8,7 +8,13 @@ rather than repeat them:
 * range — the share of pitched notes inside the range of their program;
 * polyphony — the most pitched notes sounding at once (start <= t < end);
 * length — the piece's length in bars, from tick 0 to the file's end (its last event: a note
-  end or the end marker ``generate`` writes on the last bar line), walking its time signatures.
+  end or the end marker ``generate`` writes on the last bar line), walking its time signatures;
+* chord adherence — per bar, the share of pitched note-time (each note clipped to the bar) on
+  the tones of the chord asked for that bar (:mod:`midiforge.chords`; a progression shorter
+  than the piece repeats), averaged over the bars that have a chord and notes. Its ceiling is
+  the same figure for real music against its own annotations (:func:`annotated_adherence`:
+  POP909's ``chord_midi.txt``, note-time measured against the chord sounding at each moment,
+  per bar), and :func:`detected_adherence` measures against the chord detector's labels.
 
 Drums are left out of the first three: a drum hit's "pitch" picks a sound.
 """
@@ -20,10 +26,18 @@ from typing import Any
 
 import numpy as np
 
+from midiforge.chords import (
+    N_CLASSES,
+    detect_chords,
+    progression,
+    read_chord_annotation,
+    tone_table,
+)
 from midiforge.io.midi import is_midi_path, load_midi
 from midiforge.pitches import program_row, range_table, scale_pitches
 
 QUARTERS_PER_WHOLE = 4
+DEFAULT_MSPQ = 500_000  # microseconds per quarter note before any tempo event: 120 bpm
 
 
 def pitched_notes(score: Any) -> np.ndarray:
@@ -95,6 +109,154 @@ def length_bars(score: Any) -> float:
     return bars
 
 
+def bar_bounds(score: Any) -> np.ndarray:
+    """``(n_bars, 2)`` int64 start and end ticks of every bar up to the file's end."""
+    end, sections = score.end(), bar_lines(score)
+    bounds = []
+    for i, (tick, bar) in enumerate(sections):
+        upto = min(sections[i + 1][0], end) if i + 1 < len(sections) else end
+        starts = np.arange(tick, max(upto, tick), bar, dtype=np.int64)
+        bounds.append(np.stack([starts, starts + bar], axis=1))
+    return np.concatenate(bounds) if bounds else np.zeros((0, 2), np.int64)
+
+
+def _overlaps(notes: np.ndarray, spans: np.ndarray) -> np.ndarray:
+    """``(n_notes, n_spans)`` ticks each pitched note sounds inside each span ``[start, end)``."""
+    lo = np.maximum(notes[:, 2][:, None], spans[:, 0][None, :])
+    hi = np.minimum(notes[:, 3][:, None], spans[:, 1][None, :])
+    return np.maximum(hi - lo, 0).astype(np.float64)
+
+
+def bar_shares(notes: np.ndarray, spans: np.ndarray, tones: np.ndarray, bars: np.ndarray,
+               n_bars: int) -> np.ndarray:  # fmt: skip
+    """Per bar, the share of note-time inside its chord spans that lies on the span's tones.
+
+    ``spans`` ``(S, 2)`` ticks, ``tones`` ``(S, 12)`` bool (spans without tones are skipped),
+    ``bars`` ``(S,)`` the bar of each span. NaN for a bar with no chord or no note-time.
+    """
+    keep = tones.any(axis=1)
+    spans, tones, bars = spans[keep], tones[keep], bars[keep]
+    time = _overlaps(notes, spans)  # (n, S)
+    on = tones[:, notes[:, 1] % N_CLASSES].T  # (n, S): the note's pitch class is a tone
+    total = np.bincount(bars, time.sum(axis=0), minlength=n_bars)
+    hit = np.bincount(bars, (time * on).sum(axis=0), minlength=n_bars)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(total > 0, hit / total, np.nan)
+
+
+def _mean(shares: np.ndarray) -> float | None:
+    return float(np.nanmean(shares)) if np.isfinite(shares).any() else None
+
+
+def chord_adherence(score: Any, chords: str) -> float | None:
+    """Mean over bars with a chord of the share of pitched note-time on the bar's chord tones
+    (``chords``: a progression, bar ``k`` playing chord ``k % len``; None: no such bar)."""
+    bounds = bar_bounds(score)
+    table = tone_table(progression(chords))
+    tones = table[np.arange(len(bounds)) % len(table)]
+    return _mean(bar_shares(pitched_notes(score), bounds, tones, np.arange(len(bounds)),
+                            len(bounds)))  # fmt: skip
+
+
+def bar_histograms(score: Any) -> np.ndarray:
+    """``(n_bars, 12)`` pitched note-time (ticks, clipped to the bar) per pitch class."""
+    notes, bounds = pitched_notes(score), bar_bounds(score)
+    time = _overlaps(notes, bounds)  # (n, bars)
+    onehot = np.eye(N_CLASSES)[notes[:, 1] % N_CLASSES]  # (n, 12)
+    return time.T @ onehot
+
+
+def detected_chords(score: Any) -> list[str]:
+    """The chord detector's label per bar (:func:`midiforge.chords.detect_chords`)."""
+    return detect_chords(bar_histograms(score))
+
+
+def detected_adherence(score: Any) -> float | None:
+    """:func:`chord_adherence` against the detector's own label of each bar."""
+    labels = detected_chords(score)
+    return chord_adherence(score, " ".join(labels)) if labels else None
+
+
+def seconds_to_ticks(score: Any, seconds: np.ndarray) -> np.ndarray:
+    """Times in seconds → ticks of ``score`` (walking its tempo map; 120 bpm before any)."""
+    tpq = score.ticks_per_quarter
+    tempos = sorted(score.tempos, key=lambda t: t.time)
+    ticks = [0] + [t.time for t in tempos if t.time > 0]
+    at_zero = [t.mspq for t in tempos if t.time == 0]
+    mspq = [at_zero[-1] if at_zero else DEFAULT_MSPQ]
+    mspq += [t.mspq for t in tempos if t.time > 0]
+    secs = np.concatenate([[0.0], np.cumsum(np.diff(ticks) * np.array(mspq[:-1]) / 1e6 / tpq)])
+    seconds = np.asarray(seconds, np.float64)
+    i = np.searchsorted(secs, seconds, side="right") - 1
+    per_second = tpq * 1e6 / np.array(mspq, np.float64)
+    return np.rint(np.array(ticks)[i] + (seconds - secs[i]) * per_second[i]).astype(np.int64)
+
+
+def _annotated_pieces(score: Any, annotation: list[tuple[float, float, frozenset[int]]]):
+    """Each annotated span cut at the bar lines: ``(pieces (S, 2) ticks, tones (S, 12), bar)``."""
+    bounds = bar_bounds(score)
+    times = seconds_to_ticks(score, np.array([(a, b) for a, b, _ in annotation]))  # (A, 2)
+    marks = np.zeros((len(annotation), N_CLASSES), bool)
+    for row, (_, _, tones) in enumerate(annotation):
+        marks[row, list(tones)] = True
+    lo = np.maximum(times[:, 0][:, None], bounds[:, 0][None, :])
+    hi = np.minimum(times[:, 1][:, None], bounds[:, 1][None, :])
+    span, bar = np.nonzero(hi > lo)
+    return np.stack([lo[span, bar], hi[span, bar]], axis=1), marks[span], bar
+
+
+def annotated_adherence(score: Any, annotation: list[tuple[float, float, frozenset[int]]]) -> (
+    float | None
+):  # fmt: skip
+    """Chord adherence of real music against its annotation (:func:`read_chord_annotation`
+    rows, in seconds): per bar, note-time measured against the chord sounding at each moment."""
+    n_bars = len(bar_bounds(score))
+    if not annotation or not n_bars:
+        return None
+    pieces, tones, bar = _annotated_pieces(score, annotation)
+    return _mean(bar_shares(pitched_notes(score), pieces, tones, bar, n_bars))
+
+
+def detector_agreement(score: Any, annotation: list[tuple[float, float, frozenset[int]]]) -> (
+    float | None
+):  # fmt: skip
+    """Share of bars whose detected chord agrees with the annotated chord covering most of the
+    bar: one's tones contain the other's (C and Cmaj7 agree, C and Am do not). Bars the
+    annotation leaves without a chord, or without notes, are skipped."""
+    labels = detected_chords(score)
+    if not annotation or not labels:
+        return None
+    pieces, tones, bar = _annotated_pieces(score, annotation)
+    found = tone_table(progression(" ".join(labels)))  # (bars, 12)
+    agree = []
+    for b in range(len(labels)):
+        mine = np.flatnonzero(bar == b)
+        if not len(mine) or not found[b].any():
+            continue
+        main = tones[mine[np.argmax(pieces[mine, 1] - pieces[mine, 0])]]
+        if main.any():
+            agree.append(bool((found[b] <= main).all() or (main <= found[b]).all()))
+    return float(np.mean(agree)) if agree else None
+
+
+def pop909_ceiling(folders: list[str | Path]) -> dict[str, Any]:
+    """The chord-adherence ceiling of POP909 song folders (``NNN/NNN.mid`` + ``chord_midi.txt``):
+    per song against its annotation and against the detector, the detector's agreement with the
+    annotation (:func:`detector_agreement`), and the means of the three."""
+    songs = []
+    for folder in map(Path, folders):
+        score = load_midi(folder / f"{folder.name}.mid")
+        annotation = read_chord_annotation(folder / "chord_midi.txt")
+        songs.append({"song": folder.name, "annotated": annotated_adherence(score, annotation),
+                      "detected": detected_adherence(score),
+                      "agreement": detector_agreement(score, annotation)})  # fmt: skip
+    out: dict[str, Any] = {"songs": songs}
+    for name in ("annotated", "detected", "agreement"):
+        values = [s[name] for s in songs if s[name] is not None]
+        out[name] = float(np.mean(values)) if values else None
+    return out
+
+
 def piece_adherence(
     score: Any,
     *,
@@ -102,9 +264,12 @@ def piece_adherence(
     range: str | None = None,
     max_polyphony: int | None = None,
     bars: int | None = None,
+    chords: str | None = None,
 ) -> dict[str, Any]:
     """The figures of one score for what was asked (only those asked)."""
     out: dict[str, Any] = {}
+    if chords:
+        out["chord_adherence"] = chord_adherence(score, chords)
     if key:
         out["key_adherence"] = key_adherence(score, key)
     if range:
@@ -121,7 +286,7 @@ def piece_adherence(
 def folder_adherence(folder: str | Path, **asked: Any) -> dict[str, Any]:
     """Per-file figures of every MIDI file under ``folder`` and their mean / share held.
 
-    ``asked``: ``key``, ``range``, ``max_polyphony``, ``bars`` (as
+    ``asked``: ``key``, ``range``, ``max_polyphony``, ``bars``, ``chords`` (as
     :func:`piece_adherence`). Returns ``{"asked": ..., "per_file": [...], "summary": {...}}``.
     """
     folder = Path(folder)
@@ -130,7 +295,7 @@ def folder_adherence(folder: str | Path, **asked: Any) -> dict[str, Any]:
         figures = piece_adherence(load_midi(path), **asked)
         per_file.append({"file": str(path.relative_to(folder)), **figures})
     summary: dict[str, Any] = {}
-    for name in ("key_adherence", "in_range", "polyphony", "bars"):
+    for name in ("key_adherence", "in_range", "polyphony", "bars", "chord_adherence"):
         values = [f[name] for f in per_file if f.get(name) is not None]
         if values:
             summary[f"mean_{name}"] = float(np.mean(values))

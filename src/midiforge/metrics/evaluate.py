@@ -256,7 +256,8 @@ def evaluate_generated(
 
     ``beats_per_bar`` None: each piece's bar from its time signature (a dataset's pieces 4/4);
     a number: that bar for every piece. ``overlap_bounds``: see :mod:`midiforge.metrics.overlap`.
-    ``asked``: what generation was asked for (``key``, ``range``, ``max_polyphony``, ``bars``);
+    ``asked``: what generation was asked for (``key``, ``range``, ``max_polyphony``, ``bars``,
+    ``chords``);
     how well each file kept it goes to ``result["adherence"]`` (:mod:`.adherence`).
     """
     from midiforge.metrics.report import write_report
@@ -333,7 +334,9 @@ def evaluate(
     overlap_bounds : where MGEval's overlap integral runs: ``minmax`` (between the smallest and
         largest distance, as MGEval's code; the default) or ``full`` (the whole line).
     asked : with ``generated``, the request the files were generated for (``key``, ``range``,
-        ``max_polyphony``, ``bars``): adds their adherence (:mod:`midiforge.metrics.adherence`).
+        ``max_polyphony``, ``bars``, ``chords``): adds their adherence
+        (:mod:`midiforge.metrics.adherence`; chord adherence's ceiling is measured by
+        ``pop909_ceiling`` there and reported in docs/benchmarks.md).
     """
     if (run is None) == (generated is None):
         raise MidiforgeError(

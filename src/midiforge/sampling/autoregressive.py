@@ -321,8 +321,12 @@ def sample_notes(
             heads = model.heads(out["hidden"][:, -1:], inst[:, None])
             programs = head_programs[inst.cpu()]
         pitch_allowed = None if rules is None else rules.pitch_mask().to(device)
+        pitch_logits = heads["pitch"][:, -1]
+        if rules is not None and rules.steers:  # chords: by the onset the time head predicts
+            guess = model.unscale(heads["time"][:, -1], heads["velocity"][:, -1]).cpu()[:, 0]
+            pitch_logits = rules.steer(pitch_logits, onset + guess, programs)
         logits = filter_logits(
-            heads["pitch"][:, -1],
+            pitch_logits,
             temperature=temperature,
             top_k=top_k,
             top_p=top_p,

@@ -194,6 +194,7 @@ class _Windows:
     fixed_time: float | None
     resample: int = 1  # RePaint rounds per step of an inpainted window
     project: Any = None  # the musician's constraints on every step (DiffusionRules.project)
+    window: Any = None  # told each window's start onsets first (DiffusionRules.window)
 
     def off(self) -> torch.Tensor:
         """``(F,)`` bool: the instrument channels known to be off (not requested)."""
@@ -205,9 +206,14 @@ class _Windows:
             off[[first + c for c in self.channels]] = False
         return off
 
-    def sample(self, batch: int, known: torch.Tensor | None, context: int, trace: Any = None):
+    def sample(
+        self, batch: int, known: torch.Tensor | None, context: int, trace: Any = None,
+        starts: np.ndarray | None = None,
+    ):  # fmt: skip
         """One window ``(batch, F, L)``: the first ``context`` notes of ``known`` kept, the
-        channels of instruments not asked for held off."""
+        channels of instruments not asked for held off; ``starts``: the pieces' last onsets."""
+        if self.window is not None:
+            self.window(starts, context)
         length, off = self.model.config.length, self.off()
         mask = (torch.arange(length) < context)[None, :] | off[:, None]  # (F, L)
         if known is None:
@@ -321,7 +327,7 @@ def generate_notes(
     windows = _Windows(
         model, _scheduler(model, steps, eta), label_index, guidance, eta, _generator(seed),
         instrument_channels(model, instruments), fixed_time, resample,
-        None if rules is None else rules.project,
+        None if rules is None else rules.project, None if rules is None else rules.window,
     )  # fmt: skip
     was_training = model.training
     model.eval()
@@ -371,7 +377,8 @@ def _continue(
     if c:
         tails = np.stack([p[len(p) - c :] for p in pieces])  # (n, C, n_fields)
         known[:, :, :c] = model.encode(torch.from_numpy(tails))  # (n, F, C)
-    x = windows.sample(n, known, c, trace=trace)
+    starts = np.array([float(p[-1, ONSET]) if len(p) else 0.0 for p in pieces])
+    x = windows.sample(n, known, c, trace=trace, starts=starts)
     for i, piece in enumerate(pieces):
         start = float(piece[-1, ONSET]) if len(piece) else 0.0
         pieces[i] = np.concatenate([piece, windows.decode(x[i], c, start)])

@@ -28,6 +28,16 @@ length
     bars that fit in S seconds at :data:`~midiforge.sampling.options.TEMPO_BPM` (at least
     one). No note ends after the last bar line, and the written file ends on it (a marker
     there), so a last bar of rests still counts.
+chords
+    Not a hard constraint but a steer at sampling time (the shipped models were not trained
+    with chord tokens; a learned control is a later step). Bar ``k`` of the piece (0-based,
+    primer bars counted) has chord ``k % len(progression)`` (:mod:`midiforge.chords`); ``N``
+    bars are free. Token models and the multi-head LSTM add :data:`CHORD_BONUS_NATS` to the
+    logits of pitches whose pitch class is a tone of the bar's chord (drums untouched), then
+    shift the pitch ids so their total probability is unchanged: the steer picks which pitch,
+    not how many notes. Diffusion moves the pitches of notes on a beat to the nearest chord
+    tone allowed by key and range, after every denoising step and in the decoded piece.
+    It runs after key and range, which stay hard: a chord tone off the key is never forced.
 """
 
 from __future__ import annotations
@@ -48,6 +58,9 @@ from midiforge.pitches import (
 from midiforge.sampling.options import TEMPO_BPM, GenerateOptions
 
 CHROMATIC_MAX_BEATS = 1.0  # longest off-scale note allowed by ``chromatic``
+# logit bonus (nats, at temperature 1) of a pitch on the bar's chord, chosen by the sweep in
+# docs/benchmarks.md ("Chords (issue 16)")
+CHORD_BONUS_NATS = 3.0
 END_MARKER = "end"  # the text of the marker written on the piece's last bar line
 SECONDS_PER_MINUTE = 60.0
 
@@ -62,16 +75,31 @@ class Musical:
     max_polyphony: int | None = None
     bars: int | None = None
     seconds: float | None = None
+    chords: str | None = None  # a progression, as parse_progression writes it
+    chord_bonus: float = CHORD_BONUS_NATS
 
     @classmethod
     def from_options(cls, opts: GenerateOptions) -> Musical:
         return cls(
-            opts.key, opts.chromatic, opts.range, opts.max_polyphony, opts.bars, opts.seconds
-        )
+            opts.key, opts.chromatic, opts.range, opts.max_polyphony, opts.bars, opts.seconds,
+            opts.chords, CHORD_BONUS_NATS,  # read per call: bench/chords.py sweeps it
+        )  # fmt: skip
 
     @property
     def active(self) -> bool:
-        return bool(self.key or self.range or self.max_polyphony or self.has_length)
+        return bool(self.key or self.range or self.max_polyphony or self.has_length or self.chords)
+
+    def chord_table(self) -> np.ndarray | None:
+        """``(K, 128)`` bool: row ``k`` marks the pitches on chord ``k`` (None: no chords).
+
+        Bar ``b`` (0-based) uses row ``b % K``; an ``N`` row is all False (nothing steered).
+        """
+        if not self.chords:
+            return None
+        from midiforge.chords import progression, tone_table
+
+        classes = tone_table(progression(self.chords))  # (K, 12)
+        return classes[:, np.arange(N_PITCHES) % 12]
 
     @property
     def has_length(self) -> bool:

@@ -13,7 +13,11 @@ Multi-head LSTM (:class:`NoteRules`, called by ``sample_notes`` at every note):
 * polyphony — a note whose onset finds ``max_polyphony`` notes sounding waits until the first
   of them ends (its onset moves later; the model then reads the note where it was placed);
 * length — a note that would end after the last bar line is shortened to end on it; a note
-  that would start on it (or later) ends the piece there (its row is not written).
+  that would start on it (or later) ends the piece there (its row is not written);
+* chords — :meth:`NoteRules.steer` adds ``Musical.chord_bonus`` nats to the pitch head's logits
+  of the chord tones of the bar the note starts in (the onset the time head predicts for it,
+  without ``--noise``; drum notes untouched), the pitch logits then shifted back to their total
+  (as token models do, :mod:`~midiforge.sampling.token_rules`).
 
 Diffusion (:class:`DiffusionRules`):
 
@@ -25,7 +29,13 @@ Diffusion (:class:`DiffusionRules`):
   (the decoder clips to the training range) moves to the nearest allowed one unless it is a
   passing tone the chromatic share allows; a note where ``max_polyphony`` notes sound, or at
   the same pitch and onset as a kept one, is dropped; notes are shortened to the last bar line
-  and those starting on it dropped. Pieces get more windows until they reach the end.
+  and those starting on it dropped. Pieces get more windows until they reach the end;
+* chords: after every denoising step (:meth:`DiffusionRules.project`, with the window's start
+  and context from :meth:`DiffusionRules.window`) the onsets are decoded from the delta channel,
+  and each note on a beat (onset within half a grid step of a whole beat) moves to the nearest
+  pitch that is both allowed (key ∩ range) and a tone of its bar's chord; notes off the beat
+  keep their pitch (passing tones stay possible). ``finish`` applies the same rule to the
+  decoded onsets, so the written file keeps it exactly.
 """
 
 from __future__ import annotations
@@ -37,6 +47,8 @@ import torch
 
 from midiforge.data.encode import DEFAULT_TPQ, frequency_hz
 from midiforge.errors import MidiforgeError
+from midiforge.instruments import DRUMS
+from midiforge.models.note_features import TIME_GRID_BEATS
 from midiforge.pitches import program_row
 from midiforge.sampling.musical import CHROMATIC_MAX_BEATS, Musical
 from midiforge.schema import FIELD
@@ -109,14 +121,37 @@ class _Voices:
         self.last_pitch[row] = pitch
 
 
+def _bar_index(onset_beats: Any, bars: int) -> np.ndarray:
+    """Row of the chord table for onsets in beats (bar ``b`` uses chord ``b % bars``)."""
+    bar = np.floor(np.asarray(onset_beats, np.float64) / BAR_BEATS + 1e-9).astype(np.int64)
+    return np.maximum(bar, 0) % bars
+
+
 class NoteRules:
-    """``sample_notes``' hook: :meth:`pitch_mask` before each draw, :meth:`place` after."""
+    """``sample_notes``' hook: :meth:`steer` and :meth:`pitch_mask` before each draw,
+    :meth:`place` after."""
 
     def __init__(self, musical: Musical, n: int, *, program: int = 0, primer=None) -> None:
         self.voices = _Voices(musical, n, program)
         self.voices.start(primer)
+        table = musical.chord_table()  # (K, 128) or None
+        self.chords = None if table is None else torch.from_numpy(table * musical.chord_bonus)
         self.alive = torch.ones(n, dtype=torch.bool)
         self.kept = torch.zeros(n, dtype=torch.long)  # new notes written per sample
+
+    @property
+    def steers(self) -> bool:
+        return self.chords is not None
+
+    def steer(self, logits: torch.Tensor, onset: torch.Tensor, programs: torch.Tensor):
+        """Pitch logits ``(n, 128)`` with the chord bonus of each note's bar (onset, beats)."""
+        if self.chords is None:
+            return logits
+        bar = _bar_index(onset.numpy(), len(self.chords))
+        pitched = (programs.numpy() != DRUMS)[:, None]
+        bonus = (self.chords[bar] * torch.from_numpy(pitched)).to(logits)  # (n, 128)
+        shifted = logits + bonus
+        return shifted + (logits.logsumexp(-1) - shifted.logsumexp(-1))[:, None]
 
     def pitch_mask(self) -> torch.Tensor:
         """``(n, 128)`` bool: the pitches each sample's next note may take."""
@@ -142,8 +177,21 @@ class NoteRules:
         return None if self.voices.end is None else self.voices.end / DEFAULT_TPQ
 
 
+def chord_pitches(chords: np.ndarray, pitch: np.ndarray, onset: np.ndarray) -> np.ndarray:
+    """Pitches (any shape, may be fractional) of notes whose onsets (beats, same shape) fall on
+    a beat moved to the nearest pitch of their bar's row of ``chords`` ``(K, 128)`` bool; notes
+    off the beat, and bars whose row is empty, keep theirs. Returns float64, same shape."""
+    pitch = np.asarray(pitch, np.float64)
+    on_beat = np.abs(onset - np.rint(onset)) < TIME_GRID_BEATS / 2
+    rows = chords[_bar_index(onset, len(chords))]  # (..., 128)
+    dist = np.abs(pitch[..., None] - np.arange(128))
+    nearest = np.where(rows, dist, np.inf).argmin(axis=-1)
+    return np.where(on_beat & rows.any(axis=-1), nearest, pitch)
+
+
 class DiffusionRules:
-    """``generate_notes``' hooks: :meth:`project` each step, :meth:`finish` each piece."""
+    """``generate_notes``' hooks: :meth:`window` and :meth:`project` each step, :meth:`finish`
+    each piece."""
 
     def __init__(self, musical: Musical, scaler: Any, *, program: int = 0) -> None:
         self.musical, self.scaler, self.program = musical, scaler, program
@@ -152,13 +200,26 @@ class DiffusionRules:
         self.targets = torch.tensor(np.flatnonzero(target), dtype=torch.float32)
         self.allowed = np.flatnonzero(probe.allowed)
         self.end = probe.end
+        table = musical.chord_table()  # (K, 128): chord tones ∩ allowed; a row empty = free
+        self.chords = None if table is None else table & probe.allowed[None, :]
+        self.starts: np.ndarray | None = None  # the window's start onsets (None: a new piece)
+        self.context = 0
+
+    def window(self, starts: np.ndarray | None, context: int) -> None:
+        """The next window continues pieces whose last onsets are ``starts`` (beats; None: the
+        first window of new pieces), after ``context`` known notes."""
+        self.starts, self.context = starts, context
+
+    def _channel(self, x: torch.Tensor, i: int) -> torch.Tensor:
+        """Channel ``i`` of scaled features ``(B, F, L)``, unscaled ``(B, L)``."""
+        s, v = self.scaler, x[:, i]
+        return ((v + 1) / 2 if s.method == "max" else v) * s.scale[i] + s.shift[i]
 
     def project(self, x: torch.Tensor) -> torch.Tensor:
-        """``(B, F, L)`` scaled features with channel 0 moved onto the allowed pitches."""
+        """``(B, F, L)`` scaled features with channel 0 moved onto the allowed pitches (and,
+        with chords, notes on a beat onto their bar's chord tones)."""
         s = self.scaler
-        v = x[:, 0]
-        raw = ((v + 1) / 2 if s.method == "max" else v) * s.scale[0] + s.shift[0]
-        pitch = A4_PITCH + 12 * (raw - A4_LOG2_HZ)
+        pitch = A4_PITCH + 12 * (self._channel(x, 0) - A4_LOG2_HZ)
         t = self.targets.to(x.device)
         hi = torch.bucketize(pitch, t).clamp(1, len(t) - 1) if len(t) > 1 else None
         if hi is None:
@@ -166,11 +227,29 @@ class DiffusionRules:
         else:
             lo_p, hi_p = t[hi - 1], t[hi]
             nearest = torch.where((pitch - lo_p).abs() <= (hi_p - pitch).abs(), lo_p, hi_p)
+        if self.chords is not None:
+            nearest = self._on_chords(x, nearest)
         raw = A4_LOG2_HZ + (nearest - A4_PITCH) / 12
         back = (raw - s.shift[0]) / s.scale[0]
         out = x.clone()
         out[:, 0] = back * 2 - 1 if s.method == "max" else back
         return out
+
+    def _onsets(self, x: torch.Tensor) -> np.ndarray:
+        """``(B, L)`` onsets in beats decoded from the delta channel, as ``decode`` places them
+        (the known context notes get onsets too; they are put back after the step)."""
+        s, i = self.scaler, self.scaler.continuous.index("delta")
+        coded = np.clip(self._channel(x, i).cpu().numpy(), s.low[i], s.high[i])
+        delta = np.rint(np.maximum(s._decode_time(coded), 0) / TIME_GRID_BEATS) * TIME_GRID_BEATS
+        delta[:, : self.context + (self.starts is None)] = 0.0
+        start = np.zeros(len(x)) if self.starts is None else np.asarray(self.starts)
+        return start[:, None] + np.cumsum(delta, axis=1)
+
+    def _on_chords(self, x: torch.Tensor, pitch: torch.Tensor) -> torch.Tensor:
+        """Pitches ``(B, L)`` of notes on a beat moved to the nearest tone of their bar's chord."""
+        onset = self._onsets(x)
+        moved = chord_pitches(self.chords, pitch.cpu().numpy(), onset)
+        return torch.from_numpy(moved).to(pitch)
 
     def short(self, pieces: list[np.ndarray]) -> bool:
         """Some piece has not reached the last bar line yet."""
@@ -187,6 +266,8 @@ class DiffusionRules:
             pitch = np.array([int(note[FIELD["pitch"]])])
             if not v.allowed[pitch[0]] and not v.passing(pitch)[0]:
                 pitch[0] = self.allowed[np.abs(self.allowed - pitch[0]).argmin()]
+            if self.chords is not None:
+                pitch = chord_pitches(self.chords, pitch, note[FIELD["onset"]][None]).astype(int)
             onset = _ticks(note[FIELD["onset"]]).reshape(1)
             full = v.limit is not None and (v.ends[0] > onset[0]).sum() >= v.limit
             late = v.end is not None and onset[0] >= v.end

@@ -25,6 +25,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from midiforge.chords import parse_progression
 from midiforge.errors import MidiforgeError, choice_error
 from midiforge.instruments import parse_instruments
 from midiforge.pitches import MODES, parse_key, parse_range
@@ -197,6 +198,12 @@ class GenerateOptions:
         help="with --key: the share of notes that may leave the scale, each a semitone from "
         "the note before it and at most a beat long (a passing or neighbour tone)", lo=0.0,
         hi=1.0, note="0 = strictly in key", label="Chromatic share"))
+    chords: str | None = field(default=None, metadata=spec(
+        help="a chord per bar, e.g. 'Am F C G' or 'Am | F | C | G' (7ths, sus, dim, aug, slash "
+        "chords; N = no chord), repeated when the piece is longer; a sampling-time steer toward "
+        "each bar's chord tones, not a learned control", metavar="CHORDS", label="Chords",
+        parser=parse_progression, note="None = no chords",
+        web=Ask(placeholder="none (e.g. Am F C G)")))
     range: str | None = field(default=None, metadata=spec(
         help="lowest and highest pitch, e.g. C3-C6 or 48-84 (C4 = 60); per instrument: "
         "piano:C3-C6,bass:E1-G3", metavar="LOW-HIGH", label="Range", parser=parse_range,

@@ -21,6 +21,12 @@ this order, dropping a rule for a row where it would leave no id (as ``constrain
               (finish the note, ``Bar`` + ``TimeSig`` per missing bar, ``EOS``): the piece
               always ends on its bar line, its last bars empty if the budget ran short.
 
+After the masks, :class:`ChordSteer` (``chords``) shifts the logits of ``Pitch`` ids: a bonus of
+``Musical.chord_bonus`` nats on the current bar's chord tones for pitched programs, the pitch
+ids then moved together so their total probability stays what the model gave (the steer
+chooses the pitch, not whether a note comes). It is a steer, not a mask: every pitch the masks
+allow stays possible.
+
 The rules need REMI's grammar to hold (a Position is followed by a note, a Velocity by a
 Duration), so ``generate`` switches the grammar mask on with them; each step they also skip
 the masks of kinds the grammar cannot allow next in any row (``remi_state.PITCH_AFTER``, ...).
@@ -226,8 +232,34 @@ class LengthRule:
         return self.vocab.kind == kind
 
 
+class ChordSteer:
+    """A bonus on ``Pitch`` ids of the current bar's chord tones (see the module docstring)."""
+
+    def __init__(self, vocab: RemiVocab, musical: Musical) -> None:
+        table = musical.chord_table()  # (K, 128)
+        self.cols = vocab.pitch_cols[0]  # Pitch ids; PitchDrum ids are never steered
+        self.bonus = torch.from_numpy(table[:, vocab.value[self.cols]] * musical.chord_bonus)
+        self.bonus = self.bonus.float()  # (K, P) nats
+
+    def to(self, device: torch.device) -> None:
+        self.bonus = self.bonus.to(device)
+
+    def apply(self, s: RemiState, logits: torch.Tensor) -> torch.Tensor:
+        if not s.may(PITCH_AFTER):
+            return logits
+        bar = torch.from_numpy(np.maximum(s.bars - 1, 0) % len(self.bonus))
+        pitched = torch.from_numpy(s.program != 0).to(logits.device)
+        bonus = self.bonus[bar.to(logits.device)] * pitched[:, None]  # (B, P)
+        block = logits[:, self.cols].float()
+        shifted = block + bonus
+        shifted += (block.logsumexp(-1) - shifted.logsumexp(-1))[:, None]  # same total mass
+        out = logits.clone()
+        out[:, self.cols] = shifted.to(logits.dtype)
+        return out
+
+
 class MusicalConstraint:
-    """Key, range, polyphony and length as one token rule (see the module docstring)."""
+    """Key, range, polyphony, length and the chord steer as one token rule (module docstring)."""
 
     def __init__(self, tokenizer, musical: Musical, *, max_tokens: int) -> None:
         self.vocab = RemiVocab(tokenizer)
@@ -250,12 +282,15 @@ class MusicalConstraint:
         if musical.key and musical.range and musical.chromatic <= 0:
             pitch = [KeyRule(v, musical, also=musical.range_table())]  # ANDed: the same mask
         self.fast = pitch + later
+        self.chords = ChordSteer(v, musical) if musical.chords else None
         self.device = torch.device("cpu")
         self.base = ~v.special
         self.is_bar = np.arange(v.size) == v.bar
 
     def start(self, seq: torch.Tensor) -> None:
         self.device = seq.device
+        if self.chords is not None:
+            self.chords.to(seq.device)
         self.state.start(seq)
         if self.length is not None:
             self.length.start(self.state)
@@ -284,7 +319,7 @@ class MusicalConstraint:
         return torch.from_numpy(allowed).to(self.device)
 
     def steer(self, logits: torch.Tensor) -> torch.Tensor:
-        return logits
+        return logits if self.chords is None else self.chords.apply(self.state, logits)
 
     def update(self, token: torch.Tensor) -> None:
         self.state.update(token)
