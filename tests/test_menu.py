@@ -111,6 +111,14 @@ def test_menu_trains_continues_and_generates(nottingham_small: Path, tmp_path: P
     child.sendline("violin")
     child.expect("never learned 'violin'; it knows Acoustic Grand Piano")
     child.sendline("Piano")
+    child.expect(r"Key \(e\.g\. D minor; Enter = none\): ")
+    child.sendline("H minor")
+    child.expect("key: 'H minor'")  # a key it cannot read is named, and asked again
+    child.sendline("D minor")
+    child.expect(r"Chords \(e\.g\. Am F C G; Enter = none\): ")
+    child.sendline("")
+    child.expect(r"Range \(e\.g\. C3-C6; Enter = none\): ")
+    child.sendline("C3-C6")
     child.expect(r"Seed \[0\]: ")
     child.sendline("")
     child.expect(r"Output folder \[generated\]: ")
@@ -155,19 +163,39 @@ def _questions(monkeypatch, run: RunInfo, answers: list[str]) -> tuple[list[str]
     return asked, values
 
 
+TEXT_QUESTIONS = ["Key (e.g. D minor; Enter = none): ", "Chords (e.g. Am F C G; Enter = none): ",
+                  "Range (e.g. C3-C6; Enter = none): "]  # fmt: skip
+
+
 def test_generate_asks_what_the_models_sampler_reads(monkeypatch, tmp_path: Path) -> None:
     notes = RunInfo(id="n", path=tmp_path, model="lstm-multihead", sampler="notes")
-    asked, values = _questions(monkeypatch, notes, ["2", "", "0.8", "", "0.3", "5"])
+    answers = ["2", "", "0.8", "", "f# dorian", "Am | F", "", "0.3", "5"]
+    asked, values = _questions(monkeypatch, notes, answers)
     assert asked == ["Number of pieces [1]: ", "Length in notes [512]: ", "Temperature [1.0]: ",
-                     INSTRUMENTS, "Noise [0.0]: ", "Seed [0]: "]  # fmt: skip
+                     INSTRUMENTS, *TEXT_QUESTIONS, "Noise [0.0]: ", "Seed [0]: "]  # fmt: skip
     assert values == {"n": 2, "max_tokens": 512, "temperature": 0.8, "instruments": None,
-                      "noise": 0.3, "seed": 5}  # fmt: skip
+                      "key": "F# dorian", "chords": "Am F", "range": None, "noise": 0.3,
+                      "seed": 5}  # fmt: skip
     diffusion = RunInfo(id="d", path=tmp_path, model="diffusion", sampler="diffusion",
                         labels=["jig", "reel"], instruments=[-1, 0, 33])  # fmt: skip
-    answers = ["1", "3", "bass, Violin", "Drums, BASS", "", "4.5", ""]  # violin: asked again
+    answers = [
+        "1",
+        "3",
+        "bass, Violin",
+        "Drums, BASS",
+        "",
+        "",
+        "48-900",
+        "C3-C6",
+        "",
+        "4.5",
+        "",
+    ]  # violin and a range past MIDI's pitches: asked again
     asked, values = _questions(monkeypatch, diffusion, answers)
     assert asked == ["Number of pieces [1]: ", "Style [1]: ", INSTRUMENTS, INSTRUMENTS,
-                     "Denoising steps [50]: ", "Guidance [2.0]: ", "Seed [0]: "]  # fmt: skip
-    assert values == {"n": 1, "style": "reel", "instruments": "drums,bass", "steps": 50,
-                      "guidance": 4.5, "seed": 0}  # fmt: skip
+                     *TEXT_QUESTIONS, TEXT_QUESTIONS[-1], "Denoising steps [50]: ",
+                     "Guidance [2.0]: ", "Seed [0]: "]  # fmt: skip
+    assert values == {"n": 1, "style": "reel", "instruments": "drums,bass", "key": None,
+                      "chords": None, "range": "C3-C6", "steps": 50, "guidance": 4.5,
+                      "seed": 0}  # fmt: skip
     assert GenerateOptions(**values).steps == 50

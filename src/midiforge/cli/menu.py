@@ -238,6 +238,10 @@ def _generation_options(ask: Prompter, run: catalog.RunInfo) -> dict[str, Any]:
         if spec.choices_from == "instruments":
             values[info.name] = _instruments(ask, question, run)
             continue
+        if info.kind is str:  # text read by the option's own parser (key, range, chords)
+            example = f"e.g. {menu.placeholder}; " if menu.placeholder else ""
+            values[info.name] = ask.optional(f"{question} ({example}Enter = none)", info.check)
+            continue
         lo, hi, default = info.offered(menu)
         values[info.name] = ask.number(question, info.kind, default, lo, hi)
     return values

@@ -193,7 +193,8 @@ class GenerateOptions:
     key: str | None = field(default=None, metadata=spec(
         help="keep every pitched note on this key's scale, e.g. 'D minor', 'F# dorian' (modes: "
         + ", ".join(MODES) + ")", metavar="KEY", label="Key", parser=parse_key,
-        note="None = any pitch", web=Ask(placeholder="any (e.g. D minor)")))
+        note="None = any pitch", web=Ask(placeholder="any (e.g. D minor)"),
+        menu=Ask(placeholder="D minor")))
     chromatic: float = field(default=0.0, metadata=spec(
         help="with --key: the share of notes that may leave the scale, each a semitone from "
         "the note before it and at most a beat long (a passing or neighbour tone)", lo=0.0,
@@ -203,11 +204,13 @@ class GenerateOptions:
         "chords; N = no chord), repeated when the piece is longer; a sampling-time steer toward "
         "each bar's chord tones, not a learned control", metavar="CHORDS", label="Chords",
         parser=parse_progression, note="None = no chords",
-        web=Ask(placeholder="none (e.g. Am F C G)")))
+        web=Ask(placeholder="none (e.g. Am F C G)"),
+        menu=Ask(placeholder="Am F C G")))
     range: str | None = field(default=None, metadata=spec(
         help="lowest and highest pitch, e.g. C3-C6 or 48-84 (C4 = 60); per instrument: "
         "piano:C3-C6,bass:E1-G3", metavar="LOW-HIGH", label="Range", parser=parse_range,
-        note="None = any pitch", web=Ask(placeholder="any (e.g. C3-C6)")))
+        note="None = any pitch", web=Ask(placeholder="any (e.g. C3-C6)"),
+        menu=Ask(placeholder="C3-C6")))
     max_polyphony: int | None = field(default=None, metadata=spec(
         help="most notes sounding at once (drums not counted)", lo=1, metavar="N",
         unit="notes", label="Max polyphony", note="None = no limit",
