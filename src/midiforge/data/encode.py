@@ -24,6 +24,7 @@ import numpy as np
 from miditok import MusicTokenizer, TokenizerConfig, TokSequence
 from symusic import Note, Score, Tempo, TimeSignature, Track
 
+from midiforge.data import remi_ids
 from midiforge.errors import MidiforgeError
 from midiforge.instruments import DRUMS, instrument_name
 from midiforge.schema import FIELD, NOTE_FIELDS
@@ -89,13 +90,25 @@ def special_ids(tokenizer: MusicTokenizer) -> dict[str, int]:
     return {s: vocab[f"{s}_None"] for s in SPECIAL_TOKENS if f"{s}_None" in vocab}
 
 
-def score_to_ids(tokenizer: MusicTokenizer, score: Score) -> list[int]:
-    """Encode ``score`` as one flat list of token ids (BPE-merged if the tokenizer is trained).
+def score_to_array(tokenizer: MusicTokenizer, score: Score) -> np.ndarray:
+    """Encode ``score`` as one flat int32 array of token ids (BPE-merged if trained).
+
+    The untrained REMI tokenizers ``prepare`` builds take :func:`midiforge.data.remi_ids.
+    remi_ids` after MidiTok's own preprocessing: the same ids as ``tokenizer.encode``, without
+    a Python object per token (the encoder was most of ``prepare``'s time). Any other
+    tokenizer, and any score that module declines, goes through ``tokenizer.encode``.
 
     A tokenizer without programs encodes each track separately; then the score must have at
     most one track, because concatenating per-track streams would lose which is which.
     """
-    seq = tokenizer.encode(score)
+    if remi_ids.covers(tokenizer):
+        score = tokenizer.preprocess_score(score)
+        fast = remi_ids.remi_ids(tokenizer, score)
+        if fast is not None:
+            return fast.astype(np.int32)
+        seq = tokenizer.encode(score, no_preprocess_score=True)
+    else:
+        seq = tokenizer.encode(score)
     if isinstance(seq, list):
         if len(seq) > 1:
             raise MidiforgeError(
@@ -103,9 +116,14 @@ def score_to_ids(tokenizer: MusicTokenizer, score: Score) -> list[int]:
                 "tracks (prepare --tracks merge) or build the tokenizer with use_programs=True"
             )
         if not seq:
-            return []
+            return np.zeros(0, np.int32)
         seq = seq[0]
-    return list(seq.ids)
+    return np.asarray(seq.ids, np.int32)
+
+
+def score_to_ids(tokenizer: MusicTokenizer, score: Score) -> list[int]:
+    """Encode ``score`` as one flat list of token ids (:func:`score_to_array` as a list)."""
+    return score_to_array(tokenizer, score).tolist()
 
 
 def ids_to_score(tokenizer: MusicTokenizer, ids: list[int] | np.ndarray) -> Score:

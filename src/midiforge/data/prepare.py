@@ -33,7 +33,7 @@ from miditok import MusicTokenizer
 from midiforge.config import from_dict
 from midiforge.data import corpus, replace
 from midiforge.data.bpe import bpe_pass
-from midiforge.data.encode import build_tokenizer, notes_from_score, score_to_ids, special_ids
+from midiforge.data.encode import build_tokenizer, notes_from_score, score_to_array, special_ids
 from midiforge.data.options import GM_PROGRAMS, PrepareOptions, PrepareResult
 from midiforge.errors import MidiforgeError, choice_error
 from midiforge.instruments import DRUMS, family_program
@@ -108,7 +108,7 @@ def _process(task: tuple[str, str]) -> tuple[dict[str, Any], np.ndarray | None, 
         return _skip(rel, stats.reason or "empty", detail, **counts), None, None
     notes = notes_from_score(score)
     try:
-        ids = np.asarray(score_to_ids(tokenizer, score), np.int32)
+        ids = score_to_array(tokenizer, score)
     except Exception as exc:  # MidiTok fails on some pathological content; skip, don't crash
         return _skip(rel, "unencodable", f"{type(exc).__name__}: {exc}", **counts), None, None
     beats = (
