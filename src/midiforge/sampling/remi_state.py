@@ -19,6 +19,8 @@ integer operations at these sizes.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import numpy as np
 import torch
 
@@ -187,8 +189,8 @@ class RemiState:
         for column in seq.T.tolist():
             self.step(column)
 
-    def step(self, tokens) -> None:
-        """Follow one id per row (any sequence of ints)."""
+    def step(self, tokens: Iterable[int]) -> None:
+        """Follow one id per row (ints, or a numpy row)."""
         for r, token in enumerate(tokens):
             self._step_row(r, int(token))
 

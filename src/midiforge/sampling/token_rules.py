@@ -26,9 +26,10 @@ Duration), so ``generate`` switches the grammar mask on with them; in each row t
 the masks of kinds the grammar cannot allow after that row's last token
 (``remi_state.PITCH_AFTER``, ...). Why it is cheap (issue 16: at most 1.1x the cost of a plain
 step): a row's mask is a Python int (:mod:`midiforge.sampling.id_bits`) and each rule ANDs in
-a few ints that are looked up, not computed — a constant per program (key, range), or one
-cached under the little state it depends on (Positions: the bar's place and the notes still
-sounding; Durations: the ticks left to the end). The rows become one torch tensor per step.
+a few ints that are looked up, not computed — a constant per program (key, range) or per
+denominator, or one of a threshold table found by bisection (the Positions after the last
+one, those where a voice is free again, the Durations that end by the last bar line). The
+rows become one torch tensor per step; ``allowed_bits`` hands them to the grammar as ints.
 """
 
 from __future__ import annotations
