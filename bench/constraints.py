@@ -6,8 +6,9 @@ polyphony and length on costs at most 1.1x per generated token of sampling witho
 Three settings share the model, the seed, the batch and the token budget, and run interleaved
 (``--trials`` rounds of each, the fastest per-token time of each kept, robust to a busy machine):
 
-* ``off``      — plain sampling (``midiforge generate``'s defaults);
-* ``grammar``  — the grammar mask alone (the musician's rules switch it on);
+* ``off``      — plain sampling, no mask at all (``generate --no-grammar-mask``);
+* ``grammar``  — the grammar mask alone (``generate``'s default since the mask is on by
+  default; the musician's rules switch it on in any case);
 * ``all on``   — grammar + key D minor (chromatic 0.1), range C3-C6, max polyphony 4 and a
   length of ``--bars`` bars, built the way ``generate`` builds them.
 
@@ -35,13 +36,16 @@ ASK = {"key": "D minor", "chromatic": 0.1, "range": "C3-C6", "max_polyphony": 4}
 
 
 class Timed:
-    """A token rule whose calls are timed: the rules' own share of a step, beside the ratio."""
+    """A token rule whose calls are timed (all of them: start, allowed or allowed_bits, steer,
+    update): the rules' own share of a step, beside the ratio."""
 
     def __init__(self, rule) -> None:
         self.rule, self.seconds = rule, 0.0
 
     def __getattr__(self, name: str):
         method = getattr(self.rule, name)
+        if not callable(method):
+            return method  # an attribute (``n_ids``): nothing to time
 
         def timed(*args):
             t0 = time.perf_counter()

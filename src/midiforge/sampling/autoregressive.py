@@ -68,7 +68,7 @@ def top_p_filter(logits: torch.Tensor, p: float) -> torch.Tensor:
 
 def grammar_filter(logits: torch.Tensor, allowed: torch.Tensor | None) -> torch.Tensor:
     """Forbid ids where ``allowed`` ``(B, V)`` is False (None = no grammar)."""
-    return logits if allowed is None else logits.masked_fill(~allowed, NEG_INF)
+    return logits if allowed is None else torch.where(allowed, logits, NEG_INF)
 
 
 def filter_logits(

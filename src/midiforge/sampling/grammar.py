@@ -15,6 +15,7 @@ from typing import Any
 import torch
 
 from midiforge.errors import MidiforgeError
+from midiforge.sampling.id_bits import from_tensor
 
 
 def token_type(token: str) -> str:
@@ -54,10 +55,18 @@ class TypeGrammar:
                 allowed[index[prev]] = row
         self.allowed = allowed
         self.types = types
+        self.after = allowed[self.type_of]  # (V, V): the ids allowed after each id, one lookup
+        self.after_bits = from_tensor(self.after)  # the same rows as ints (sampling.id_bits)
 
     def mask(self, last: torch.Tensor) -> torch.Tensor:
         """Bool ``(B, V)``: the ids allowed after each row's last token ``last`` ``(B,)``."""
-        return self.allowed.to(last.device)[self.type_of.to(last.device)[last]]
+        if self.after.device != last.device:
+            self.after = self.after.to(last.device)
+        return self.after[last]
+
+    def mask_bits(self, last: list[int]) -> list[int]:
+        """:meth:`mask` as one int per row (:mod:`midiforge.sampling.id_bits`)."""
+        return [self.after_bits[i] for i in last]
 
 
 def count_errors(tokenizer: Any, ids: list[int]) -> int:

@@ -4,7 +4,7 @@ The musician's token rules (:mod:`midiforge.sampling.token_rules`) need the time
 note, the pitch of the note being written, the program, and when the notes already written
 end. :class:`RemiVocab` decodes the tokenizer's vocabulary once into lookup arrays (kind and
 value of every id, ticks of every Duration per time-signature denominator); :class:`RemiState`
-then updates a handful of ``(B,)`` arrays per drawn id.
+then updates a few Python ints per row and drawn id.
 
 Time follows MidiTok's own REMI decoder exactly, in its ticks (``tokenizer.time_division`` per
 quarter note): ``Bar`` opens a bar (the first one at tick 0, each further one a bar after the
@@ -12,11 +12,14 @@ last), ``TimeSig_n/d`` sets the bar's length, ``Position_k`` is ``k`` positions 
 line, and a note exists where ``Pitch`` (or ``PitchDrum``), ``Velocity`` and ``Duration``
 follow each other, starting at the current tick. A test decodes real files both ways.
 
-The arrays are numpy: B is a handful of samples, and a numpy operation on a few hundred
-booleans costs about a microsecond where a torch one costs several.
+The vocabulary's arrays are numpy (the rules slice masks out of them); the state is plain
+Python per row: B is a handful of samples, and one numpy call costs as much as dozens of
+integer operations at these sizes.
 """
 
 from __future__ import annotations
+
+from collections.abc import Iterable
 
 import numpy as np
 import torch
@@ -45,17 +48,16 @@ KIND_OF = {
 
 def _after(*kinds: int) -> frozenset[int]:
     """The kinds of last token after which REMI's grammar may allow a kind next (BOS, PAD,
-    MASK and unknown kinds allow anything)."""
-    return frozenset({*kinds, SPECIAL, OTHER})
+    MASK, unknown kinds and EOS, which the graph gives no successor, allow anything)."""
+    return frozenset({*kinds, SPECIAL, OTHER, EOS})
 
 
-# where the grammar allows each kind next: the rules skip work no row can need this step
+# where the grammar allows each kind next: the rules skip work a row cannot need this step
 PITCH_AFTER = _after(POSITION, DURATION, TIMESIG, PROGRAM)
 POSITION_AFTER = _after(DURATION, TIMESIG)
 DURATION_AFTER = _after(VELOCITY, PITCH, PITCHDRUM)
 TIMESIG_AFTER = _after(BAR)
-MID_NOTE = np.zeros(SPECIAL + 1, bool)  # a note is started and not finished after these
-MID_NOTE[[POSITION, PROGRAM, PITCH, PITCHDRUM, VELOCITY]] = True
+MID_NOTE = frozenset({POSITION, PROGRAM, PITCH, PITCHDRUM, VELOCITY})  # a note is unfinished
 QUARTERS_PER_WHOLE = 4
 DEFAULT_TIME_SIGNATURE = (4, 4)  # MidiTok's, before any TimeSig token
 # token types that would move time or write notes in ways the state does not follow
@@ -140,10 +142,18 @@ class RemiVocab:
         self.bar = vocab.get("Bar_None")
         self.has_timesig = bool((self.kind == TIMESIG).any())
         self.velocities = bool(tokenizer.config.use_velocities)
+        # the same lookups as Python lists: the state reads them one id at a time
+        self.kinds, self.values = self.kind.tolist(), self.value.tolist()
+        self.bar_ticks_of, self.dens_of = self.bar_ticks.tolist(), self.den_of.tolist()
+        self.tpp = self.tpp_of.tolist()
+        self.dur_ticks_of = self.dur_ticks.tolist()
 
 
 class RemiState:
     """Per-sample decoding state of a batch, updated once per drawn id.
+
+    Every field is a Python list with one entry per row: B is a handful of samples, and
+    updating a few ints per row costs a fraction of one numpy call per field.
 
     ``slots`` is the polyphony bookkeeping: the end ticks of up to ``slots`` notes, each new
     (non-drum) note replacing the one that ends first; with at most that many notes sounding
@@ -152,113 +162,86 @@ class RemiState:
 
     def __init__(self, vocab: RemiVocab, *, scale: np.ndarray, slots: int = 1) -> None:
         self.vocab = vocab
-        self.on_scale = scale  # (128,) bool: what counts as chromatic
+        self.on_scale = [bool(x) for x in scale]  # (128,): what counts as chromatic
         self.n_slots = slots
 
     def start(self, seq: torch.Tensor) -> None:
         """Follow the start ids ``(B, P)`` (BOS and the primer)."""
         v, b = self.vocab, seq.shape[0]
-        self.bars = np.zeros(b, np.int64)  # bars begun (1 = in the first bar)
-        self.bar_start = np.zeros(b, np.int64)
-        self.bar_ticks = np.full(b, v.default_bar, np.int64)
-        self.den = np.full(b, v.default_den, np.int64)
-        self.tick = np.zeros(b, np.int64)
-        self.last_pos = np.full(b, -1, np.int64)  # Position in this bar, -1 = none yet
-        self.timesig = np.full(b, -1, np.int64)  # id of the last TimeSig, -1 = none
-        self.program = np.full(b, program_row(0), np.int64)  # pitch-table row
-        self.pending = np.full(b, -1, np.int64)  # pitch of the note being written
-        self.pending_chromatic = np.zeros(b, bool)
-        self.last_pitch = np.full(b, -1, np.int64)  # pitch of the last complete note
-        self.notes = np.zeros(b, np.int64)  # complete non-drum notes
-        self.chromatic = np.zeros(b, np.int64)  # of which off the scale
-        self.ends = np.full((b, self.n_slots), -1, np.int64)
-        self.kinds = (np.full(b, SPECIAL, np.int64), np.full(b, SPECIAL, np.int64))  # prev, last
-        self.token = np.zeros(b, np.int64)
-        self.done = np.zeros(b, bool)
-        self.after: set[int] = {SPECIAL}
-        self.ended: set[int] = set()
-        for column in seq.T.cpu().numpy():
+        self.bars = [0] * b  # bars begun (1 = in the first bar)
+        self.bar_start = [0] * b
+        self.bar_ticks = [v.default_bar] * b
+        self.den = [v.default_den] * b
+        self.tick = [0] * b
+        self.last_pos = [-1] * b  # Position in this bar, -1 = none yet
+        self.timesig = [-1] * b  # id of the last TimeSig, -1 = none
+        self.program = [program_row(0)] * b  # pitch-table row
+        self.pending = [-1] * b  # pitch of the note being written
+        self.pending_chromatic = [False] * b
+        self.last_pitch = [-1] * b  # pitch of the last complete note
+        self.notes = [0] * b  # complete non-drum notes
+        self.chromatic = [0] * b  # of which off the scale
+        self.ends = [[-1] * self.n_slots for _ in range(b)]
+        self.prev_kind = [SPECIAL] * b
+        self.last_kind = [SPECIAL] * b
+        self.token = [0] * b
+        self.done = [False] * b
+        for column in seq.T.tolist():
             self.step(column)
 
-    @property
-    def last_kind(self) -> np.ndarray:
-        return self.kinds[1]
+    def step(self, tokens: Iterable[int]) -> None:
+        """Follow one id per row (ints, or a numpy row)."""
+        for r, token in enumerate(tokens):
+            self._step_row(r, int(token))
 
-    def step(self, token: np.ndarray) -> None:
-        """Follow one id per row ``(B,)`` (numpy); each branch runs only for kinds drawn."""
+    def _step_row(self, r: int, token: int) -> None:
         v = self.vocab
-        kind, value = v.kind[token], v.value[token]
-        drawn = set(kind.tolist())  # a set test costs far less than ndarray.any()
-        self.token = token
-        if BAR in drawn:
-            bar = kind == BAR
-            self.bars = self.bars + bar
-            advance = bar & (self.bars > 1)
-            self.bar_start = np.where(advance, self.bar_start + self.bar_ticks, self.bar_start)
-            self.tick = np.where(bar, self.bar_start, self.tick)
-            self.last_pos = np.where(bar, -1, self.last_pos)
-        if TIMESIG in drawn:
-            ts = kind == TIMESIG
-            self.timesig = np.where(ts, token, self.timesig)
-            self.bar_ticks = np.where(ts, v.bar_ticks[token], self.bar_ticks)
-            self.den = np.where(ts, v.den_of[token], self.den)
-        if POSITION in drawn:
-            pos = kind == POSITION
-            self.bars = np.where(pos & (self.bars == 0), 1, self.bars)
-            self.tick = np.where(pos, self.bar_start + value * v.tpp_of[self.den], self.tick)
-            self.last_pos = np.where(pos, value, self.last_pos)
-        if PROGRAM in drawn:
-            self.program = np.where(kind == PROGRAM, value + 1, self.program)
-        if PITCH in drawn or PITCHDRUM in drawn:
-            pitch = (kind == PITCH) | (kind == PITCHDRUM)
-            self.pending = np.where(pitch, value, self.pending)
-            off = ~self.on_scale[value & 127] & (self.program != 0)
-            self.pending_chromatic = np.where(pitch, off, self.pending_chromatic)
-        if DURATION in drawn:
-            self._note(kind == DURATION, token)
-        if EOS in drawn:
-            self.done |= kind == EOS
-            self.ended = {EOS}  # some row is done (a set, tested like ``after``)
-        self.kinds = (self.kinds[1], kind)
-        self.after = drawn  # the kinds of the ids just drawn
+        kind, value = v.kinds[token], v.values[token]
+        if kind == BAR:
+            self.bars[r] += 1
+            if self.bars[r] > 1:
+                self.bar_start[r] += self.bar_ticks[r]
+            self.tick[r], self.last_pos[r] = self.bar_start[r], -1
+        elif kind == TIMESIG:
+            self.timesig[r] = token
+            self.bar_ticks[r], self.den[r] = v.bar_ticks_of[token], v.dens_of[token]
+        elif kind == POSITION:
+            if self.bars[r] == 0:
+                self.bars[r] = 1
+            self.tick[r] = self.bar_start[r] + value * v.tpp[self.den[r]]
+            self.last_pos[r] = value
+        elif kind == PROGRAM:
+            self.program[r] = value + 1
+        elif kind in (PITCH, PITCHDRUM):
+            self.pending[r] = value
+            self.pending_chromatic[r] = not self.on_scale[value & 127] and self.program[r] != 0
+        elif kind == DURATION:
+            self._note(r, token)
+        elif kind == EOS:
+            self.done[r] = True
+        self.prev_kind[r], self.last_kind[r] = self.last_kind[r], kind
+        self.token[r] = token
 
-    def may(self, after: frozenset[int]) -> bool:
-        """Some row's last token is of a kind in ``after`` (e.g. :data:`PITCH_AFTER`)."""
-        return not self.after.isdisjoint(after)
-
-    def _note(self, duration: np.ndarray, token: np.ndarray) -> None:
-        """Duration ids complete a note where Pitch (and Velocity) came just before."""
-        prev, last = self.kinds
+    def _note(self, r: int, token: int) -> None:
+        """A Duration id completes a note where Pitch (and Velocity) came just before."""
+        prev, last = self.prev_kind[r], self.last_kind[r]
         if self.vocab.velocities:
-            made = duration & (last == VELOCITY) & ((prev == PITCH) | (prev == PITCHDRUM))
+            made = last == VELOCITY and prev in (PITCH, PITCHDRUM)
         else:
-            made = duration & ((last == PITCH) | (last == PITCHDRUM))
-        pitched = made & (self.program != 0)
-        if pitched.any():
-            end = self.tick + self.vocab.dur_ticks[self.den, token]
-            rows = np.flatnonzero(pitched)
-            slot = self.ends[rows].argmin(axis=1)
-            self.ends[rows, slot] = end[rows]
-            self.notes += pitched
-            self.chromatic += pitched & self.pending_chromatic
-            self.last_pitch = np.where(pitched, self.pending, self.last_pitch)
-        self.pending = np.where(made, -1, self.pending)
-        self.pending_chromatic &= ~made
+            made = last in (PITCH, PITCHDRUM)
+        if not made:
+            return
+        if self.program[r] != 0:
+            ends = self.ends[r]
+            ends[ends.index(min(ends))] = self.tick[r] + self.vocab.dur_ticks_of[self.den[r]][token]
+            self.notes[r] += 1
+            self.chromatic[r] += self.pending_chromatic[r]
+            self.last_pitch[r] = self.pending[r]
+        self.pending[r], self.pending_chromatic[r] = -1, False
 
     def update(self, token: torch.Tensor) -> None:
-        self.step(token.cpu().numpy())
+        self.step(token.tolist())
 
-    def sounding(self, ticks: np.ndarray) -> np.ndarray:
-        """Notes sounding at ``ticks`` ``(B, K)`` → counts ``(B, K)`` (all start before)."""
-        return (self.ends[:, :, None] > ticks[:, None, :]).sum(axis=1)
-
-    def position_ticks(self) -> np.ndarray:
-        """``(B, n_positions)``: the tick each Position id would move to."""
-        tpp = self.vocab.tpp_of[self.den]
-        return self.bar_start[:, None] + self.vocab.position_of[None, :] * tpp[:, None]
-
-    def forward_positions(self) -> np.ndarray:
-        """``(B, n_positions)`` bool: Positions after the last one, inside the bar."""
-        tpp = self.vocab.tpp_of[self.den]
-        k = self.vocab.position_of[None, :]
-        return (k > self.last_pos[:, None]) & (k * tpp[:, None] < self.bar_ticks[:, None])
+    def sounding(self, r: int, tick: int) -> int:
+        """Notes of row ``r`` sounding at ``tick`` (all of them started before it)."""
+        return sum(end > tick for end in self.ends[r])

@@ -28,19 +28,35 @@ chooses the pitch, not whether a note comes). It is a steer, not a mask: every p
 allow stays possible.
 
 The rules need REMI's grammar to hold (a Position is followed by a note, a Velocity by a
-Duration), so ``generate`` switches the grammar mask on with them; each step they also skip
-the masks of kinds the grammar cannot allow next in any row (``remi_state.PITCH_AFTER``, ...).
-All masks are numpy ``(B, V)`` and become one torch tensor per step.
+Duration), so ``generate`` switches the grammar mask on with them; in each row they also skip
+the masks of kinds the grammar cannot allow after that row's last token
+(``remi_state.PITCH_AFTER``, ...). Why it is cheap (issue 16: at most 1.1x the cost of a plain
+step): a row's mask is a Python int (:mod:`midiforge.sampling.id_bits`) and each rule ANDs in
+a few ints that are looked up, not computed — a constant per program (key, range) or per
+denominator, or one of a threshold table found by bisection (the Positions after the last
+one, those where a voice is free again, the Durations that end by the last bar line). The
+rows become one torch tensor per step; ``allowed_bits`` hands them to the grammar as ints.
 """
 
 from __future__ import annotations
 
+import math
+from bisect import bisect_left, bisect_right
 from collections.abc import Sequence
 
 import numpy as np
 import torch
 
 from midiforge.errors import MidiforgeError
+from midiforge.sampling.id_bits import (
+    all_bits,
+    combine_bits,
+    keep_bits,
+    prefix_bits,
+    suffix_bits,
+    to_bits,
+    to_tensor,
+)
 from midiforge.sampling.musical import (
     CHROMATIC_MAX_BEATS,
     N_PITCHES,
@@ -66,23 +82,16 @@ from midiforge.sampling.remi_state import (
 CLOSE_NOTE_TOKENS = 4  # at most Program, Pitch, Velocity, Duration finish a started note
 
 
-def combine_np(masks: Sequence[np.ndarray | None]) -> np.ndarray | None:
-    """``constraints.combine`` in numpy: AND in order, a mask that empties a row skipped there."""
-    out = None
-    for mask in masks:
-        if mask is None:
-            continue
-        if out is None:
-            out = mask
-            continue
-        both = out & mask
-        out = np.where(both.any(axis=1, keepdims=True), both, out)
+def _pitch_bits(vocab: RemiVocab, pitch_table: np.ndarray) -> list[int]:
+    """Per program row: the int keeping the pitch ids of a ``(129, 128)`` table (drum and
+    pitched columns alike, by value), other ids untouched."""
+    out = []
+    for pitches in pitch_table:
+        full = np.ones(vocab.size, bool)
+        for cols in vocab.pitch_cols:
+            full[cols] = pitches[vocab.value[cols]]
+        out.append(to_bits(full))
     return out
-
-
-def _pitch_tables(vocab: RemiVocab, pitch_table: np.ndarray) -> list[np.ndarray]:
-    """Per pitch column group, ``(129, ids)`` bool from a ``(129, 128)`` table, by value."""
-    return [pitch_table[:, vocab.value[cols]] for cols in vocab.pitch_cols]
 
 
 class KeyRule:
@@ -97,47 +106,37 @@ class KeyRule:
         table[1:] = musical.scale()[None, :]
         if also is not None:
             table &= also
-        self.tables = _pitch_tables(vocab, table)
+        self.tables = _pitch_bits(vocab, table)
         self.chromatic = musical.chromatic
         self.vocab = vocab
         ticks = vocab.dur_ticks[:, vocab.duration_cols]  # (n_den, durations)
-        self.short = ticks <= vocab.tpq * CHROMATIC_MAX_BEATS
-        # row last_pitch + 1: the ids a semitone from the last note (row 0: no note yet)
-        last = np.arange(-1, N_PITCHES)[:, None]
-        self.steps = [
-            (np.abs(vocab.value[cols][None, :] - last) == 1) & (last >= 0)
-            for cols in vocab.pitch_cols
-        ]
+        short = ticks <= vocab.tpq * CHROMATIC_MAX_BEATS
+        self.short = [keep_bits(vocab.size, vocab.duration_cols, row) for row in short]
+        # by last pitch + 1: the pitch ids a semitone from it (0: no note yet, none)
+        steps = [np.zeros(vocab.size, bool)]
+        for last in range(N_PITCHES):
+            steps.append(vocab.pitchlike & (np.abs(vocab.value - last) == 1))
+        self.steps = [to_bits(row) for row in steps]
 
-    def apply(self, s: RemiState, allowed: np.ndarray) -> None:
-        v = self.vocab
-        if self.chromatic > 0 and s.pending_chromatic.any():
-            rows = np.flatnonzero(s.pending_chromatic)
-            allowed[rows, v.duration_cols] &= self.short[s.den[rows]]
-        if not s.may(PITCH_AFTER):
-            return
-        budget = None
-        if self.chromatic > 0:
-            budget = ((s.chromatic + 1) <= self.chromatic * (s.notes + 1))[:, None]
-        for cols, table, step in zip(v.pitch_cols, self.tables, self.steps):
-            rule = table[s.program]
-            if budget is not None:
-                rule |= budget & step[s.last_pitch + 1]
-            allowed[:, cols] &= rule
+    def apply(self, s: RemiState, r: int, m: int) -> int:
+        if self.chromatic > 0 and s.pending_chromatic[r]:
+            m &= self.short[s.den[r]]
+        if s.last_kind[r] not in PITCH_AFTER:
+            return m
+        rule = self.tables[s.program[r]]
+        if (s.chromatic[r] + 1) <= self.chromatic * (s.notes[r] + 1):  # an off-scale step fits
+            rule |= self.steps[s.last_pitch[r] + 1]
+        return m & rule
 
 
 class RangeRule:
     """Pitch ids inside the range of the current program (drums free)."""
 
     def __init__(self, vocab: RemiVocab, musical: Musical) -> None:
-        self.vocab = vocab
-        self.tables = _pitch_tables(vocab, musical.range_table())
+        self.tables = _pitch_bits(vocab, musical.range_table())
 
-    def apply(self, s: RemiState, allowed: np.ndarray) -> None:
-        if not s.may(PITCH_AFTER):
-            return
-        for cols, table in zip(self.vocab.pitch_cols, self.tables):
-            allowed[:, cols] &= table[s.program]
+    def apply(self, s: RemiState, r: int, m: int) -> int:
+        return m & self.tables[s.program[r]] if s.last_kind[r] in PITCH_AFTER else m
 
 
 class PolyphonyRule:
@@ -145,18 +144,32 @@ class PolyphonyRule:
 
     def __init__(self, vocab: RemiVocab, limit: int) -> None:
         self.vocab, self.limit = vocab, limit
+        self.no_pitch = to_bits(~vocab.pitchlike)
+        self.no_program = keep_bits(vocab.size, vocab.program_cols, False)
+        # Positions by tick; a Position is open where fewer than ``limit`` notes sound at it
+        self.ticks, self.open, _ = position_thresholds(vocab)
 
-    def apply(self, s: RemiState, allowed: np.ndarray) -> None:
-        v = self.vocab
-        if s.may(PITCH_AFTER):
-            full = (s.ends > s.tick[:, None]).sum(axis=1) >= self.limit
-            if full.any():
-                pitched = full & (s.program != 0)
-                for cols in v.pitch_cols:
-                    allowed[pitched, cols] = False
-                allowed[full, v.program_cols] = False
-        if s.may(POSITION_AFTER):
-            allowed[:, v.position_cols] &= s.sounding(s.position_ticks()) < self.limit
+    def apply(self, s: RemiState, r: int, m: int) -> int:
+        kind, ends = s.last_kind[r], s.ends[r]
+        if len(ends) < self.limit:
+            return m
+        freed = sorted(ends)[-self.limit]  # the tick from which fewer than limit notes sound
+        if kind in PITCH_AFTER and freed > s.tick[r]:
+            m &= self.no_program
+            if s.program[r] != 0:
+                m &= self.no_pitch
+        if kind in POSITION_AFTER:
+            m &= self.open[bisect_left(self.ticks[s.den[r]], freed - s.bar_start[r])]
+        return m
+
+
+def position_thresholds(vocab: RemiVocab) -> tuple[list[list[int]], list[int], list[int]]:
+    """Per denominator the ticks of the Position ids in order after the bar line; and per
+    ``j`` the ints keeping the Positions from the ``j``-th on, and those before the ``j``-th."""
+    order = np.argsort(vocab.position_of, kind="stable")
+    ids = np.arange(vocab.size)[vocab.position_cols][order]
+    ticks = [(vocab.position_of[order] * tpp).tolist() for tpp in vocab.tpp]
+    return ticks, suffix_bits(vocab.size, ids), prefix_bits(vocab.size, ids)
 
 
 class LengthRule:
@@ -171,65 +184,75 @@ class LengthRule:
         self.vocab, self.musical, self.max_tokens = vocab, musical, max_tokens
         self.per_bar = 1 + int(vocab.has_timesig)
         self.dur_ticks = vocab.dur_ticks[:, vocab.duration_cols]  # (n_den, durations)
-        self.timesig_ids = np.arange(vocab.size)[vocab.timesig_cols]
-        self.eos_only = np.arange(vocab.size) == vocab.eos
-        self.is_timesig = vocab.kind == TIMESIG
+        ids = np.arange(vocab.size)
+        timesigs = ids[vocab.timesig_cols]
+        self.timesig_only = {
+            int(t): keep_bits(vocab.size, timesigs, timesigs == t) for t in timesigs
+        }
+        self.eos_only = 1 << vocab.eos
+        self.no_bar = all_bits(vocab.size) & ~(1 << vocab.bar)
+        self.no_eos = all_bits(vocab.size) & ~(1 << vocab.eos)
+        self.closing = {k: to_bits(vocab.kind == k) for k in (BAR, EOS, TIMESIG)}
+        # per denominator: the Durations' ticks in order, and the int keeping the j shortest
+        order = [np.argsort(row, kind="stable") for row in self.dur_ticks]
+        ids = np.arange(vocab.size)[vocab.duration_cols]
+        self.dur_sorted = [row[o].tolist() for row, o in zip(self.dur_ticks, order)]
+        self.shortest = [prefix_bits(vocab.size, ids[o]) for o in order]
 
     def start(self, s: RemiState) -> None:
         self.steps = 0
-        self.end_tick = np.zeros(len(s.tick), np.int64)  # recorded at EOS
-        self._place(s)
+        b = len(s.tick)
+        self.end_tick = [0] * b  # recorded at EOS
+        self.final, self.end = [0] * b, [0] * b
+        for r in range(b):
+            self._place(s, r)
 
-    def _place(self, s: RemiState) -> None:
-        """The last bar (1-based) and the tick of its closing bar line, per row."""
-        begun = np.maximum(s.bars, 1)
+    def _place(self, s: RemiState, r: int) -> None:
+        """The last bar (1-based) of row ``r`` and the tick of its closing bar line."""
+        begun = max(s.bars[r], 1)
         if self.musical.bars is not None:
-            self.final = np.full(len(begun), self.musical.bars, np.int64)
+            final = self.musical.bars
         else:
             ticks = self.musical.seconds * TEMPO_BPM / SECONDS_PER_MINUTE * self.vocab.tpq
-            fit = np.floor((ticks - s.bar_start) / s.bar_ticks + 1e-9).astype(np.int64)
-            self.final = begun + np.maximum(fit, 1) - 1
-        self.end = s.bar_start + (self.final - begun + 1) * s.bar_ticks
-        self.most = CLOSE_NOTE_TOKENS + int(self.final.max()) * self.per_bar + 1  # >= needed
+            fit = math.floor((ticks - s.bar_start[r]) / s.bar_ticks[r] + 1e-9)
+            final = begun + max(fit, 1) - 1
+        self.final[r] = final
+        self.end[r] = s.bar_start[r] + (final - begun + 1) * s.bar_ticks[r]
 
     def update(self, s: RemiState) -> None:
         self.steps += 1
-        ended = s.token == self.vocab.eos
-        self.end_tick = np.where(ended & (self.end_tick == 0), self.end, self.end_tick)
-        if TIMESIG in s.after or BAR in s.after:
-            self._place(s)
+        for r, kind in enumerate(s.last_kind):
+            if kind == EOS and self.end_tick[r] == 0:
+                self.end_tick[r] = self.end[r]
+            elif kind in (TIMESIG, BAR):
+                self._place(s, r)
 
-    def needed(self, s: RemiState) -> np.ndarray:
-        """Tokens that closing the piece takes from here, per row (an upper bound)."""
-        missing = self.final - np.maximum(s.bars, 1) + (s.bars == 0)
+    def needed(self, s: RemiState, r: int) -> int:
+        """Tokens that closing row ``r``'s piece takes from here (an upper bound)."""
+        bars = s.bars[r]
+        missing = self.final[r] - max(bars, 1) + (bars == 0)
         return CLOSE_NOTE_TOKENS + missing * self.per_bar + 1
 
-    def apply(self, s: RemiState, allowed: np.ndarray) -> None:
-        v = self.vocab
-        last = (s.bars >= 1) & (s.bars >= self.final)  # in the last bar
-        allowed[:, v.bar] &= ~last
-        allowed[:, v.eos] &= last
-        if s.may(DURATION_AFTER):
-            ends = s.tick[:, None] + self.dur_ticks[s.den]
-            allowed[:, v.duration_cols] &= ends <= self.end[:, None]
-        if s.may(TIMESIG_AFTER):
-            fixed = s.timesig >= 0  # the time signature stays once set
-            allowed[fixed, v.timesig_cols] &= self.timesig_ids[None, :] == s.timesig[fixed, None]
-        left = self.max_tokens - self.steps
-        if left <= self.most:  # the budget may be running short for some row
-            closing = left <= self.needed(s)
-            mid_note = MID_NOTE[s.last_kind]
-            for row in np.flatnonzero(closing & ~mid_note):
-                allowed[row] &= self._closing(s, row, bool(last[row]))
-        if EOS in s.ended:
-            allowed[s.done] &= self.eos_only
+    def apply(self, s: RemiState, r: int, m: int) -> int:
+        kind = s.last_kind[r]
+        last = s.bars[r] >= 1 and s.bars[r] >= self.final[r]  # in the last bar
+        m &= self.no_bar if last else self.no_eos
+        if kind in DURATION_AFTER:
+            den = s.den[r]  # the Durations that end by the last bar line
+            m &= self.shortest[den][bisect_right(self.dur_sorted[den], self.end[r] - s.tick[r])]
+        if kind in TIMESIG_AFTER and s.timesig[r] >= 0:  # the time signature stays once set
+            m &= self.timesig_only[s.timesig[r]]
+        if kind not in MID_NOTE and self.max_tokens - self.steps <= self.needed(s, r):
+            m &= self._closing(kind, last)  # the budget left is what closing takes
+        if s.done[r]:
+            m &= self.eos_only
+        return m
 
-    def _closing(self, s: RemiState, row: int, last: bool) -> np.ndarray:
-        """The one kind of token that closes the piece soonest from ``row``'s place."""
-        if s.last_kind[row] == BAR and self.vocab.has_timesig:
-            return self.is_timesig
-        kind = EOS if last else BAR
-        return self.vocab.kind == kind
+    def _closing(self, kind: int, last: bool) -> int:
+        """The one kind of token that closes the piece soonest from a row's place."""
+        if kind == BAR and self.vocab.has_timesig:
+            return self.closing[TIMESIG]
+        return self.closing[EOS if last else BAR]
 
 
 class ChordSteer:
@@ -264,6 +287,7 @@ class MusicalConstraint:
     def __init__(self, tokenizer, musical: Musical, *, max_tokens: int) -> None:
         self.vocab = RemiVocab(tokenizer)
         v = self.vocab
+        self.n_ids = v.size
         musical.pitch_table()  # a key with no pitch in the range fails here, before sampling
         self.state = RemiState(v, scale=musical.scale(), slots=musical.max_polyphony or 1)
         self.ordered = bool(musical.max_polyphony or musical.has_length)
@@ -284,8 +308,11 @@ class MusicalConstraint:
         self.fast = pitch + later
         self.chords = ChordSteer(v, musical) if musical.chords else None
         self.device = torch.device("cpu")
-        self.base = ~v.special
-        self.is_bar = np.arange(v.size) == v.bar
+        self.all = all_bits(v.size)
+        self.base = to_bits(~v.special)
+        self.bar_only = 1 << v.bar
+        self.ticks, self.after, self.before = position_thresholds(v)
+        self.values = sorted(v.position_of.tolist())  # Position values, in the same order
 
     def start(self, seq: torch.Tensor) -> None:
         self.device = seq.device
@@ -295,28 +322,38 @@ class MusicalConstraint:
         if self.length is not None:
             self.length.start(self.state)
 
-    def order_mask(self) -> np.ndarray:
+    def order(self, r: int) -> int:
+        """Rule 0 for row ``r``: no special ids; with ``ordered``, Bar first, time forward."""
         s = self.state
-        allowed = np.repeat(self.base[None, :], len(s.tick), axis=0)
-        if self.ordered:
-            if s.may(POSITION_AFTER):
-                allowed[:, self.vocab.position_cols] = s.forward_positions()
-            if s.bars.min() == 0:
-                allowed[s.bars == 0] = self.is_bar  # the piece opens with a bar line
-        return allowed
+        if not self.ordered:
+            return self.base
+        if s.bars[r] == 0:
+            return self.bar_only  # the piece opens with a bar line
+        if s.last_kind[r] not in POSITION_AFTER:
+            return self.base
+        # the Positions after the last one and inside the bar
+        after = self.after[bisect_right(self.values, s.last_pos[r])]
+        return self.base & after & self.before[bisect_left(self.ticks[s.den[r]], s.bar_ticks[r])]
+
+    def rows(self) -> list[int]:
+        """Each row's mask: every rule ANDed; where that leaves nothing, :func:`combine_bits`
+        of the rules one by one, in order (rare)."""
+        s, out = self.state, []
+        for r in range(len(s.tick)):
+            m = self.order(r)
+            for rule in self.fast:
+                m = rule.apply(s, r, m)
+            if not m:  # some rule would leave nothing: the rules one by one, in order
+                m = combine_bits([self.order(r), *(rl.apply(s, r, self.all) for rl in self.rules)])
+            out.append(m)
+        return out
 
     def allowed(self) -> torch.Tensor | None:
-        """Every rule ANDed in place; where that empties a row, :func:`combine_np` instead."""
-        allowed = self.order_mask()
-        for rule in self.fast:
-            rule.apply(self.state, allowed)
-        if not allowed.any(axis=1).all():  # rare: some rule would leave a row nothing
-            masks = [self.order_mask()]
-            for rule in self.rules:
-                masks.append(np.ones_like(allowed))
-                rule.apply(self.state, masks[-1])
-            allowed = combine_np(masks)
-        return torch.from_numpy(allowed).to(self.device)
+        return to_tensor(self.rows(), self.vocab.size).to(self.device)
+
+    def allowed_bits(self) -> list[int]:
+        """:meth:`allowed` as one int per row (:mod:`midiforge.sampling.id_bits`)."""
+        return self.rows()
 
     def steer(self, logits: torch.Tensor) -> torch.Tensor:
         return logits if self.chords is None else self.chords.apply(self.state, logits)
@@ -330,8 +367,7 @@ class MusicalConstraint:
         """Per sample, the tick of its last bar line (None without a length)."""
         if self.length is None:
             return None
-        end = np.where(self.length.end_tick > 0, self.length.end_tick, self.length.end)
-        return [int(e) for e in end]
+        return [e if e > 0 else f for e, f in zip(self.length.end_tick, self.length.end)]
 
 
 def musical_constraints(
