@@ -268,11 +268,12 @@ class ChordSteer:
         self.bonus = self.bonus.to(device)
 
     def apply(self, s: RemiState, logits: torch.Tensor) -> torch.Tensor:
-        if not s.may(PITCH_AFTER):
+        if not any(kind in PITCH_AFTER for kind in s.last_kind):  # no row writes a pitch next
             return logits
-        bar = torch.from_numpy(np.maximum(s.bars - 1, 0) % len(self.bonus))
-        pitched = torch.from_numpy(s.program != 0).to(logits.device)
-        bonus = self.bonus[bar.to(logits.device)] * pitched[:, None]  # (B, P)
+        k = len(self.bonus)
+        bar = torch.tensor([max(b - 1, 0) % k for b in s.bars], device=logits.device)
+        pitched = torch.tensor([row != 0 for row in s.program], device=logits.device)  # 0: drums
+        bonus = self.bonus[bar] * pitched[:, None]  # (B, P)
         block = logits[:, self.cols].float()
         shifted = block + bonus
         shifted += (block.logsumexp(-1) - shifted.logsumexp(-1))[:, None]  # same total mass
