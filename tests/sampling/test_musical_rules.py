@@ -203,3 +203,19 @@ def test_diffusion_projection_lands_every_step_on_an_allowed_pitch(runs):
     pitches = model.scaler.decode(projected[0].T.numpy())[:, 0].astype(int)
     allowed = set(np.flatnonzero(Musical(key="F# dorian", range="C4-C5").pitch_table()[1]))
     assert set(pitches) <= allowed and len(set(pitches)) > 1
+
+
+def test_the_shipped_model_ends_in_its_last_bar_instead_of_filling_it(tmp_path):
+    """In the last bar, the model's wish for a new bar becomes EOS (LengthRule.steer): before,
+    the shipped model piled 124-227 notes into bar 8 of `--bars 8` until its budget ran out."""
+    from midiforge.sampling.generate import generate
+
+    result = generate(out_dir=tmp_path, n=4, bars=4, seed=0, device="cpu", max_tokens=1024)
+    assert max(result.generated) < 1000, result.generated  # ended by EOS, not the budget
+    for path in result.paths:
+        score = load_midi(path)
+        sig = score.time_signatures[0]  # the model picks one meter per piece
+        bar = score.ticks_per_quarter * 4 * sig.numerator // sig.denominator
+        onsets = np.array([n.time for t in score.tracks for n in t.notes])
+        per_bar = np.bincount(np.minimum(onsets // bar, 3).astype(int), minlength=4)
+        assert per_bar[3] <= 2 * per_bar[:3].max() + 4, (path.name, per_bar)

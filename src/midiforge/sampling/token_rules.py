@@ -248,6 +248,21 @@ class LengthRule:
             m &= self.eos_only
         return m
 
+    def steer(self, s: RemiState, logits: torch.Tensor) -> torch.Tensor:
+        """In its last bar a row's wish for a new bar is its wish to end: the probability of
+        ``Bar``, which :meth:`apply` forbids there, moves to ``EOS``. Without this the model,
+        which rarely ends a piece of its own accord, fills the last bar with notes until the
+        token budget runs out."""
+        rows = [r for r, b in enumerate(s.bars) if b >= 1 and b >= self.final[r]]
+        if not rows:
+            return logits
+        eos, bar = self.vocab.eos, self.vocab.bar
+        idx = torch.tensor(rows, device=logits.device)
+        out = logits.clone()
+        ended = torch.logaddexp(logits[idx, eos].float(), logits[idx, bar].float())
+        out[idx, eos] = ended.to(logits.dtype)
+        return out
+
     def _closing(self, kind: int, last: bool) -> int:
         """The one kind of token that closes the piece soonest from a row's place."""
         if kind == BAR and self.vocab.has_timesig:
@@ -357,6 +372,8 @@ class MusicalConstraint:
         return self.rows()
 
     def steer(self, logits: torch.Tensor) -> torch.Tensor:
+        if self.length is not None:
+            logits = self.length.steer(self.state, logits)
         return logits if self.chords is None else self.chords.apply(self.state, logits)
 
     def update(self, token: torch.Tensor) -> None:
