@@ -12,11 +12,16 @@ up to its last note's end. Then:
    key of the whole melody, the previous chord kept when a bar is ambiguous or empty).
    ``--chords`` replaces them: the user's progression wins.
 2. **The accompaniment.** The family's own sampler writes a piece of exactly as many bars
-   (the ``bars`` length rule), steered toward those chords bar by bar (the ``chords`` steer),
-   on the instruments of :func:`accompaniment_programs` (``--instruments`` wins), each pitch
-   in ``E1`` up to the melody's low notes (:func:`default_range`; ``--range`` wins), so it
-   stays below the tune. A token model gets :data:`TOKENS_PER_BAR` tokens per bar and a note model
-   :data:`NOTES_PER_BAR` notes per bar when ``--max-tokens`` allows fewer.
+   (the ``bars`` length rule; a token model one more, as for infilling: its length rule
+   allows ``EOS`` only in the last bar, where a model that has not learned to stop stacks
+   notes until its token budget, so that bar is written and dropped), steered toward those
+   chords bar by bar (the ``chords`` steer), on the instruments of
+   :func:`accompaniment_programs` (``--instruments`` wins), each pitch in ``E1`` up to the
+   melody's low notes (:func:`default_range`; ``--range`` wins), so it stays below the
+   tune. A token model gets :data:`TOKENS_PER_BAR` tokens per bar and a note model
+   :data:`NOTES_PER_BAR` notes per bar when ``--max-tokens`` allows fewer. The sampler does
+   not read the melody (no family is trained to accompany): the chords are what ties the
+   two together.
 3. **Bar by bar onto the melody.** Bar ``k`` of the generated piece goes under bar ``k`` of
    the melody, each note at the same offset (in beats) from the bar line. The samplers write
    their own bars (4/4 for the note families, the time signatures a token model chooses), so
@@ -218,11 +223,13 @@ def harmonizing(sampler: Any) -> Any:
 def _sub_options(run: Any, opts: GenerateOptions, melody: Melody, programs: list[int]):
     """The sampler's options: the melody's bars, chords, instruments, range and a budget."""
     chords = opts.chords or " ".join(melody_chords(melody))
-    sub = replace(opts, harmonize=None, bars=melody.n_bars, chords=chords,
+    tokens = run.model.sampler == "tokens"
+    bars = melody.n_bars + 1 if tokens else melody.n_bars  # a token model's last bar: dropped
+    sub = replace(opts, harmonize=None, bars=bars, chords=chords,
                   instruments=",".join(str(p) for p in programs),
                   range=opts.range or default_range(melody))  # fmt: skip
-    per_bar = TOKENS_PER_BAR if run.model.sampler == "tokens" else NOTES_PER_BAR
-    return replace(sub, max_tokens=max(opts.max_tokens, per_bar * melody.n_bars))
+    per_bar = TOKENS_PER_BAR if tokens else NOTES_PER_BAR
+    return replace(sub, max_tokens=max(opts.max_tokens, per_bar * bars))
 
 
 def harmonize(run: Any, opts: GenerateOptions, sampler: Any, label: int | None):
