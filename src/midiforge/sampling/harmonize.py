@@ -128,13 +128,13 @@ def _beat_ticks(score: Score, lines: np.ndarray) -> np.ndarray:
     return out
 
 
-def bar_histograms(melody: Melody) -> np.ndarray:
+def melody_histograms(melody: Melody) -> np.ndarray:
     """``(n_bars, 12)``: per bar, the melody's note-time per pitch class, weighted by onset
     (:data:`DOWNBEAT_WEIGHT` on the bar line, :data:`BEAT_WEIGHT` on another beat)."""
+    from midiforge.metrics.adherence import _overlaps  # the metric's own clipping to bars
+
     notes, lines = melody.notes, melody.lines
-    lo = np.maximum(notes[:, 2][:, None], lines[None, :-1])
-    hi = np.minimum(notes[:, 3][:, None], lines[None, 1:])
-    time = np.maximum(hi - lo, 0).astype(np.float64)  # (n, bars)
+    time = _overlaps(notes, np.stack([lines[:-1], lines[1:]], axis=1))  # (n, bars) ticks
     bar = np.clip(np.searchsorted(lines, notes[:, 2], side="right") - 1, 0, melody.n_bars - 1)
     offset = notes[:, 2] - lines[bar]
     weight = np.where(offset % _beat_ticks(melody.score, lines)[bar] == 0, BEAT_WEIGHT, 1.0)
@@ -145,7 +145,7 @@ def bar_histograms(melody: Melody) -> np.ndarray:
 
 def melody_chords(melody: Melody) -> list[str]:
     """The chord under each bar of the melody (module docstring, step 1)."""
-    return detect_melody_chords(bar_histograms(melody))
+    return detect_melody_chords(melody_histograms(melody))
 
 
 # --------------------------------------------------------------------------- instruments
