@@ -1,7 +1,7 @@
 """Chord symbols as a musician types them (``"Am F C G"``), chord labels of annotated corpora, and
 a chord detector — all reduced to the one thing the samplers and metrics use: pitch classes.
 
-Three readers and one detector, each independent of the others:
+Three readers and two detectors, each independent of the others:
 
 * :func:`parse_chord` / :func:`parse_progression` — lead-sheet symbols read by music21's
   ``harmony.ChordSymbol`` (``C``, ``Am``, ``F#m7``, ``Bb/D``, ``Gsus4``, ``Edim``, ``Caug``,
@@ -17,6 +17,10 @@ Three readers and one detector, each independent of the others:
   triads preferred on a near tie); its labels are symbols :func:`parse_chord` reads back. It
   labels corpora without annotations and is what ``docs/benchmarks.md`` measures against
   POP909's annotations.
+* :func:`detect_melody_chords` — the chords under a melody (``generate --harmonize``): triads
+  only, biased toward the primary and diatonic triads of the key :func:`estimate_key` reads
+  from the whole melody (Krumhansl-Kessler profiles), the previous bar's chord kept over an
+  ambiguous or empty bar, a diminished triad named as its dominant seventh.
 
 A chord is a :class:`Chord`: its label, root pitch class (None for ``N``) and tone pitch classes
 (root, chord tones and a slash chord's bass). music21 is imported on first use only, so

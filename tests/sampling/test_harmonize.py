@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from symusic import Note, Score, TimeSignature, Track
 
-from midiforge.chords import detect_melody_chords
+from midiforge.chords import detect_melody_chords, estimate_key
 from midiforge.cli import main
 from midiforge.errors import MidiforgeError
 from midiforge.instruments import DRUMS
@@ -118,6 +118,15 @@ def test_the_melody_detector_holds_chords_over_empty_bars_and_reads_b_d_f_as_g7(
     bars[3, [11, 2, 5]] = 1  # B D F: the leading tone's triad, the dominant's
     assert detect_melody_chords(bars, "C major") == ["C", "C", "C", "G7", "G7"]
     assert detect_melody_chords(np.zeros((2, 12))) == ["N", "N"]
+
+
+def test_the_key_is_the_profile_the_whole_melody_fits_best():
+    g_major = np.zeros(12)
+    g_major[[7, 9, 11, 0, 2, 4, 6]] = [4, 1, 2, 1, 3, 1, 1]  # tonic, third and fifth heavy
+    a_minor = np.zeros(12)
+    a_minor[[9, 11, 0, 2, 4, 5, 8]] = [4, 1, 3, 1, 3, 1, 1]  # harmonic minor's G#
+    assert (estimate_key(g_major), estimate_key(a_minor)) == ("G major", "A minor")
+    assert estimate_key(np.zeros(12)) == "C major"
 
 
 def test_the_default_accompaniment_is_the_runs_other_chord_instruments(melody, tmp_path):
