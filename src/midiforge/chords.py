@@ -1,7 +1,7 @@
 """Chord symbols as a musician types them (``"Am F C G"``), chord labels of annotated corpora, and
 a chord detector — all reduced to the one thing the samplers and metrics use: pitch classes.
 
-Three readers and one detector, each independent of the others:
+Three readers and two detectors, each independent of the others:
 
 * :func:`parse_chord` / :func:`parse_progression` — lead-sheet symbols read by music21's
   ``harmony.ChordSymbol`` (``C``, ``Am``, ``F#m7``, ``Bb/D``, ``Gsus4``, ``Edim``, ``Caug``,
@@ -17,6 +17,10 @@ Three readers and one detector, each independent of the others:
   triads preferred on a near tie); its labels are symbols :func:`parse_chord` reads back. It
   labels corpora without annotations and is what ``docs/benchmarks.md`` measures against
   POP909's annotations.
+* :func:`detect_melody_chords` — the chords under a melody (``generate --harmonize``): triads
+  only, biased toward the primary and diatonic triads of the key :func:`estimate_key` reads
+  from the whole melody (Krumhansl-Kessler profiles), the previous bar's chord kept over an
+  ambiguous or empty bar, a diminished triad named as its dominant seventh.
 
 A chord is a :class:`Chord`: its label, root pitch class (None for ``N``) and tone pitch classes
 (root, chord tones and a slash chord's bass). music21 is imported on first use only, so
@@ -218,3 +222,118 @@ def detect_chords(histograms: np.ndarray) -> list[str]:
 def detect_chord(histogram: np.ndarray) -> str:
     """One histogram ``(12,)`` → its chord label (see :func:`detect_chords`)."""
     return detect_chords(np.asarray(histogram)[None, :])[0]
+
+
+# --------------------------------------------------------------------------- melodies
+
+# Krumhansl & Kessler's key profiles (1982): how well each pitch class fits a major / minor key
+MAJOR_PROFILE = (6.35, 2.23, 3.48, 2.33, 4.38, 4.09, 2.52, 5.19, 2.39, 3.66, 2.29, 2.88)
+MINOR_PROFILE = (6.33, 2.68, 3.52, 5.38, 2.60, 3.53, 2.54, 4.75, 3.98, 2.69, 3.34, 3.17)
+# the diatonic triads of a key: (semitones of the root above the tonic, detector suffix),
+# the primary ones first (I IV V; i iv V v, the minor key having harmonic minor's V too)
+PRIMARY: dict[str, tuple[tuple[int, str], ...]] = {
+    "major": ((0, ""), (5, ""), (7, "")),
+    "minor": ((0, "m"), (5, "m"), (7, ""), (7, "m")),
+}
+SECONDARY: dict[str, tuple[tuple[int, str], ...]] = {
+    "major": ((2, "m"), (4, "m"), (9, "m"), (11, "dim")),
+    "minor": ((2, "dim"), (3, ""), (8, ""), (10, "")),
+}
+MELODY_QUALITIES = ("", "m", "dim")  # a melody's chords: triads (its 7ths are passing tones)
+PRIMARY_BONUS = 0.12  # added to the cosine of a primary triad of the melody's key (I IV V)
+SECONDARY_BONUS = 0.06  # ... of its other diatonic triads (ii iii vi vii°)
+DIM_PENALTY = 0.08  # a diminished triad must fit this much better than a major or minor one
+ROOT_BONUS = 0.05  # times the root's share of the bar: of two equal fits, the one whose root sounds
+HOLD_MARGIN = 0.05  # the previous bar's chord stays when it scores within this of the best
+
+
+def estimate_key(histogram: np.ndarray) -> str:
+    """A piece's key from its pitch-class histogram ``(12,)``: the Krumhansl-Kessler profile
+    (of 24 major and minor keys) it correlates best with, as :func:`midiforge.pitches.parse_key`
+    writes keys (``"G major"``); ``"C major"`` for an empty histogram."""
+    h = np.asarray(histogram, np.float64).reshape(N_CLASSES)
+    if h.sum() <= MIN_NOTE_TIME or np.ptp(h) == 0:
+        return "C major"
+    best, found = -np.inf, "C major"
+    for mode, profile in (("major", MAJOR_PROFILE), ("minor", MINOR_PROFILE)):
+        for tonic in range(N_CLASSES):
+            r = float(np.corrcoef(h, np.roll(profile, tonic))[0, 1])
+            if r > best:
+                best, found = r, f"{SHARP_NAMES[tonic]} {mode}"
+    return found
+
+
+def diatonic_labels(key: str, table: dict[str, tuple[tuple[int, str], ...]]) -> frozenset[str]:
+    """The detector labels of ``key``'s triads in ``table`` (:data:`PRIMARY` of ``"A minor"``:
+    Am, Dm, E, Em)."""
+    name, mode = key.split()
+    tonic = PITCH_CLASSES[name[0]] + name[1:].count("#") - name[1:].count("b")
+    return frozenset(SHARP_NAMES[(tonic + step) % N_CLASSES] + q for step, q in table[mode])
+
+
+@lru_cache(maxsize=1)
+def _triads() -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """The melody detector's unit templates ``(T, 12)``, roots ``(T,)`` and labels."""
+    vectors, roots, labels = [], [], []
+    for suffix in MELODY_QUALITIES:
+        for root in range(N_CLASSES):
+            v = np.zeros(N_CLASSES)
+            v[[(root + s) % N_CLASSES for s in DETECT_QUALITIES[suffix]]] = 1.0
+            vectors.append(v / np.linalg.norm(v))
+            roots.append(root)
+            labels.append(SHARP_NAMES[root] + suffix)
+    return np.array(vectors), np.array(roots), labels
+
+
+def detect_melody_chords(histograms: np.ndarray, key: str | None = None) -> list[str]:
+    """The chord under each bar of a melody, from weighted pitch-class histograms ``(B, 12)``.
+
+    A melody bar holds two or three chord tones and passing tones, so the general detector's
+    cosine alone is often a tie (a bar of C and E fits C and Am equally). The rule, per bar:
+
+    1. candidates are the major, minor and diminished triads of every root; each scores its
+       cosine with the bar's histogram, plus :data:`PRIMARY_BONUS` when it is a primary triad
+       of ``key`` (I, IV, V; default key: :func:`estimate_key` of all bars summed) or
+       :data:`SECONDARY_BONUS` when it is another diatonic one (folk and pop melodies are
+       mostly harmonized by I, IV and V; a bar of B and D is G in G major, not Bm), plus
+       :data:`ROOT_BONUS` times the share of the bar on its root, minus :data:`DIM_PENALTY`
+       for a diminished one;
+    2. the previous bar's chord stays when it scores within :data:`HOLD_MARGIN` of the best
+       (a bar of passing tones does not change the harmony);
+    3. a bar without notes keeps the previous bar's chord; bars before the first one with
+       notes take that bar's chord (``N`` throughout only when no bar has notes);
+    4. a diminished triad is written as the dominant seventh it belongs to, a major third
+       below (``Bdim`` → ``G7``, which holds B, D and F): in tonal melodies the leading tone's
+       triad is the dominant's, and the accompaniment may then sound the dominant's root.
+
+    The histograms are the caller's to weight (:mod:`midiforge.sampling.harmonize` counts
+    note-time, more on strong beats).
+    """
+    h = np.asarray(histograms, np.float64).reshape(-1, N_CLASSES)
+    vectors, roots, labels = _triads()
+    key = key or estimate_key(h.sum(axis=0))
+    primary, secondary = diatonic_labels(key, PRIMARY), diatonic_labels(key, SECONDARY)
+    bonus = np.array([PRIMARY_BONUS * (lab in primary) + SECONDARY_BONUS * (lab in secondary)
+                      - DIM_PENALTY * lab.endswith("dim") for lab in labels])  # fmt: skip
+    totals = h.sum(axis=1, keepdims=True)
+    norms = np.linalg.norm(h, axis=1, keepdims=True)
+    scores = (h / np.maximum(norms, MIN_NOTE_TIME)) @ vectors.T + bonus[None, :]
+    scores += ROOT_BONUS * h[:, roots] / np.maximum(totals, MIN_NOTE_TIME)
+    out: list[str] = []
+    previous: int | None = None
+    for row, total in zip(scores, totals[:, 0]):
+        if total > MIN_NOTE_TIME:
+            best = int(row.argmax())
+            if previous is None or row[previous] < row[best] - HOLD_MARGIN:
+                previous = best
+        out.append(NO_CHORD if previous is None else labels[previous])
+    first = next((label for label in out if label != NO_CHORD), NO_CHORD)
+    return [_as_dominant(first if label == NO_CHORD else label) for label in out]
+
+
+def _as_dominant(label: str) -> str:
+    """``"Bdim"`` → ``"G7"`` (rule 4 of :func:`detect_melody_chords`); others as they are."""
+    if not label.endswith("dim"):
+        return label
+    root = SHARP_NAMES.index(label[: -len("dim")])
+    return SHARP_NAMES[(root - 4) % N_CLASSES] + "7"

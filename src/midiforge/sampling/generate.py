@@ -23,6 +23,7 @@ from symusic import Score
 
 from midiforge.device import resolve_device
 from midiforge.errors import MidiforgeError
+from midiforge.sampling.harmonize import harmonizing
 from midiforge.sampling.infill import infilling
 from midiforge.sampling.options import GenerateOptions, ignored_by, with_fields
 from midiforge.store.run_dir import shipped_run
@@ -396,6 +397,8 @@ def generate(
     primer = read_primer(opts.primer, opts.primer_bars) if opts.primer is not None else None
     if opts.infill is not None:  # bars A..B of a song, regenerated around the sampler
         sampler = infilling(sampler)
+    if opts.harmonize is not None:  # an accompaniment under a melody, around the sampler
+        sampler = harmonizing(sampler)
     scores, generated, errors = sampler(loaded, opts, primer, label)
     out = Path(out_dir)
     paths, notes = _write(scores, out)

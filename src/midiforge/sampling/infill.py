@@ -39,6 +39,7 @@ from __future__ import annotations
 import logging
 import math
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -139,7 +140,7 @@ def split_song(path: str | Path, first: int, last: int) -> Gap:
 # --------------------------------------------------------------------------- instruments
 
 
-def _chooses(run: Any) -> bool:
+def chooses_instruments(run: Any) -> bool:
     """The family writes more than one instrument (so it can be held to the song's)."""
     model = run.model
     if model.sampler == "tokens":
@@ -329,6 +330,38 @@ def _diffusion(run, opts: GenerateOptions, label, gap: Gap, asked: list[int] | N
 # --------------------------------------------------------------------------- the file
 
 
+Tracks = dict[tuple[int, bool], Any]  # (program, is drum) -> the score's track for it
+
+
+def place_rows(score: Score, rows: np.ndarray, start: int, end: int,
+               program_for: Callable[[int], int], tracks: Tracks) -> None:  # fmt: skip
+    """Append ``rows`` (beats, at ``score``'s ticks per quarter) to ``score``'s tracks.
+
+    A row starting outside ``start <= tick < end`` is skipped, one ending after ``end`` is
+    cut to end there; each goes on ``program_for(program)``'s track in ``tracks`` (keyed by
+    program and drum flag), a new track made and appended to ``score`` when there is none.
+    The tracks written to are sorted. Infilling and harmonizing both write their notes so.
+    """
+    tpq = score.ticks_per_quarter
+    touched = []
+    for row in rows:
+        time = round(float(row[FIELD["onset"]]) * tpq)
+        if not start <= time < end:
+            continue
+        duration = max(min(round(float(row[FIELD["duration"]]) * tpq), end - time), 1)
+        velocity = int(np.clip(round(float(row[FIELD["velocity"]])), 1, 127))
+        program = program_for(round(float(row[FIELD["program"]])))
+        drum = program == DRUMS
+        key = (0 if drum else program, drum)
+        if key not in tracks:
+            tracks[key] = Track(program=key[0], is_drum=drum)
+            score.tracks.append(tracks[key])
+        tracks[key].notes.append(Note(time, duration, int(row[FIELD["pitch"]]), velocity))
+        touched.append(tracks[key])
+    for track in {id(t): t for t in touched}.values():
+        track.notes.sort()
+
+
 def merge(gap: Gap, rows: np.ndarray, back: dict[int, int]) -> Score:
     """The song with the range's notes replaced by ``rows`` (beats), on the song's ticks.
 
@@ -336,27 +369,14 @@ def merge(gap: Gap, rows: np.ndarray, back: dict[int, int]) -> Score:
     neither the song plays in the range nor ``back`` knows goes to the range's first one.
     """
     score = gap.kept.copy()
-    tpq = score.ticks_per_quarter
-    tracks: dict[tuple[int, bool], Any] = {}
+    tracks: Tracks = {}
     for track in score.tracks:
         tracks.setdefault((int(track.program), bool(track.is_drum)), track)
-    for row in rows:
-        time = round(float(row[FIELD["onset"]]) * tpq)
-        if not gap.start <= time < gap.end:
-            continue
-        duration = max(min(round(float(row[FIELD["duration"]]) * tpq), gap.end - time), 1)
-        velocity = int(np.clip(round(float(row[FIELD["velocity"]])), 1, 127))
-        program = round(float(row[FIELD["program"]]))
-        if program not in gap.programs:
-            program = back.get(program, gap.programs[0])
-        drum = program == DRUMS
-        key = (0 if drum else program, drum)
-        if key not in tracks:
-            tracks[key] = Track(program=key[0], is_drum=drum)
-            score.tracks.append(tracks[key])
-        tracks[key].notes.append(Note(time, duration, int(row[FIELD["pitch"]]), velocity))
-    for track in score.tracks:
-        track.notes.sort()
+
+    def program_for(program: int) -> int:
+        return program if program in gap.programs else back.get(program, gap.programs[0])
+
+    place_rows(score, rows, gap.start, gap.end, program_for, tracks)
     return score
 
 
@@ -376,7 +396,7 @@ def infill(run: Any, opts: GenerateOptions, sampler: Any, label: int | None):
     for a token model, notes written in the range otherwise."""
     first, last = opts.bar_range() or (0, 0)
     gap = split_song(opts.infill, first, last)
-    back = run_programs(gap.programs, run.instruments) if _chooses(run) else {}
+    back = run_programs(gap.programs, run.instruments) if chooses_instruments(run) else {}
     if run.model.sampler == "diffusion":
         asked = None if opts.instruments is not None or not back else list(back)
         if opts.instruments is not None:

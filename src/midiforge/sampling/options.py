@@ -225,6 +225,12 @@ class GenerateOptions:
         "(token and LSTM runs read only the bars before the range: no family is trained to read "
         "a suffix; diffusion inpaints between the notes before and after it)",
         metavar="FILE"))
+    harmonize: str | Path | None = field(default=None, metadata=spec(
+        help="MIDI file of a melody to accompany (its pitched notes, every track): the melody "
+        "is written exactly as read, with as many bars of accompaniment over the chords "
+        "detected under it (--chords overrides), on the run's other instruments "
+        "(--instruments overrides), below the melody's low notes (--range overrides)",
+        metavar="FILE"))
     seconds: float | None = field(default=None, metadata=spec(
         help=f"length in seconds at {TEMPO_BPM:g} bpm (the tempo runs write): the whole bars "
         "that fit, at least one", lo=0.0, lo_open=True, metavar="S", unit="seconds",
@@ -273,6 +279,7 @@ class GenerateOptions:
         for info in option_fields(type(self)):
             value = info.check(getattr(self, info.name))
             object.__setattr__(self, info.name, value)
+        self._check_harmonize()
         self._check_infill()
         if self.bars is not None and self.seconds is not None:
             raise MidiforgeError(
@@ -302,6 +309,20 @@ class GenerateOptions:
             raise MidiforgeError(
                 f"infill and seconds={self.seconds:g}: the bar range sets the length; drop "
                 "--seconds"
+            )
+
+    def _check_harmonize(self) -> None:
+        """A melody to harmonize sets the piece: no infill, primer or length beside it."""
+        if self.harmonize is None:
+            return
+        clash = [(name, getattr(self, name)) for name in ("infill", "primer", "bars", "seconds")
+                 if getattr(self, name) is not None]  # fmt: skip
+        if clash:
+            name, value = clash[0]
+            raise MidiforgeError(
+                f"harmonize and {name}={str(value)!r}: --harmonize FILE writes an accompaniment "
+                "as long as the melody from scratch; it takes --chords, --instruments, --range, "
+                f"--key, --style and the sampling options, not --{name}"
             )
 
     def bar_range(self) -> tuple[int, int] | None:

@@ -1,0 +1,93 @@
+"""Benchmark: how well ``generate --harmonize`` follows the chords it detects under a melody.
+
+For Nottingham tunes (track 0 the melody, track 1 the chords; the shipped models learned folk as
+a violin melody over guitar chords), the melody track alone is written to a file on the violin
+and harmonized by a shipped model. Figures, each :func:`midiforge.metrics.adherence.
+chord_adherence` against the chords :func:`midiforge.sampling.harmonize.melody_chords` detects
+under the melody:
+
+* ``steered``: the accompaniment ``--harmonize`` writes (its tracks only, the melody left out);
+* ``unsteered``: the same call with ``--chords N`` (no chord steer: what the model plays under
+  the melody on its own, with the same instruments, range and length);
+* ``reference``: the tune's own chord track, as a musician harmonized it.
+
+    python bench/harmonize.py [--tunes 8] [--family transformer] [--style folk] [--seed 0]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from symusic import Score
+
+from midiforge.metrics.adherence import chord_adherence
+from midiforge.sampling.generate import generate
+from midiforge.sampling.harmonize import melody_chords, read_melody
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTTINGHAM = ROOT.parent / "shared" / "datasets" / "nottingham"
+VIOLIN = 40  # the program the shipped models learned Nottingham's melodies on
+
+
+def tunes(count: int) -> list[Path]:
+    """``count`` tunes spread over the sorted corpus (every k-th), each with a chord track."""
+    files = sorted(NOTTINGHAM.glob("*.mid"))
+    step = max(len(files) // (count * 2), 1)
+    found = [f for f in files[::step] if len(Score(str(f)).tracks) > 1]
+    return found[:: max(len(found) // count, 1)][:count]
+
+
+def part(score: Score, keep: list[int]) -> Score:
+    out = score.copy()
+    out.tracks = [score.tracks[i] for i in keep]
+    return out
+
+
+def one_tune(path: Path, work: Path, args: argparse.Namespace) -> dict:
+    """The three figures of one tune."""
+    song = Score(str(path))
+    melody_path = work / f"{path.stem}_melody.mid"
+    melody = part(song, [0])
+    melody.tracks[0].program = VIOLIN
+    melody.dump_midi(str(melody_path))
+    chords = " ".join(melody_chords(read_melody(melody_path)))
+    row = {"tune": path.stem, "chords": chords,
+           "reference": chord_adherence(part(song, [1]), chords)}  # fmt: skip
+    for name, extra in (("steered", {}), ("unsteered", {"chords": "N"})):
+        begin = time.perf_counter()
+        result = generate(model=args.family, out_dir=work / name / path.stem, n=1,
+                          seed=args.seed, harmonize=melody_path, style=args.style,
+                          device="cpu", **extra)  # fmt: skip
+        written = Score(str(result.paths[0]))
+        row[name] = chord_adherence(part(written, list(range(1, len(written.tracks)))), chords)
+        row[f"{name}_seconds"] = time.perf_counter() - begin
+    return row
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tunes", type=int, default=8)
+    parser.add_argument("--family", default="transformer")
+    parser.add_argument("--style", default="folk")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--keep", type=Path, help="folder to keep the written files in")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        work = args.keep or Path(tmp)
+        work.mkdir(parents=True, exist_ok=True)
+        rows = []
+        for path in tunes(args.tunes):
+            rows.append(one_tune(path, work, args))
+            print(json.dumps(rows[-1]), flush=True)
+    means = {k: float(np.mean([r[k] for r in rows if r[k] is not None]))
+             for k in ("steered", "unsteered", "reference")}  # fmt: skip
+    print(json.dumps({"family": args.family, "style": args.style, "tunes": len(rows), **means}))
+
+
+if __name__ == "__main__":
+    main()
