@@ -120,7 +120,7 @@ def bar_bounds(score: Any) -> np.ndarray:
     return np.concatenate(bounds) if bounds else np.zeros((0, 2), np.int64)
 
 
-def _overlaps(notes: np.ndarray, spans: np.ndarray) -> np.ndarray:
+def note_overlaps(notes: np.ndarray, spans: np.ndarray) -> np.ndarray:
     """``(n_notes, n_spans)`` ticks each pitched note sounds inside each span ``[start, end)``."""
     lo = np.maximum(notes[:, 2][:, None], spans[:, 0][None, :])
     hi = np.minimum(notes[:, 3][:, None], spans[:, 1][None, :])
@@ -136,7 +136,7 @@ def bar_shares(notes: np.ndarray, spans: np.ndarray, tones: np.ndarray, bars: np
     """
     keep = tones.any(axis=1)
     spans, tones, bars = spans[keep], tones[keep], bars[keep]
-    time = _overlaps(notes, spans)  # (n, S)
+    time = note_overlaps(notes, spans)  # (n, S)
     on = tones[:, notes[:, 1] % N_CLASSES].T  # (n, S): the note's pitch class is a tone
     total = np.bincount(bars, time.sum(axis=0), minlength=n_bars)
     hit = np.bincount(bars, (time * on).sum(axis=0), minlength=n_bars)
@@ -161,7 +161,7 @@ def chord_adherence(score: Any, chords: str) -> float | None:
 def bar_histograms(score: Any) -> np.ndarray:
     """``(n_bars, 12)`` pitched note-time (ticks, clipped to the bar) per pitch class."""
     notes, bounds = pitched_notes(score), bar_bounds(score)
-    time = _overlaps(notes, bounds)  # (n, bars)
+    time = note_overlaps(notes, bounds)  # (n, bars)
     onehot = np.eye(N_CLASSES)[notes[:, 1] % N_CLASSES]  # (n, 12)
     return time.T @ onehot
 

@@ -181,7 +181,7 @@ def _decode(model: NoteDiffusion, features: torch.Tensor, **kwargs: Any) -> np.n
 
 
 @dataclass
-class _Windows:
+class DenoisingWindows:
     """What every window of one :func:`generate_notes` call is sampled and decoded with."""
 
     model: NoteDiffusion
@@ -243,7 +243,7 @@ class _Windows:
         return [self.model.scaler.programs[c] for c in self.channels]
 
 
-def _scheduler(model: NoteDiffusion, steps: int | None, eta: float):
+def scheduler_for(model: NoteDiffusion, steps: int | None, eta: float):
     if steps is None:
         scheduler = make_scheduler(model.config.schedule, "ddpm")
         scheduler.set_timesteps()
@@ -255,7 +255,7 @@ def _scheduler(model: NoteDiffusion, steps: int | None, eta: float):
     return scheduler
 
 
-def _generator(seed: int | None) -> torch.Generator:
+def seeded_generator(seed: int | None) -> torch.Generator:
     generator = torch.Generator()
     if seed is None:
         generator.seed()
@@ -324,8 +324,8 @@ def generate_notes(
     label_index = resolve_label(model, label)
     if label_index == NO_LABEL and guidance != 1.0:
         log.info("guidance=%s has no effect without a label: sampling unconditionally", guidance)
-    windows = _Windows(
-        model, _scheduler(model, steps, eta), label_index, guidance, eta, _generator(seed),
+    windows = DenoisingWindows(
+        model, scheduler_for(model, steps, eta), label_index, guidance, eta, seeded_generator(seed),
         instrument_channels(model, instruments), fixed_time, resample,
         None if rules is None else rules.project, None if rules is None else rules.window,
     )  # fmt: skip
@@ -364,7 +364,7 @@ def _primer_pieces(primer: np.ndarray, n: int) -> list[np.ndarray]:
 
 def _continue(
     model: NoteDiffusion,
-    windows: _Windows,
+    windows: DenoisingWindows,
     pieces: list[np.ndarray],
     context: int,
     trace: Trace | None,

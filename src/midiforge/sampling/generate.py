@@ -213,7 +213,7 @@ def _requested_programs(run: Any, opts: GenerateOptions) -> list[int] | None:
     return resolve_instruments(opts.instruments, run.instruments)
 
 
-def _primer_notes(run: Any, primer: Score | None) -> np.ndarray | None:
+def primer_rows(run: Any, primer: Score | None) -> np.ndarray | None:
     """The primer's note rows: every track with its program (drums too) for a model with
     instruments, else merged into one stream as the model was trained."""
     from midiforge.data.encode import notes_from_score
@@ -233,7 +233,7 @@ def _sample_notes(run: Any, opts: GenerateOptions, primer: Score | None, label: 
     from midiforge.sampling.note_rules import NoteRules
 
     programs = _requested_programs(run, opts)
-    primer_notes = _primer_notes(run, primer)
+    primer_notes = primer_rows(run, primer)
     musical = Musical.from_options(opts)
     rules = NoteRules(musical, opts.n, primer=primer_notes) if musical.active else None
     notes = sample_notes(
@@ -266,7 +266,7 @@ def _sample_diffusion(run: Any, opts: GenerateOptions, primer: Score | None, lab
     from midiforge.sampling.note_rules import DiffusionRules
 
     programs = _requested_programs(run, opts)
-    primer_notes = _primer_notes(run, primer)
+    primer_notes = primer_rows(run, primer)
     musical = Musical.from_options(opts)
     rules = DiffusionRules(musical, run.model.scaler) if musical.active else None
     notes = generate_notes(

@@ -131,10 +131,10 @@ def _beat_ticks(score: Score, lines: np.ndarray) -> np.ndarray:
 def melody_histograms(melody: Melody) -> np.ndarray:
     """``(n_bars, 12)``: per bar, the melody's note-time per pitch class, weighted by onset
     (:data:`DOWNBEAT_WEIGHT` on the bar line, :data:`BEAT_WEIGHT` on another beat)."""
-    from midiforge.metrics.adherence import _overlaps  # the metric's own clipping to bars
+    from midiforge.metrics.adherence import note_overlaps  # the metric's own clipping to bars
 
     notes, lines = melody.notes, melody.lines
-    time = _overlaps(notes, np.stack([lines[:-1], lines[1:]], axis=1))  # (n, bars) ticks
+    time = note_overlaps(notes, np.stack([lines[:-1], lines[1:]], axis=1))  # (n, bars) ticks
     bar = np.clip(np.searchsorted(lines, notes[:, 2], side="right") - 1, 0, melody.n_bars - 1)
     offset = notes[:, 2] - lines[bar]
     weight = np.where(offset % _beat_ticks(melody.score, lines)[bar] == 0, BEAT_WEIGHT, 1.0)

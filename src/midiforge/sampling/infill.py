@@ -257,9 +257,9 @@ def _windows(run: Any, opts: GenerateOptions, label: int | None, asked: list[int
     model = run.model
     musical = Musical.from_options(replace(opts, infill=None, bars=None))
     rules = DiffusionRules(musical, model.scaler) if musical.active else None
-    windows = d._Windows(
-        model, d._scheduler(model, opts.steps, opts.eta), d.resolve_label(model, label),
-        opts.guidance, opts.eta, d._generator(opts.seed), instrument_channels(model, asked),
+    windows = d.DenoisingWindows(
+        model, d.scheduler_for(model, opts.steps, opts.eta), d.resolve_label(model, label),
+        opts.guidance, opts.eta, d.seeded_generator(opts.seed), instrument_channels(model, asked),
         None, opts.resample, None if rules is None else rules.project,
     )  # fmt: skip
     return windows, rules
@@ -296,11 +296,11 @@ def _diffusion(run, opts: GenerateOptions, label, gap: Gap, asked: list[int] | N
     """Diffusion: the range's notes inpainted between the notes before and after it, in as
     many windows as they take (each keeps ``context`` notes before it; the last one also
     holds the first notes after the range)."""
-    from midiforge.sampling.generate import _primer_notes
+    from midiforge.sampling.generate import primer_rows
 
     model, length = run.model, run.model.config.length
     windows, rules = _windows(run, opts, label, asked)
-    rows = _primer_notes(run, gap.song)
+    rows = primer_rows(run, gap.song)
     onset = rows[:, FIELD["onset"]]
     before, after = rows[onset < gap.start_beats], rows[onset >= gap.end_beats]
     context = min(length // 2 if opts.context is None else opts.context, length - 1)
