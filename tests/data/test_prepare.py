@@ -206,7 +206,7 @@ def test_interrupted_run_leaves_nothing(datasets: Path, tmp_path: Path, monkeypa
 
 def test_ctrl_c_in_a_subprocess_leaves_nothing(datasets: Path, tmp_path: Path) -> None:
     src = tmp_path / "src"
-    link_files(pop909_files(datasets, 60), src)
+    link_files(pop909_files(datasets, 400), src)  # ~1.5 s of work: still running at the signal
     proc = subprocess.Popen(
         [
             sys.executable,
