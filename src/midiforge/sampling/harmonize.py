@@ -12,9 +12,7 @@ up to its last note's end. Then:
    key of the whole melody, the previous chord kept when a bar is ambiguous or empty).
    ``--chords`` replaces them: the user's progression wins.
 2. **The accompaniment.** The family's own sampler writes a piece of exactly as many bars
-   (the ``bars`` length rule; a token model one more, as for infilling: its length rule
-   allows ``EOS`` only in the last bar, where a model that has not learned to stop stacks
-   notes until its token budget, so that bar is written and dropped), steered toward those
+   (the ``bars`` length rule, which ends it on the last bar line), steered toward those
    chords bar by bar (the ``chords`` steer), on the instruments of
    :func:`accompaniment_programs` (``--instruments`` wins), each pitch in ``E1`` up to the
    melody's low notes (:func:`default_range`; ``--range`` wins), so it stays below the
@@ -224,7 +222,7 @@ def _sub_options(run: Any, opts: GenerateOptions, melody: Melody, programs: list
     """The sampler's options: the melody's bars, chords, instruments, range and a budget."""
     chords = opts.chords or " ".join(melody_chords(melody))
     tokens = run.model.sampler == "tokens"
-    bars = melody.n_bars + 1 if tokens else melody.n_bars  # a token model's last bar: dropped
+    bars = melody.n_bars
     sub = replace(opts, harmonize=None, bars=bars, chords=chords,
                   instruments=",".join(str(p) for p in programs),
                   range=opts.range or default_range(melody))  # fmt: skip

@@ -57,8 +57,6 @@ log = logging.getLogger(__name__)
 BAR_BEATS = 4.0  # the bar the note families and a tokenizer without TimeSig tokens assume
 SEAM_BEATS = 0.25  # a "generated" note this close after bar A that repeats a primer note is
 # the primer note itself, moved onto the bar line by the tokenizer's time grid
-TOKENS_PER_NOTE = 5  # REMI with Program tokens: Position, Program, Pitch, Velocity, Duration
-MIN_BUDGET_NOTES = 8  # a range of few notes still leaves a token model room to write some
 GRID_BEATS = 1 / 12  # diffusion's decoded onsets snap to this grid (16ths and triplets)
 
 
@@ -189,31 +187,22 @@ def _in_range(rows: np.ndarray, gap: Gap, primer: np.ndarray | None) -> np.ndarr
 
 
 def _length_bars(run: Any, gap: Gap) -> int:
-    """The ``bars`` to ask of the sampler so that its piece covers the range.
+    """The ``bars`` to ask of the sampler so that its piece ends on the range's closing line.
 
-    Token models: one bar past B (B + 1 for a tokenizer that carries the song's time signature
-    from the primer, else the 4/4 bars covering the range, plus one). Their length rule keeps
-    them from writing a bar line in the last bar, and a model that has not learned to stop
-    then stacks notes on its last positions; that bar is past the range and dropped. Note
-    models end cleanly on the line: the 4/4 bars that cover the range and every primer note
-    (their rules refuse a primer that sounds past the end).
+    Token models: bar B for a tokenizer that carries the song's time signature from the
+    primer, else the 4/4 bars covering the range (the length rule ends the piece there, its
+    last bar's wish for a new bar becoming EOS). Note models: the 4/4 bars that cover the range
+    and every primer note (their rules refuse a primer that sounds past the end).
     """
     tok = run.tokenizer
     if run.model.sampler == "tokens":
         if gap.primer is not None and tok.config.use_time_signatures:
-            return gap.last + 1
-        return math.ceil(gap.end_beats / BAR_BEATS - 1e-9) + 1
+            return gap.last
+        return max(math.ceil(gap.end_beats / BAR_BEATS - 1e-9), 1)
     beats = gap.end_beats
     if gap.primer is not None:
         beats = max(beats, gap.primer.end() / gap.song.ticks_per_quarter)
     return max(math.ceil(beats / BAR_BEATS - 1e-9), 1)
-
-
-def _token_budget(opts: GenerateOptions, gap: Gap, bars: int) -> int:
-    """``max_tokens`` for a token model: about twice what the range's notes take, plus the bar
-    lines, so a model stacking notes in its last bar stops soon (never above the user's)."""
-    notes = max(gap.inside, MIN_BUDGET_NOTES)
-    return min(opts.max_tokens, 2 * TOKENS_PER_NOTE * notes + 2 * bars + 8)
 
 
 def _autoregressive(run, opts, sampler, label, gap: Gap, asked: str | None):
@@ -222,8 +211,6 @@ def _autoregressive(run, opts, sampler, label, gap: Gap, asked: str | None):
 
     bars = _length_bars(run, gap)
     sub = replace(opts, infill=None, bars=bars, instruments=asked)
-    if run.model.sampler == "tokens":
-        sub = replace(sub, max_tokens=_token_budget(opts, gap, bars))
     scores, generated, errors = sampler(run, sub, gap.primer, label)
     primer = None if gap.primer is None else notes_from_score(gap.primer)
     rows = [_in_range(notes_from_score(s), gap, primer) for s in scores]
