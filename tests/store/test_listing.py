@@ -12,10 +12,10 @@ from midiforge.errors import MidiforgeError
 from midiforge.store import names
 from midiforge.store.listing import (
     DEFAULT_ID,
-    default_run_info,
     find_datasets,
     find_runs,
     read_run,
+    shipped_run_info,
     shipped_run_infos,
 )
 
@@ -71,7 +71,7 @@ def test_datasets_are_listed_with_files_and_labels(encoded_tunes, tmp_path, capl
 
 
 def test_the_shipped_model_is_listed_without_its_path():
-    info = default_run_info()
+    info = shipped_run_info()
     assert info.id == DEFAULT_ID and info.path is None
     assert info.model == "transformer" and info.sampler == "tokens" and info.has_weights
 

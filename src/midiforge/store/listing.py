@@ -20,7 +20,7 @@ from midiforge.instruments import DRUMS, GM_MAX, instrument_name
 from midiforge.io.midi import is_midi_path
 from midiforge.store.dataset_dir import read_manifest_json
 from midiforge.store.names import can_resume, config_path, has_weights, is_dataset, is_run
-from midiforge.store.run_dir import default_run, read_config_yaml, shipped_run
+from midiforge.store.run_dir import read_config_yaml, shipped_run
 
 log = logging.getLogger(__name__)
 
@@ -209,14 +209,6 @@ def find_datasets(data_dir: str | Path) -> list[DatasetInfo]:
     return sorted(found, key=lambda d: d.id)
 
 
-def default_model_path() -> Path | None:
-    """The shipped default model's run dir (what ``generate(run=None)`` uses), if one ships."""
-    try:
-        return default_run()
-    except MidiforgeError:
-        return None
-
-
 def shipped_id(model: str) -> str:
     """The list id of a shipped model: ``"default"`` for the default, else ``"default:<model>"``."""
     return DEFAULT_ID if model == DEFAULT_MODEL else f"{DEFAULT_ID}:{model}"
@@ -224,21 +216,8 @@ def shipped_id(model: str) -> str:
 
 def shipped_run_info(model: str = DEFAULT_MODEL) -> RunInfo:
     """A shipped model as a list entry (no path: ``generate(model=info.shipped)`` plays it)."""
-    try:
-        path = shipped_run(model)
-    except MidiforgeError as exc:
-        if model == DEFAULT_MODEL:
-            raise MidiforgeError(
-                "no default model is shipped; pass a run trained with `midiforge train`"
-            ) from exc
-        raise
-    info = read_run(path, run_id=shipped_id(model))
+    info = read_run(shipped_run(model), run_id=shipped_id(model))
     return RunInfo(**{**info.__dict__, "path": None, "shipped": model})
-
-
-def default_run_info() -> RunInfo:
-    """The shipped default model as a list entry (its id is :data:`DEFAULT_ID`)."""
-    return shipped_run_info(DEFAULT_MODEL)
 
 
 def shipped_run_infos() -> list[RunInfo]:

@@ -18,8 +18,6 @@ from midiforge.store.listing import (
     UNKNOWN_MODEL,
     DatasetInfo,
     RunInfo,
-    default_model_path,
-    default_run_info,
     find_datasets,
     find_runs,
     marked_dirs,
@@ -34,8 +32,6 @@ __all__ = [
     "DEFAULT_ID",
     "DatasetInfo",
     "RunInfo",
-    "default_model_available",
-    "default_run_info",
     "find_datasets",
     "find_runs",
     "list_runs",
@@ -83,11 +79,6 @@ def list_runs(runs_dir: str | Path) -> list[RunInfo]:
         return []
     runs = [read_run_or_broken(f, f.relative_to(root).as_posix()) for f in folders]
     return sorted(runs, key=_modified, reverse=True)
-
-
-def default_model_available() -> bool:
-    """Whether the package ships a default model, i.e. ``generate(run=None)`` works."""
-    return default_model_path() is not None
 
 
 def resolve_run(run_id: str, runs_dir: str | Path, *, extra: dict[str, Path] | None = None) -> Path:
