@@ -74,23 +74,26 @@ def columns(mask: np.ndarray) -> slice | np.ndarray:
     return ids
 
 
+RULES = "key/range/max_polyphony/bars/seconds/chords"  # what the errors below name
+
+
 def check_tokenizer(tokenizer) -> None:
     """The rules read plain REMI ids: refuse BPE and other tokenizations by name."""
     name = type(tokenizer).__name__
     if name != "REMI":
         raise MidiforgeError(
-            f"key/range/max_polyphony/bars/seconds: the run's tokenizer is {name}; these rules "
+            f"{RULES}: the run's tokenizer is {name}; these rules "
             "read REMI tokens (prepare --tokenizer remi), or use a note or diffusion run"
         )
     if getattr(tokenizer, "is_trained", False):
         raise MidiforgeError(
-            "key/range/max_polyphony/bars/seconds: the run's tokenizer uses BPE, whose merged "
+            f"{RULES}: the run's tokenizer uses BPE, whose merged "
             "ids hide pitches and durations; use a run prepared without --bpe-vocab"
         )
     bad = sorted({t.split("_")[0] for t in tokenizer.vocab} & set(UNSUPPORTED))
     if bad:
         raise MidiforgeError(
-            f"key/range/...: the run's REMI tokenizer has {', '.join(bad)} tokens, which these "
+            f"{RULES}: the run's REMI tokenizer has {', '.join(bad)} tokens, which these "
             "rules do not follow; use a run prepared with the default REMI options"
         )
 
