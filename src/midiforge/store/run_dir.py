@@ -399,7 +399,7 @@ def export_run(
     """Copy what ``generate`` needs from a RUN dir into ``target``: a small, shippable run.
 
     The best weights (in float16 when ``half``: half the size, and loading casts them back to
-    the model's float32), the config, the tokenizer and the data state; no optimizer state or
+    the model's float32), the config, the tokenizer (token models) and the data state; no optimizer state or
     logs. ``dataset`` replaces the config's dataset path (a path on the training machine) with
     a description for the people who receive the run. ``target`` is replaced whole, atomically.
     """
@@ -412,7 +412,10 @@ def export_run(
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
     try:
         save_weights(model, weights_path(tmp))
-        for name in (CONFIG_FILE, TOKENIZER_FILE, DATA_STATE_FILE):
+        names = (CONFIG_FILE, DATA_STATE_FILE)  # a note model never reads the tokenizer
+        if loaded.model.encoding == "tokens":
+            names += (TOKENIZER_FILE,)
+        for name in names:
             if (run_dir / name).is_file():
                 shutil.copy2(run_dir / name, tmp / name)
         if dataset is not None:
