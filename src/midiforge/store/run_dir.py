@@ -400,8 +400,9 @@ def export_run(
 
     The best weights (in float16 when ``half``: half the size, and loading casts them back to
     the model's float32), the config, the tokenizer (token models) and the data state; no
-    optimizer state or logs. ``dataset`` replaces the config's dataset path (a path on the training machine) with
-    a description for the people who receive the run. ``target`` is replaced whole, atomically.
+    optimizer state or logs. ``dataset`` replaces the config's dataset path (a path on the
+    training machine) with a description for the people who receive the run. ``target`` is
+    replaced whole, atomically.
     """
     from midiforge.store.checkpoint import save_weights
 
