@@ -90,13 +90,13 @@ def print_likelihood(run: Path) -> None:
         print(f"| {split} | {loss:.3f} | {heads or '–'} |")
 
 
-def sample_args(sampler: str, args: argparse.Namespace) -> dict:
-    """How long a piece is, per sampler: tokens, notes, or diffusion windows."""
-    if sampler == "tokens":
+def sample_args(model, args: argparse.Namespace) -> dict:
+    """How long a piece is, per sampler: tokens, notes, or diffusion windows of its length."""
+    if model.sampler == "tokens":
         return {"max_tokens": args.tokens}
-    if sampler == "notes":
+    if model.sampler == "notes":
         return {"max_tokens": args.notes}
-    window = 64
+    window = model.config.length
     number = max(1, 1 + round((args.notes - window) / (window - DIFFUSION_CONTEXT)))
     return {"number": number, "context": DIFFUSION_CONTEXT, "steps": DIFFUSION_STEPS}
 
@@ -115,7 +115,7 @@ def main() -> None:
     run = args.run or shipped_run(args.model)
     suffix = "" if args.model == "transformer" else f"-{args.model}"
     args.out = args.out or Path(f"build/model-card{suffix}")
-    sampler = load_run(run).model.sampler
+    model = load_run(run).model
     if args.run:
         print_likelihood(run)
 
@@ -130,7 +130,7 @@ def main() -> None:
             style=style,
             seed=0,
             device="cpu",
-            **sample_args(sampler, args),
+            **sample_args(model, args),
         )
         seconds = time.perf_counter() - start
         reports[style] = evaluate(
