@@ -60,6 +60,21 @@ def test_tokens_round_trip(name: str) -> None:
     np.testing.assert_array_equal(back[:, FIELD["onset"]], src[:, FIELD["onset"]])
 
 
+@pytest.mark.parametrize("name", ["remi", "tsd"])
+@pytest.mark.parametrize("use_programs", [False, True])
+def test_a_stream_of_only_special_tokens_decodes_to_an_empty_score(
+    name: str, use_programs: bool
+) -> None:
+    # a model can sample EOS first: the file it writes is empty, not a crash
+    tok = build_tokenizer(name, use_programs=use_programs)
+    special = special_ids(tok)
+    score = ids_to_score(tok, [special["BOS"], special["EOS"]])
+    assert score.note_num() == 0
+    assert score.ticks_per_quarter == tok.time_division
+    assert [ts.numerator for ts in score.time_signatures] == [4]
+    assert ids_to_score(tok, []).note_num() == 0
+
+
 def test_tokenizer_errors_name_the_fix() -> None:
     with pytest.raises(MidiforgeError, match="expected one of: midilike"):
         build_tokenizer("nope")

@@ -121,6 +121,14 @@ def score_to_array(tokenizer: MusicTokenizer, score: Score) -> np.ndarray:
     return np.asarray(seq.ids, np.int32)
 
 
+def _empty_score(tokenizer: MusicTokenizer) -> Score:
+    """A score with no notes, at the tokenizer's resolution, tempo and 4/4 as decode writes."""
+    score = Score(tokenizer.time_division)
+    score.tempos.append(Tempo(0, tokenizer.default_tempo))
+    score.time_signatures.append(TimeSignature(0, 4, 4))
+    return score
+
+
 def score_to_ids(tokenizer: MusicTokenizer, score: Score) -> list[int]:
     """Encode ``score`` as one flat list of token ids (:func:`score_to_array` as a list)."""
     return score_to_array(tokenizer, score).tolist()
@@ -135,6 +143,9 @@ def ids_to_score(tokenizer: MusicTokenizer, ids: list[int] | np.ndarray) -> Scor
     """
     specials = set(special_ids(tokenizer).values())
     clean = [int(i) for i in np.asarray(ids).reshape(-1) if int(i) not in specials]
+    if not clean:
+        # MidiTok's decode fails on an empty stream (a model that samples EOS at once)
+        return _empty_score(tokenizer)
     if tokenizer.one_token_stream:
         return name_tracks(tokenizer.decode(clean))
     return name_tracks(tokenizer.decode([clean]))
