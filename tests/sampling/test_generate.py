@@ -151,3 +151,19 @@ def test_a_merged_run_plays_its_one_instrument_and_names_it(runs, tmp_path):
                       device="cpu")  # fmt: skip
     tracks = load_midi(result.paths[0]).tracks
     assert [(t.program, t.is_drum, t.name) for t in tracks] == [(0, False, "Acoustic Grand Piano")]
+
+
+def test_samples_with_no_notes_are_drawn_again_and_the_others_kept(runs):
+    from midiforge.sampling.generate import _sampler_for, redraw_empty
+
+    loaded = load_run(runs["transformer"], device="cpu")
+    sampler = _sampler_for(loaded.model)
+    call = (loaded, GenerateOptions(n=8, max_tokens=8, seed=0, device="cpu"), None, None)
+    drawn = sampler(*call)  # 8 tokens: a nearly untrained model often ends before a note
+    empty = [i for i, score in enumerate(drawn[0]) if score.note_num() == 0]
+    assert 0 < len(empty) < 8
+    full = {i: score for i, score in enumerate(drawn[0]) if i not in empty}
+    left = redraw_empty(sampler, call, drawn, tries=10)
+    assert left == sum(score.note_num() == 0 for score in drawn[0]) < len(empty)
+    assert all(drawn[0][i] is score for i, score in full.items())  # kept, not drawn again
+    assert len(drawn[0]) == len(drawn[1]) == len(drawn[2]) == 8

@@ -5,7 +5,8 @@ loads the run, turns the options into a primer and a label (and, for token model
 instruments rule of :mod:`midiforge.sampling.instrument_rule`), calls the sampler the model
 declares (``MidiModel.sampler``, looked up in :data:`SAMPLERS`), decodes with the run's own
 tokenizer or note decoder, names each track after its instrument, and writes
-``OUT/sample_NNN.mid`` (plus ``.wav`` / ``.png`` when asked). The
+``OUT/sample_NNN.mid`` (plus ``.wav`` / ``.png`` when asked); a sample with no notes is drawn
+again first (:func:`redraw_empty`). The
 result lists the files and, for token models, how many generated tokens broke the tokenization's
 grammar (MidiTok's ``tokens_errors``).
 """
@@ -14,7 +15,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -25,12 +26,13 @@ from midiforge.device import resolve_device
 from midiforge.errors import MidiforgeError
 from midiforge.sampling.harmonize import harmonizing
 from midiforge.sampling.infill import infilling
-from midiforge.sampling.options import GenerateOptions, ignored_by, with_fields
+from midiforge.sampling.options import MAX_SEED, GenerateOptions, ignored_by, with_fields
 from midiforge.store.run_dir import shipped_run
 
 log = logging.getLogger(__name__)
 
 SAMPLE_STEM = "sample"  # OUT/sample_000.mid, sample_001.mid, ...
+EMPTY_REDRAWS = 3  # times a sample with no notes is drawn again before it is written empty
 
 
 @dataclass
@@ -323,6 +325,38 @@ def _sampler_for(model: Any) -> Sampler:
     return SAMPLERS[kind]
 
 
+def redraw_empty(
+    sampler: Sampler,
+    call: tuple[Any, GenerateOptions, Any, int | None],
+    drawn: tuple[list[Any], list[int], list[int]],
+    tries: int = EMPTY_REDRAWS,
+) -> int:
+    """Draw again, in place, each sample of ``drawn`` whose score has no notes.
+
+    A model can end a piece before its first note (EOS first, or a token budget spent on bar
+    lines); a file with no notes is of no use to anyone, so those samples are drawn again, each
+    try with its own seed (``seed + try``, so a seeded run stays reproducible), up to ``tries``
+    times. Returns how many are still empty; they are written as they are and logged.
+    """
+    loaded, opts, primer, label = call
+    scores, generated, errors = drawn
+    for attempt in range(1, tries + 1):
+        empty = [i for i, score in enumerate(scores) if score.note_num() == 0]
+        if not empty:
+            return 0
+        seed = None if opts.seed is None else (opts.seed + attempt) % (MAX_SEED + 1)
+        log.info("generate: %d sample(s) had no notes; drawing them again", len(empty))
+        again = sampler(loaded, replace(opts, n=len(empty), seed=seed), primer, label)
+        for j, i in enumerate(empty):
+            scores[i], generated[i] = again[0][j], again[1][j]
+            if errors:
+                errors[i] = again[2][j]
+    left = sum(score.note_num() == 0 for score in scores)
+    if left:
+        log.warning("generate: %d sample(s) still have no notes after %d tries", left, tries)
+    return left
+
+
 def _name_tracks(score: Score) -> Score:
     """Each track named after its GM instrument ("Electric Bass (finger)", "Drums")."""
     from midiforge.instruments import DRUMS, instrument_name
@@ -400,6 +434,7 @@ def generate(
     if opts.harmonize is not None:  # an accompaniment under a melody, around the sampler
         sampler = harmonizing(sampler)
     scores, generated, errors = sampler(loaded, opts, primer, label)
+    redraw_empty(sampler, (loaded, opts, primer, label), (scores, generated, errors))
     out = Path(out_dir)
     paths, notes = _write(scores, out)
     result = GenerateResult(paths, notes, generated, errors)
