@@ -10,6 +10,12 @@ Quirks, in one place:
 * POP909 keeps one MIDI per song folder (``pop909/NNN/NNN.mid``); the other files there (beat,
   chord and key annotations) are not music. Its three parts (MELODY, BRIDGE, PIANO) are all
   program 0 in the source.
+  Its MIDI files declare 1/4 or 2/4 throughout, and their beats lie on a 480-tick grid offset
+  from tick 0 by 0 to 450 ticks, while ``beat_midi.txt`` marks every beat and downbeat (4 beats
+  a bar in 880 songs, 6 in 29). Each copy is shifted so that its first annotated downbeat falls
+  on a bar line, with the annotated meter (:func:`pop909_on_its_bars`): bars, beats and the
+  tokenizer's grid then agree, and ``--bars 8`` is eight real bars. The chord annotation is
+  copied beside it (``NNN.chord_midi.txt``), its times moved by the same amount.
 * Nottingham is already one MIDI per tune: track 0 the melody, track 1 the chords (13 of the
   1034 tunes have the melody only). Both tracks are program 0 and unnamed in the source.
 * The JSB chorales ship as piano-roll-like JSON, not MIDI. ``Jsb16thSeparated.json`` has exactly
@@ -30,6 +36,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import symusic
 
 from midiforge.errors import MidiforgeError
@@ -112,6 +119,84 @@ def write_jsb_midi(datasets: Path, out_dir: Path) -> dict[str, str]:
     return splits
 
 
+POP909_BEATS = "beat_midi.txt"  # per song folder: seconds, half-bar flag, downbeat flag per beat
+POP909_CHORDS = "chord_midi.txt"  # per song folder: start and end seconds, Harte chord label
+CHORDS_SUFFIX = ".chord_midi.txt"  # the copy's chord annotation: NNN.mid → NNN.chord_midi.txt
+
+
+def seconds_to_ticks(score: symusic.Score, seconds: np.ndarray) -> np.ndarray:
+    """Ticks of times in seconds, through the score's tempo map (120 bpm before any tempo)."""
+    tpq = score.ticks_per_quarter
+    tempos = [(t.time, t.qpm) for t in score.tempos]
+    if not tempos or tempos[0][0] > 0:
+        tempos.insert(0, (0, 120.0))
+    starts_tick = np.array([t for t, _ in tempos], float)
+    qpm = np.array([q for _, q in tempos], float)
+    seconds_per_tick = 60.0 / (qpm * tpq)
+    starts_sec = np.concatenate([[0.0], np.cumsum(np.diff(starts_tick) * seconds_per_tick[:-1])])
+    seg = np.searchsorted(starts_sec, seconds, side="right") - 1
+    return starts_tick[seg] + (seconds - starts_sec[seg]) / seconds_per_tick[seg]
+
+
+def _bar_lengths(downbeats: np.ndarray) -> list[tuple[int, int]]:
+    """``(beat index, beats in the bar)`` where the bar length changes, from downbeat indices.
+
+    A one-beat bar (an annotation's stutter, and a meter :func:`midiforge.data.corpus.clean_score`
+    drops) is joined to the bar before it.
+    """
+    starts = [int(d) for d in downbeats]
+    starts = [
+        d for k, d in enumerate(starts) if k == 0 or k == len(starts) - 1 or starts[k + 1] - d > 1
+    ]
+    gaps = np.diff(starts)
+    changes: list[tuple[int, int]] = []
+    for start, gap in zip(starts, gaps.tolist()):
+        if not changes or changes[-1][1] != gap:
+            changes.append((start, gap))
+    return changes or [(starts[0] if starts else 0, 4)]
+
+
+def pop909_on_its_bars(score: symusic.Score, beats: np.ndarray) -> tuple[symusic.Score, float]:
+    """``score`` moved so its first annotated downbeat is on a bar line, bars as annotated.
+
+    ``beats`` is ``beat_midi.txt`` as an array (seconds, half-bar flag, downbeat flag). The
+    new score has a time signature n/4 at each annotated bar whose length n differs from the
+    bar before (most songs: one 4/4 at tick 0); the beats stay where they were relative to
+    the notes. Returns it and the shift in seconds, for moving the song's other annotations.
+    """
+    tpq = score.ticks_per_quarter
+    downbeats = np.flatnonzero(beats[:, 2] == 1)
+    if len(downbeats) == 0:
+        return score, 0.0
+    ticks = np.rint(seconds_to_ticks(score, beats[:, 0])).astype(int)
+    changes = _bar_lengths(downbeats)
+    shift = (-int(ticks[changes[0][0]])) % (changes[0][1] * tpq)
+    moved = score.shift_time(shift)
+    if len(moved.tempos):
+        moved.tempos[0] = symusic.Tempo(0, moved.tempos[0].qpm)  # the tempo holds from tick 0
+    moved.time_signatures = [
+        symusic.TimeSignature(0 if k == 0 else int(ticks[beat]) + shift, per_bar, 4)
+        for k, (beat, per_bar) in enumerate(changes)
+    ]
+    qpm = score.tempos[0].qpm if len(score.tempos) and score.tempos[0].time == 0 else 120.0
+    return moved, shift / tpq * 60.0 / qpm
+
+
+def copy_pop909_song(file: Path, copy: Path) -> None:
+    """One POP909 song: parts' programs, bars from its beats, chords copied beside it."""
+    score = with_part_programs(symusic.Score(str(file)), "pop909")
+    beats_file, chords_file = file.parent / POP909_BEATS, file.parent / POP909_CHORDS
+    shift = 0.0
+    if beats_file.is_file():
+        score, shift = pop909_on_its_bars(score, np.loadtxt(beats_file, ndmin=2))
+    score.dump_midi(str(copy))
+    if chords_file.is_file():
+        rows = [line.split() for line in chords_file.read_text().splitlines() if line.strip()]
+        copy.with_name(copy.stem + CHORDS_SUFFIX).write_text(
+            "".join(f"{float(a) + shift:.6f}\t{float(b) + shift:.6f}\t{c}\n" for a, b, c in rows)
+        )
+
+
 def with_part_programs(score: symusic.Score, corpus: str) -> symusic.Score:
     """Give each part of a ``corpus`` score its :data:`PART_PROGRAMS` program, in place."""
     programs, names = PART_PROGRAMS.get(corpus, {}), PART_NAMES.get(corpus, {})
@@ -151,7 +236,10 @@ def build_corpus(datasets: Path, out_dir: Path, names: tuple[str, ...] = tuple(C
             copy = target / file.name
             if copy.is_symlink():  # a folder laid out by an older midiforge
                 copy.unlink()
-            with_part_programs(symusic.Score(str(file)), name).dump_midi(str(copy))
+            if name == "pop909":
+                copy_pop909_song(file, copy)
+            else:
+                with_part_programs(symusic.Score(str(file)), name).dump_midi(str(copy))
     split_file = out_dir / "splits.csv"
     with split_file.open("w", newline="") as fh:
         writer = csv.writer(fh)

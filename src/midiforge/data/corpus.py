@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from symusic import Note, Score, Track
+from symusic import Note, Score, TimeSignature, Track
 
 from midiforge.errors import MidiforgeError
 from midiforge.instruments import family_program
@@ -149,7 +149,26 @@ class CleanStats:
     tracks_kept: int = 0  # tracks that survived selection (1 after merge/longest)
     notes_dropped_long: int = 0  # notes longer than max_note_beats
     gaps_shortened: int = 0  # silences cut down to max_gap_beats
+    meters_dropped: int = 0  # one-beat time signatures (1/4, 1/8) read as the meter before
     reason: str | None = None  # why nothing is left, if nothing is
+
+
+def _copy_meters(score: Score, out: Score, stats: CleanStats) -> None:
+    """Copy the time signatures, except those of one beat a bar (numerator 1).
+
+    Most of POP909's files declare 1/4 for the whole song, although its beat annotations
+    (``beat_midi.txt``) mark a downbeat every four beats; a model trained on them writes
+    "bars" of one beat, and ``--bars 8`` becomes eight beats. No notated music of these corpora
+    is in 1/4, so such a signature is read as the meter before it, and a file left with none
+    gets 4/4 (MidiTok's default) from its first tick.
+    """
+    for ts in score.time_signatures:
+        if ts.numerator == 1:
+            stats.meters_dropped += 1
+        else:
+            out.time_signatures.append(ts)
+    if stats.meters_dropped and len(out.time_signatures) == 0:
+        out.time_signatures.append(TimeSignature(0, 4, 4))
 
 
 def _bar_ticks(score: Score) -> int:
@@ -284,11 +303,11 @@ def clean_score(
     out = Score(tpq)
     for src_list, dst_list in (
         (score.tempos, out.tempos),
-        (score.time_signatures, out.time_signatures),
         (score.key_signatures, out.key_signatures),
     ):
         for event in src_list:
             dst_list.append(event)
+    _copy_meters(score, out, stats)
     max_ticks = None if max_note_beats is None else max_note_beats * tpq
     kept_tracks = []
     for track in selected:

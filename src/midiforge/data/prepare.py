@@ -102,6 +102,7 @@ def _process(task: tuple[str, str]) -> tuple[dict[str, Any], np.ndarray | None, 
         "tracks": stats.tracks_in,
         "notes_dropped_long": stats.notes_dropped_long,
         "gaps_shortened": stats.gaps_shortened,
+        "meters_dropped": stats.meters_dropped,
     }
     if score is None:
         detail = f"{stats.tracks_in} track(s) with notes; none left after selection and cleaning"
