@@ -46,23 +46,33 @@ class Session:
         except urllib.error.HTTPError as exc:
             return exc.code, json.load(exc)
 
-    def post_form(self, fields: dict[str, str], upload: tuple[str, bytes] | None = None):
+    def post_form(
+        self,
+        fields: dict[str, str],
+        upload: tuple[str, bytes] | None = None,
+        files: dict[str, tuple[str, bytes]] | None = None,
+    ):
         """POST multipart/form-data to /api/generate like the page does."""
-        body, content_type = multipart(fields, upload)
+        body, content_type = multipart(fields, upload, files)
         return self.request("POST", "/api/generate", body, {"Content-Type": content_type})
 
 
-def multipart(fields: dict[str, str], upload: tuple[str, bytes] | None = None):
-    """``(body, content type)`` of a multipart form with ``fields`` and an optional primer."""
+def multipart(
+    fields: dict[str, str],
+    upload: tuple[str, bytes] | None = None,
+    files: dict[str, tuple[str, bytes]] | None = None,
+):
+    """``(body, content type)`` of a multipart form with ``fields``, an optional primer
+    ``(filename, bytes)`` and ``files``: file input name -> ``(filename, bytes)``."""
     boundary = uuid.uuid4().hex
     parts = []
     for name, value in fields.items():
         head = f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n'
         parts.append(head.encode() + f"{value}\r\n".encode())
-    if upload is not None:
-        filename, data = upload
+    uploads = {**({"primer": upload} if upload else {}), **(files or {})}
+    for name, (filename, data) in uploads.items():
         head = (
-            f'--{boundary}\r\nContent-Disposition: form-data; name="primer"; '
+            f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"; '
             f'filename="{filename}"\r\nContent-Type: application/octet-stream\r\n\r\n'
         )
         parts.append(head.encode() + data + b"\r\n")

@@ -14,10 +14,9 @@ from midiforge.sampling.options import (
     option_fields,
 )
 from midiforge.web.catalog import RunInfo, find_runs, resolve_run
+from midiforge.web.midi_uploads import MAX_UPLOAD_BYTES, check_primer
 from midiforge.web.params import (
     FIELDS,
-    MAX_PRIMER_BYTES,
-    check_primer,
     fields_json,
     parse_number,
     parse_request,
@@ -65,7 +64,7 @@ def test_primer_must_be_a_midi_file_within_the_limit(datasets: Path) -> None:
     with pytest.raises(MidiforgeError, match=r"primer: notes\.txt is not a MIDI file"):
         check_primer(b"just some text", "notes.txt")
     with pytest.raises(MidiforgeError, match="the limit is"):
-        check_primer(b"MThd" + bytes(MAX_PRIMER_BYTES), "huge.mid")
+        check_primer(b"MThd" + bytes(MAX_UPLOAD_BYTES), "huge.mid")
     with pytest.raises(MidiforgeError, match="not a readable MIDI file"):
         check_primer(real[:40], "cut.mid")
 
@@ -74,7 +73,7 @@ def test_request_checks_model_style_and_fields(tmp_path: Path, datasets: Path) -
     models = _models(tmp_path)
     request = parse_request({"model": "folk", "style": "reel", "n": "2", "seed": "5"}, models)
     assert (request.run, request.kind) == (tmp_path / "folk", "tokens")
-    assert isinstance(request.options, GenerateOptions) and request.primer is None
+    assert isinstance(request.options, GenerateOptions) and request.uploads == {}
     opts = request.options
     assert (opts.style, opts.n, opts.seed) == ("reel", 2, 5)
     assert (opts.max_tokens, opts.top_p, opts.primer_bars) == (256, 0.95, 8)  # the page's own
@@ -89,8 +88,12 @@ def test_request_checks_model_style_and_fields(tmp_path: Path, datasets: Path) -
     )
     assert diffusion.options.max_tokens == GenerateOptions().max_tokens  # diffusion: no length
     heads = parse_request({"model": "heads", "temperature": "0.5", "noise": "0.2",
-                           "primer_bars": "0"}, models, (primer, "p.mid"))  # fmt: skip
-    assert (heads.kind, heads.primer) == ("notes", primer)
+                           "primer_bars": "0"}, models, {"primer": (primer, "p.mid")})  # fmt: skip
+    assert (heads.kind, heads.uploads, heads.options.primer) == (
+        "notes",
+        {"primer": primer},
+        "p.mid",
+    )
     assert (heads.options.temperature, heads.options.noise) == (0.5, 0.2)
     assert heads.options.primer_bars is None  # 0 on the page = the whole primer
     with pytest.raises(MidiforgeError, match="style: 'waltz' is not a label of 'folk'"):
@@ -114,7 +117,9 @@ def test_fields_a_models_sampler_does_not_read_are_refused(tmp_path: Path, datas
     assert parse_request({"model": "folk", "steps": ""}, models).options.steps == DIFFUSION_STEPS
     primer = ((datasets / NOTTINGHAM_FILE).read_bytes(), "p.mid")
     # every family continues a primer (diffusion by inpainting its last notes)
-    assert parse_request({"model": "notes"}, models, primer).primer == primer[0]
+    assert parse_request({"model": "notes"}, models, {"primer": primer}).uploads == {
+        "primer": primer[0]
+    }
     with pytest.raises(MidiforgeError, match="tempo: not a field of the form; accepted: model"):
         parse_request({"model": "folk", "tempo": "120"}, models)
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import symusic
 
-from midiforge.web.params import MAX_PRIMER_BYTES
+from midiforge.web.midi_uploads import MAX_UPLOAD_BYTES
 from tests.web.conftest import NOTES_RUN_NAME, RUN_NAME, get_json
 from tests.web.rawhttp import Session
 
@@ -177,7 +177,7 @@ def test_bad_requests_get_clear_messages_and_the_server_keeps_serving(server, da
         ({**ok, "steps": "8"}, None, 400, f"steps: {RUN_NAME!r} is a tokens model"),
         ({**ok, "model": NOTES_RUN_NAME, "guidance": "2"}, None, 400, "guidance: 'folk-notes"),
         (ok, ("notes.txt", b"not music at all"), 400, "not a MIDI file"),
-        (ok, ("big.mid", b"MThd" + bytes(MAX_PRIMER_BYTES)), 413, "the limit is"),
+        (ok, ("big.mid", b"MThd" + bytes(MAX_UPLOAD_BYTES)), 413, "the limit is"),
         (ok, ("cut.mid", midi[:30]), 400, "not a readable MIDI file"),
     ]
     for fields, upload, code, message in cases:

@@ -92,9 +92,15 @@ class Melody:
 def read_melody(path: str | Path) -> Melody:
     """The melody at ``path``; one without pitched notes is a one-line error."""
     from midiforge.io.midi import load_midi
+
+    return melody_of(load_midi(path), path)
+
+
+def melody_of(score: Score, path: str | Path) -> Melody:
+    """The melody in ``score``, read from ``path`` (named in the error when it has no pitched
+    notes); the web page checks an upload with it before any file is written."""
     from midiforge.metrics.adherence import pitched_notes
 
-    score = load_midi(path)
     notes = pitched_notes(score)
     if len(notes) == 0:
         raise MidiforgeError(

@@ -5,31 +5,38 @@ The page's inputs are the fields of :class:`midiforge.GenerateOptions` that decl
 so one request cannot hold the single worker for long) and the page's own defaults, and text
 read by the option's own parser (the instruments). A value outside them, a field the chosen
 model's sampler does not read, a missing or unlisted model, a style the model was not trained
-with, instruments it never learned, or a primer that is too large or not a MIDI file is refused
-with a :class:`MidiforgeError` whose message names the field, the value and what is accepted.
-The server turns it into ``400 {"error": message}`` and the page shows the message.
+with, instruments it never learned, or an upload that is too large or not a MIDI file is
+refused with a :class:`MidiforgeError` whose message names the field, the value and what is
+accepted. The server turns it into ``400 {"error": message}`` and the page shows the message.
+
+The three options that name a file (a primer to continue, a song whose bars ``infill_bars``
+are rewritten, a melody to harmonize: :data:`midiforge.web.midi_uploads.UPLOADS`) are file
+inputs; :class:`GenerateOptions` checks them together as it does on the command line (one
+of them at most, a bar range only with a song), so a clash gets the command line's message,
+and :mod:`midiforge.web.midi_uploads` checks each file.
 
 Every value is untrusted: numbers must be plain ASCII decimals of at most
 :data:`MAX_NUMBER_CHARS` characters (``²`` or ``١٢٣`` are not numbers here), text must be
 short and free of control characters, a value quoted back in a message is cut to a few dozen
 characters, and one job may ask for at most :data:`MAX_JOB_TOKENS` tokens (pieces × length)
 or :data:`MAX_JOB_STEPS` denoising steps (pieces × steps), so a single request cannot hold
-the one worker for long. A primer that would cost far more than its size (thousands of
-notes stacked on one key, :data:`MAX_PRIMER_NOTES` notes in the file or
-:data:`MAX_PRIMER_TRACKS` tracks, more than :data:`MAX_PRIMER_NOTES_USED` notes in the bars
-the job continues: the sampler reads all of those at once) is refused too.
+the one worker for long (an accompaniment counts as long as its melody makes it). An upload
+that would cost far more than its size (notes stacked on one key, too many notes, tracks, or
+notes in the bars the sampler reads at once) is refused too.
 """
 
 from __future__ import annotations
 
 import re
 import secrets
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from midiforge.errors import MidiforgeError
 from midiforge.instruments import resolve_instruments
+from midiforge.sampling.harmonize import NOTES_PER_BAR, TOKENS_PER_BAR
 from midiforge.sampling.options import (
     SAMPLERS,
     WEB_MAX_SEED,
@@ -40,19 +47,22 @@ from midiforge.sampling.options import (
     option_fields,
 )
 from midiforge.web.catalog import RunInfo
+from midiforge.web.midi_uploads import UPLOADS, check_melody, check_primer, check_song, upload_name
 
-MIDI_MAGIC = b"MThd"  # every Standard MIDI File starts with this chunk id
-MAX_PRIMER_BYTES = 512 * 1024  # 512 KiB: a long piano piece is ~100 KiB
-MAX_PRIMER_NOTES = 50_000  # a long piano piece has ~10,000
-MAX_PRIMER_NOTES_USED = 2_000  # in the primer bars continued: ~8,000 tokens, past most contexts
-MAX_PRIMER_TRACKS = 256
-MAX_UNISON = 16  # notes starting together on one key; more is a bomb, not music
-FORM_FIELDS = ("model", "style", "primer")  # the page's inputs that are not numbers
+INFILL_BARS = "infill_bars"  # the bars to rewrite, "5-8": the ``bars`` option of an infill song
+FORM_FIELDS = ("model", "style", INFILL_BARS, *UPLOADS)  # the page's inputs that are not options
 MAX_JOB_TOKENS = 8192  # pieces x length per job (8 x 1024, 2 x 4096): a few minutes on a CPU
 MAX_JOB_STEPS = 2000  # pieces x denoising steps per job
 MAX_NUMBER_CHARS = 32
 # a run id is a path below the runs folder; a band of a dozen instruments is ~150 characters
-MAX_TEXT_CHARS = {"model": 255, "style": 100, "instruments": 200, "key": 40, "range": 200}
+MAX_TEXT_CHARS = {
+    "model": 255,
+    "style": 100,
+    "instruments": 200,
+    "key": 40,
+    "range": 200,
+    INFILL_BARS: 40,
+}
 MAX_SHOWN = 40  # characters of a refused value quoted back in a message
 _NUMBER = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d{1,4})?", re.ASCII)
 _INTEGER = re.compile(r"[+-]?\d+", re.ASCII)
@@ -133,13 +143,18 @@ FIELDS: dict[str, WebField] = {
 
 @dataclass(frozen=True)
 class GenerationRequest:
-    """One validated request; ``run`` is ``None`` for a shipped model, which ``shipped`` names."""
+    """One validated request; ``run`` is ``None`` for a shipped model, which ``shipped`` names.
+
+    ``options`` is what ``midiforge.generate`` receives, except that an option filled by an
+    upload (``primer``, ``infill``, ``harmonize``) holds the uploaded file's name until the
+    job writes ``uploads[option]`` into its folder and puts that path there instead.
+    """
 
     model_id: str
     run: Path | None
     kind: str  # the model's declared sampler: "tokens", "notes" or "diffusion"
-    options: GenerateOptions  # what ``midiforge.generate`` receives (the primer's path aside)
-    primer: bytes | None = None  # the uploaded primer MIDI, already checked
+    options: GenerateOptions
+    uploads: dict[str, bytes] = field(default_factory=dict)  # option -> its checked MIDI bytes
     shipped: str = ""  # the shipped model's family name (``generate(model=...)``), else ""
 
 
@@ -197,69 +212,6 @@ def parse_text(name: str, raw: Any, info: RunInfo) -> str | None:
     return text  # GenerateOptions normalises it with the option's parser
 
 
-def check_primer(data: bytes | None, filename: str = "", bars: int | None = None) -> bytes | None:
-    """The uploaded primer if it is a readable MIDI file within the limits, else an error;
-    ``bars`` is how many of its bars the job continues (None: all)."""
-    if not data:
-        return None
-    name = shown(filename)[1:-1] if filename else "the upload"
-    if len(data) > MAX_PRIMER_BYTES:
-        raise MidiforgeError(
-            f"primer: {name} is {len(data)} bytes; the limit is {MAX_PRIMER_BYTES} bytes "
-            "(upload a shorter MIDI file)"
-        )
-    if not data.startswith(MIDI_MAGIC):
-        raise MidiforgeError(f"primer: {name} is not a MIDI file (.mid); upload a MIDI file")
-    import symusic
-
-    try:
-        score = symusic.Score.from_midi(data)
-    except Exception as exc:  # symusic raises RuntimeError/ValueError for broken files
-        raise MidiforgeError(f"primer: {name} is not a readable MIDI file ({exc})") from None
-    if score.note_num() == 0:
-        raise MidiforgeError(f"primer: {name} holds no notes; upload a MIDI file with notes")
-    _check_primer_cost(score, name, bars)
-    return data
-
-
-def _check_primer_cost(score: Any, name: str, bars: int | None) -> None:
-    """Refuse a primer whose notes would cost far more than its bytes (a MIDI bomb)."""
-    import numpy as np
-
-    if len(score.tracks) > MAX_PRIMER_TRACKS:
-        raise MidiforgeError(
-            f"primer: {name} has {len(score.tracks)} tracks; at most {MAX_PRIMER_TRACKS} are "
-            "accepted"
-        )
-    if score.note_num() > MAX_PRIMER_NOTES:
-        raise MidiforgeError(
-            f"primer: {name} holds {score.note_num()} notes; at most {MAX_PRIMER_NOTES} are "
-            "accepted (upload a shorter piece)"
-        )
-    arrays = [t.notes.numpy() for t in score.tracks if t.note_num()]
-    keys = np.concatenate([a["time"].astype(np.int64) * 128 + a["pitch"] for a in arrays])
-    values, counts = np.unique(keys, return_counts=True)
-    worst = int(counts.argmax())
-    if counts[worst] > MAX_UNISON:
-        tick, pitch = divmod(int(values[worst]), 128)
-        raise MidiforgeError(
-            f"primer: {name} stacks {int(counts[worst])} notes on one key at one time (pitch "
-            f"{pitch} at tick {tick}); at most {MAX_UNISON} are accepted (remove the "
-            "duplicates)"
-        )
-    used = score
-    if bars is not None:  # cut as the sampler cuts it (midiforge.sampling.generate.read_primer)
-        downbeats = np.asarray(score.get_downbeats())
-        if len(downbeats) > bars:
-            used = score.clip(0, int(downbeats[bars]), clip_end=True)
-    if used.note_num() > MAX_PRIMER_NOTES_USED:
-        where = "in all its bars" if bars is None else f"in its first {bars} bars"
-        raise MidiforgeError(
-            f"primer: {name} holds {used.note_num()} notes {where}; a primer may hold at most "
-            f"{MAX_PRIMER_NOTES_USED} (lower the primer bars, or upload a shorter piece)"
-        )
-
-
 def _chosen_model(form: dict[str, Any], models: dict[str, RunInfo]) -> tuple[str, RunInfo]:
     """The listed model the form names, or an error that names the field and the choices."""
     model_id = check_text("model", form.get("model"))
@@ -299,9 +251,10 @@ def _check_names(form: dict[str, Any], info: RunInfo, used: set[str]) -> None:
             )
 
 
-def check_job_size(sampler: str, values: dict[str, Any]) -> None:
+def check_job_size(sampler: str, values: dict[str, Any], melody_bars: int | None = None) -> None:
     """Refuse a job bigger than the page's per-job budget (:data:`MAX_JOB_TOKENS` tokens or
-    :data:`MAX_JOB_STEPS` denoising steps, counted over all its pieces)."""
+    :data:`MAX_JOB_STEPS` denoising steps, counted over all its pieces); ``melody_bars``: the
+    bars of a melody to harmonize, whose accompaniment is at least that long."""
     n = int(values.get("n") or 1)
     if sampler == "diffusion":
         steps = int(values.get("steps") or FIELDS["steps"].default or 1)
@@ -313,6 +266,15 @@ def check_job_size(sampler: str, values: dict[str, Any]) -> None:
         return
     length = int(values.get("max_tokens") or GenerateOptions().max_tokens)
     unit = "notes" if sampler == "notes" else "tokens"
+    if melody_bars is not None:  # the budget midiforge.sampling.harmonize gives the sampler
+        per_bar = TOKENS_PER_BAR if sampler == "tokens" else NOTES_PER_BAR
+        if n * per_bar * melody_bars > MAX_JOB_TOKENS:
+            raise MidiforgeError(
+                f"harmonize: an accompaniment of the melody's {melody_bars} bars takes "
+                f"{per_bar} {unit} a bar, {n} × {per_bar * melody_bars} = "
+                f"{n * per_bar * melody_bars} {unit}, over the page's per-job budget of "
+                f"{MAX_JOB_TOKENS} {unit}; ask for fewer pieces or upload a shorter melody"
+            )
     if n * length > MAX_JOB_TOKENS:
         raise MidiforgeError(
             f"n × length: {n} × {length} = {n * length} {unit} is over the page's per-job "
@@ -321,22 +283,60 @@ def check_job_size(sampler: str, values: dict[str, Any]) -> None:
         )
 
 
+def _bar_range(form: dict[str, Any], values: dict[str, Any]) -> None:
+    """The bars to rewrite (``infill_bars``, "5-8") into ``values["bars"]``, as text for the
+    ``bars`` option's own parser (the one ``--bars`` uses); refused beside a length in bars."""
+    text = check_text(INFILL_BARS, form.get(INFILL_BARS))
+    if not text:
+        return
+    if values.get("bars") is not None:
+        raise MidiforgeError(
+            f"bars: {values['bars']} and {INFILL_BARS}: {shown(text)}: give one; the bars to "
+            "rewrite set the length of a rewritten song (set bars to 0)"
+        )
+    values["bars"] = text
+
+
+def _check_uploads(
+    files: Mapping[str, tuple[bytes, str]], options: GenerateOptions
+) -> tuple[dict[str, bytes], int | None]:
+    """Each upload checked for what its option does with it (:mod:`midi_uploads`); and the
+    melody's bars when one is harmonized (None otherwise)."""
+    checked: dict[str, bytes] = {}
+    melody_bars = None
+    for option, (data, filename) in files.items():
+        if option == "primer":
+            check_primer(data, filename, options.primer_bars)
+            checked[option] = data
+        elif option == "infill":
+            first, last = options.bar_range() or (1, 1)  # GenerateOptions asked for a range
+            checked[option] = check_song(data, filename, first, last)
+        else:
+            checked[option], melody_bars = check_melody(data, filename)
+    return checked, melody_bars
+
+
 def parse_request(
-    form: dict[str, Any], models: dict[str, RunInfo], primer: tuple[bytes, str] | None = None
+    form: dict[str, Any],
+    models: dict[str, RunInfo],
+    files: Mapping[str, tuple[bytes, str]] | None = None,
 ) -> GenerationRequest:
     """Check a submitted form against the listed ``models`` and the ranges in :data:`FIELDS`.
 
     Parameters
     ----------
     form
-        Field name -> submitted string (``model``, ``style``, and the names in :data:`FIELDS`);
-        empty strings take the page's defaults; an empty seed draws one (reported back).
+        Field name -> submitted string (``model``, ``style``, ``infill_bars`` and the names in
+        :data:`FIELDS`); empty strings take the page's defaults; an empty seed draws one
+        (reported back).
     models
         The models the page offered, by id (from :func:`midiforge.web.catalog.find_runs`, plus
         the shipped default and any ``--run``); anything else is refused.
-    primer
-        ``(bytes, filename)`` of an uploaded primer MIDI, if any.
+    files
+        Option name (one of :data:`~midiforge.web.midi_uploads.UPLOADS`) -> ``(bytes,
+        filename)`` of each uploaded MIDI file; an empty one counts as none.
     """
+    files = {name: upload for name, upload in (files or {}).items() if upload[0]}
     model_id, info = _chosen_model(form, models)
     used = set(fields_by_sampler()[info.sampler])
     _check_names(form, info, used)
@@ -353,21 +353,29 @@ def parse_request(
         elif f.option in used:
             value = parse_number(f.name, form.get(f.name))
             values[f.option] = None if value is not None and value == f.none_at else value
-    check_job_size(info.sampler, values)
-    if "seed" in used and values.get("seed") is None:  # the page reports every job's seed
-        values["seed"] = secrets.randbelow(WEB_MAX_SEED + 1)
-    data, filename = primer if primer else (None, "")
-    if data and "primer" not in used:
-        raise MidiforgeError(
-            f"primer: {model_id!r} is a {info.sampler} model, which does not continue a primer; "
-            "remove the upload"
-        )
-    checked = check_primer(data, filename, values.get("primer_bars"))
+    _bar_range(form, values)
+    for option, (_, filename) in files.items():
+        if option not in UPLOADS:
+            raise MidiforgeError(
+                f"{shown(option)[1:-1]}: not a file input of the form; the file inputs are "
+                + ", ".join(UPLOADS)
+            )
+        if option not in used:
+            raise MidiforgeError(
+                f"{option}: {model_id!r} is a {info.sampler} model, which does not read it; "
+                "remove the upload"
+            )
+        values[option] = upload_name(option, filename)  # its path once the job writes it
+    options = GenerateOptions(style=style, **values)  # the command line's checks and words
+    uploads, melody_bars = _check_uploads(files, options)
+    check_job_size(info.sampler, values, melody_bars)
+    if "seed" in used and options.seed is None:  # the page reports every job's seed
+        options = replace(options, seed=secrets.randbelow(WEB_MAX_SEED + 1))
     return GenerationRequest(
         model_id=model_id,
         run=None if info.shipped else info.path,
         kind=info.sampler,
-        options=GenerateOptions(style=style, **values),
-        primer=checked,
+        options=options,
+        uploads=uploads,
         shipped=info.shipped,
     )

@@ -14,26 +14,28 @@ from pathlib import Path
 from typing import Any
 
 from midiforge.errors import MidiforgeError
+from midiforge.web.midi_uploads import STORED_AS
 from midiforge.web.params import GenerationRequest
 
 log = logging.getLogger(__name__)
 
-PRIMER_NAME = "primer.mid"
 MAX_SECONDS = 300.0  # audio and piano roll per piece on the page: 5 minutes (the MIDI is whole)
 
 
 def generate_midi(request: GenerationRequest, job_dir: Path) -> list[tuple[Path, int]]:
     """Write ``request.options.n`` MIDI files into ``job_dir`` with ``midiforge.api.generate``.
 
+    Each upload (a primer, a song to rewrite, a melody) is written into ``job_dir`` under its
+    fixed name (:data:`~midiforge.web.midi_uploads.STORED_AS`) and its option set to that path.
     Returns each file with its note count (a short sample from a weak model may hold none).
     """
     from midiforge import api
 
     options = request.options
-    if request.primer is not None:
-        primer = job_dir / PRIMER_NAME
-        primer.write_bytes(request.primer)
-        options = replace(options, primer=primer)
+    for option, data in request.uploads.items():
+        path = job_dir / STORED_AS[option]
+        path.write_bytes(data)
+        options = replace(options, **{option: path})
     model = request.shipped or None
     result = api.generate(request.run, out_dir=job_dir, options=options, model=model)
     return list(zip(result.paths, result.notes))

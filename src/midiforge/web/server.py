@@ -7,7 +7,8 @@ Routes (every error is ``{"error": "..."}`` with a 4xx/5xx status, shown on the 
                                             the session's CSRF cookie
 ``GET    /api/models``                      runs (broken ones with their problem), the
                                             shipped default, inputs per sampler, limits
-``POST   /api/generate``                    multipart form → ``202 {"job": id}`` (queued)
+``POST   /api/generate``                    multipart form (its files: a primer, a song
+                                            to rewrite or a melody) → ``202 {"job": id}``
 ``GET    /api/jobs/{id}``                   status, stage, queue position; pieces when done
 ``DELETE /api/jobs/{id}``                   cancel: a waiting job leaves the queue, a
                                             running one stops at its next model call
@@ -47,10 +48,10 @@ from midiforge.web import catalog, stopping
 from midiforge.web.config import WebConfig
 from midiforge.web.guard import TOKEN_HEADER, RequestGuard, Tokens, cookie_name, request_cookie
 from midiforge.web.jobs import Job, JobQueue, QueueFull
+from midiforge.web.midi_uploads import MAX_UPLOAD_BYTES
 from midiforge.web.params import (
     MAX_JOB_STEPS,
     MAX_JOB_TOKENS,
-    MAX_PRIMER_BYTES,
     GenerationRequest,
     check_text,
     fields_json,
@@ -64,7 +65,8 @@ log = logging.getLogger(__name__)
 
 STATIC_DIR = Path(__file__).parent / "static"
 FORM_OVERHEAD_BYTES = 64 * 1024  # room for the text fields and multipart boundaries
-MAX_BODY_BYTES = MAX_PRIMER_BYTES + FORM_OVERHEAD_BYTES
+# one upload: a job reads one file at most (a primer, a song to rewrite or a melody)
+MAX_BODY_BYTES = MAX_UPLOAD_BYTES + FORM_OVERHEAD_BYTES
 MAX_FORM_PARTS = 32
 HTTP_NOT_FOUND = 404
 MEDIA_TYPES = {".mid": "audio/midi", ".wav": "audio/wav", ".png": "image/png"}
@@ -135,12 +137,12 @@ class WebApp:
             log.warning("the shipped models cannot be read", exc_info=exc)
         return found
 
-    def _parse(self, fields: dict[str, str], primer: tuple[bytes, str] | None) -> Any:
+    def _parse(self, fields: dict[str, str], files: dict[str, tuple[bytes, str]]) -> Any:
         models = self.models()
         model_id = check_text("model", fields.get("model"))
         if model_id and model_id not in models:  # say so plainly for a path outside runs_dir
             catalog.resolve_run(model_id, self.config.runs_dir)
-        return parse_request(fields, models, primer)
+        return parse_request(fields, models, files)
 
     # -- the worker ------------------------------------------------------------------------
     def _work(self, job: Job) -> dict[str, Any]:
@@ -178,7 +180,7 @@ class WebApp:
                 "selected": preselect or (usable[0] if usable else None),
                 "fields": fields_json(),  # the number inputs, with bounds and defaults
                 "samplers": fields_by_sampler(),  # sampler (a model's "kind") -> its options
-                "max_primer_bytes": MAX_PRIMER_BYTES,
+                "max_upload_bytes": MAX_UPLOAD_BYTES,
                 "runs_dir": _display(self.config.runs_dir),
                 "limits": {
                     "job_seconds": self.config.job_seconds,
@@ -194,7 +196,7 @@ class WebApp:
             body = await read_body(
                 request,
                 cap=MAX_BODY_BYTES,
-                limit=MAX_PRIMER_BYTES,
+                limit=MAX_UPLOAD_BYTES,
                 deadline_s=self.config.body_seconds,
             )
             form = parse_form(
@@ -202,11 +204,8 @@ class WebApp:
             )
         except BodyRefused as exc:
             return _error(str(exc), exc.status, close=exc.status in (408, 413))
-        extra_files = sorted(set(form.files) - {"primer"})
-        if extra_files:
-            return _error(f"{shown(extra_files[0])[1:-1]}: only the primer may be a file", 400)
         try:
-            params = await run_in_threadpool(self._parse, form.fields, form.files.get("primer"))
+            params = await run_in_threadpool(self._parse, form.fields, form.files)
             job = self.queue.submit(params)
         except QueueFull as exc:
             return _error(str(exc), 429)

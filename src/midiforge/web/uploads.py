@@ -35,7 +35,7 @@ class BodyRefused(MidiforgeError):
 
 def _too_large(size: str, cap: int, limit: int) -> BodyRefused:
     return BodyRefused(
-        f"primer: the upload is {size}; the limit is {limit} bytes (upload a shorter MIDI "
+        f"the upload is {size}; the limit is {limit} bytes a MIDI file (upload a shorter MIDI "
         f"file; the whole form may hold {cap} bytes)",
         413,
     )
@@ -44,8 +44,9 @@ def _too_large(size: str, cap: int, limit: int) -> BodyRefused:
 async def read_body(request: Request, *, cap: int, limit: int, deadline_s: float) -> bytes:
     """The request body, at most ``cap`` bytes, received within ``deadline_s`` seconds.
 
-    ``limit`` is the primer's own limit, named in the 413 message. A declared length over the
-    cap is refused before anything is read; the count of received bytes is what decides.
+    ``limit`` is an uploaded MIDI file's own limit, named in the 413 message. A declared
+    length over the cap is refused before anything is read; the count of received bytes is
+    what decides.
     """
     declared = request.headers.get("content-length")
     if declared is not None:

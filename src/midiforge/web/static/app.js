@@ -228,7 +228,9 @@ async function submit(event) {
   showError("");
   if (!$("model").value) { showError(MISSING_MODEL); return; }
   const form = new FormData($("form"));
-  if ($("primer").disabled || !$("primer").files.length) form.delete("primer");
+  for (const input of document.querySelectorAll("input[type='file']")) { // send chosen files only
+    if (input.disabled || !input.files.length) form.delete(input.name);
+  }
   const response = await fetch("/api/generate", {
     method: "POST", body: form, headers: csrfHeaders(),
   });
