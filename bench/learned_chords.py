@@ -16,8 +16,8 @@ note-time on its chord's tones, mean over bars, then over pieces), beside the PO
 ``bench/chords.py`` (:func:`midiforge.metrics.adherence.pop909_ceiling`: the test split's songs
 against their own annotations).
 
-    python bench/learned_chords.py [--songs 200] [--time 8m] [--threads 1] [--n 8] [--bars 8]
-                                   [--chords "Am F C G"] [--seeds 0] [--work build/learned_chords]
+    python bench/learned_chords.py [--songs 200] [--time 8m | --steps N] [--threads 1] [--n 8]
+                    [--bars 8] [--chords "Am F C G"] [--seeds 0] [--work build/learned_chords]
 """
 
 from __future__ import annotations
@@ -80,6 +80,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--songs", type=int, default=200)
     parser.add_argument("--time", default="8m", help="training budget per model")
+    parser.add_argument("--steps", type=int, default=None,
+                        help="train each model this many steps instead of --time (the same work "
+                        "for both on a machine whose load changes between the two)")  # fmt: skip
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--n", type=int, default=8)
     parser.add_argument("--bars", type=int, default=8)
@@ -107,8 +110,10 @@ def main() -> None:
         if (run_dir / "model.safetensors").exists():
             print(f"{name}: reusing {run_dir}", flush=True)
         else:
+            limit = {"time": args.time} if args.steps is None else {"steps": args.steps,
+                                                                    "time": "none"}  # fmt: skip
             train(data, model="transformer", overrides=MODEL + TRAIN, run_dir=run_dir,
-                  device="cpu", time=args.time)  # fmt: skip
+                  device="cpu", **limit)  # fmt: skip
         runs[name] = run_dir
         done = json.loads((run_dir / "result.json").read_text())
         print(f"{name}: {done['steps']} steps in {done['seconds']:.0f} s, best valid loss "

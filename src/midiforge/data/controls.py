@@ -133,6 +133,7 @@ def vocab_controls(vocab: dict[str, int]) -> dict[str, dict[str, int]]:
 # --------------------------------------------------------------------------- chords → values
 
 
+@lru_cache(maxsize=1)
 def _templates() -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]:
     """Unit vectors ``(84, 12)``, weights, roots and values of every chord of the vocabulary."""
     vectors, weights, roots, values = [], [], [], []
@@ -148,7 +149,6 @@ def _templates() -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]:
     return np.array(vectors), np.array(weights), np.array(roots), values
 
 
-_TEMPLATES = _templates()
 _DETECTED = {SHARP_NAMES[r] + s: f"{SHARP_NAMES[r]}:{q}" for r in range(N_CLASSES)
              for s, q in CHORD_QUALITIES.items()} | {NO_CHORD: NO_CHORD}  # fmt: skip
 
@@ -164,7 +164,7 @@ def chord_value(tones: Iterable[int], root: int | None) -> str:
     tones = sorted(set(tones))
     if not tones:
         return NO_CHORD
-    vectors, weights, roots, values = _TEMPLATES
+    vectors, weights, roots, values = _templates()
     h = np.zeros(N_CLASSES)
     h[tones] = 1.0
     scores = vectors @ (h / np.linalg.norm(h)) * weights + ROOT_MATCH_BONUS * (roots == root)

@@ -19,12 +19,13 @@ from __future__ import annotations
 
 from midiforge.data.controls import CONTROLS, request_values, vocab_controls
 from midiforge.errors import MidiforgeError
+from midiforge.sampling.musical import Musical
 from midiforge.sampling.remi_state import CONTROL, RemiState, RemiVocab
 
 TRAIN_WITH = "prepare --controls {name} and train on that dataset"
 
 
-def requests(musical) -> dict[str, str]:
+def requests(musical: Musical) -> dict[str, str]:
     """The controls a :class:`~midiforge.sampling.musical.Musical` asks for, by name → text."""
     asked = {"chords": musical.chords, "density": musical.density, "polyphony": musical.polyphony}
     return {name: text for name, text in asked.items() if text}
@@ -45,7 +46,7 @@ class ControlRule:
                 self.bits |= 1 << i
 
     @classmethod
-    def build(cls, vocab: RemiVocab, tokenizer, musical) -> ControlRule | None:
+    def build(cls, vocab: RemiVocab, tokenizer, musical: Musical) -> ControlRule | None:
         """The rule for ``musical``'s requests (None when the run learned none of them).
 
         A request for density or polyphony that the run has no tokens for is a one-line
