@@ -98,8 +98,13 @@ class Musical:
 
     @property
     def active(self) -> bool:
-        return bool(self.key or self.range or self.max_polyphony or self.has_length or self.chords
-                    or self.density or self.polyphony)  # fmt: skip
+        """A constraint or the chord steer is asked (what every family's rules read)."""
+        return bool(self.key or self.range or self.max_polyphony or self.has_length or self.chords)
+
+    @property
+    def asks_controls(self) -> bool:
+        """Learned density or polyphony tokens are asked (token runs only)."""
+        return bool(self.density or self.polyphony)
 
     @property
     def steers_chords(self) -> bool:

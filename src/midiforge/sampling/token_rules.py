@@ -411,7 +411,7 @@ def musical_constraints(
     tokenizer, musical: Musical, *, max_tokens: int, primer_ids: Sequence[int] = ()
 ) -> list[MusicalConstraint]:
     """The token rules of ``musical`` (empty when none is asked), checked before sampling."""
-    if not musical.active:
+    if not (musical.active or musical.asks_controls):
         return []
     rule = MusicalConstraint(tokenizer, musical, max_tokens=max_tokens)
     if rule.length is not None:
