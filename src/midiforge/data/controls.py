@@ -20,14 +20,14 @@ Vocabulary (fixed; :func:`control_tokens`, added after the tokenizer's own ids w
     ≤3.5 | more as 1..5 (:data:`POLYPHONY_EDGES`), 0 for a bar without notes: 6 tokens.
 
 Labels (:func:`bar_labels`), on the score as encoded (after MidiTok's preprocessing), whose bars
-(:func:`midiforge.metrics.adherence.bar_bounds`) are the stream's ``Bar`` tokens; drums are left
+(:func:`midiforge.bars.bar_bounds`) are the stream's ``Bar`` tokens; drums are left
 out of all three:
     chord — from the annotation beside the source file (POP909's ``chord_midi.txt``), its seconds
     turned into ticks on the score's tempo map: the annotated chord covering most of the bar,
     reduced to the vocabulary (:func:`chord_value`). Otherwise — and for a file whose silences
     ``prepare`` shortened, whose clock the annotation no longer fits — the chord detector
     (:func:`midiforge.chords.detect_chords`) on the bar's pitch-class note-time histogram, the
-    one chord adherence measures with (:func:`midiforge.metrics.adherence.bar_histograms`).
+    one chord adherence measures with (:func:`midiforge.bars.bar_histograms`).
 
 Dropout (:func:`kept`), seeded by the file's content hash so ``prepare`` stays deterministic: a
 piece keeps no control token at all with probability :data:`PIECE_DROPOUT`; otherwise each
@@ -45,6 +45,7 @@ from typing import Any
 
 import numpy as np
 
+from midiforge.bars import bar_bounds, bar_histograms, pitched_notes, seconds_to_ticks
 from midiforge.chords import (
     DETECT_QUALITIES,
     N_CLASSES,
@@ -59,7 +60,6 @@ from midiforge.chords import (
 )
 from midiforge.data.encode import score_to_array
 from midiforge.errors import MidiforgeError, choice_error
-from midiforge.metrics.adherence import bar_bounds, bar_histograms, pitched_notes, seconds_to_ticks
 from midiforge.pitches import SHARP_NAMES
 from midiforge.schema import CONTROL_NAMES, CONTROL_TYPES
 
