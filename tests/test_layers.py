@@ -27,6 +27,7 @@ LAYERS: list[tuple[str, ...]] = [
         "instruments",
         "pitches",
         "chords",
+        "bars",
     ),  # foundation: no midiforge imports above
     ("io",),  # reading and writing music files (symusic, music21, audio)
     ("kernels",),  # compiled kernels the models call

@@ -9,7 +9,8 @@ Three readers and two detectors, each independent of the others:
   one symbol per bar, separated by spaces and/or ``|``; a piece longer than the progression
   repeats it (:func:`bar_chord`). music21 writes flats as ``-``; a ``b`` after a root or bass
   letter is read as a flat first (``Bb/D`` → ``B-/D``).
-* :func:`harte_tones` / :func:`read_chord_annotation` — POP909's ``chord_midi.txt``: tab-separated
+* :func:`harte_tones` / :func:`harte_root` / :func:`read_chord_labels` /
+  :func:`read_chord_annotation` — POP909's ``chord_midi.txt``: tab-separated
   ``start_sec end_sec label`` with Harte labels (``B:maj``, ``A:min7``, ``C:maj/3``,
   ``G:sus4(b7)``, ``N``).
 * :func:`detect_chord` — template matching of a duration-weighted pitch-class histogram against
@@ -144,6 +145,13 @@ def _degree(text: str) -> int | None:
     return _DEGREES[int(match.group(2))] + shift
 
 
+def _root(match: re.Match) -> int:
+    """The root pitch class of a matched Harte label (letter and accidentals)."""
+    shift = match.group(2).count("#") - match.group(2).count("b")
+    return (PITCH_CLASSES[match.group(1)] + shift) % N_CLASSES
+
+
+@lru_cache(maxsize=1024)
 def harte_tones(label: str) -> frozenset[int]:
     """A Harte label → its pitch classes (empty for ``N`` or ``X``); an unknown one is an error."""
     text = label.strip()
@@ -153,8 +161,7 @@ def harte_tones(label: str) -> frozenset[int]:
     quality = (match.group(3) or "maj") if match else ""
     if not match or quality not in HARTE_QUALITIES:
         raise MidiforgeError(f"chord label {label!r}: not a Harte label such as B:maj, A:min7, N")
-    letter, accidentals = match.group(1), match.group(2)
-    root = (PITCH_CLASSES[letter] + accidentals.count("#") - accidentals.count("b")) % N_CLASSES
+    root = _root(match)
     steps = set(HARTE_QUALITIES[quality])
     for extra in (match.group(4) or "").split(","):
         if extra.strip().startswith("*"):
@@ -166,8 +173,14 @@ def harte_tones(label: str) -> frozenset[int]:
     return frozenset((root + s) % N_CLASSES for s in steps)
 
 
-def read_chord_annotation(path: str | Path) -> list[tuple[float, float, frozenset[int]]]:
-    """POP909's ``chord_midi.txt`` → ``(start_sec, end_sec, tones)`` rows (tones empty for N)."""
+def harte_root(label: str) -> int | None:
+    """A Harte label's root pitch class (``A:min7`` → 9; None for ``N``, ``X`` or no root)."""
+    match = _HARTE.fullmatch(label.strip())
+    return _root(match) if match else None
+
+
+def read_chord_labels(path: str | Path) -> list[tuple[float, float, str]]:
+    """POP909's ``chord_midi.txt`` → ``(start_sec, end_sec, label)`` rows, each label checked."""
     rows = []
     for number, line in enumerate(Path(path).read_text().splitlines(), 1):
         if not line.strip():
@@ -175,8 +188,14 @@ def read_chord_annotation(path: str | Path) -> list[tuple[float, float, frozense
         parts = line.split("\t")
         if len(parts) < 3:
             raise MidiforgeError(f"{path}:{number}: expected start, end and label, tab-separated")
-        rows.append((float(parts[0]), float(parts[1]), harte_tones(parts[2])))
+        harte_tones(parts[2])  # an unknown label is an error here, naming it
+        rows.append((float(parts[0]), float(parts[1]), parts[2].strip()))
     return rows
+
+
+def read_chord_annotation(path: str | Path) -> list[tuple[float, float, frozenset[int]]]:
+    """POP909's ``chord_midi.txt`` → ``(start_sec, end_sec, tones)`` rows (tones empty for N)."""
+    return [(start, end, harte_tones(label)) for start, end, label in read_chord_labels(path)]
 
 
 # --------------------------------------------------------------------------- the detector

@@ -21,3 +21,9 @@ FIELD = {name: i for i, name in enumerate(NOTE_FIELDS)}  # column index of each 
 # The label index of a file without a label (a DATASET's labels/{split}.npy) and of a request
 # for unconditional sampling (label-conditioned models keep an extra embedding row for it).
 NO_LABEL = -1
+
+# The token types of the learned per-bar controls (``prepare --controls``), in the order they
+# follow a bar's Bar (and TimeSig) token: ``midiforge.data.controls`` writes them, the decoders
+# drop them like specials, the token sampler's grammar and rules place and force them.
+CONTROL_TYPES: tuple[str, ...] = ("Chord", "Density", "Polyphony")
+CONTROL_NAMES: tuple[str, ...] = ("chords", "density", "polyphony")  # their option names

@@ -28,6 +28,11 @@ def _programs(text: str) -> list[int]:
         ) from None
 
 
+def _controls(text: str) -> list[str]:
+    """``chords,density`` → ``["chords", "density"]`` (the names are checked by prepare)."""
+    return [c.strip() for c in text.split(",") if c.strip()]
+
+
 def _ratios(text: str) -> tuple[float, ...]:
     try:
         return tuple(float(p) for p in text.split(","))
@@ -53,6 +58,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=d.bpe_vocab,
         metavar="N",
         help="train BPE on the train split up to N tokens (default: no BPE)",
+    )
+    enc.add_argument(
+        "--controls",
+        type=_controls,
+        default=d.controls,
+        metavar="LIST",
+        help="learned per-bar control tokens, any of chords,density,polyphony, trained with "
+        "dropout so the model also works without them (REMI only; default: none)",
     )
     enc.add_argument(
         "--no-bos-eos",
@@ -171,6 +184,7 @@ def run(args: argparse.Namespace) -> int:
         tokenizer=args.tokenizer,
         bpe_vocab=args.bpe_vocab,
         bos_eos=args.bos_eos,
+        controls=args.controls,
         tracks=args.tracks,
         programs=args.programs,
         drums=args.drums,

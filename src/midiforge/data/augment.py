@@ -3,7 +3,9 @@
 Tokens
     A token-id lookup table per shift (``table[s][id]`` is the id of the same token moved by
     ``s`` steps), built once from the vocabulary: ``Pitch_60`` → ``Pitch_62`` for +2 semitones,
-    ``Velocity_63`` → the next velocity bin for +1. Applying it to a window is one fancy-index,
+    ``Velocity_63`` → the next velocity bin for +1, and a learned chord control
+    (``Chord_A:min``, :mod:`midiforge.data.controls`) → the chord a shift away (``Chord_B:min``),
+    so the label still names what the bar plays. Applying it to a window is one fancy-index,
     far cheaper than decoding to a Score, calling MidiTok's ``augment_score`` and re-encoding.
     A BPE vocabulary hides pitches inside merged tokens, so tables refuse BPE tokenizers.
     Time stretch is not offered for tokens: durations and positions are quantized categories.
@@ -18,10 +20,13 @@ import numpy as np
 
 from midiforge.data.encode import DRUM_PROGRAM, frequency_hz
 from midiforge.errors import MidiforgeError
-from midiforge.schema import FIELD
+from midiforge.pitches import SHARP_NAMES
+from midiforge.schema import CONTROL_TYPES, FIELD
 
 PITCH_PREFIXES = ("Pitch", "NoteOn", "NoteOff")  # token types that carry a pitch
 VELOCITY_PREFIX = "Velocity"
+CHORD_PREFIX = CONTROL_TYPES[0]  # "Chord": a learned chord control, "Chord_<root>:<quality>"
+N_CLASSES = 12  # pitch classes a chord's root moves through
 MIDI_PITCH_MIN, MIDI_PITCH_MAX = 0, 127
 MIDI_VELOCITY_MIN, MIDI_VELOCITY_MAX = 1, 127
 NO_PITCH = -1  # marks ids that carry no pitch in TokenShifter.pitch_of
@@ -44,6 +49,7 @@ class TokenShifter:
         self.low, self.high = pitch_range
         self.pitch_of = np.full(size, NO_PITCH, np.int64)  # id → pitch carried, or -1
         self._pitch_id: dict[tuple[str, int], int] = {}
+        self._chord_id: dict[tuple[int, str], int] = {}  # (root pitch class, quality) → id
         velocities: list[tuple[int, int]] = []
         for token, idx in vocab.items():
             kind, _, value = token.partition("_")
@@ -52,6 +58,9 @@ class TokenShifter:
                 self._pitch_id[(kind, int(value))] = idx
             elif kind == VELOCITY_PREFIX and value.isdigit():
                 velocities.append((int(value), idx))
+            elif kind == CHORD_PREFIX and value.partition(":")[0] in SHARP_NAMES:
+                root, _, quality = value.partition(":")
+                self._chord_id[(SHARP_NAMES.index(root), quality)] = idx
         self._identity = np.arange(size, dtype=np.int64)
         self._velocity_ids = np.array([i for _, i in sorted(velocities)], np.int64)
         self._velocity_rank = np.full(size, -1, np.int64)  # id → index among velocity bins
@@ -76,6 +85,8 @@ class TokenShifter:
                 target = self._pitch_id.get((kind, pitch + shift))
                 if target is not None:
                     table[idx] = target
+            for (root, quality), idx in self._chord_id.items():
+                table[idx] = self._chord_id.get(((root + shift) % N_CLASSES, quality), idx)
             self._tables[shift] = table
         return self._tables[shift]
 

@@ -27,7 +27,7 @@ from symusic import Note, Score, Tempo, TimeSignature, Track
 from midiforge.data import remi_ids
 from midiforge.errors import MidiforgeError
 from midiforge.instruments import DRUMS, instrument_name
-from midiforge.schema import FIELD, NOTE_FIELDS
+from midiforge.schema import CONTROL_TYPES, FIELD, NOTE_FIELDS
 from midiforge.store.tokenizer_file import TOKENIZATIONS, tokenizer_class
 
 DRUM_PROGRAM = DRUMS  # -1, MidiTok's program of a drum track
@@ -90,8 +90,11 @@ def special_ids(tokenizer: MusicTokenizer) -> dict[str, int]:
     return {s: vocab[f"{s}_None"] for s in SPECIAL_TOKENS if f"{s}_None" in vocab}
 
 
-def score_to_array(tokenizer: MusicTokenizer, score: Score) -> np.ndarray:
-    """Encode ``score`` as one flat int32 array of token ids (BPE-merged if trained).
+def score_to_array(
+    tokenizer: MusicTokenizer, score: Score, *, preprocessed: bool = False
+) -> np.ndarray:
+    """Encode ``score`` as one flat int32 array of token ids (BPE-merged if trained);
+    ``preprocessed``: the score is already through ``tokenizer.preprocess_score``.
 
     The untrained REMI tokenizers ``prepare`` builds take :func:`midiforge.data.remi_ids.
     remi_ids` after MidiTok's own preprocessing: the same ids as ``tokenizer.encode``, without
@@ -102,13 +105,13 @@ def score_to_array(tokenizer: MusicTokenizer, score: Score) -> np.ndarray:
     most one track, because concatenating per-track streams would lose which is which.
     """
     if remi_ids.covers(tokenizer):
-        score = tokenizer.preprocess_score(score)
+        score = score if preprocessed else tokenizer.preprocess_score(score)
         fast = remi_ids.remi_ids(tokenizer, score)
         if fast is not None:
             return fast.astype(np.int32)
         seq = tokenizer.encode(score, no_preprocess_score=True)
     else:
-        seq = tokenizer.encode(score)
+        seq = tokenizer.encode(score, no_preprocess_score=preprocessed)
     if isinstance(seq, list):
         if len(seq) > 1:
             raise MidiforgeError(
@@ -119,6 +122,12 @@ def score_to_array(tokenizer: MusicTokenizer, score: Score) -> np.ndarray:
             return np.zeros(0, np.int32)
         seq = seq[0]
     return np.asarray(seq.ids, np.int32)
+
+
+def control_ids(tokenizer: MusicTokenizer) -> set[int]:
+    """Ids of the learned controls' tokens (``prepare --controls``: ``Chord_A:min``,
+    ``Density_3``, ...; :mod:`midiforge.data.controls`); empty for a tokenizer without them."""
+    return {i for t, i in tokenizer.vocab.items() if t.split("_", 1)[0] in CONTROL_TYPES}
 
 
 def _empty_score(tokenizer: MusicTokenizer) -> Score:
@@ -137,12 +146,13 @@ def score_to_ids(tokenizer: MusicTokenizer, score: Score) -> list[int]:
 def ids_to_score(tokenizer: MusicTokenizer, ids: list[int] | np.ndarray) -> Score:
     """Decode a flat id stream (as :func:`score_to_ids` writes it) back to a Score.
 
-    PAD/BOS/EOS/MASK ids are dropped first, so a generated sequence can be passed as is.
+    PAD/BOS/EOS/MASK ids and the learned controls' ids (:func:`control_ids`: they say what a
+    bar holds, not a note) are dropped first, so a generated sequence can be passed as is.
     Tracks are named after their instrument (:func:`name_tracks`), as :func:`score_from_notes`
     names them, so both encodings give the same MIDI.
     """
-    specials = set(special_ids(tokenizer).values())
-    clean = [int(i) for i in np.asarray(ids).reshape(-1) if int(i) not in specials]
+    dropped = set(special_ids(tokenizer).values()) | control_ids(tokenizer)
+    clean = [int(i) for i in np.asarray(ids).reshape(-1) if int(i) not in dropped]
     if not clean:
         # MidiTok's decode fails on an empty stream (a model that samples EOS at once)
         return _empty_score(tokenizer)

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from midiforge.errors import MidiforgeError, choice_error
+from midiforge.schema import CONTROL_NAMES
 
 GM_PROGRAMS = range(128)  # General MIDI program numbers 0..127
 INSTRUMENT_GROUPS = ("programs", "families")  # keep each GM program, or one per GM family
@@ -36,6 +37,9 @@ class PrepareOptions:
     split_by: str | None = None  # CSV/TSV of path,split; unlisted files use the hash rule
     labels_from: str | None = None  # "folder" (first folder under SRC) or a path,label CSV
     bos_eos: bool = True  # wrap each file's tokens in BOS ... EOS
+    # learned per-bar control tokens after each Bar/TimeSig (data/controls.py), with dropout;
+    # any of chords, density, polyphony (None: none, the tokenizer as before)
+    controls: list[str] | None = None
     jobs: int | None = None  # worker processes (None: all cores)
     quiet: bool = False  # no progress bar
     overwrite: bool = False  # replace an existing OUT
@@ -67,6 +71,25 @@ class PrepareOptions:
             if getattr(self, name) < 0:
                 value = getattr(self, name)
                 raise MidiforgeError(f"{name}: {value} is not accepted; give 0 or more")
+        self._check_controls()
+
+    def _check_controls(self) -> None:
+        """Controls are REMI tokens after each bar's Bar/TimeSig, which BPE would merge away."""
+        for name in self.controls or ():
+            if name not in CONTROL_NAMES:
+                raise choice_error("controls", name, CONTROL_NAMES)
+        if self.controls and self.tokenizer.lower() != "remi":
+            raise MidiforgeError(
+                f"controls: {','.join(self.controls)} needs tokenizer remi (the controls follow "
+                f"each bar's Bar and TimeSig tokens, as the sampler reads them), not "
+                f"{self.tokenizer!r}"
+            )
+        if self.controls and self.bpe_vocab is not None:
+            raise MidiforgeError(
+                f"controls: {','.join(self.controls)} cannot be used with bpe_vocab "
+                f"{self.bpe_vocab} (BPE would merge the control tokens into others the sampler "
+                "cannot force); drop one of them"
+            )
 
 
 @dataclass

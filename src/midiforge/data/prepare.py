@@ -31,7 +31,7 @@ import numpy as np
 from miditok import MusicTokenizer
 
 from midiforge.config import from_dict
-from midiforge.data import corpus, replace
+from midiforge.data import controls, corpus, replace
 from midiforge.data.bpe import bpe_pass
 from midiforge.data.encode import build_tokenizer, notes_from_score, score_to_array, special_ids
 from midiforge.data.options import GM_PROGRAMS, PrepareOptions, PrepareResult
@@ -53,26 +53,34 @@ _WORKER: dict[str, Any] = {}
 
 
 def tokenizer_for(
-    tokenizer: str, tracks: str, instrument_groups: str = "programs"
+    tokenizer: str,
+    tracks: str,
+    instrument_groups: str = "programs",
+    control_names: list[str] | None = None,
 ) -> MusicTokenizer:
     """The tokenizer a dataset with these options is encoded with.
 
     ``tracks="all"`` adds Program tokens; with GM families only the 16 family programs and
-    drums get one, so grouping also shrinks the vocabulary the models learn.
+    drums get one, so grouping also shrinks the vocabulary the models learn. ``control_names``
+    adds the learned controls' tokens after the tokenizer's own (:mod:`midiforge.data.controls`).
     """
     if tracks != "all":
-        return build_tokenizer(tokenizer)
-    if instrument_groups == "families":
+        tok = build_tokenizer(tokenizer)
+    elif instrument_groups == "families":
         programs = sorted({DRUMS, *(family_program(p) for p in GM_PROGRAMS)})
-        return build_tokenizer(tokenizer, use_programs=True, programs=programs)
-    return build_tokenizer(tokenizer, use_programs=True)
+        tok = build_tokenizer(tokenizer, use_programs=True, programs=programs)
+    else:
+        tok = build_tokenizer(tokenizer, use_programs=True)
+    if control_names:
+        controls.add_control_tokens(tok, control_names)
+    return tok
 
 
 def _init_worker(opts: dict[str, Any]) -> None:
     """Build the tokenizer once per process (it is not cheap to pickle per task)."""
     _WORKER["opts"] = opts
     _WORKER["tokenizer"] = tokenizer_for(
-        opts["tokenizer"], opts["tracks"], opts["instrument_groups"]
+        opts["tokenizer"], opts["tracks"], opts["instrument_groups"], opts["controls"]
     )
 
 
@@ -108,8 +116,15 @@ def _process(task: tuple[str, str]) -> tuple[dict[str, Any], np.ndarray | None, 
         detail = f"{stats.tracks_in} track(s) with notes; none left after selection and cleaning"
         return _skip(rel, stats.reason or "empty", detail, **counts), None, None
     notes = notes_from_score(score)
+    digest = corpus.content_hash(notes, HASH_COLUMNS)
     try:
-        ids = score_to_array(tokenizer, score)
+        if opts["controls"]:  # an annotation's clock no longer fits once silences are cut
+            source = None if stats.gaps_shortened else Path(path)
+            ids = controls.encode_with_controls(
+                tokenizer, score, opts["controls"], seed=digest, source=source
+            )
+        else:
+            ids = score_to_array(tokenizer, score)
     except Exception as exc:  # MidiTok fails on some pathological content; skip, don't crash
         return _skip(rel, "unencodable", f"{type(exc).__name__}: {exc}", **counts), None, None
     beats = (
@@ -119,7 +134,7 @@ def _process(task: tuple[str, str]) -> tuple[dict[str, Any], np.ndarray | None, 
     )
     record = {
         "path": rel,
-        "hash": corpus.content_hash(notes, HASH_COLUMNS),
+        "hash": digest,
         "status": "kept",
         "reason": None,
         "notes": len(notes),
@@ -209,7 +224,7 @@ def _build(src: Path, writer: DatasetWriter, opts: PrepareOptions) -> dict[str, 
         raise MidiforgeError(f"SRC: no .mid/.midi files found under {src}")
     explicit = corpus.read_split_file(Path(opts.split_by)) if opts.split_by else None
     labels = corpus.LabelSource.parse(opts.labels_from)
-    tokenizer = tokenizer_for(opts.tokenizer, opts.tracks, opts.instrument_groups)
+    tokenizer = tokenizer_for(opts.tokenizer, opts.tracks, opts.instrument_groups, opts.controls)
     specials = special_ids(tokenizer)
     jobs = opts.jobs or os.cpu_count() or 1
     records: list[dict[str, Any]] = []

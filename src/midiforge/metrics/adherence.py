@@ -16,7 +16,9 @@ rather than repeat them:
   POP909's ``chord_midi.txt``, note-time measured against the chord sounding at each moment,
   per bar), and :func:`detected_adherence` measures against the chord detector's labels.
 
-Drums are left out of the first three: a drum hit's "pitch" picks a sound.
+Drums are left out of the first three: a drum hit's "pitch" picks a sound. A score's bar
+lines, note-time per bar and clock come from :mod:`midiforge.bars`, which the learned chord
+labels of ``prepare --controls`` share (:mod:`midiforge.data.controls`).
 """
 
 from __future__ import annotations
@@ -26,6 +28,14 @@ from typing import Any
 
 import numpy as np
 
+from midiforge.bars import (
+    bar_bounds,
+    bar_histograms,
+    bar_lines,
+    note_overlaps,
+    pitched_notes,
+    seconds_to_ticks,
+)
 from midiforge.chords import (
     N_CLASSES,
     detect_chords,
@@ -35,22 +45,6 @@ from midiforge.chords import (
 )
 from midiforge.io.midi import is_midi_path, load_midi
 from midiforge.pitches import program_row, range_table, scale_pitches
-
-QUARTERS_PER_WHOLE = 4
-DEFAULT_MSPQ = 500_000  # microseconds per quarter note before any tempo event: 120 bpm
-
-
-def pitched_notes(score: Any) -> np.ndarray:
-    """``(n, 4)`` int64 rows ``program, pitch, start, end`` (ticks) of the non-drum notes."""
-    parts = []
-    for track in score.tracks:
-        if track.is_drum or len(track.notes) == 0:
-            continue
-        arr = track.notes.numpy()
-        start = arr["time"].astype(np.int64)
-        rows = [np.full(len(start), track.program), arr["pitch"], start, start + arr["duration"]]
-        parts.append(np.stack(rows, axis=1).astype(np.int64))
-    return np.concatenate(parts) if parts else np.zeros((0, 4), np.int64)
 
 
 def key_adherence(score: Any, key: str) -> float | None:
@@ -83,19 +77,6 @@ def polyphony(score: Any) -> int:
     return int(np.cumsum(steps[order]).max())
 
 
-def bar_lines(score: Any) -> list[tuple[int, int]]:
-    """``(tick, ticks per bar)`` of each time-signature section (4/4 before the first)."""
-    tpq = score.ticks_per_quarter
-    sections = [(0, tpq * QUARTERS_PER_WHOLE)]
-    for ts in sorted(score.time_signatures, key=lambda t: t.time):
-        bar = tpq * QUARTERS_PER_WHOLE * ts.numerator // ts.denominator
-        if ts.time == sections[-1][0]:
-            sections[-1] = (ts.time, bar)
-        else:
-            sections.append((ts.time, bar))
-    return sections
-
-
 def length_bars(score: Any) -> float:
     """Bars from tick 0 to the file's end, a fraction when it ends inside a bar."""
     end = score.end()
@@ -107,24 +88,6 @@ def length_bars(score: Any) -> float:
         upto = min(sections[i + 1][0], end) if i + 1 < len(sections) else end
         bars += (upto - tick) / bar
     return bars
-
-
-def bar_bounds(score: Any) -> np.ndarray:
-    """``(n_bars, 2)`` int64 start and end ticks of every bar up to the file's end."""
-    end, sections = score.end(), bar_lines(score)
-    bounds = []
-    for i, (tick, bar) in enumerate(sections):
-        upto = min(sections[i + 1][0], end) if i + 1 < len(sections) else end
-        starts = np.arange(tick, max(upto, tick), bar, dtype=np.int64)
-        bounds.append(np.stack([starts, starts + bar], axis=1))
-    return np.concatenate(bounds) if bounds else np.zeros((0, 2), np.int64)
-
-
-def note_overlaps(notes: np.ndarray, spans: np.ndarray) -> np.ndarray:
-    """``(n_notes, n_spans)`` ticks each pitched note sounds inside each span ``[start, end)``."""
-    lo = np.maximum(notes[:, 2][:, None], spans[:, 0][None, :])
-    hi = np.minimum(notes[:, 3][:, None], spans[:, 1][None, :])
-    return np.maximum(hi - lo, 0).astype(np.float64)
 
 
 def bar_shares(notes: np.ndarray, spans: np.ndarray, tones: np.ndarray, bars: np.ndarray,
@@ -158,14 +121,6 @@ def chord_adherence(score: Any, chords: str) -> float | None:
                             len(bounds)))  # fmt: skip
 
 
-def bar_histograms(score: Any) -> np.ndarray:
-    """``(n_bars, 12)`` pitched note-time (ticks, clipped to the bar) per pitch class."""
-    notes, bounds = pitched_notes(score), bar_bounds(score)
-    time = note_overlaps(notes, bounds)  # (n, bars)
-    onehot = np.eye(N_CLASSES)[notes[:, 1] % N_CLASSES]  # (n, 12)
-    return time.T @ onehot
-
-
 def detected_chords(score: Any) -> list[str]:
     """The chord detector's label per bar (:func:`midiforge.chords.detect_chords`)."""
     return detect_chords(bar_histograms(score))
@@ -175,21 +130,6 @@ def detected_adherence(score: Any) -> float | None:
     """:func:`chord_adherence` against the detector's own label of each bar."""
     labels = detected_chords(score)
     return chord_adherence(score, " ".join(labels)) if labels else None
-
-
-def seconds_to_ticks(score: Any, seconds: np.ndarray) -> np.ndarray:
-    """Times in seconds → ticks of ``score`` (walking its tempo map; 120 bpm before any)."""
-    tpq = score.ticks_per_quarter
-    tempos = sorted(score.tempos, key=lambda t: t.time)
-    ticks = [0] + [t.time for t in tempos if t.time > 0]
-    at_zero = [t.mspq for t in tempos if t.time == 0]
-    mspq = [at_zero[-1] if at_zero else DEFAULT_MSPQ]
-    mspq += [t.mspq for t in tempos if t.time > 0]
-    secs = np.concatenate([[0.0], np.cumsum(np.diff(ticks) * np.array(mspq[:-1]) / 1e6 / tpq)])
-    seconds = np.asarray(seconds, np.float64)
-    i = np.searchsorted(secs, seconds, side="right") - 1
-    per_second = tpq * 1e6 / np.array(mspq, np.float64)
-    return np.rint(np.array(ticks)[i] + (seconds - secs[i]) * per_second[i]).astype(np.int64)
 
 
 def _annotated_pieces(score: Any, annotation: list[tuple[float, float, frozenset[int]]]):

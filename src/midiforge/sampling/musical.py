@@ -29,8 +29,8 @@ length
     one). No note ends after the last bar line, and the written file ends on it (a marker
     there), so a last bar of rests still counts.
 chords
-    Not a hard constraint but a steer at sampling time (the shipped models were not trained
-    with chord tokens; a learned control is a later step). Bar ``k`` of the piece (0-based,
+    A steer at sampling time, and for a token run prepared with ``--controls chords`` also a
+    learned control (below). Bar ``k`` of the piece (0-based,
     primer bars counted) has chord ``k % len(progression)`` (:mod:`midiforge.chords`); ``N``
     bars are free. Token models and the multi-head LSTM add :data:`CHORD_BONUS_NATS` to the
     logits of pitches whose pitch class is a tone of the bar's chord (drums untouched), then
@@ -38,6 +38,13 @@ chords
     not how many notes. Diffusion moves the pitches of notes on a beat to the nearest chord
     tone allowed by key and range, after every denoising step and in the decoded piece.
     It runs after key and range, which stay hard: a chord tone off the key is never forced.
+    ``chord_steer=False`` leaves only the learned control.
+learned controls (token runs prepared with ``prepare --controls``)
+    ``chords``, ``density`` (pitched notes per bar) and ``polyphony`` (pitched notes per
+    onset), one value or one per bar, repeating: after each ``Bar``/``TimeSig`` the sampler
+    writes the bar's control tokens (:mod:`midiforge.sampling.control_rule`, a mask of one id),
+    which the model was trained to follow; without a request it writes its own. A run without
+    density or polyphony tokens refuses ``density`` / ``polyphony``.
 """
 
 from __future__ import annotations
@@ -77,17 +84,32 @@ class Musical:
     seconds: float | None = None
     chords: str | None = None  # a progression, as parse_progression writes it
     chord_bonus: float = CHORD_BONUS_NATS
+    chord_steer: bool = True  # False: with --chords, only the learned chord tokens
+    density: str | None = None  # pitched notes per bar, one number per bar, repeating
+    polyphony: str | None = None  # pitched notes per onset, one number per bar, repeating
 
     @classmethod
     def from_options(cls, opts: GenerateOptions) -> Musical:
         return cls(
             opts.key, opts.chromatic, opts.range, opts.max_polyphony, opts.bars, opts.seconds,
             opts.chords, CHORD_BONUS_NATS,  # read per call: bench/chords.py sweeps it
+            opts.chord_steer, opts.density, opts.polyphony,
         )  # fmt: skip
 
     @property
     def active(self) -> bool:
+        """A constraint or the chord steer is asked (what every family's rules read)."""
         return bool(self.key or self.range or self.max_polyphony or self.has_length or self.chords)
+
+    @property
+    def asks_controls(self) -> bool:
+        """Learned density or polyphony tokens are asked (token runs only)."""
+        return bool(self.density or self.polyphony)
+
+    @property
+    def steers_chords(self) -> bool:
+        """The chord steer is on: chords asked, and not turned off for the learned tokens."""
+        return bool(self.chords) and self.chord_steer
 
     def chord_table(self) -> np.ndarray | None:
         """``(K, 128)`` bool: row ``k`` marks the pitches on chord ``k`` (None: no chords).

@@ -115,6 +115,20 @@ def _instrument_list(text: str) -> str:
     return ",".join(parse_instruments(text))
 
 
+def _density_list(text: str) -> str:
+    """``"4, 8 16"`` → ``"4 8 16"``, each a whole number of notes >= 0 (data.controls)."""
+    from midiforge.data.controls import parse_density  # MidiTok and symusic: on use only
+
+    return parse_density(text)
+
+
+def _polyphony_list(text: str) -> str:
+    """``"1 1.5, 2"`` → ``"1 1.5 2"``, each notes per onset >= 1 (data.controls)."""
+    from midiforge.data.controls import parse_polyphony
+
+    return parse_polyphony(text)
+
+
 def parse_bars(text: str) -> int | str:
     """``"8"`` → ``8`` (a length); ``" 5 - 8 "`` → ``"5-8"`` (bars 5 to 8, for ``infill``)."""
     found = re.fullmatch(r"\s*(\d{1,6})\s*(?:-\s*(\d{1,6})\s*)?", text)
@@ -202,10 +216,25 @@ class GenerateOptions:
     chords: str | None = field(default=None, metadata=spec(
         help="a chord per bar, e.g. 'Am F C G' or 'Am | F | C | G' (7ths, sus, dim, aug, slash "
         "chords; N = no chord), repeated when the piece is longer; a sampling-time steer toward "
-        "each bar's chord tones, not a learned control", metavar="CHORDS", label="Chords",
+        "each bar's chord tones, and for a token run prepared with --controls chords also its "
+        "learned chord token, written after each bar line", metavar="CHORDS", label="Chords",
         parser=parse_progression, note="None = no chords",
         web=Ask(placeholder="none (e.g. Am F C G)"),
         menu=Ask(placeholder="Am F C G")))
+    chord_steer: bool = field(default=True, metadata=spec(
+        help="with --chords, steer pitches toward each bar's chord tones (--no-chord-steer: a "
+        "run with learned chord tokens follows its forced tokens alone)", samplers=TOKENS))
+    density: str | None = field(default=None, metadata=spec(
+        help="pitched notes per bar, one number or one per bar ('4 8 16 8', repeated when the "
+        "piece is longer), for a token run prepared with --controls density: its learned "
+        "density token (0 | 1-2 | 3-4 | 5-8 | 9-16 | 17-32 | 33+) is written after each bar "
+        "line", samplers=TOKENS, metavar="N", parser=_density_list,
+        note="None = the model's choice"))
+    polyphony: str | None = field(default=None, metadata=spec(
+        help="pitched notes per onset, one number >= 1 or one per bar ('1 2 2 3'), for a token "
+        "run prepared with --controls polyphony: its learned polyphony token (1 | <=1.5 | "
+        "<=2.5 | <=3.5 | more) is written after each bar line", samplers=TOKENS, metavar="N",
+        parser=_polyphony_list, note="None = the model's choice"))
     range: str | None = field(default=None, metadata=spec(
         help="lowest and highest pitch, e.g. C3-C6 or 48-84 (C4 = 60); per instrument: "
         "piano:C3-C6,bass:E1-G3", metavar="LOW-HIGH", label="Range", parser=parse_range,

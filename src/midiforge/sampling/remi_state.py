@@ -10,7 +10,10 @@ Time follows MidiTok's own REMI decoder exactly, in its ticks (``tokenizer.time_
 quarter note): ``Bar`` opens a bar (the first one at tick 0, each further one a bar after the
 last), ``TimeSig_n/d`` sets the bar's length, ``Position_k`` is ``k`` positions after the bar
 line, and a note exists where ``Pitch`` (or ``PitchDrum``), ``Velocity`` and ``Duration``
-follow each other, starting at the current tick. A test decodes real files both ways.
+follow each other, starting at the current tick. A test decodes real files both ways. The
+learned controls' tokens (``Chord_*``, ``Density_*``, ``Polyphony_*`` after a bar's ``TimeSig``;
+kind ``CONTROL``, :attr:`RemiVocab.family` their index in ``schema.CONTROL_TYPES``) move
+nothing.
 
 The vocabulary's arrays are numpy (the rules slice masks out of them); the state is plain
 Python per row: B is a handful of samples, and one numpy call costs as much as dozens of
@@ -26,11 +29,12 @@ import torch
 
 from midiforge.errors import MidiforgeError
 from midiforge.pitches import program_row
+from midiforge.schema import CONTROL_TYPES
 
-OTHER, BAR, TIMESIG, POSITION, PROGRAM, PITCH, PITCHDRUM, VELOCITY, DURATION, EOS, SPECIAL = range(
-    11
-)
+(OTHER, BAR, TIMESIG, POSITION, PROGRAM, PITCH, PITCHDRUM, VELOCITY, DURATION, EOS, SPECIAL,
+ CONTROL) = range(12)  # fmt: skip
 KIND_OF = {
+    **dict.fromkeys(CONTROL_TYPES, CONTROL),  # the learned controls after a bar's Bar/TimeSig
     "Bar": BAR,
     "TimeSig": TIMESIG,
     "Position": POSITION,
@@ -52,9 +56,10 @@ def _after(*kinds: int) -> frozenset[int]:
     return frozenset({*kinds, SPECIAL, OTHER, EOS})
 
 
-# where the grammar allows each kind next: the rules skip work a row cannot need this step
-PITCH_AFTER = _after(POSITION, DURATION, TIMESIG, PROGRAM)
-POSITION_AFTER = _after(DURATION, TIMESIG)
+# where the grammar allows each kind next: the rules skip work a row cannot need this step (a
+# control token is followed by what may follow its bar's TimeSig, sampling.grammar)
+PITCH_AFTER = _after(POSITION, DURATION, TIMESIG, PROGRAM, CONTROL)
+POSITION_AFTER = _after(DURATION, TIMESIG, CONTROL)
 DURATION_AFTER = _after(VELOCITY, PITCH, PITCHDRUM)
 TIMESIG_AFTER = _after(BAR)
 MID_NOTE = frozenset({POSITION, PROGRAM, PITCH, PITCHDRUM, VELOCITY})  # a note is unfinished
@@ -74,7 +79,8 @@ def columns(mask: np.ndarray) -> slice | np.ndarray:
     return ids
 
 
-RULES = "key/range/max_polyphony/bars/seconds/chords"  # what the errors below name
+# what the errors below name
+RULES = "key/range/max_polyphony/bars/seconds/chords/density/polyphony"
 
 
 def check_tokenizer(tokenizer) -> None:
@@ -115,11 +121,14 @@ class RemiVocab:
         self.value = np.full(size, -1, np.int64)  # position, pitch, program
         self.bar_ticks = np.zeros(size, np.int64)  # TimeSig ids: ticks per bar
         self.den_of = np.zeros(size, np.int64)  # TimeSig ids: index into dens
+        self.family = np.full(size, -1, np.int64)  # control ids: index into CONTROL_TYPES
         self.dur_ticks = np.zeros((len(self.dens), size), np.int64)  # Duration ids, per den
         for token, i in vocab.items():
             kind, _, value = token.partition("_")
             self.kind[i] = KIND_OF.get(kind, OTHER)
-            if kind in ("Position", "Pitch", "PitchDrum", "Program"):
+            if kind in CONTROL_TYPES:
+                self.family[i] = CONTROL_TYPES.index(kind)
+            elif kind in ("Position", "Pitch", "PitchDrum", "Program"):
                 self.value[i] = int(value)
             elif kind == "TimeSig":
                 num, den = (int(v) for v in value.split("/"))
@@ -144,11 +153,13 @@ class RemiVocab:
         self.eos = vocab.get("EOS_None")
         self.bar = vocab.get("Bar_None")
         self.has_timesig = bool((self.kind == TIMESIG).any())
+        self.head = TIMESIG if self.has_timesig else BAR  # a bar's controls come after it
         self.velocities = bool(tokenizer.config.use_velocities)
         # the same lookups as Python lists: the state reads them one id at a time
         self.kinds, self.values = self.kind.tolist(), self.value.tolist()
         self.bar_ticks_of, self.dens_of = self.bar_ticks.tolist(), self.den_of.tolist()
         self.tpp = self.tpp_of.tolist()
+        self.families = self.family.tolist()
         self.dur_ticks_of = self.dur_ticks.tolist()
 
 

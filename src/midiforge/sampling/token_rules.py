@@ -5,7 +5,7 @@
 :class:`~midiforge.sampling.remi_state.RemiState` and, before every step, ANDs these masks in
 this order, dropping a rule for a row where it would leave no id (as ``constraints.combine``):
 
-0. order    — never PAD, BOS or MASK; with polyphony or a length, the piece opens with
+0. order    — never PAD, BOS or MASK; with polyphony, a length or controls, the piece opens with
               ``Bar`` (then its ``TimeSig``, by the grammar) and time only moves forward (a
               ``Position`` after the last one of its bar, inside the bar);
 1. key      — ``Pitch``/``PitchDrum`` ids on the scale for pitched programs; with
@@ -19,13 +19,16 @@ this order, dropping a rule for a row where it would leave no id (as ``constrain
               once one is set (so the end stays where it was computed); and when the token
               budget left is just what closing the piece takes, only the tokens that close it
               (finish the note, ``Bar`` + ``TimeSig`` per missing bar, ``EOS``): the piece
-              always ends on its bar line, its last bars empty if the budget ran short.
+              always ends on its bar line, its last bars empty if the budget ran short;
+5. controls — for a run with learned control tokens, after each bar's ``Bar``/``TimeSig``
+              only the next requested control's id (:mod:`midiforge.sampling.control_rule`).
 
 After the masks, :class:`ChordSteer` (``chords``) shifts the logits of ``Pitch`` ids: a bonus of
 ``Musical.chord_bonus`` nats on the current bar's chord tones for pitched programs, the pitch
 ids then moved together so their total probability stays what the model gave (the steer
 chooses the pitch, not whether a note comes). It is a steer, not a mask: every pitch the masks
-allow stays possible.
+allow stays possible; ``Musical.chord_steer=False`` turns it off (a run with learned chord
+tokens then follows its forced chord tokens alone).
 
 The rules need REMI's grammar to hold (a Position is followed by a note, a Velocity by a
 Duration), so ``generate`` switches the grammar mask on with them; in each row they also skip
@@ -48,6 +51,7 @@ import numpy as np
 import torch
 
 from midiforge.errors import MidiforgeError
+from midiforge.sampling.control_rule import ControlRule
 from midiforge.sampling.id_bits import (
     all_bits,
     combine_bits,
@@ -68,6 +72,7 @@ from midiforge.sampling.musical import (
 from midiforge.sampling.options import TEMPO_BPM
 from midiforge.sampling.remi_state import (
     BAR,
+    CONTROL,
     DURATION_AFTER,
     EOS,
     MID_NOTE,
@@ -175,14 +180,19 @@ def position_thresholds(vocab: RemiVocab) -> tuple[list[list[int]], list[int], l
 class LengthRule:
     """Exactly the requested bars (or the bars that fit in the seconds), then ``EOS``."""
 
-    def __init__(self, vocab: RemiVocab, musical: Musical, max_tokens: int) -> None:
+    def __init__(
+        self, vocab: RemiVocab, musical: Musical, max_tokens: int, controls: ControlRule | None
+    ) -> None:
         if vocab.eos is None:
             raise MidiforgeError(
                 "bars/seconds: the run's tokenizer has no EOS token to end a piece with; "
                 "use a run prepared with BOS/EOS tokens"
             )
         self.vocab, self.musical, self.max_tokens = vocab, musical, max_tokens
-        self.per_bar = 1 + int(vocab.has_timesig)
+        # a bar closed is Bar (+ TimeSig) and the control tokens the control rule forces
+        forced = [] if controls is None else controls.plan
+        self.per_bar = 1 + int(vocab.has_timesig) + len(forced)
+        self.forced_bits = 0 if controls is None else controls.bits
         self.dur_ticks = vocab.dur_ticks[:, vocab.duration_cols]  # (n_den, durations)
         ids = np.arange(vocab.size)
         timesigs = ids[vocab.timesig_cols]
@@ -264,10 +274,12 @@ class LengthRule:
         return out
 
     def _closing(self, kind: int, last: bool) -> int:
-        """The one kind of token that closes the piece soonest from a row's place."""
+        """The one kind of token that closes the piece soonest from a row's place (and after a
+        bar's head or a control token, the controls the control rule forces there)."""
         if kind == BAR and self.vocab.has_timesig:
             return self.closing[TIMESIG]
-        return self.closing[EOS if last else BAR]
+        closing = self.closing[EOS if last else BAR]
+        return closing | self.forced_bits if kind in (self.vocab.head, CONTROL) else closing
 
 
 class ChordSteer:
@@ -298,7 +310,8 @@ class ChordSteer:
 
 
 class MusicalConstraint:
-    """Key, range, polyphony, length and the chord steer as one token rule (module docstring)."""
+    """Key, range, polyphony, length, the learned controls and the chord steer as one token
+    rule (module docstring)."""
 
     def __init__(self, tokenizer, musical: Musical, *, max_tokens: int) -> None:
         self.vocab = RemiVocab(tokenizer)
@@ -306,7 +319,9 @@ class MusicalConstraint:
         self.n_ids = v.size
         musical.pitch_table()  # a key with no pitch in the range fails here, before sampling
         self.state = RemiState(v, scale=musical.scale(), slots=musical.max_polyphony or 1)
-        self.ordered = bool(musical.max_polyphony or musical.has_length)
+        self.controls = ControlRule.build(v, tokenizer, musical)
+        # with a length, polyphony or forced controls: the piece opens with a bar line
+        self.ordered = bool(musical.max_polyphony or musical.has_length or self.controls)
         pitch: list = []
         if musical.key:
             pitch.append(KeyRule(v, musical))
@@ -315,14 +330,18 @@ class MusicalConstraint:
         later: list = []
         if musical.max_polyphony:
             later.append(PolyphonyRule(v, musical.max_polyphony))
-        self.length = LengthRule(v, musical, max_tokens) if musical.has_length else None
+        self.length = (
+            LengthRule(v, musical, max_tokens, self.controls) if musical.has_length else None
+        )
         if self.length is not None:
             later.append(self.length)
+        if self.controls is not None:
+            later.append(self.controls)
         self.rules = pitch + later  # the documented order, each rule on its own
         if musical.key and musical.range and musical.chromatic <= 0:
             pitch = [KeyRule(v, musical, also=musical.range_table())]  # ANDed: the same mask
         self.fast = pitch + later
-        self.chords = ChordSteer(v, musical) if musical.chords else None
+        self.chords = ChordSteer(v, musical) if musical.steers_chords else None
         self.device = torch.device("cpu")
         self.all = all_bits(v.size)
         self.base = to_bits(~v.special)
@@ -392,7 +411,7 @@ def musical_constraints(
     tokenizer, musical: Musical, *, max_tokens: int, primer_ids: Sequence[int] = ()
 ) -> list[MusicalConstraint]:
     """The token rules of ``musical`` (empty when none is asked), checked before sampling."""
-    if not musical.active:
+    if not (musical.active or musical.asks_controls):
         return []
     rule = MusicalConstraint(tokenizer, musical, max_tokens=max_tokens)
     if rule.length is not None:

@@ -60,6 +60,7 @@ INIT_PREPARE_OPTIONS = (  # from --init: what makes the same tokenizer and instr
     "drums",
     "instrument_groups",
     "bos_eos",
+    "controls",
 )
 SMALL_FOLDER_FILES = 200  # a raw MIDI folder smaller than this fine-tunes the default model
 
