@@ -9,6 +9,8 @@ import numpy as np
 import pytest
 import symusic
 
+from midiforge.bars import seconds_to_ticks
+from midiforge.data.controls import find_annotation
 from midiforge.data.corpora import (
     CHORDS_SUFFIX,
     CORPORA,
@@ -18,7 +20,6 @@ from midiforge.data.corpora import (
     build_corpus,
     copy_pop909_song,
     jsb_score,
-    seconds_to_ticks,
 )
 
 
@@ -79,6 +80,7 @@ def test_pop909_copies_sit_on_their_annotated_bars(datasets, tmp_path, song):
     assert down[0] in bar_lines
     # the chord annotation moved with the music: its boundaries land on the same ticks
     old_rows = (src.parent / POP909_CHORDS).read_text().split()
+    assert find_annotation(copy) == copy.with_name(song + CHORDS_SUFFIX)  # prepare --controls
     new_rows = copy.with_name(song + CHORDS_SUFFIX).read_text().split()
     assert old_rows[2::3] == new_rows[2::3]
     old_ticks = seconds_to_ticks(before, np.array(old_rows[0::3], float)) + shift

@@ -58,6 +58,7 @@ from midiforge.chords import (
     read_chord_labels,
     split_progression,
 )
+from midiforge.data.corpora import CHORDS_SUFFIX, POP909_CHORDS
 from midiforge.data.encode import score_to_array
 from midiforge.errors import MidiforgeError, choice_error
 from midiforge.pitches import SHARP_NAMES
@@ -74,7 +75,7 @@ NO_NOTES = 0  # the polyphony bucket of a bar without notes
 PIECE_DROPOUT = 0.2  # probability that a piece keeps no control token at all
 TOKEN_KEEP = 0.8  # otherwise, probability that each control token of each bar is kept
 ROOT_MATCH_BONUS = 0.1  # added to a template's cosine when its root is the chord's own root
-ANNOTATION_FILE = "chord_midi.txt"  # POP909's chord annotation, beside each song's MIDI file
+ANNOTATION_FILE = POP909_CHORDS  # POP909's chord annotation, beside each song's MIDI file
 DENSITY_FORMS = "notes per bar, a whole number >= 0 (e.g. 8), or one per bar: '4 8 16 8'"
 POLYPHONY_FORMS = (
     "notes per onset, a number >= 1 (1 = one note at a time; e.g. 2), or one per bar: '1 2 1.5 3'"
@@ -240,9 +241,14 @@ class BarLabels:
 
 
 def find_annotation(source: Path) -> Path | None:
-    """The chord annotation beside a source MIDI file (POP909's layout), if there is one."""
-    path = Path(source).with_name(ANNOTATION_FILE)
-    return path if path.is_file() else None
+    """The chord annotation of a source MIDI file, if there is one: ``NNN.chord_midi.txt``
+    beside ``NNN.mid`` (the copies :func:`midiforge.data.corpora.build_corpus` writes, moved
+    onto their bars) or POP909's own ``chord_midi.txt`` in the song's folder."""
+    source = Path(source)
+    for path in (source.with_name(source.stem + CHORDS_SUFFIX), source.with_name(ANNOTATION_FILE)):
+        if path.is_file():
+            return path
+    return None
 
 
 @lru_cache(maxsize=1024)

@@ -39,6 +39,7 @@ from pathlib import Path
 import numpy as np
 import symusic
 
+from midiforge.bars import seconds_to_ticks
 from midiforge.errors import MidiforgeError
 
 TICKS_PER_QUARTER = 480
@@ -124,20 +125,6 @@ POP909_CHORDS = "chord_midi.txt"  # per song folder: start and end seconds, Hart
 CHORDS_SUFFIX = ".chord_midi.txt"  # the copy's chord annotation: NNN.mid → NNN.chord_midi.txt
 
 
-def seconds_to_ticks(score: symusic.Score, seconds: np.ndarray) -> np.ndarray:
-    """Ticks of times in seconds, through the score's tempo map (120 bpm before any tempo)."""
-    tpq = score.ticks_per_quarter
-    tempos = [(t.time, t.qpm) for t in score.tempos]
-    if not tempos or tempos[0][0] > 0:
-        tempos.insert(0, (0, 120.0))
-    starts_tick = np.array([t for t, _ in tempos], float)
-    qpm = np.array([q for _, q in tempos], float)
-    seconds_per_tick = 60.0 / (qpm * tpq)
-    starts_sec = np.concatenate([[0.0], np.cumsum(np.diff(starts_tick) * seconds_per_tick[:-1])])
-    seg = np.searchsorted(starts_sec, seconds, side="right") - 1
-    return starts_tick[seg] + (seconds - starts_sec[seg]) / seconds_per_tick[seg]
-
-
 def _bar_lengths(downbeats: np.ndarray) -> list[tuple[int, int]]:
     """``(beat index, beats in the bar)`` where the bar length changes, from downbeat indices.
 
@@ -168,7 +155,7 @@ def pop909_on_its_bars(score: symusic.Score, beats: np.ndarray) -> tuple[symusic
     downbeats = np.flatnonzero(beats[:, 2] == 1)
     if len(downbeats) == 0:
         return score, 0.0
-    ticks = np.rint(seconds_to_ticks(score, beats[:, 0])).astype(int)
+    ticks = seconds_to_ticks(score, beats[:, 0])
     changes = _bar_lengths(downbeats)
     shift = (-int(ticks[changes[0][0]])) % (changes[0][1] * tpq)
     moved = score.shift_time(shift)
