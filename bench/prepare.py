@@ -59,17 +59,17 @@ print(n)
 PER_FILE_WORK = """
 import dataclasses, sys, time
 from pathlib import Path
-from midiforge.data import prepare as P
+from midiforge.data import prepare_worker as P
 from midiforge.data.options import PrepareOptions
 files = [str(p) for p in sorted(Path(sys.argv[1]).rglob("*.mid"))][:60]
 cost = {}
 for tracks in ("all", "merge"):
-    P._init_worker(dataclasses.asdict(PrepareOptions(tracks=tracks)))
+    P.init_worker(dataclasses.asdict(PrepareOptions(tracks=tracks)))
     best = float("inf")
     for _ in range(2):
         start, notes = time.process_time(), 0
         for f in files:
-            notes += P._process((f, f))[0].get("notes", 0)
+            notes += P.process_file(f, f)[0].get("notes", 0)
         best = min(best, (time.process_time() - start) / notes)
     cost[tracks] = best
 print(f"instruments kept vs merge per note (per-file work CPU: parse, clean, encode; "
