@@ -66,7 +66,7 @@ def test_jobs_1_and_2_write_identical_datasets(datasets: Path, tmp_path: Path, m
     assert data.labels == ["folk", "pop"]
 
 
-def test_workers_run_at_most_a_window_ahead(datasets: Path) -> None:
+def test_workers_run_at_most_a_window_ahead(datasets: Path, tmp_path: Path) -> None:
     files = [str(p) for p in nottingham_files(datasets, 40)]
     taken = []
 
@@ -78,12 +78,14 @@ def test_workers_run_at_most_a_window_ahead(datasets: Path) -> None:
     opts = dataclasses.asdict(PrepareOptions(min_tokens=0))
     ctx = multiprocessing.get_context("fork")
     with ctx.Pool(2, initializer=init_worker, initargs=(opts, None)) as pool:
-        results = prepare_module._in_order(pool, chunks(), jobs=2)
+        results = prepare_module._in_order(pool, chunks(), jobs=2, scratch=tmp_path)
         first = next(results)
         window = prepare_module.CHUNKS_AHEAD * 2
         assert len(taken) == window + 1  # the first window, and one to replace the chunk read
+        assert len(list(tmp_path.iterdir())) <= window  # the chunk read was deleted
         assert [r[0]["path"] for r in first] == [Path(f).name for f in files[:2]]
         rest = list(results)
     assert len(taken) == 20 and len(rest) == 19
+    assert not list(tmp_path.iterdir())
     paths = [r[0]["path"] for chunk in rest for r in chunk]
     assert paths == [Path(f).name for f in files[2:]]

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import gc
 import itertools
 import logging
 import multiprocessing
@@ -36,7 +37,14 @@ from midiforge.data import corpus, replace
 from midiforge.data.bpe import bpe_pass
 from midiforge.data.encode import build_tokenizer, special_ids
 from midiforge.data.options import PrepareOptions, PrepareResult
-from midiforge.data.prepare_worker import FileResult, init_worker, process_chunk, tokenizer_for
+from midiforge.data.prepare_worker import (
+    FileResult,
+    init_worker,
+    process_chunk,
+    spool_chunk,
+    tokenizer_for,
+    unspool,
+)
 from midiforge.errors import MidiforgeError, choice_error
 from midiforge.store.dataset_writer import DatasetWriter
 
@@ -81,28 +89,39 @@ def _pool_context() -> multiprocessing.context.BaseContext:
     return ctx
 
 
-def _in_order(pool: Any, chunks: Iterable[Chunk], jobs: int) -> Iterator[list[FileResult]]:
+def _in_order(
+    pool: Any, chunks: Iterable[Chunk], jobs: int, scratch: Path
+) -> Iterator[list[FileResult]]:
     """Each chunk's results in order, with at most ``CHUNKS_AHEAD`` chunks per worker in flight.
 
     A free-running ``imap`` lets workers run ahead of a busy writer, holding every finished
-    file's arrays in memory; this window bounds that, however large the corpus.
+    file's arrays in memory (and on disk, in ``scratch``); this window bounds that, however
+    large the corpus.
     """
-    upcoming = iter(chunks)
-    pending = deque(
-        pool.apply_async(process_chunk, (chunk,))
-        for chunk in itertools.islice(upcoming, CHUNKS_AHEAD * jobs)
-    )
+    numbered = enumerate(chunks)
+    pending: deque[tuple[Any, str]] = deque()
+
+    def submit(k: int, chunk: Chunk) -> None:
+        spool = str(scratch / f"chunk-{k}.bin")
+        pending.append((pool.apply_async(spool_chunk, (chunk, spool)), spool))
+
+    for k, chunk in itertools.islice(numbered, CHUNKS_AHEAD * jobs):
+        submit(k, chunk)
     while pending:
-        results = pending.popleft().get()
-        chunk = next(upcoming, None)
-        if chunk is not None:  # one fewer in flight: hand out the next
-            pending.append(pool.apply_async(process_chunk, (chunk,)))
+        result, spool = pending.popleft()
+        results = unspool(result.get(), spool)
+        for k, chunk in itertools.islice(numbered, 1):  # one fewer in flight: hand out the next
+            submit(k, chunk)
         yield results
 
 
 @contextlib.contextmanager
 def _results(
-    paths: list[str], src: Path, opts: PrepareOptions, jobs: int, explicit: dict[str, str] | None
+    paths: list[str],
+    src: Path,
+    writer: DatasetWriter,
+    opts: PrepareOptions,
+    explicit: dict[str, str] | None,
 ):
     """Per-file results, a chunk at a time in path order, from worker processes when jobs > 1.
 
@@ -112,12 +131,32 @@ def _results(
     tasks = [(str(src / rel), rel) for rel in paths]
     chunks = [tasks[i : i + TASK_CHUNK] for i in range(0, len(tasks), TASK_CHUNK)]
     initargs = (dataclasses.asdict(opts), explicit)
+    jobs = opts.jobs or os.cpu_count() or 1
     if jobs == 1:
         init_worker(*initargs)
         yield map(process_chunk, chunks)
         return
-    with _pool_context().Pool(jobs, initializer=init_worker, initargs=initargs) as pool:
-        yield _in_order(pool, chunks, jobs)
+    with (
+        _frozen_heap(),
+        _pool_context().Pool(jobs, initializer=init_worker, initargs=initargs) as pool,
+    ):
+        yield _in_order(pool, chunks, jobs, writer.scratch())
+
+
+@contextlib.contextmanager
+def _frozen_heap() -> Iterator[None]:
+    """Keep the garbage collector off the objects that exist when the workers are forked.
+
+    A forked worker shares the main process's pages until either side writes to them, and a
+    full collection writes to every object it visits: without this, the main process's
+    collections (its manifest records grow with the corpus) and the workers' own copied page
+    after page of the imported modules (torch, MidiTok), and memory grew with the corpus.
+    """
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
 
 
 def _progress(total: int, quiet: bool):
@@ -141,11 +180,10 @@ def _build(src: Path, writer: DatasetWriter, opts: PrepareOptions) -> dict[str, 
     labels = corpus.LabelSource.parse(opts.labels_from)
     tokenizer = tokenizer_for(opts.tokenizer, opts.tracks, opts.instrument_groups)
     specials = special_ids(tokenizer)
-    jobs = opts.jobs or os.cpu_count() or 1
     records: list[dict[str, Any]] = []
     seen: dict[str, str] = {}
     with (
-        _results(paths, src, opts, jobs, explicit) as results,
+        _results(paths, src, writer, opts, explicit) as results,
         _progress(len(paths), opts.quiet) as bar,
     ):
         for chunk in results:

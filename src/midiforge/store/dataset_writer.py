@@ -47,6 +47,9 @@ from midiforge.store.names import (
 from midiforge.store.tokenizer_file import save_tokenizer
 from midiforge.store.versions import software_versions
 
+TOKEN_BYTES = np.dtype(TOKEN_DTYPE).itemsize
+NOTE_ROW_BYTES = np.dtype(NOTE_DTYPE).itemsize * len(NOTE_FIELDS)
+SCRATCH_DIR = "scratch"  # the caller's files inside the temporary folder; gone at commit
 TEMP_TAG = ".tmp-"  # OUT is built in OUT.parent/.{OUT.name}.tmp-{pid}
 OLD_TAG = ".old-"  # the previous OUT while the new one is renamed into place
 
@@ -58,7 +61,12 @@ class PackedFile(NamedTuple):
     tokens: int  # token ids at the start of ``data`` (TOKEN_DTYPE)
     notes: int  # note rows after them (NOTE_DTYPE, len(NOTE_FIELDS) columns, C order)
     programs: dict[int, int]  # GM program (-1 drums) → notes of it in this file
-    data: bytes
+    data: bytes | memoryview
+
+    @property
+    def size(self) -> int:
+        """Bytes ``data`` holds (also when it is not here: sent on separately)."""
+        return self.tokens * TOKEN_BYTES + self.notes * NOTE_ROW_BYTES
 
 
 def pack_file(ids: np.ndarray, notes: np.ndarray) -> PackedFile:
@@ -99,7 +107,7 @@ class SplitWriter:
 
     def add_packed(self, packed: PackedFile, label: str | None) -> int:
         """Append one file packed by :func:`pack_file`; → its index."""
-        cut = packed.tokens * np.dtype(TOKEN_DTYPE).itemsize
+        cut = packed.tokens * TOKEN_BYTES
         view = memoryview(packed.data)
         self._tokens.write(view[:cut])
         self._notes.write(view[cut:])
@@ -238,6 +246,14 @@ class DatasetWriter:
             raise choice_error("split", split, SPLITS)
         return self.splits[split].add_packed(packed, label)
 
+    def scratch(self) -> Path:
+        """A folder for the caller's temporary files (``prepare``'s workers hand their packed
+        arrays over through it), inside the temporary folder: removed with it on abort, and
+        before the rename at commit."""
+        folder = self.path / SCRATCH_DIR
+        folder.mkdir(exist_ok=True)
+        return folder
+
     def save_tokenizer(self, tokenizer: Any) -> None:
         """Store the tokenizer the token ids were encoded with (``tokenizer.json``)."""
         save_tokenizer(tokenizer, self.path)
@@ -252,6 +268,7 @@ class DatasetWriter:
         a model trained on this dataset can play). Label names index ``labels/{split}.npy``.
         """
         labels = list(manifest.get("labels") or [])
+        shutil.rmtree(self.path / SCRATCH_DIR, ignore_errors=True)
         splits = {split: writer.close(labels) for split, writer in self.splits.items()}
         full = {
             "format": DATASET_FORMAT,
