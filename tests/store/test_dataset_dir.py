@@ -14,16 +14,21 @@ from midiforge.errors import MidiforgeError
 from midiforge.schema import NO_LABEL, NOTE_FIELDS
 from midiforge.store import names
 from midiforge.store.dataset_dir import PreparedDataset, read_manifest
-from midiforge.store.dataset_writer import DatasetWriter
+from midiforge.store.dataset_writer import DatasetWriter, pack_file
 
 
-def write(out: Path, tunes: dict, extra: dict | None = None) -> dict:
-    """Write ``tunes`` with the writer; → the committed manifest."""
+def write(out: Path, tunes: dict, extra: dict | None = None, *, packed: bool = False) -> dict:
+    """Write ``tunes`` with the writer (``packed``: as ``prepare`` does); → the manifest."""
     with DatasetWriter(out) as writer:
         files = []
         for piece in tunes["pieces"]:
-            index = writer.add(piece["split"], piece["ids"], piece["notes"], piece["label"])
-            files.append({"split": piece["split"], "index": index, "status": "kept"})
+            split, ids, notes, label = (piece[k] for k in ("split", "ids", "notes", "label"))
+            if packed:
+                index = writer.add_packed(split, pack_file(ids, notes), label)
+                (writer.scratch() / f"chunk-{index}.bin").write_bytes(b"handed over")
+            else:
+                index = writer.add(split, ids, notes, label)
+            files.append({"split": split, "index": index, "status": "kept"})
         writer.save_tokenizer(tunes["tokenizer"])
         labels = sorted({p["label"] for p in tunes["pieces"] if p["label"]})
         return writer.commit({"options": {"test": True}, "tokenizer": {"name": "REMI",
@@ -97,6 +102,21 @@ def test_rows_of_another_width_and_unknown_splits_are_refused(tmp_path):
         with pytest.raises(MidiforgeError, match="split: 'dev'"):
             writer.add("dev", np.arange(3), np.zeros((0, len(NOTE_FIELDS))), None)
     assert list(tmp_path.iterdir()) == []  # left without a commit: nothing written
+
+
+def test_packed_files_are_written_as_added_ones(encoded_tunes, tmp_path):
+    # prepare's workers pack (pack_file), its main process only appends bytes (add_packed)
+    for piece in encoded_tunes["pieces"]:
+        packed = pack_file(piece["ids"], piece["notes"])
+        assert len(packed.data) == packed.size == 4 * len(piece["ids"]) + 28 * len(piece["notes"])
+    write(tmp_path / "added", encoded_tunes)
+    write(tmp_path / "packed", encoded_tunes, packed=True)
+    added, packed = (
+        {p.relative_to(tmp_path / d): p.read_bytes() for p in (tmp_path / d).rglob("*.*")}
+        for d in ("added", "packed")
+    )
+    assert added == packed  # every file, byte for byte; the scratch folder went at commit
+    assert PreparedDataset(tmp_path / "packed").manifest["instruments"] != {}
 
 
 def test_replaced_tokens_are_what_is_read(encoded_tunes, tmp_path):

@@ -6,6 +6,10 @@ after Ctrl-C). Each split's :class:`SplitWriter` appends every file's token ids 
 the split's flat ``.bin`` files as soon as they arrive and keeps only the offsets, so a writer
 never holds the corpus' arrays in memory. The layout is in ``docs/architecture.md`` and read
 back by :class:`midiforge.store.dataset_dir.PreparedDataset`.
+
+:func:`pack_file` turns one file's arrays into the bytes the split files hold (a
+:class:`PackedFile`) wherever the file was encoded: ``prepare``'s worker processes pack, so the
+one process that writes only appends bytes (its per-file cost bounds the parallel speed-up).
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ import shutil
 from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -43,8 +47,40 @@ from midiforge.store.names import (
 from midiforge.store.tokenizer_file import save_tokenizer
 from midiforge.store.versions import software_versions
 
+TOKEN_BYTES = np.dtype(TOKEN_DTYPE).itemsize
+NOTE_ROW_BYTES = np.dtype(NOTE_DTYPE).itemsize * len(NOTE_FIELDS)
+SCRATCH_DIR = "scratch"  # the caller's files inside the temporary folder; gone at commit
 TEMP_TAG = ".tmp-"  # OUT is built in OUT.parent/.{OUT.name}.tmp-{pid}
 OLD_TAG = ".old-"  # the previous OUT while the new one is renamed into place
+
+
+class PackedFile(NamedTuple):
+    """One file's arrays as a split's ``.bin`` files store them: one ``bytes``, cheap to send
+    between processes and to append."""
+
+    tokens: int  # token ids at the start of ``data`` (TOKEN_DTYPE)
+    notes: int  # note rows after them (NOTE_DTYPE, len(NOTE_FIELDS) columns, C order)
+    programs: dict[int, int]  # GM program (-1 drums) → notes of it in this file
+    data: bytes | memoryview
+
+    @property
+    def size(self) -> int:
+        """Bytes ``data`` holds (also when it is not here: sent on separately)."""
+        return self.tokens * TOKEN_BYTES + self.notes * NOTE_ROW_BYTES
+
+
+def pack_file(ids: np.ndarray, notes: np.ndarray) -> PackedFile:
+    """Token ids ``[n]`` and note rows ``[m, len(NOTE_FIELDS)]`` as :meth:`SplitWriter.add_packed`
+    takes them (the dtype conversion and the program count happen here, not in the writer)."""
+    notes = np.ascontiguousarray(notes, NOTE_DTYPE)
+    if notes.ndim != 2 or notes.shape[1] != len(NOTE_FIELDS):
+        raise MidiforgeError(
+            f"note rows of shape {list(notes.shape)}; a DATASET stores "
+            f"[n, {len(NOTE_FIELDS)}] rows ({', '.join(NOTE_FIELDS)})"
+        )
+    values, counts = np.unique(notes[:, FIELD["program"]].astype(np.int64), return_counts=True)
+    data = np.ascontiguousarray(ids, TOKEN_DTYPE).tobytes() + notes.tobytes()
+    return PackedFile(len(ids), len(notes), dict(zip(values.tolist(), counts.tolist())), data)
 
 
 class SplitWriter:
@@ -67,19 +103,18 @@ class SplitWriter:
 
     def add(self, ids: np.ndarray, notes: np.ndarray, label: str | None) -> int:
         """Append one file: token ids ``[n]``, note rows ``[m, len(NOTE_FIELDS)]``; → its index."""
-        notes = np.ascontiguousarray(notes, NOTE_DTYPE)
-        if notes.ndim != 2 or notes.shape[1] != len(NOTE_FIELDS):
-            raise MidiforgeError(
-                f"note rows of shape {list(notes.shape)}; a DATASET stores "
-                f"[n, {len(NOTE_FIELDS)}] rows ({', '.join(NOTE_FIELDS)})"
-            )
-        self._tokens.write(np.ascontiguousarray(ids, TOKEN_DTYPE).tobytes())
-        self._notes.write(notes.tobytes())
-        self.token_offsets.append(self.token_offsets[-1] + len(ids))
-        self.note_offsets.append(self.note_offsets[-1] + len(notes))
+        return self.add_packed(pack_file(ids, notes), label)
+
+    def add_packed(self, packed: PackedFile, label: str | None) -> int:
+        """Append one file packed by :func:`pack_file`; → its index."""
+        cut = packed.tokens * TOKEN_BYTES
+        view = memoryview(packed.data)
+        self._tokens.write(view[:cut])
+        self._notes.write(view[cut:])
+        self.token_offsets.append(self.token_offsets[-1] + packed.tokens)
+        self.note_offsets.append(self.note_offsets[-1] + packed.notes)
         self.labels.append(label)
-        values, counts = np.unique(notes[:, FIELD["program"]].astype(np.int64), return_counts=True)
-        self.programs.update(dict(zip(values.tolist(), counts.tolist())))
+        self.programs.update(packed.programs)
         return len(self.labels) - 1
 
     def base_tokens(self) -> Sequences:
@@ -203,9 +238,21 @@ class DatasetWriter:
 
     def add(self, split: str, ids: np.ndarray, notes: np.ndarray, label: str | None) -> int:
         """Append one file to ``split``; → its index in the split's arrays."""
+        return self.add_packed(split, pack_file(ids, notes), label)
+
+    def add_packed(self, split: str, packed: PackedFile, label: str | None) -> int:
+        """Append one file packed by :func:`pack_file` to ``split``; → its index."""
         if split not in self.splits:
             raise choice_error("split", split, SPLITS)
-        return self.splits[split].add(ids, notes, label)
+        return self.splits[split].add_packed(packed, label)
+
+    def scratch(self) -> Path:
+        """A folder for the caller's temporary files (``prepare``'s workers hand their packed
+        arrays over through it), inside the temporary folder: removed with it on abort, and
+        before the rename at commit."""
+        folder = self.path / SCRATCH_DIR
+        folder.mkdir(exist_ok=True)
+        return folder
 
     def save_tokenizer(self, tokenizer: Any) -> None:
         """Store the tokenizer the token ids were encoded with (``tokenizer.json``)."""
@@ -221,6 +268,7 @@ class DatasetWriter:
         a model trained on this dataset can play). Label names index ``labels/{split}.npy``.
         """
         labels = list(manifest.get("labels") or [])
+        shutil.rmtree(self.path / SCRATCH_DIR, ignore_errors=True)
         splits = {split: writer.close(labels) for split, writer in self.splits.items()}
         full = {
             "format": DATASET_FORMAT,
