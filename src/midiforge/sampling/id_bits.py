@@ -72,3 +72,29 @@ def prefix_bits(size: int, ids: Sequence[int]) -> list[int]:
 def suffix_bits(size: int, ids: Sequence[int]) -> list[int]:
     """``out[j]``: the int keeping only ``ids[j:]`` among ``ids``, other ids untouched."""
     return prefix_bits(size, list(ids)[::-1])[::-1]
+
+
+class RowTensors:
+    """One int per row → the bool ``(B, V)`` mask, each distinct row unpacked once.
+
+    A piece's rows repeat (after each kind of token, a few masks recur), so a step is a few
+    dict look-ups and one ``torch.stack`` of rows already on the sampler's device: fewer and
+    warmer calls than unpacking every row again (:func:`to_tensor`).
+    """
+
+    MAX_ROWS = 4096  # distinct rows kept (V bytes each); forgotten all at once past it
+
+    def __init__(self, size: int, device: torch.device | str = "cpu") -> None:
+        self.size, self.device = size, torch.device(device)
+        self.rows: dict[int, torch.Tensor] = {}
+
+    def __call__(self, rows: Sequence[int]) -> torch.Tensor:
+        known, out = self.rows, []
+        for row in rows:
+            mask = known.get(row)
+            if mask is None:
+                if len(known) >= self.MAX_ROWS:
+                    known.clear()
+                mask = known[row] = to_tensor([row], self.size)[0].to(self.device)
+            out.append(mask)
+        return torch.stack(out)

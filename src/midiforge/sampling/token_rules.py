@@ -201,6 +201,7 @@ class LengthRule:
 
     def start(self, s: RemiState) -> None:
         self.steps = 0
+        self.row_index: dict[tuple[int, ...], torch.Tensor] = {}  # steer's, by rows
         b = len(s.tick)
         self.end_tick = [0] * b  # recorded at EOS
         self.final, self.end = [0] * b, [0] * b
@@ -252,12 +253,18 @@ class LengthRule:
         """In its last bar a row's wish for a new bar is its wish to end: the probability of
         ``Bar``, which :meth:`apply` forbids there, moves to ``EOS``. Without this the model,
         which rarely ends a piece of its own accord, fills the last bar with notes until the
-        token budget runs out."""
-        rows = [r for r, b in enumerate(s.bars) if b >= 1 and b >= self.final[r]]
+        token budget runs out. A row that has ended (only ``EOS`` allowed) is left as is."""
+        rows = tuple(
+            r
+            for r, (b, f, d) in enumerate(zip(s.bars, self.final, s.done))
+            if b >= max(f, 1) and not d
+        )
         if not rows:
             return logits
+        idx = self.row_index.get(rows)
+        if idx is None:  # one per set of rows in their last bar: a few per call
+            idx = self.row_index[rows] = torch.tensor(rows, device=logits.device)
         eos, bar = self.vocab.eos, self.vocab.bar
-        idx = torch.tensor(rows, device=logits.device)
         out = logits.clone()
         ended = torch.logaddexp(logits[idx, eos].float(), logits[idx, bar].float())
         out[idx, eos] = ended.to(logits.dtype)
@@ -271,29 +278,54 @@ class LengthRule:
 
 
 class ChordSteer:
-    """A bonus on ``Pitch`` ids of the current bar's chord tones (see the module docstring)."""
+    """A bonus on ``Pitch`` ids of the current bar's chord tones (see the module docstring).
+
+    With ``p`` the model's probabilities over the Pitch ids and ``b`` a row's bonuses, the
+    steered block is ``block + b - log(sum(p * exp(b)))``: the pitch ids' total mass stays
+    what the model gave. Cheap because a step is a handful of torch calls: the rows' ``b`` and
+    ``exp(b)`` are one cached pair of tensors per combination of the rows' chords (a few per
+    piece), and rows that have ended (their mask allows only ``EOS``) are not steered.
+    """
+
+    MAX_CACHED = 4096  # bonus tensors kept (one per combination of the rows' chords)
 
     def __init__(self, vocab: RemiVocab, musical: Musical) -> None:
         table = musical.chord_table()  # (K, 128)
         self.cols = vocab.pitch_cols[0]  # Pitch ids; PitchDrum ids are never steered
-        self.bonus = torch.from_numpy(table[:, vocab.value[self.cols]] * musical.chord_bonus)
-        self.bonus = self.bonus.float()  # (K, P) nats
+        bonus = torch.from_numpy(table[:, vocab.value[self.cols]] * musical.chord_bonus)
+        self.k = len(bonus)
+        # row K: no bonus (drums, an ended row)
+        self.bonus = torch.cat([bonus.float(), torch.zeros(1, bonus.shape[1])])  # (K + 1, P)
+        self.added: dict[tuple[int, ...], tuple[torch.Tensor, torch.Tensor]] = {}
 
     def to(self, device: torch.device) -> None:
-        self.bonus = self.bonus.to(device)
+        self.bonus, self.added = self.bonus.to(device), {}
+
+    def chord_rows(self, s: RemiState) -> tuple[int, ...] | None:
+        """Per row the row of ``bonus`` it gets; None when no row writes a pitch next."""
+        if not any(k in PITCH_AFTER and not d for k, d in zip(s.last_kind, s.done)):
+            return None
+        k = self.k
+        return tuple(
+            k if prog == 0 or done else max(b - 1, 0) % k  # program row 0: drums
+            for b, prog, done in zip(s.bars, s.program, s.done)
+        )
 
     def apply(self, s: RemiState, logits: torch.Tensor) -> torch.Tensor:
-        if not any(kind in PITCH_AFTER for kind in s.last_kind):  # no row writes a pitch next
+        key = self.chord_rows(s)
+        if key is None:
             return logits
-        k = len(self.bonus)
-        bar = torch.tensor([max(b - 1, 0) % k for b in s.bars], device=logits.device)
-        pitched = torch.tensor([row != 0 for row in s.program], device=logits.device)  # 0: drums
-        bonus = self.bonus[bar] * pitched[:, None]  # (B, P)
-        block = logits[:, self.cols].float()
-        shifted = block + bonus
-        shifted += (block.logsumexp(-1) - shifted.logsumexp(-1))[:, None]  # same total mass
+        added = self.added.get(key)
+        if added is None:
+            if len(self.added) >= self.MAX_CACHED:
+                self.added.clear()
+            bonus = self.bonus[list(key)]  # (B, P)
+            added = self.added[key] = (bonus, bonus.exp())
+        bonus, gain = added
+        block = logits[:, self.cols].float()  # (B, P)
+        mass = torch.linalg.vecdot(block.softmax(-1), gain).log()  # (B,): log E_p[exp(b)]
         out = logits.clone()
-        out[:, self.cols] = shifted.to(logits.dtype)
+        out[:, self.cols] = (block + (bonus - mass[:, None])).to(logits.dtype)
         return out
 
 
