@@ -141,6 +141,8 @@ def test_the_batched_steer_equals_each_rows_definition_and_leaves_ended_rows_alo
                 want[pitch] = block - block.logsumexp(-1) + logits[r, pitch].logsumexp(-1)
             assert torch.allclose(out[r], want, atol=1e-5), (trial, r)
     assert len(rule.chords.added) == 1
+    half = rule.chords.apply(rule.state, logits.half())  # an fp16 model's logits: as fp16
+    assert half.dtype == torch.float16 and torch.allclose(half.float(), out, atol=2e-2)
     rule.start(torch.tensor(pad[4:]))  # no live row writes a pitch next
     tail = logits[4:]
     assert rule.chords.apply(rule.state, tail) is tail

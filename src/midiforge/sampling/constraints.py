@@ -116,6 +116,8 @@ class Rules:
         masks = [m for m in (c.allowed_bits() for c in self.constraints) if m is not None]
         if not masks:
             return None
+        if len(masks) == 2:  # the grammar and one rule: combine_bits of two, inline
+            return self.tensors([a & b or a for a, b in zip(*masks)])
         return self.tensors([combine_bits(row) for row in zip(*masks)])
 
     def steer(self, logits: torch.Tensor) -> torch.Tensor:

@@ -5,8 +5,8 @@ handful of rows, a few hundred booleans a step, out of a dozen small pieces (the
 key, the Positions after the last one, the Durations that end in time). As numpy that is a
 dozen calls per row at a microsecond or more each, most of a step's overhead; as ints each
 piece is one precomputed number (for a threshold, found by bisection) and each rule one ``&``,
-tens of nanoseconds. One :func:`to_tensor` per step turns the rows into the ``(B, V)`` bool
-mask the sampler reads.
+tens of nanoseconds. :class:`RowTensors` turns a step's rows into the ``(B, V)`` bool mask
+the sampler reads (one ``torch.stack`` of rows unpacked once each, :func:`to_tensor`).
 """
 
 from __future__ import annotations

@@ -36,6 +36,7 @@ a few ints that are looked up, not computed — a constant per program (key, ran
 denominator, or one of a threshold table found by bisection (the Positions after the last
 one, those where a voice is free again, the Durations that end by the last bar line). The
 rows become one torch tensor per step; ``allowed_bits`` hands them to the grammar as ints.
+The chord steer is a few torch calls a step on the Pitch block (:class:`ChordSteer`).
 """
 
 from __future__ import annotations
@@ -97,8 +98,8 @@ def _pitch_bits(vocab: RemiVocab, pitch_table: np.ndarray) -> list[int]:
 class KeyRule:
     """Pitch ids on the scale; rationed semitone steps off it when ``chromatic > 0``.
 
-    With ``range`` given as well and no chromatic allowance, ``also`` folds the range's table
-    into this one: one lookup where two would AND to the same mask.
+    With ``range`` given as well, ``also`` folds the range's table into this one (and into the
+    chromatic steps, per program): one rule where two would AND to the same mask.
     """
 
     def __init__(self, vocab: RemiVocab, musical: Musical, also: np.ndarray | None = None) -> None:
@@ -107,6 +108,7 @@ class KeyRule:
         if also is not None:
             table &= also
         self.tables = _pitch_bits(vocab, table)
+        self.within = None if also is None else _pitch_bits(vocab, also)  # for the steps
         self.chromatic = musical.chromatic
         self.vocab = vocab
         ticks = vocab.dur_ticks[:, vocab.duration_cols]  # (n_den, durations)
@@ -125,7 +127,8 @@ class KeyRule:
             return m
         rule = self.tables[s.program[r]]
         if (s.chromatic[r] + 1) <= self.chromatic * (s.notes[r] + 1):  # an off-scale step fits
-            rule |= self.steps[s.last_pitch[r] + 1]
+            step = self.steps[s.last_pitch[r] + 1]
+            rule |= step if self.within is None else step & self.within[s.program[r]]
         return m & rule
 
 
@@ -296,10 +299,11 @@ class ChordSteer:
         self.k = len(bonus)
         # row K: no bonus (drums, an ended row)
         self.bonus = torch.cat([bonus.float(), torch.zeros(1, bonus.shape[1])])  # (K + 1, P)
+        self.gain = self.bonus.exp()  # (K + 1, P)
         self.added: dict[tuple[int, ...], tuple[torch.Tensor, torch.Tensor]] = {}
 
     def to(self, device: torch.device) -> None:
-        self.bonus, self.added = self.bonus.to(device), {}
+        self.bonus, self.gain, self.added = self.bonus.to(device), self.gain.to(device), {}
 
     def chord_rows(self, s: RemiState) -> tuple[int, ...] | None:
         """Per row the row of ``bonus`` it gets; None when no row writes a pitch next."""
@@ -319,13 +323,16 @@ class ChordSteer:
         if added is None:
             if len(self.added) >= self.MAX_CACHED:
                 self.added.clear()
-            bonus = self.bonus[list(key)]  # (B, P)
-            added = self.added[key] = (bonus, bonus.exp())
+            rows = list(key)
+            added = self.added[key] = (self.bonus[rows], self.gain[rows])  # (B, P) each
         bonus, gain = added
-        block = logits[:, self.cols].float()  # (B, P)
-        mass = torch.linalg.vecdot(block.softmax(-1), gain).log()  # (B,): log E_p[exp(b)]
         out = logits.clone()
-        out[:, self.cols] = (block + (bonus - mass[:, None])).to(logits.dtype)
+        block = out[:, self.cols]  # (B, P), a view: written in place below
+        fp32 = logits.dtype == torch.float32
+        p = block.softmax(-1) if fp32 else block.softmax(-1, dtype=torch.float32)
+        mass = torch.linalg.vecdot(p, gain).log()  # (B,): log E_p[exp(b)]
+        shift = bonus - mass[:, None]
+        block += shift if fp32 else shift.to(logits.dtype)
         return out
 
 
@@ -351,7 +358,7 @@ class MusicalConstraint:
         if self.length is not None:
             later.append(self.length)
         self.rules = pitch + later  # the documented order, each rule on its own
-        if musical.key and musical.range and musical.chromatic <= 0:
+        if musical.key and musical.range:
             pitch = [KeyRule(v, musical, also=musical.range_table())]  # ANDed: the same mask
         self.fast = pitch + later
         self.chords = ChordSteer(v, musical) if musical.chords else None
