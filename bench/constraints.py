@@ -126,7 +126,8 @@ def run_once(run, setting: str, args, *, time_rules: bool = False) -> Call:
     for clock in (call.step, call.forward, call.rules):
         clock.wall, clock.cpu = clock.wall / args.tokens, clock.cpu / args.tokens
     if setting == "all on":
-        call.ended = [s.index(eos) if eos in s else args.tokens for s in seqs]
+        call.ended = [s.index(eos, len(start)) - len(start) if eos in s else args.tokens
+                      for s in seqs]  # fmt: skip
     return call
 
 
