@@ -103,3 +103,46 @@ def test_a_bad_chord_symbol_fails_before_anything_loads(tmp_path, capsys):
     with pytest.raises(MidiforgeError, match="'Xm' is not a chord symbol") as caught:
         generate(missing, out_dir=tmp_path, chords="Xm")
     assert "\n" not in str(caught.value)
+
+
+def test_the_batched_steer_equals_each_rows_definition_and_leaves_ended_rows_alone():
+    """Rows in different bars (other chords), a drum row, a row that cannot write a pitch next
+    and a row that has ended, steered in one call (one cached bonus tensor for the batch),
+    against the steer written out per row: block + bonus, shifted to the model's total. A
+    batch whose live rows cannot write a pitch next is left as is."""
+    from midiforge.data.encode import build_tokenizer
+
+    tok = build_tokenizer("remi", use_programs=True)
+    v = tok.vocab
+    rule = MusicalConstraint(tok, Musical(chords=CHORDS, bars=3), max_tokens=64)
+    bar, pos = v["Bar_None"], v["Position_0"]
+    head = [v["BOS_None"], bar, v["TimeSig_4/4"]]
+    rows = [
+        [*head, pos, v["Program_0"]],  # bar 1: C
+        [*head, bar, pos, v["Program_0"]],  # bar 2: G
+        [*head, bar, bar, pos, v["Program_0"]],  # bar 3: Am
+        [*head, bar, pos, v["Program_-1"]],  # drums: not steered
+        [*head, pos, v["Program_0"], v["Pitch_60"]],  # a Velocity next: its pitch ids masked
+        [*head, bar, bar, pos, v["EOS_None"]],  # ended: not steered
+    ]
+    width = max(map(len, rows))
+    pad = [[v["BOS_None"]] * (width - len(r)) + r for r in rows]  # BOS moves nothing
+    pitch = np.array([i for t, i in v.items() if t.startswith("Pitch_")])
+    on = np.array([[int(t.split("_")[1]) % 12 in tones for t in v if t.startswith("Pitch_")]
+                   for tones in TONES.values()])  # fmt: skip
+    for trial in range(3):  # the second and third reuse the cached bonus tensor
+        rule.start(torch.tensor(pad))
+        logits = torch.randn(len(rows), len(v), generator=torch.Generator().manual_seed(trial))
+        out = rule.chords.apply(rule.state, logits)
+        for r, chord in enumerate([0, 1, 2, None, 0, None]):  # the batch's live rows steered
+            want = logits[r].clone()
+            if chord is not None:
+                block = logits[r, pitch] + CHORD_BONUS_NATS * torch.from_numpy(on[chord])
+                want[pitch] = block - block.logsumexp(-1) + logits[r, pitch].logsumexp(-1)
+            assert torch.allclose(out[r], want, atol=1e-5), (trial, r)
+    assert len(rule.chords.added) == 1
+    half = rule.chords.apply(rule.state, logits.half())  # an fp16 model's logits: as fp16
+    assert half.dtype == torch.float16 and torch.allclose(half.float(), out, atol=2e-2)
+    rule.start(torch.tensor(pad[4:]))  # no live row writes a pitch next
+    tail = logits[4:]
+    assert rule.chords.apply(rule.state, tail) is tail

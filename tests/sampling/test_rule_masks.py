@@ -21,6 +21,7 @@ from midiforge.io.midi import load_midi
 from midiforge.sampling.constraints import GrammarConstraint, Rules, combine
 from midiforge.sampling.grammar import TypeGrammar
 from midiforge.sampling.id_bits import (
+    RowTensors,
     combine_bits,
     from_tensor,
     prefix_bits,
@@ -208,3 +209,16 @@ def test_int_mask_helpers():
         assert set(np.flatnonzero(to_tensor([below[j]], 12)[0].numpy())) == kept
         kept = set(ids[j:]) | (set(range(12)) - set(ids))
         assert set(np.flatnonzero(to_tensor([above[j]], 12)[0].numpy())) == kept
+
+
+def test_row_tensors_equal_to_tensor_also_past_the_cache_limit():
+    """``RowTensors`` (the sampler's int rows → tensor, each distinct row unpacked once) gives
+    what ``to_tensor`` gives, for rows seen before, new rows, and after forgetting them all."""
+    gen = torch.Generator().manual_seed(1)
+    masks = torch.rand(40, 3, 37, generator=gen) > 0.5
+    ints = [from_tensor(m) for m in masks]
+    tensors = RowTensors(37)
+    tensors.MAX_ROWS = 50  # 120 rows: forgotten twice on the way
+    for rows in ints + ints[::-1]:
+        assert torch.equal(tensors(rows), to_tensor(rows, 37))
+    assert 0 < len(tensors.rows) <= 50

@@ -28,7 +28,7 @@ from typing import Protocol, runtime_checkable
 
 import torch
 
-from midiforge.sampling.id_bits import combine_bits, to_tensor
+from midiforge.sampling.id_bits import RowTensors, combine_bits
 
 
 @runtime_checkable
@@ -98,12 +98,15 @@ class Rules:
             hasattr(c, "allowed_bits") for c in self.constraints
         )
         self.device = torch.device("cpu")
+        self.tensors: RowTensors | None = None
 
     def __bool__(self) -> bool:
         return bool(self.constraints)
 
     def start(self, seq: torch.Tensor) -> None:
         self.device = seq.device
+        if self.as_bits:
+            self.tensors = RowTensors(self.constraints[0].n_ids, seq.device)
         for c in self.constraints:
             c.start(seq)
 
@@ -113,8 +116,9 @@ class Rules:
         masks = [m for m in (c.allowed_bits() for c in self.constraints) if m is not None]
         if not masks:
             return None
-        rows = [combine_bits(row) for row in zip(*masks)]
-        return to_tensor(rows, self.constraints[0].n_ids).to(self.device)
+        if len(masks) == 2:  # the grammar and one rule: combine_bits of two, inline
+            return self.tensors([a & b or a for a, b in zip(*masks)])
+        return self.tensors([combine_bits(row) for row in zip(*masks)])
 
     def steer(self, logits: torch.Tensor) -> torch.Tensor:
         for c in self.constraints:

@@ -5,8 +5,8 @@ handful of rows, a few hundred booleans a step, out of a dozen small pieces (the
 key, the Positions after the last one, the Durations that end in time). As numpy that is a
 dozen calls per row at a microsecond or more each, most of a step's overhead; as ints each
 piece is one precomputed number (for a threshold, found by bisection) and each rule one ``&``,
-tens of nanoseconds. One :func:`to_tensor` per step turns the rows into the ``(B, V)`` bool
-mask the sampler reads.
+tens of nanoseconds. :class:`RowTensors` turns a step's rows into the ``(B, V)`` bool mask
+the sampler reads (one ``torch.stack`` of rows unpacked once each, :func:`to_tensor`).
 """
 
 from __future__ import annotations
@@ -72,3 +72,29 @@ def prefix_bits(size: int, ids: Sequence[int]) -> list[int]:
 def suffix_bits(size: int, ids: Sequence[int]) -> list[int]:
     """``out[j]``: the int keeping only ``ids[j:]`` among ``ids``, other ids untouched."""
     return prefix_bits(size, list(ids)[::-1])[::-1]
+
+
+class RowTensors:
+    """One int per row → the bool ``(B, V)`` mask, each distinct row unpacked once.
+
+    A piece's rows repeat (after each kind of token, a few masks recur), so a step is a few
+    dict look-ups and one ``torch.stack`` of rows already on the sampler's device: fewer and
+    warmer calls than unpacking every row again (:func:`to_tensor`).
+    """
+
+    MAX_ROWS = 4096  # distinct rows kept (V bytes each); forgotten all at once past it
+
+    def __init__(self, size: int, device: torch.device | str = "cpu") -> None:
+        self.size, self.device = size, torch.device(device)
+        self.rows: dict[int, torch.Tensor] = {}
+
+    def __call__(self, rows: Sequence[int]) -> torch.Tensor:
+        known, out = self.rows, []
+        for row in rows:
+            mask = known.get(row)
+            if mask is None:
+                if len(known) >= self.MAX_ROWS:
+                    known.clear()
+                mask = known[row] = to_tensor([row], self.size)[0].to(self.device)
+            out.append(mask)
+        return torch.stack(out)

@@ -39,6 +39,7 @@ a few ints that are looked up, not computed — a constant per program (key, ran
 denominator, or one of a threshold table found by bisection (the Positions after the last
 one, those where a voice is free again, the Durations that end by the last bar line). The
 rows become one torch tensor per step; ``allowed_bits`` hands them to the grammar as ints.
+The chord steer is a few torch calls a step on the Pitch block (:class:`ChordSteer`).
 """
 
 from __future__ import annotations
@@ -102,8 +103,8 @@ def _pitch_bits(vocab: RemiVocab, pitch_table: np.ndarray) -> list[int]:
 class KeyRule:
     """Pitch ids on the scale; rationed semitone steps off it when ``chromatic > 0``.
 
-    With ``range`` given as well and no chromatic allowance, ``also`` folds the range's table
-    into this one: one lookup where two would AND to the same mask.
+    With ``range`` given as well, ``also`` folds the range's table into this one (and into the
+    chromatic steps, per program): one rule where two would AND to the same mask.
     """
 
     def __init__(self, vocab: RemiVocab, musical: Musical, also: np.ndarray | None = None) -> None:
@@ -112,6 +113,7 @@ class KeyRule:
         if also is not None:
             table &= also
         self.tables = _pitch_bits(vocab, table)
+        self.within = None if also is None else _pitch_bits(vocab, also)  # for the steps
         self.chromatic = musical.chromatic
         self.vocab = vocab
         ticks = vocab.dur_ticks[:, vocab.duration_cols]  # (n_den, durations)
@@ -130,7 +132,8 @@ class KeyRule:
             return m
         rule = self.tables[s.program[r]]
         if (s.chromatic[r] + 1) <= self.chromatic * (s.notes[r] + 1):  # an off-scale step fits
-            rule |= self.steps[s.last_pitch[r] + 1]
+            step = self.steps[s.last_pitch[r] + 1]
+            rule |= step if self.within is None else step & self.within[s.program[r]]
         return m & rule
 
 
@@ -211,6 +214,7 @@ class LengthRule:
 
     def start(self, s: RemiState) -> None:
         self.steps = 0
+        self.row_index: dict[tuple[int, ...], torch.Tensor] = {}  # steer's, by rows
         b = len(s.tick)
         self.end_tick = [0] * b  # recorded at EOS
         self.final, self.end = [0] * b, [0] * b
@@ -262,12 +266,18 @@ class LengthRule:
         """In its last bar a row's wish for a new bar is its wish to end: the probability of
         ``Bar``, which :meth:`apply` forbids there, moves to ``EOS``. Without this the model,
         which rarely ends a piece of its own accord, fills the last bar with notes until the
-        token budget runs out."""
-        rows = [r for r, b in enumerate(s.bars) if b >= 1 and b >= self.final[r]]
+        token budget runs out. A row that has ended (only ``EOS`` allowed) is left as is."""
+        rows = tuple(
+            r
+            for r, (b, f, d) in enumerate(zip(s.bars, self.final, s.done))
+            if b >= max(f, 1) and not d
+        )
         if not rows:
             return logits
+        idx = self.row_index.get(rows)
+        if idx is None:  # one per set of rows in their last bar: a few per call
+            idx = self.row_index[rows] = torch.tensor(rows, device=logits.device)
         eos, bar = self.vocab.eos, self.vocab.bar
-        idx = torch.tensor(rows, device=logits.device)
         out = logits.clone()
         ended = torch.logaddexp(logits[idx, eos].float(), logits[idx, bar].float())
         out[idx, eos] = ended.to(logits.dtype)
@@ -283,29 +293,58 @@ class LengthRule:
 
 
 class ChordSteer:
-    """A bonus on ``Pitch`` ids of the current bar's chord tones (see the module docstring)."""
+    """A bonus on ``Pitch`` ids of the current bar's chord tones (see the module docstring).
+
+    With ``p`` the model's probabilities over the Pitch ids and ``b`` a row's bonuses, the
+    steered block is ``block + b - log(sum(p * exp(b)))``: the pitch ids' total mass stays
+    what the model gave. Cheap because a step is a handful of torch calls: the rows' ``b`` and
+    ``exp(b)`` are one cached pair of tensors per combination of the rows' chords (a few per
+    piece), and rows that have ended (their mask allows only ``EOS``) are not steered.
+    """
+
+    MAX_CACHED = 4096  # bonus tensors kept (one per combination of the rows' chords)
 
     def __init__(self, vocab: RemiVocab, musical: Musical) -> None:
         table = musical.chord_table()  # (K, 128)
         self.cols = vocab.pitch_cols[0]  # Pitch ids; PitchDrum ids are never steered
-        self.bonus = torch.from_numpy(table[:, vocab.value[self.cols]] * musical.chord_bonus)
-        self.bonus = self.bonus.float()  # (K, P) nats
+        bonus = torch.from_numpy(table[:, vocab.value[self.cols]] * musical.chord_bonus)
+        self.k = len(bonus)
+        # row K: no bonus (drums, an ended row)
+        self.bonus = torch.cat([bonus.float(), torch.zeros(1, bonus.shape[1])])  # (K + 1, P)
+        self.gain = self.bonus.exp()  # (K + 1, P)
+        self.added: dict[tuple[int, ...], tuple[torch.Tensor, torch.Tensor]] = {}
 
     def to(self, device: torch.device) -> None:
-        self.bonus = self.bonus.to(device)
+        self.bonus, self.gain, self.added = self.bonus.to(device), self.gain.to(device), {}
+
+    def chord_rows(self, s: RemiState) -> tuple[int, ...] | None:
+        """Per row the row of ``bonus`` it gets; None when no row writes a pitch next."""
+        if not any(k in PITCH_AFTER and not d for k, d in zip(s.last_kind, s.done)):
+            return None
+        k = self.k
+        return tuple(
+            k if prog == 0 or done else max(b - 1, 0) % k  # program row 0: drums
+            for b, prog, done in zip(s.bars, s.program, s.done)
+        )
 
     def apply(self, s: RemiState, logits: torch.Tensor) -> torch.Tensor:
-        if not any(kind in PITCH_AFTER for kind in s.last_kind):  # no row writes a pitch next
+        key = self.chord_rows(s)
+        if key is None:
             return logits
-        k = len(self.bonus)
-        bar = torch.tensor([max(b - 1, 0) % k for b in s.bars], device=logits.device)
-        pitched = torch.tensor([row != 0 for row in s.program], device=logits.device)  # 0: drums
-        bonus = self.bonus[bar] * pitched[:, None]  # (B, P)
-        block = logits[:, self.cols].float()
-        shifted = block + bonus
-        shifted += (block.logsumexp(-1) - shifted.logsumexp(-1))[:, None]  # same total mass
+        added = self.added.get(key)
+        if added is None:
+            if len(self.added) >= self.MAX_CACHED:
+                self.added.clear()
+            rows = list(key)
+            added = self.added[key] = (self.bonus[rows], self.gain[rows])  # (B, P) each
+        bonus, gain = added
         out = logits.clone()
-        out[:, self.cols] = shifted.to(logits.dtype)
+        block = out[:, self.cols]  # (B, P), a view: written in place below
+        fp32 = logits.dtype == torch.float32
+        p = block.softmax(-1) if fp32 else block.softmax(-1, dtype=torch.float32)
+        mass = torch.linalg.vecdot(p, gain).log()  # (B,): log E_p[exp(b)]
+        shift = bonus - mass[:, None]
+        block += shift if fp32 else shift.to(logits.dtype)
         return out
 
 
@@ -338,7 +377,7 @@ class MusicalConstraint:
         if self.controls is not None:
             later.append(self.controls)
         self.rules = pitch + later  # the documented order, each rule on its own
-        if musical.key and musical.range and musical.chromatic <= 0:
+        if musical.key and musical.range:
             pitch = [KeyRule(v, musical, also=musical.range_table())]  # ANDed: the same mask
         self.fast = pitch + later
         self.chords = ChordSteer(v, musical) if musical.steers_chords else None
