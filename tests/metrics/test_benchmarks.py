@@ -8,6 +8,8 @@ import numpy as np
 import pytest
 import torch
 
+from midiforge.data.augment import TokenShifter
+from midiforge.data.dataset import TokenWindows
 from midiforge.errors import MidiforgeError
 from midiforge.metrics import benchmarks as bm
 from midiforge.metrics.likelihood import sequence_nll
@@ -94,6 +96,48 @@ def test_encoded_pieces_are_written_as_a_dataset_the_reader_reads(datasets, tmp_
         assert data.file_labels(split).tolist() == [NO_LABEL] * len(seqs)
     assert data.manifest["options"] == {"benchmark": "jsb16"}
     assert [f["tokens"] for f in data.files("test")] == [len(p) for p in pieces["test"]]
+
+
+def test_pitch_block_shifter_by_hand():
+    shifter = TokenShifter.for_pitch_block(6, first_id=2, low=60, high=62)  # ids 2, 3, 4
+    assert shifter.pitch_of.tolist() == [-1, -1, 60, 61, 62, -1]
+    rng = np.random.default_rng(0)
+    ids = np.array([0, 2, 5, 3, 1])  # only pitch 61 (id 3) and 60 (id 2): shift 0..+1 fits
+    moved = {tuple(shifter.transpose(ids, 2, rng).tolist()) for _ in range(40)}
+    assert moved == {(0, 2, 5, 3, 1), (0, 3, 5, 4, 1)}
+
+
+@pytest.mark.parametrize("name, corpus", [("jsb16", None), ("polyphonic", "piano")])
+def test_train_windows_transpose_and_evaluation_windows_never(datasets, tmp_path, name, corpus):
+    key = bm.benchmark_key(name, corpus)
+    pieces = {s: ps[:4] for s, ps in bm.encode_benchmark(name, corpus, datasets).items()}
+    block = bm.pitch_ids(key)
+    out = bm.write_token_dataset(tmp_path / "ds", pieces, "t", bm.vocab_size(key), block)
+    data = PreparedDataset(out)
+    first, top = block["first_id"], block["first_id"] + block["high"] - block["low"]
+    assert top == bm.vocab_size(key) - 1  # the pitch block ends the vocabulary
+    plain = TokenWindows(data, "train", 64, train=True, seed=1)
+    moved = TokenWindows(data, "train", 64, train=True, seed=1, transpose=6)
+    shifts = set()
+    for i in range(30):
+        x, y = plain[i]["tokens"].numpy(), moved[i]["tokens"].numpy()
+        pitch = x >= first
+        assert np.array_equal(pitch, y >= first)
+        np.testing.assert_array_equal(x[~pitch], y[~pitch])  # BOS, REST / END_STEP, PAD stay
+        delta = set((y - x)[pitch].tolist())
+        assert len(delta) <= 1  # one shift for the whole window
+        shifts |= delta
+        assert y.max() <= top
+    assert len(shifts - {0}) > 1 and all(abs(s) <= 6 for s in shifts)
+    for split in ("valid", "test"):  # train=False: read as written, whatever transpose says
+        windows = TokenWindows(data, split, 64, train=False, transpose=6)
+        seqs = data.tokens(split)
+        for i in range(len(windows)):
+            f, start, _ = windows.windows[i]
+            item = windows[i]
+            mask = item["mask"].numpy()
+            targets = np.arange(start + 1, start + 65)[mask]
+            np.testing.assert_array_equal(item["tokens"].numpy()[1:][mask], seqs[f][targets])
 
 
 def test_benchmark_names_are_checked():

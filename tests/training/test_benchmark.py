@@ -71,6 +71,23 @@ def test_polyphonic_end_to_end_tiny_gru(datasets, tmp_path):
     assert "RNN-NADE (published) | test | 5.190" in res.table()
 
 
+def test_jsb16_trains_with_transposed_chorales(datasets, tmp_path):
+    # train.augment transposes the training windows through the manifest's pitch ids (the
+    # benchmark datasets have no tokenizer.json); scoring reads valid and test as written
+    res = benchmark(
+        "jsb16",
+        model="gru",
+        out=tmp_path,
+        datasets=datasets,
+        overrides=[*TINY["gru"], *TINY_TRAIN, "train.augment=true", "train.augment_pitch=6"],
+        device="cpu",
+        limit_pieces=3,
+    )
+    assert 2.0 < res.scores["valid"]["nats"] < 6.0
+    saved = (tmp_path / "run" / "config.yaml").read_text()
+    assert "augment: true" in saved and "augment_pitch: 6" in saved
+
+
 def test_cli_rejects_two_corpora(capsys):
     from midiforge.cli import main
 

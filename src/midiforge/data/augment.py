@@ -8,6 +8,9 @@ Tokens
     so the label still names what the bar plays. Applying it to a window is one fancy-index,
     far cheaper than decoding to a Score, calling MidiTok's ``augment_score`` and re-encoding.
     A BPE vocabulary hides pitches inside merged tokens, so tables refuse BPE tokenizers.
+    A dataset without ``tokenizer.json`` (the published benchmarks' encodings) names its pitch
+    ids in the manifest instead (``tokenizer.pitch_ids``), so ``train.augment`` transposes its
+    training windows too.
     Time stretch is not offered for tokens: durations and positions are quantized categories.
 Notes
     Plain numpy on the raw note fields: transposition (frequency recomputed), time stretch of
@@ -30,6 +33,9 @@ N_CLASSES = 12  # pitch classes a chord's root moves through
 MIDI_PITCH_MIN, MIDI_PITCH_MAX = 0, 127
 MIDI_VELOCITY_MIN, MIDI_VELOCITY_MAX = 1, 127
 NO_PITCH = -1  # marks ids that carry no pitch in TokenShifter.pitch_of
+# Manifest ``tokenizer`` entry of a tokenizer-less dataset: {"first_id", "low", "high"}, the
+# pitches low..high (MIDI) being the consecutive ids first_id.. (midiforge.metrics.benchmarks).
+PITCH_IDS_KEY = "pitch_ids"
 
 
 class TokenShifter:
@@ -77,6 +83,24 @@ class TokenShifter:
             )
         low, high = tokenizer.config.pitch_range
         return cls(tokenizer.vocab, (int(low), int(high) - 1))
+
+    @classmethod
+    def for_pitch_block(cls, vocab_size: int, first_id: int, low: int, high: int) -> TokenShifter:
+        """For an encoding whose MIDI pitches ``low..high`` are the ids ``first_id..``; every
+        other id of the ``vocab_size`` ids carries no pitch and is never moved."""
+        pitch_ids = {f"Pitch_{p}": first_id + p - low for p in range(low, high + 1)}
+        taken = set(pitch_ids.values())
+        others = {f"Id_{i}": i for i in range(vocab_size) if i not in taken}
+        return cls({**others, **pitch_ids}, (low, high))
+
+    @classmethod
+    def for_dataset(cls, data) -> TokenShifter:
+        """For a PreparedDataset: its manifest's pitch block if it names one, else its tokenizer."""
+        block = data.manifest["tokenizer"].get(PITCH_IDS_KEY)
+        if block is None:
+            return cls.for_tokenizer(data.tokenizer)
+        first, low, high = (int(block[k]) for k in ("first_id", "low", "high"))
+        return cls.for_pitch_block(data.vocab_size, first, low, high)
 
     def _pitch_table(self, shift: int) -> np.ndarray:
         if shift not in self._tables:

@@ -181,7 +181,7 @@ class TokenWindows(_Windows):
         self.seq_len, self.pad_id = seq_len, data.pad_id
         self.transpose, self.velocity_shift = transpose, velocity_shift
         augment = train and (transpose > 0 or velocity_shift > 0)
-        self.shifter = TokenShifter.for_tokenizer(data.tokenizer) if augment else None
+        self.shifter = TokenShifter.for_dataset(data) if augment else None
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         f, start, first, rng = self._locate(index, self.seq_len + 1)

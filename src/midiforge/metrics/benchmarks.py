@@ -14,7 +14,9 @@
 Both encodings write an ordinary DATASET dir through the store's one dataset writer
 (``docs/architecture.md``, no ``tokenizer.json``; the manifest names the vocabulary), so the one
 trainer trains on them; every piece starts with ``BOS`` so its first real token is a scored
-target. Training a model for a protocol and scoring it is
+target. The manifest also names the pitch ids (``tokenizer.pitch_ids``), so ``train.augment``
+transposes the training windows (train split only; valid and test are never touched).
+Training a model for a protocol and scoring it is
 :func:`midiforge.training.benchmark.benchmark`; this module encodes and scores.
 """
 
@@ -29,6 +31,7 @@ from typing import Any
 
 import numpy as np
 
+from midiforge.data.augment import PITCH_IDS_KEY
 from midiforge.errors import MidiforgeError, choice_error
 from midiforge.schema import NOTE_FIELDS
 from midiforge.store.dataset_writer import DatasetWriter
@@ -67,8 +70,9 @@ PUBLISHED = {
         ("TCN", 3.07, "test"),
         ("RNN-NADE", 2.31, "test"),
     ],
-    "polyphonic/musedata": [],
-    "polyphonic/piano": [],
+    # Bai et al. (2018) report LSTM and TCN on JSB and Nottingham only
+    "polyphonic/musedata": [("RNN-NADE", 5.60, "test")],
+    "polyphonic/piano": [("RNN-NADE", 7.05, "test")],
 }
 
 # ----------------------------------------------------------------------------- encodings
@@ -154,13 +158,25 @@ def load_rolls(root: Path, name: str) -> dict[str, list[np.ndarray]]:
 
 
 def write_token_dataset(
-    out: Path, pieces: dict[str, list[np.ndarray]], name: str, vocab_size: int
+    out: Path,
+    pieces: dict[str, list[np.ndarray]],
+    name: str,
+    vocab_size: int,
+    pitch_ids: dict[str, int] | None = None,
 ) -> Path:
     """Write ``pieces`` (split → id arrays) as a DATASET dir the trainer reads.
 
     The pieces have no note rows (the encodings are not MIDI) and no labels; ``out`` is
-    replaced whole.
+    replaced whole. ``pitch_ids`` (:func:`pitch_ids`) lets ``train.augment`` transpose them.
     """
+    tokenizer: dict[str, Any] = {
+        "name": name,
+        "vocab_size": vocab_size,
+        "bpe": False,
+        "special_ids": {"PAD": PAD, "BOS": BOS},
+    }
+    if pitch_ids is not None:
+        tokenizer[PITCH_IDS_KEY] = dict(pitch_ids)
     no_notes = np.zeros((0, len(NOTE_FIELDS)), np.float32)
     files = []
     with DatasetWriter(out) as writer:
@@ -185,12 +201,7 @@ def write_token_dataset(
         writer.commit(
             {
                 "options": {"benchmark": name},
-                "tokenizer": {
-                    "name": name,
-                    "vocab_size": vocab_size,
-                    "bpe": False,
-                    "special_ids": {"PAD": PAD, "BOS": BOS},
-                },
+                "tokenizer": tokenizer,
                 "labels": [],
                 "files": files,
                 "summary": {"kept": len(files), "skipped": {}, "seconds": 0.0},
@@ -214,6 +225,14 @@ def benchmark_key(name: str, corpus: str | None) -> str:
 def vocab_size(key: str) -> int:
     """The vocabulary of a benchmark's encoding."""
     return JSB16_VOCAB if key == "jsb16" else POLY_VOCAB
+
+
+def pitch_ids(key: str) -> dict[str, int]:
+    """The MIDI pitches ``low..high`` of a benchmark's encoding and the id of ``low``."""
+    if key == "jsb16":
+        return {"first_id": FIRST_PITCH_ID, "low": 0, "high": N_MIDI_PITCHES - 1}
+    high = ROLL_LOWEST_PITCH + ROLL_PITCHES - 1
+    return {"first_id": FIRST_PITCH_ID, "low": ROLL_LOWEST_PITCH, "high": high}
 
 
 def encode_benchmark(name: str, corpus: str | None, root: Path) -> dict[str, list[np.ndarray]]:

@@ -98,7 +98,9 @@ def benchmark(
     pieces = bm.encode_benchmark(name, corpus, root)
     if limit_pieces is not None:
         pieces = {split: seqs[:limit_pieces] for split, seqs in pieces.items()}
-    data_dir = bm.write_token_dataset(work / "dataset", pieces, tag, bm.vocab_size(key))
+    data_dir = bm.write_token_dataset(
+        work / "dataset", pieces, tag, bm.vocab_size(key), bm.pitch_ids(key)
+    )
     if run is None:
         config = {"model": dict(DEFAULT_MODEL[model]), "train": dict(DEFAULT_TRAIN)}
         run = train(
