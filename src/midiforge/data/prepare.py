@@ -41,6 +41,7 @@ from midiforge.data.encode import special_ids
 from midiforge.data.options import PrepareOptions, PrepareResult
 from midiforge.data.prepare_worker import (
     FileResult,
+    init_pool_worker,
     init_worker,
     process_chunk,
     spool_chunk,
@@ -162,7 +163,7 @@ def _results(
         return
     with (
         _frozen_heap(),
-        _pool_context().Pool(jobs, initializer=init_worker, initargs=initargs) as pool,
+        _pool_context().Pool(jobs, initializer=init_pool_worker, initargs=initargs) as pool,
     ):
         yield _in_order(pool, chunks, jobs, writer.scratch())
 
