@@ -5,6 +5,11 @@ from __future__ import annotations
 import dataclasses
 import json
 import multiprocessing
+import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 from midiforge.data import prepare as prepare_module
@@ -13,6 +18,7 @@ from midiforge.data.prepare import prepare
 from midiforge.data.prepare_worker import init_worker
 from midiforge.store.dataset_dir import PreparedDataset
 
+from ..conftest import interruptible
 from .conftest import link_files, nottingham_files, pop909_files
 
 
@@ -89,3 +95,26 @@ def test_workers_run_at_most_a_window_ahead(datasets: Path, tmp_path: Path) -> N
     assert not list(tmp_path.iterdir())
     paths = [r[0]["path"] for chunk in rest for r in chunk]
     assert paths == [Path(f).name for f in files[2:]]
+
+
+def test_ctrl_c_with_workers_is_one_line_and_leaves_nothing(datasets: Path, tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    link_files(pop909_files(datasets, 400), src)  # still running at the signal
+    argv = ["prepare", str(src), str(tmp_path / "out"), "--jobs", "2", "--quiet"]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "midiforge", *argv],
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=interruptible,
+        start_new_session=True,  # its own process group, which Ctrl-C in a terminal signals
+    )
+    deadline = time.monotonic() + 30
+    while not any((p / "scratch").is_dir() for p in tmp_path.glob(".out.tmp*")):
+        assert proc.poll() is None and time.monotonic() < deadline, "workers never started"
+        time.sleep(0.05)
+    time.sleep(0.3)
+    os.killpg(proc.pid, signal.SIGINT)  # the main process and both workers, as Ctrl-C does
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130, err
+    assert err.strip() == "midiforge prepare: interrupted"  # no traceback from a worker
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["src"]

@@ -11,7 +11,6 @@ check. The too-short and duplicate rules need the encodings and run in ``prepare
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import hashlib
 import os
@@ -28,11 +27,17 @@ from midiforge.instruments import family_program
 from midiforge.io.midi import is_midi_path
 from midiforge.store.names import SPLITS
 
-_MIDI_ENDING = re.compile(r"\.midi?$", re.IGNORECASE)  # a cheap first test for is_midi_path
+_MIDI_ENDING = re.compile(r"\.midi?$", re.IGNORECASE)
 TRACK_RULES = ("all", "longest", "merge")
 HASH_BITS = 64  # bits of the content hash used to place a file in a split
 BEATS_PER_WHOLE_NOTE = 4  # a time signature's denominator counts fractions of a whole note
 MERGE_PROGRAM = 0  # tracks="merge" writes one Acoustic Grand Piano stream
+
+
+def _is_midi_file(entry: os.DirEntry) -> bool:
+    """A file (or a link to one) named .mid/.midi; the regular expression first, since most
+    files in a corpus folder are not MIDI and ``is_midi_path`` builds a ``Path``."""
+    return bool(_MIDI_ENDING.search(entry.name)) and is_midi_path(entry.name) and entry.is_file()
 
 
 def scan(src: Path) -> list[str]:
@@ -53,13 +58,13 @@ def scan(src: Path) -> list[str]:
         except OSError:
             continue
         for entry in entries:
-            with contextlib.suppress(OSError):
+            try:
                 if entry.is_dir(follow_symlinks=False):
                     folders.append((f"{prefix}{entry.name}/", entry.path))
-                elif (
-                    _MIDI_ENDING.search(entry.name) and is_midi_path(entry.name) and entry.is_file()
-                ):
+                elif _is_midi_file(entry):
                     found.append(prefix + entry.name)
+            except OSError:  # gone or unreadable since the listing: passed over, as by rglob
+                continue
     return sorted(found)
 
 

@@ -32,13 +32,16 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+from miditok import MusicTokenizer
+
 from midiforge.config import from_dict
 from midiforge.data import corpus, replace
 from midiforge.data.bpe import bpe_pass
-from midiforge.data.encode import build_tokenizer, special_ids
+from midiforge.data.encode import special_ids
 from midiforge.data.options import PrepareOptions, PrepareResult
 from midiforge.data.prepare_worker import (
     FileResult,
+    init_pool_worker,
     init_worker,
     process_chunk,
     spool_chunk,
@@ -56,18 +59,20 @@ CHUNKS_AHEAD = 2  # chunks in flight per worker: one being encoded, one waiting 
 Chunk = list[tuple[str, str]]  # (path, path relative to SRC) of consecutive files
 
 
-def _check_options(src: Path, out: Path, opts: PrepareOptions) -> None:
+def _check_options(src: Path, out: Path, opts: PrepareOptions) -> MusicTokenizer:
+    """Refuse what cannot work before anything is written; → the tokenizer to encode with."""
     if not src.is_dir():
         raise MidiforgeError(f"SRC: folder not found: {src}")
     if opts.tracks not in corpus.TRACK_RULES:
         raise choice_error("tracks", opts.tracks, corpus.TRACK_RULES)
     opts.check()
-    build_tokenizer(opts.tokenizer)  # names the accepted tokenizers when this one is unknown
+    # names the accepted tokenizers when this one is unknown
+    tokenizer = tokenizer_for(opts.tokenizer, opts.tracks, opts.instrument_groups, opts.controls)
     corpus.check_ratios(opts.split)
     if opts.jobs is not None and opts.jobs < 1:
         raise MidiforgeError(f"jobs: {opts.jobs} is not accepted; give 1 or more processes")
     if opts.bpe_vocab is not None:
-        base = len(tokenizer_for(opts.tokenizer, opts.tracks, opts.instrument_groups))
+        base = len(tokenizer)
         if opts.bpe_vocab <= base:
             raise MidiforgeError(
                 f"bpe_vocab: {opts.bpe_vocab} is not above the base vocabulary of {base} "
@@ -75,6 +80,7 @@ def _check_options(src: Path, out: Path, opts: PrepareOptions) -> None:
             )
     # --overwrite replaces only a dataset folder, never SRC or anything else (data/replace.py)
     replace.check_out(src, out, opts.overwrite)
+    return tokenizer
 
 
 def _pool_context() -> multiprocessing.context.BaseContext:
@@ -146,7 +152,8 @@ def _results(
     A context manager so the pool is started (forked) before the progress bar starts its
     monitor thread, and is shut down on any exit, Ctrl-C included.
     """
-    tasks = [(str(src / rel), rel) for rel in paths]
+    root = str(src)
+    tasks = [(os.path.join(root, rel), rel) for rel in paths]
     chunks = [tasks[i : i + TASK_CHUNK] for i in range(0, len(tasks), TASK_CHUNK)]
     initargs = (dataclasses.asdict(opts), explicit)
     jobs = opts.jobs or os.cpu_count() or 1
@@ -156,7 +163,7 @@ def _results(
         return
     with (
         _frozen_heap(),
-        _pool_context().Pool(jobs, initializer=init_worker, initargs=initargs) as pool,
+        _pool_context().Pool(jobs, initializer=init_pool_worker, initargs=initargs) as pool,
     ):
         yield _in_order(pool, chunks, jobs, writer.scratch())
 
@@ -173,14 +180,15 @@ def _progress(total: int, quiet: bool):
     )
 
 
-def _build(src: Path, writer: DatasetWriter, opts: PrepareOptions) -> dict[str, Any]:
+def _build(
+    src: Path, writer: DatasetWriter, opts: PrepareOptions, tokenizer: MusicTokenizer
+) -> dict[str, Any]:
     """Write every file's arrays and the tokenizer; return the manifest's own entries."""
     paths = corpus.scan(src)
     if not paths:
         raise MidiforgeError(f"SRC: no .mid/.midi files found under {src}")
     explicit = corpus.read_split_file(Path(opts.split_by)) if opts.split_by else None
     labels = corpus.LabelSource.parse(opts.labels_from)
-    tokenizer = tokenizer_for(opts.tokenizer, opts.tracks, opts.instrument_groups, opts.controls)
     specials = special_ids(tokenizer)
     records: list[dict[str, Any]] = []
     seen: dict[str, str] = {}
@@ -266,9 +274,9 @@ def prepare(src: str | Path, out: str | Path, **options: Any) -> PrepareResult:
     started = time.perf_counter()
     opts = from_dict(PrepareOptions, options, where="prepare")
     src, out = Path(src), Path(out)
-    _check_options(src, out, opts)
+    tokenizer = _check_options(src, out, opts)
     with DatasetWriter(out) as writer:
-        entries = _build(src, writer, opts)
+        entries = _build(src, writer, opts, tokenizer)
         _check_kept(src, entries)
         entries["summary"]["seconds"] = round(time.perf_counter() - started, 3)
         manifest = writer.commit(entries)

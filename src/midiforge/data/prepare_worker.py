@@ -18,6 +18,7 @@ and the main process reads it back in one call (:func:`unspool`).
 from __future__ import annotations
 
 import os
+import signal
 from pathlib import Path
 from typing import Any
 
@@ -83,6 +84,13 @@ def init_worker(opts: dict[str, Any], explicit: dict[str, str] | None = None) ->
         explicit=explicit,
         wrap=(specials["BOS"], specials["EOS"]) if opts["bos_eos"] else None,
     )
+
+
+def init_pool_worker(opts: dict[str, Any], explicit: dict[str, str] | None = None) -> None:
+    """:func:`init_worker` in a pool process, which leaves Ctrl-C to the main process: that
+    stops the pool and says so in one line, where each worker would print a traceback."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    init_worker(opts, explicit)
 
 
 def _skip(rel: str, reason: str, detail: str, **extra: Any) -> dict[str, Any]:
