@@ -9,7 +9,8 @@ them with the dataset's held-out ``test`` files of that style (``midiforge evalu
 --reference-split test --style``), with the ceiling row (two halves of the held-out files
 against each other) beside each overlap. Also the model's held-out loss on valid and test (it
 needs the RUN dir, whose config names the dataset), and piano rolls of two samples per style
-for docs/samples/. Prints Markdown tables.
+into ``OUT/samples`` (``--samples-png docs/samples`` to refresh the cards' figures). Prints
+Markdown tables.
 """
 
 from __future__ import annotations
@@ -110,11 +111,16 @@ def main() -> None:
     parser.add_argument("--tokens", type=int, default=1024, help="tokens per sample")
     parser.add_argument("--notes", type=int, default=256, help="notes per sample (note models)")
     parser.add_argument("--out", type=Path, default=None, help="default build/model-card[-MODEL]")
-    parser.add_argument("--samples-png", type=Path, default=Path("docs/samples"))
+    parser.add_argument(
+        "--samples-png", type=Path, default=None,
+        help="folder for the piano rolls (default OUT/samples; docs/samples refreshes the cards')",
+    )  # fmt: skip
     args = parser.parse_args()
     run = args.run or shipped_run(args.model)
     suffix = "" if args.model == "transformer" else f"-{args.model}"
     args.out = args.out or Path(f"build/model-card{suffix}")
+    # never docs/samples unless asked: evaluating a candidate must not replace the shipped figures
+    args.samples_png = args.samples_png or args.out / "samples"
     model = load_run(run).model
     if args.run:
         print_likelihood(run)
