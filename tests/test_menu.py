@@ -10,6 +10,7 @@ import pexpect
 import symusic
 
 from midiforge.cli.menu import Prompter, _generation_options
+from midiforge.sampling.infill import bar_lines
 from midiforge.sampling.options import GenerateOptions
 from midiforge.web.catalog import RunInfo
 
@@ -42,7 +43,10 @@ def pick(child: pexpect.spawn, option: str, prompt: str) -> None:
     child.sendline(number)
 
 
-def test_menu_trains_continues_and_generates(nottingham_small: Path, tmp_path: Path) -> None:
+def test_menu_trains_continues_and_generates(
+    nottingham_small: Path, datasets: Path, tmp_path: Path
+) -> None:
+    tune = datasets / "nottingham" / "ashover1.mid"
     runs = tmp_path / "runs"
     child = spawn(["menu", "--runs-dir", str(runs), "--data-dir", str(nottingham_small.parent)],
                   tmp_path)  # fmt: skip
@@ -98,6 +102,7 @@ def test_menu_trains_continues_and_generates(nottingham_small: Path, tmp_path: P
     child.sendline("3")
     child.expect(r"Model \[1\]: ")
     child.sendline("1")
+    pick(child, "new pieces", r"Write \[1\]: ")
     child.expect(r"Number of pieces \[1\]: ")
     child.sendline("2")
     child.expect(r"Length in tokens \[512\]: ")
@@ -119,11 +124,46 @@ def test_menu_trains_continues_and_generates(nottingham_small: Path, tmp_path: P
     child.sendline("")
     child.expect(r"Range \(e\.g\. C3-C6; Enter = none\): ")
     child.sendline("C3-C6")
+    child.expect(r"Max polyphony \(0 = none\) \[0\]: ")
+    child.sendline("")
+    child.expect(r"Bars \(0 = free\) \[0\]: ")
+    child.sendline("")
     child.expect(r"Seed \[0\]: ")
     child.sendline("")
     child.expect(r"Output folder \[generated\]: ")
     child.sendline("")
     child.expect(r"sample_001\.mid", timeout=TRAIN_TIMEOUT_S)
+
+    # 4) rewrite bars 2-3 of a real tune: a bad path and a bare bar count are asked again
+    child.expect("Choice: ")
+    child.sendline("3")
+    child.expect(r"Model \[1\]: ")
+    child.sendline("1")
+    pick(child, "rewrite bars of a MIDI file, keeping every other note", r"Write \[1\]: ")
+    child.expect("MIDI file: ")
+    child.sendline("no/such.mid")
+    child.expect("no such file")
+    child.sendline(str(tune))
+    child.expect(r"Bars to rewrite \(A-B, e\.g\. 5-8\): ")
+    child.sendline("5")
+    child.expect("give the bars to rewrite as A-B")
+    child.sendline("2-3")
+    answers = [
+        (r"Number of pieces \[1\]: ", ""),
+        (r"Length in tokens \[512\]: ", "200"),
+        (r"Temperature \[1.0\]: ", ""),
+        (r"Instruments .*: ", ""),
+        (r"Key .*: ", ""),
+        (r"Chords .*: ", ""),
+        (r"Range .*: ", ""),
+        (r"Max polyphony .*: ", ""),  # and no length question: the range is the length
+        (r"Seed \[0\]: ", ""),
+        (r"Output folder \[generated\]: ", "infilled"),
+    ]
+    for prompt, answer in answers:
+        child.expect(prompt)
+        child.sendline(answer)
+    child.expect(r"sample_000\.mid", timeout=TRAIN_TIMEOUT_S)
     child.expect("Choice: ")
     child.sendline("4")
     child.expect(pexpect.EOF)
@@ -133,6 +173,18 @@ def test_menu_trains_continues_and_generates(nottingham_small: Path, tmp_path: P
     assert [p.name for p in written] == ["sample_000.mid", "sample_001.mid"]
     for path in written:
         assert symusic.Score(str(path)).tpq > 0
+    song, out = (
+        symusic.Score(str(tune)),
+        symusic.Score(str(tmp_path / "infilled" / "sample_000.mid")),
+    )
+    lines = bar_lines(song)
+    start, end = int(lines[1]), int(lines[3])
+
+    def outside(score: symusic.Score) -> list[tuple[int, int, int]]:
+        return sorted((n.time, n.duration, n.pitch) for t in score.tracks for n in t.notes
+                      if not start <= n.time < end)  # fmt: skip
+
+    assert out.tpq == song.tpq and outside(out) == outside(song)
 
 
 def test_no_arguments_on_a_terminal_opens_the_menu(tmp_path: Path) -> None:
@@ -165,17 +217,19 @@ def _questions(monkeypatch, run: RunInfo, answers: list[str]) -> tuple[list[str]
 
 TEXT_QUESTIONS = ["Key (e.g. D minor; Enter = none): ", "Chords (e.g. Am F C G; Enter = none): ",
                   "Range (e.g. C3-C6; Enter = none): "]  # fmt: skip
+LENGTH_QUESTIONS = ["Max polyphony (0 = none) [0]: ", "Bars (0 = free) [0]: "]
 
 
 def test_generate_asks_what_the_models_sampler_reads(monkeypatch, tmp_path: Path) -> None:
     notes = RunInfo(id="n", path=tmp_path, model="lstm-multihead", sampler="notes")
-    answers = ["2", "", "0.8", "", "f# dorian", "Am | F", "", "0.3", "5"]
+    answers = ["2", "", "0.8", "", "f# dorian", "Am | F", "", "3", "8", "0.3", "5"]
     asked, values = _questions(monkeypatch, notes, answers)
     assert asked == ["Number of pieces [1]: ", "Length in notes [512]: ", "Temperature [1.0]: ",
-                     INSTRUMENTS, *TEXT_QUESTIONS, "Noise [0.0]: ", "Seed [0]: "]  # fmt: skip
+                     INSTRUMENTS, *TEXT_QUESTIONS, *LENGTH_QUESTIONS, "Noise [0.0]: ",
+                     "Seed [0]: "]  # fmt: skip
     assert values == {"n": 2, "max_tokens": 512, "temperature": 0.8, "instruments": None,
-                      "key": "F# dorian", "chords": "Am F", "range": None, "noise": 0.3,
-                      "seed": 5}  # fmt: skip
+                      "key": "F# dorian", "chords": "Am F", "range": None, "max_polyphony": 3,
+                      "bars": 8, "noise": 0.3, "seed": 5}  # fmt: skip
     diffusion = RunInfo(id="d", path=tmp_path, model="diffusion", sampler="diffusion",
                         labels=["jig", "reel"], instruments=[-1, 0, 33])  # fmt: skip
     answers = [
@@ -188,14 +242,23 @@ def test_generate_asks_what_the_models_sampler_reads(monkeypatch, tmp_path: Path
         "48-900",
         "C3-C6",
         "",
+        "",
+        "",
         "4.5",
         "",
     ]  # violin and a range past MIDI's pitches: asked again
     asked, values = _questions(monkeypatch, diffusion, answers)
     assert asked == ["Number of pieces [1]: ", "Style [1]: ", INSTRUMENTS, INSTRUMENTS,
-                     *TEXT_QUESTIONS, TEXT_QUESTIONS[-1], "Denoising steps [50]: ",
-                     "Guidance [2.0]: ", "Seed [0]: "]  # fmt: skip
+                     *TEXT_QUESTIONS, TEXT_QUESTIONS[-1], *LENGTH_QUESTIONS,
+                     "Denoising steps [50]: ", "Guidance [2.0]: ", "Seed [0]: "]  # fmt: skip
     assert values == {"n": 1, "style": "reel", "instruments": "drums,bass", "key": None,
-                      "chords": None, "range": "C3-C6", "steps": 50, "guidance": 4.5,
-                      "seed": 0}  # fmt: skip
+                      "chords": None, "range": "C3-C6", "max_polyphony": None, "bars": None,
+                      "steps": 50, "guidance": 4.5, "seed": 0}  # fmt: skip
     assert GenerateOptions(**values).steps == 50
+    tokens = RunInfo(id="t", path=tmp_path, model="transformer", sampler="tokens",
+                     controls=["density"])  # fmt: skip
+    answers = ["1", "", "", "", "", "", "8 16", "", "", "", ""]
+    asked, values = _questions(monkeypatch, tokens, answers)
+    assert "Notes per bar (e.g. 8, or 4 8 16 8; Enter = none): " in asked
+    assert not any(q.startswith("Notes per onset") for q in asked)  # no polyphony tokens
+    assert values["density"] == "8 16"

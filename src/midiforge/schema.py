@@ -27,3 +27,6 @@ NO_LABEL = -1
 # drop them like specials, the token sampler's grammar and rules place and force them.
 CONTROL_TYPES: tuple[str, ...] = ("Chord", "Density", "Polyphony")
 CONTROL_NAMES: tuple[str, ...] = ("chords", "density", "polyphony")  # their option names
+# The token type of the fill-in-the-middle markers (``prepare --fim``, ``midiforge.data.fim``):
+# never sampled (the grammar gives them no place) and dropped by the decoders like a control.
+FIM_TYPE = "Infill"

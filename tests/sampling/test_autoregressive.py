@@ -157,6 +157,30 @@ def test_relative_window_trim_equals_recompute_for_one_layer():
     assert out == ids
 
 
+def test_a_prelude_is_read_first_kept_through_the_window_and_left_out_of_the_result():
+    # greedy decoding with a prelude equals a full recompute whose context is the prelude plus
+    # the primer and what followed, re-read as prelude + recent half window once it fills
+    torch.manual_seed(0)
+    model = build("transformer", {**TINY_T, "n_layers": 1}).eval()
+    with torch.no_grad():  # sharper logits: greedy choices that follow the context
+        for p in model.parameters():
+            p.mul_(4)
+    prelude, window = [7, 8, 9], 12
+    out = sample(model, n=1, max_tokens=20, primer_ids=[1, 2], temperature=0.0, window=window,
+                 kv_cache="float32", prelude_ids=prelude)[0]  # fmt: skip
+    plain = sample(model, n=1, max_tokens=20, primer_ids=[1, 2], temperature=0.0,
+                   window=window, kv_cache="float32")[0]  # fmt: skip
+    assert out[:2] == [1, 2] and len(out) == 22 and out != plain
+    ids, ctx = [1, 2], [*prelude, 1, 2]
+    with torch.no_grad():
+        for _ in range(20):
+            ids.append(int(model(torch.tensor([ctx]))[0][0, -1].argmax()))
+            ctx = ctx + ids[-1:] if len(ctx) < window else prelude + ids[-(window // 2) :]
+    assert out == ids
+    with pytest.raises(MidiforgeError, match="prelude_ids: 6 ids leave no room"):
+        sample(model, primer_ids=[1], window=window, prelude_ids=[7] * 6)
+
+
 def test_eos_ends_a_sample():
     torch.manual_seed(0)
     model = build("lstm", {"vocab_size": VOCAB, "d_embed": 8, "d_hidden": 8})

@@ -117,3 +117,33 @@ def test_wrong_requests_are_one_line_errors_naming_the_accepted_forms(
     code = main(["generate", str(runs["transformer"]), "-o", str(tmp_path), "--bars", "5-8"])
     err = capsys.readouterr().err.strip()
     assert code == 2 and "needs --infill FILE" in err and "\n" not in err
+
+
+@pytest.fixture(scope="module")
+def fim_run(datasets: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny transformer on the band songs prepared with the markers, half its windows in
+    fill-in-the-middle order."""
+    from .conftest import prepare_band
+
+    data = prepare_band(datasets, tmp_path_factory.mktemp("band_fim") / "ds", fim=True)
+    runs = train_tiny({"transformer": data}, {"transformer": TINY["transformer"]},
+                      [*TRAIN, "train.fim=0.5"], tmp_path_factory.mktemp("fim_runs"))  # fmt: skip
+    return runs["transformer"]
+
+
+def test_a_fim_run_reads_the_bars_after_the_range_and_keeps_every_other_note(
+    fim_run, runs, datasets, tmp_path, caplog
+):
+    from midiforge.sampling.infill import reads_suffix
+    from midiforge.store.run_dir import load_run
+
+    assert reads_suffix(load_run(fim_run, "best")) and not reads_suffix(
+        load_run(runs["transformer"], "best")
+    )
+    song = datasets / BAND_FOLDER / BAND_SONG
+    with caplog.at_level("INFO", logger="midiforge.sampling.infill"):
+        result = generate(fim_run, out_dir=tmp_path, infill=song, bars="5-6", n=2, seed=0,
+                          device="cpu", max_tokens=400)  # fmt: skip
+    assert "reads the bars after the range" in caplog.text
+    new = [check_infilled(song, path, 5, 6) for path in result.paths]
+    assert all(len(n) > 0 for n in new), [len(n) for n in new]

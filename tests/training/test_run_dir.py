@@ -13,6 +13,7 @@ import midiforge
 from midiforge.data.encode import build_tokenizer
 from midiforge.errors import MidiforgeError
 from midiforge.store import checkpoint as ckpt
+from midiforge.store.listing import read_run
 from midiforge.store.run_dir import load_run
 from midiforge.training.run import train
 
@@ -102,6 +103,34 @@ def test_init_with_another_tokenizer_is_refused(pop909_small, tmp_path):
     build_tokenizer("tsd").save(other, filename="tokenizer.json")
     with pytest.raises(MidiforgeError, match="different tokenizer"):
         train(other, init=run, overrides=["train.steps=1"], run_dir=tmp_path / "t2", device="cpu")
+
+
+def test_init_over_a_tokenizer_with_added_tokens_grows_the_model(datasets, tmp_path):
+    from midiforge.data.prepare import prepare
+
+    src = tmp_path / "songs"
+    src.mkdir()
+    for song in RAW_SONGS:
+        shutil.copy(datasets / "pop909" / song / f"{song}.mid", src / f"{song}.mid")
+    plain, marked = tmp_path / "plain", tmp_path / "marked"
+    prepare(src, plain, jobs=1, quiet=True)
+    prepare(src, marked, jobs=1, quiet=True, controls=["density"], fim=True)
+    run = train(plain, model="transformer", overrides=tiny("transformer", steps=1),
+                run_dir=tmp_path / "run", device="cpu")  # fmt: skip
+    tuned = train(marked, init=run, overrides=["train.steps=1", "train.batch_size=2",
+                  "train.seq_len=16", "train.lr=1e-9", "train.fim=0.5"],
+                  run_dir=tmp_path / "tuned", device="cpu")  # fmt: skip
+    base, new = load_run(run, "last").model, load_run(tuned, "last").model
+    old_vocab, grown = base.config.vocab_size, new.config.vocab_size
+    assert grown == old_vocab + 7 + 2  # Density_0..6 and the two markers
+    for name, a in base.state_dict().items():
+        b = new.state_dict()[name]
+        if name in ("embed.weight", "head.weight"):
+            assert tuple(b.shape) == (grown, a.shape[1])
+            b = b[:old_vocab]
+        assert (a - b).abs().max() < 1e-6, name  # lr 1e-9: the trained rows carried over
+    assert new.state_dict()["embed.weight"][old_vocab:].abs().sum() > 0  # fresh, not zeros
+    assert read_run(tuned).controls == ["density"] and read_run(run).controls == []
 
 
 def test_user_errors_name_the_problem(pop909_small, tmp_path):

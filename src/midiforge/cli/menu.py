@@ -52,6 +52,8 @@ SIZES: dict[str, dict[str, dict[str, int]]] = {
     }
 }
 MAX_STEPS = 10_000_000
+# options that only a run prepared with those --controls reads (--chords also steers any run)
+LEARNED_ONLY = ("density", "polyphony")
 # the generation questions (pieces, length, temperature, ...) and their bounds and defaults are
 # the ``menu`` limits of midiforge.GenerateOptions' fields (see midiforge.sampling.options)
 
@@ -221,13 +223,18 @@ def _instruments(ask: Prompter, question: str, run: catalog.RunInfo) -> str | No
                         "choice)", parse)  # fmt: skip
 
 
-def _generation_options(ask: Prompter, run: catalog.RunInfo) -> dict[str, Any]:
-    """Ask, in field order, each option with menu limits that the run's sampler reads."""
+def _generation_options(
+    ask: Prompter, run: catalog.RunInfo, skip: Sequence[str] = ()
+) -> dict[str, Any]:
+    """Ask, in field order, each option with menu limits that the run's sampler reads (but
+    those in ``skip``, which the chosen task asked already)."""
     values: dict[str, Any] = {}
     for info in option_fields():
         spec, menu = info.spec, info.spec.menu
-        if menu is None or run.sampler not in spec.samplers:
+        if menu is None or run.sampler not in spec.samplers or info.name in skip:
             continue
+        if info.name in LEARNED_ONLY and info.name not in run.controls:
+            continue  # a learned control the run has no tokens for
         question = menu.label or spec.label_for(run.sampler)
         if spec.choices_from == "labels":  # the run's style labels, or none to choose from
             if run.labels:
@@ -243,8 +250,45 @@ def _generation_options(ask: Prompter, run: catalog.RunInfo) -> dict[str, Any]:
             values[info.name] = ask.optional(f"{question} ({example}Enter = none)", info.check)
             continue
         lo, hi, default = info.offered(menu)
-        values[info.name] = ask.number(question, info.kind, default, lo, hi)
+        value = ask.number(question, info.kind, default, lo, hi)
+        values[info.name] = None if menu.none_at is not None and value == menu.none_at else value
     return values
+
+
+def _midi_file(text: str) -> Path:
+    path = Path(text).expanduser()
+    if not path.is_file():
+        raise MidiforgeError(f"{path}: no such file; give the path of a MIDI file")
+    return path
+
+
+def _task(ask: Prompter, run: catalog.RunInfo) -> dict[str, Any]:
+    """New pieces, bars of a song rewritten (--infill), or a melody accompanied (--harmonize):
+    the file and bar range a task needs, for the samplers that can do it."""
+    from midiforge.sampling.options import parse_bars
+
+    fields = {f.name: f for f in option_fields()}
+    tasks = [("new", "new pieces")]
+    if run.sampler in fields["infill"].spec.samplers:
+        tasks.append(("infill", "rewrite bars of a MIDI file, keeping every other note"))
+    if run.sampler in fields["harmonize"].spec.samplers:
+        tasks.append(("harmonize", "an accompaniment under a melody (a MIDI file)"))
+    if len(tasks) == 1:
+        return {}
+    task = tasks[ask.pick("Write", [text for _, text in tasks], default=1)][0]
+    if task == "new":
+        return {}
+    song = ask.ask("MIDI file", _midi_file)
+    if task == "harmonize":
+        return {"harmonize": song}
+
+    def bar_range(text: str) -> str:
+        value = parse_bars(text)
+        if not isinstance(value, str):
+            raise MidiforgeError(f"{text!r}: give the bars to rewrite as A-B, e.g. 5-8")
+        return value
+
+    return {"infill": song, "bars": ask.ask("Bars to rewrite (A-B, e.g. 5-8)", bar_range)}
 
 
 def _shipped_label(info: catalog.RunInfo) -> str:
@@ -264,7 +308,8 @@ def generate(ask: Prompter, runs_dir: Path) -> None:
     ask.write("Models:")
     labels = [f"{r.id}  ({r.model})" if r.path else _shipped_label(r) for r in runs]
     run = runs[ask.pick("Model", labels, default=1)]
-    options = GenerateOptions(**_generation_options(ask, run))
+    task = _task(ask, run)
+    options = GenerateOptions(**task, **_generation_options(ask, run, skip=list(task)))
     out = ask.ask("Output folder", _out_dir, DEFAULT_OUT_DIR)
     plural = "s" if options.n > 1 else ""
     ask.write(f"Generating {options.n} piece{plural} with {run.id}  (Ctrl-C stops)")

@@ -68,6 +68,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "dropout so the model also works without them (REMI only; default: none)",
     )
     enc.add_argument(
+        "--fim",
+        action="store_true",
+        help="add the fill-in-the-middle markers, so a token model trained with train.fim "
+        "reads the bars after an --infill range (REMI only)",
+    )
+    enc.add_argument(
         "--no-bos-eos",
         dest="bos_eos",
         action="store_false",
@@ -185,6 +191,7 @@ def run(args: argparse.Namespace) -> int:
         bpe_vocab=args.bpe_vocab,
         bos_eos=args.bos_eos,
         controls=args.controls,
+        fim=args.fim,
         tracks=args.tracks,
         programs=args.programs,
         drums=args.drums,

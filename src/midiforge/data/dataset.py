@@ -27,6 +27,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from midiforge.data import fim as fim_format
 from midiforge.data.augment import TokenShifter, augment_notes
 from midiforge.errors import MidiforgeError
 from midiforge.schema import FIELD, NOTE_FIELDS
@@ -167,6 +168,7 @@ class TokenWindows(_Windows):
         seed: int = 0,
         epoch_windows: int | None = None,
         balance: float = 0.0,
+        fim: float = 0.0,
     ) -> None:
         super().__init__(
             data.tokens(split),
@@ -182,10 +184,26 @@ class TokenWindows(_Windows):
         self.transpose, self.velocity_shift = transpose, velocity_shift
         augment = train and (transpose > 0 or velocity_shift > 0)
         self.shifter = TokenShifter.for_dataset(data) if augment else None
+        self.fim, self.fim_ids = (fim if train else 0.0), None
+        if self.fim > 0:
+            vocab = data.tokenizer.vocab
+            markers = fim_format.marker_ids(vocab)
+            if markers is None or "Bar_None" not in vocab:
+                raise MidiforgeError(
+                    f"train.fim={fim}: the dataset has no fill-in-the-middle markers; prepare "
+                    "it with --fim (a REMI tokenizer), or set train.fim to 0"
+                )
+            self.fim_ids = (vocab["Bar_None"], markers)
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         f, start, first, rng = self._locate(index, self.seq_len + 1)
-        ids = np.asarray(self.seqs[f][start : start + self.seq_len + 1], np.int64)
+        counted = None
+        if self.fim_ids is not None and rng.random() < self.fim:
+            fim = fim_format.reorder(self.seqs[f], start, self.seq_len + 1, *self.fim_ids, rng)
+            if fim is not None:
+                ids, counted = fim
+        if counted is None:
+            ids = np.asarray(self.seqs[f][start : start + self.seq_len + 1], np.int64)
         if self.shifter is not None:
             ids = self.shifter.transpose(ids, self.transpose, rng)
             ids = self.shifter.shift_velocity(ids, self.velocity_shift, rng)
@@ -193,6 +211,9 @@ class TokenWindows(_Windows):
         tokens[: len(ids)] = ids
         target_pos = start + 1 + np.arange(self.seq_len)  # (T,) position of each target
         mask = (target_pos < start + len(ids)) & (target_pos >= first)
+        if counted is not None:  # a reordered window: its own positions, every one a target
+            mask = np.zeros(self.seq_len, bool)
+            mask[: len(ids) - 1] = counted[1:]
         return {
             "tokens": torch.from_numpy(tokens),
             "mask": torch.from_numpy(mask),

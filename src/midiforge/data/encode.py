@@ -27,7 +27,7 @@ from symusic import Note, Score, Tempo, TimeSignature, Track
 from midiforge.data import remi_ids
 from midiforge.errors import MidiforgeError
 from midiforge.instruments import DRUMS, instrument_name
-from midiforge.schema import CONTROL_TYPES, FIELD, NOTE_FIELDS
+from midiforge.schema import CONTROL_TYPES, FIELD, FIM_TYPE, NOTE_FIELDS
 from midiforge.store.tokenizer_file import TOKENIZATIONS, tokenizer_class
 
 DRUM_PROGRAM = DRUMS  # -1, MidiTok's program of a drum track
@@ -126,8 +126,10 @@ def score_to_array(
 
 def control_ids(tokenizer: MusicTokenizer) -> set[int]:
     """Ids of the learned controls' tokens (``prepare --controls``: ``Chord_A:min``,
-    ``Density_3``, ...; :mod:`midiforge.data.controls`); empty for a tokenizer without them."""
-    return {i for t, i in tokenizer.vocab.items() if t.split("_", 1)[0] in CONTROL_TYPES}
+    ``Density_3``, ...; :mod:`midiforge.data.controls`) and of the fill-in-the-middle markers
+    (``prepare --fim``, :mod:`midiforge.data.fim`); empty for a tokenizer without them."""
+    kinds = {*CONTROL_TYPES, FIM_TYPE}
+    return {i for t, i in tokenizer.vocab.items() if t.split("_", 1)[0] in kinds}
 
 
 def _empty_score(tokenizer: MusicTokenizer) -> Score:

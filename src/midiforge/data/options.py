@@ -40,6 +40,7 @@ class PrepareOptions:
     # learned per-bar control tokens after each Bar/TimeSig (data/controls.py), with dropout;
     # any of chords, density, polyphony (None: none, the tokenizer as before)
     controls: list[str] | None = None
+    fim: bool = False  # add the fill-in-the-middle markers (data/fim.py) for train.fim
     jobs: int | None = None  # worker processes (None: all cores)
     quiet: bool = False  # no progress bar
     overwrite: bool = False  # replace an existing OUT
@@ -83,6 +84,12 @@ class PrepareOptions:
                 f"controls: {','.join(self.controls)} needs tokenizer remi (the controls follow "
                 f"each bar's Bar and TimeSig tokens, as the sampler reads them), not "
                 f"{self.tokenizer!r}"
+            )
+        if self.fim and (self.tokenizer.lower() != "remi" or self.bpe_vocab is not None):
+            raise MidiforgeError(
+                "fim: the fill-in-the-middle markers split a piece at its Bar tokens, which "
+                f"needs tokenizer remi without bpe_vocab (got {self.tokenizer!r}, "
+                f"bpe_vocab {self.bpe_vocab})"
             )
         if self.controls and self.bpe_vocab is not None:
             raise MidiforgeError(

@@ -67,7 +67,9 @@ def _check_options(src: Path, out: Path, opts: PrepareOptions) -> MusicTokenizer
         raise choice_error("tracks", opts.tracks, corpus.TRACK_RULES)
     opts.check()
     # names the accepted tokenizers when this one is unknown
-    tokenizer = tokenizer_for(opts.tokenizer, opts.tracks, opts.instrument_groups, opts.controls)
+    tokenizer = tokenizer_for(
+        opts.tokenizer, opts.tracks, opts.instrument_groups, opts.controls, opts.fim
+    )
     corpus.check_ratios(opts.split)
     if opts.jobs is not None and opts.jobs < 1:
         raise MidiforgeError(f"jobs: {opts.jobs} is not accepted; give 1 or more processes")

@@ -26,6 +26,7 @@ import numpy as np
 from miditok import MusicTokenizer
 
 from midiforge.data import controls, corpus
+from midiforge.data import fim as fim_format
 from midiforge.data.encode import build_tokenizer, notes_from_score, score_to_array, special_ids
 from midiforge.data.options import GM_PROGRAMS
 from midiforge.errors import MidiforgeError
@@ -49,12 +50,14 @@ def tokenizer_for(
     tracks: str,
     instrument_groups: str = "programs",
     control_names: list[str] | None = None,
+    fim: bool = False,
 ) -> MusicTokenizer:
     """The tokenizer a dataset with these options is encoded with.
 
     ``tracks="all"`` adds Program tokens; with GM families only the 16 family programs and
     drums get one, so grouping also shrinks the vocabulary the models learn. ``control_names``
-    adds the learned controls' tokens after the tokenizer's own (:mod:`midiforge.data.controls`).
+    adds the learned controls' tokens after the tokenizer's own (:mod:`midiforge.data.controls`),
+    ``fim`` the two fill-in-the-middle markers after those (:mod:`midiforge.data.fim`).
     """
     if tracks != "all":
         tok = build_tokenizer(tokenizer)
@@ -65,6 +68,8 @@ def tokenizer_for(
         tok = build_tokenizer(tokenizer, use_programs=True)
     if control_names:
         controls.add_control_tokens(tok, control_names)
+    if fim:
+        fim_format.add_fim_tokens(tok)
     return tok
 
 
@@ -75,7 +80,11 @@ def init_worker(opts: dict[str, Any], explicit: dict[str, str] | None = None) ->
     (path → split), read once by the main process.
     """
     tokenizer = tokenizer_for(
-        opts["tokenizer"], opts["tracks"], opts["instrument_groups"], opts["controls"]
+        opts["tokenizer"],
+        opts["tracks"],
+        opts["instrument_groups"],
+        opts["controls"],
+        opts.get("fim", False),
     )
     specials = special_ids(tokenizer)
     _WORKER.update(

@@ -130,6 +130,7 @@ def sample(
     eos_id: int | None = None,
     kv_cache: str = "auto",
     constraints: Sequence[TokenConstraint] = (),
+    prelude_ids: Sequence[int] = (),
 ) -> list[list[int]]:
     """Sample ``n`` continuations of ``primer_ids`` together, one batch, with the model's cache.
 
@@ -158,6 +159,11 @@ def sample(
         Context kept once generation passes it (default ``model.max_seq_len``); RNNs ignore it.
     eos_id
         A sample ends at this id (excluded from the result).
+    prelude_ids
+        Ids the model reads before the primer that no rule sees and the result leaves out: a
+        fill-in-the-middle suffix (:func:`midiforge.data.fim.prelude`). A windowed model
+        keeps them at the front of its context: when the window fills, the context is read
+        again as the prelude plus the recent half window.
     kv_cache
         dtype of a key/value cache, a key of :data:`KV_CACHE`: ``auto`` (fp16 where the CPU
         kernel reads it, else the model's dtype), ``float32`` (exact) or ``float16``.
@@ -183,7 +189,14 @@ def sample(
     seq = torch.tensor([list(primer_ids)] * n, dtype=torch.long, device=device)  # (n, P)
     rules = Rules([*([GrammarConstraint(grammar)] if grammar else []), *constraints])
     rules.start(seq)
-    context = seq if window is None else seq[:, -window:]
+    pre = torch.tensor([list(prelude_ids)] * n, dtype=torch.long, device=device).reshape(n, -1)
+    if window is not None and pre.shape[1] >= window // 2:
+        raise MidiforgeError(
+            f"prelude_ids: {pre.shape[1]} ids leave no room in a window of {window}; give "
+            f"fewer than {window // 2}"
+        )
+    context = seq if window is None else seq[:, -(window - pre.shape[1]) :]
+    context = torch.cat([pre, context], 1)
     new_cache = getattr(model, "new_cache", None)  # None: the model's state is its own cache
 
     def empty_cache() -> Any:
@@ -213,9 +226,10 @@ def sample(
         if step == max_tokens - 1:
             break
         if window is not None and cached >= window:
-            trimmed = model.trim_cache(cache, window - 1)
-            if trimmed is None:  # absolute positions: re-feed the recent half window
+            trimmed = None if pre.shape[1] else model.trim_cache(cache, window - 1)
+            if trimmed is None:  # absolute positions or a prelude: re-feed the recent half
                 recent = torch.cat([seq, torch.stack(new, 1)], 1)[:, -(window // 2) :]
+                recent = torch.cat([pre, recent], 1)
                 logits, cache = model(recent, label=label, cache=empty_cache())
                 logits, cached = logits[:, -1], recent.shape[1]
                 continue

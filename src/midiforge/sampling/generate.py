@@ -143,8 +143,19 @@ def _instrument_rules(run: Any, opts: GenerateOptions, primer: Score | None):
 # --------------------------------------------------------------------------- samplers
 
 
-def _sample_tokens(run: Any, opts: GenerateOptions, primer: Score | None, label: int | None):
-    """Token models: BOS + primer ids → sampler → MIDI scores, grammar errors per sample."""
+def _sample_tokens(
+    run: Any,
+    opts: GenerateOptions,
+    primer: Score | None,
+    label: int | None,
+    suffix: Score | None = None,
+):
+    """Token models: BOS + primer ids → sampler → MIDI scores, grammar errors per sample.
+
+    ``suffix`` (an infill's bars after the range, from time 0) is read first, in
+    fill-in-the-middle order, when the run's tokenizer has the markers (:mod:`midiforge.data.fim`).
+    """
+    from midiforge.data import fim
     from midiforge.data.encode import ids_to_score, score_to_ids, special_ids
     from midiforge.sampling.autoregressive import sample
     from midiforge.sampling.grammar import count_errors
@@ -164,6 +175,9 @@ def _sample_tokens(run: Any, opts: GenerateOptions, primer: Score | None, label:
     musical = musical_constraints(
         tok, Musical.from_options(opts), max_tokens=opts.max_tokens, primer_ids=start
     )
+    markers = fim.marker_ids(tok.vocab) if suffix is not None else None
+    window = opts.window or getattr(run.model, "max_seq_len", None)
+    prelude = fim.prelude(score_to_ids(tok, suffix), markers, window) if markers else []
     seqs = sample(
         run.model,
         n=opts.n,
@@ -179,6 +193,7 @@ def _sample_tokens(run: Any, opts: GenerateOptions, primer: Score | None, label:
         eos_id=specials.get("EOS"),
         kv_cache=opts.kv_cache,
         constraints=[*rules, *musical],
+        prelude_ids=prelude,
     )
     ends = musical[0].end_ticks() if musical else None
     scores, generated, errors = [], [], []

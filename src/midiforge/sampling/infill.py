@@ -5,13 +5,15 @@
 (symusic's ``get_downbeats``) and splits its notes by onset: a note is *in the range* when it
 starts in bars A..B (from the bar line of A up to, not including, the bar line of B + 1).
 
-* **Token models and the multi-head LSTM** read only the prefix: the notes that start before
+* **Token models and the multi-head LSTM** continue the prefix: the notes that start before
   bar A are the primer, encoded as ``--primer`` encodes one, and the family's own length rule
   (:mod:`midiforge.sampling.token_rules`, :mod:`midiforge.sampling.note_rules`) runs the piece
-  to the bar line after bar B. They were trained left to right, so they do not read the bars
-  after the range: fill-in-the-middle (MMM-style ordering, prefix and suffix before the middle)
-  needs a model trained with that ordering, which no family here is yet. The seam at bar B + 1
-  is therefore only as smooth as the prefix makes it.
+  to the bar line after bar B. A token run prepared with ``--fim`` and trained with
+  ``train.fim`` (the shipped transformer) also reads the bars after the range first, in
+  suffix-prefix-middle order (:mod:`midiforge.data.fim`): the first tokens of bar B + 1 on are
+  a prelude before the prefix that the rules never see. A run without the markers, and the
+  multi-head LSTM, read only the prefix, so their seam at bar B + 1 is as smooth as the
+  prefix makes it.
 * **Diffusion** inpaints (as it does to continue a piece, :mod:`midiforge.sampling.diffusion`):
   one window holds the last notes before the range and the first notes after it as known, and
   the gap's slots between them, as many as the song had in the range (at least one, at most
@@ -72,6 +74,7 @@ class Gap:
     end: int  # tick of the line after bar B
     kept: Score  # the song without the notes that start in the range
     primer: Score | None  # the song cut before bar A (None: the range opens the song)
+    suffix: Score | None  # the song from the line after bar B, moved to time 0 (None: no notes)
     programs: list[int]  # the range's instruments (-1 drums), most notes first
     inside: int  # notes of the song in the range
 
@@ -132,7 +135,9 @@ def split_song(path: str | Path, first: int, last: int) -> Gap:
     if primer is not None and primer.note_num() == 0:
         primer = None
     programs = _programs_of(song, start, end) or _programs_of(song, 0, int(lines[-1]))
-    return Gap(Path(path), song, first, last, start, end, kept, primer, programs, inside)
+    suffix = song.clip(end, max(song.end(), end + 1), clip_end=False).shift_time(-end)
+    suffix = suffix if suffix.note_num() else None
+    return Gap(Path(path), song, first, last, start, end, kept, primer, suffix, programs, inside)
 
 
 # --------------------------------------------------------------------------- instruments
@@ -211,12 +216,25 @@ def _autoregressive(run, opts, sampler, label, gap: Gap, asked: str | None):
 
     bars = _length_bars(run, gap)
     sub = replace(opts, infill=None, bars=bars, instruments=asked)
-    scores, generated, errors = sampler(run, sub, gap.primer, label)
+    if reads_suffix(run) and gap.suffix is not None:
+        log.info("infill: the run reads the bars after the range first (fill-in-the-middle)")
+        scores, generated, errors = sampler(run, sub, gap.primer, label, suffix=gap.suffix)
+    else:
+        scores, generated, errors = sampler(run, sub, gap.primer, label)
     primer = None if gap.primer is None else notes_from_score(gap.primer)
     rows = [_in_range(notes_from_score(s), gap, primer) for s in scores]
     if run.model.sampler != "tokens":
         generated = [len(r) for r in rows]
     return rows, generated, errors
+
+
+def reads_suffix(run: Any) -> bool:
+    """Whether ``run`` is a token model whose tokenizer has the fill-in-the-middle markers
+    (``prepare --fim``; trained with ``train.fim`` it reads the bars after a range)."""
+    from midiforge.data.fim import marker_ids
+
+    tok = getattr(run, "tokenizer", None)
+    return run.model.sampler == "tokens" and tok is not None and marker_ids(tok.vocab) is not None
 
 
 def _place(rows: np.ndarray, gap: Gap) -> np.ndarray:

@@ -229,12 +229,14 @@ class GenerateOptions:
         "piece is longer), for a token run prepared with --controls density: its learned "
         "density token (0 | 1-2 | 3-4 | 5-8 | 9-16 | 17-32 | 33+) is written after each bar "
         "line", samplers=TOKENS, metavar="N", parser=_density_list,
-        note="None = the model's choice"))
+        note="None = the model's choice", label="Notes per bar",
+        menu=Ask(placeholder="8, or 4 8 16 8")))
     polyphony: str | None = field(default=None, metadata=spec(
         help="pitched notes per onset, one number >= 1 or one per bar ('1 2 2 3'), for a token "
         "run prepared with --controls polyphony: its learned polyphony token (1 | <=1.5 | "
         "<=2.5 | <=3.5 | more) is written after each bar line", samplers=TOKENS, metavar="N",
-        parser=_polyphony_list, note="None = the model's choice"))
+        parser=_polyphony_list, note="None = the model's choice", label="Notes per onset",
+        menu=Ask(placeholder="1, or 1 2 2 3")))
     range: str | None = field(default=None, metadata=spec(
         help="lowest and highest pitch, e.g. C3-C6 or 48-84 (C4 = 60); per instrument: "
         "piano:C3-C6,bass:E1-G3", metavar="LOW-HIGH", label="Range", parser=parse_range,
@@ -243,16 +245,19 @@ class GenerateOptions:
     max_polyphony: int | None = field(default=None, metadata=spec(
         help="most notes sounding at once (drums not counted)", lo=1, metavar="N",
         unit="notes", label="Max polyphony", note="None = no limit",
-        web=Ask(lo=0, hi=16, default=0, none_at=0, label="Max polyphony (0 = none)")))
+        web=Ask(lo=0, hi=16, default=0, none_at=0, label="Max polyphony (0 = none)"),
+        menu=Ask(lo=0, hi=64, default=0, none_at=0, label="Max polyphony (0 = none)")))
     bars: int | str | None = field(default=None, metadata=spec(
         help="exact length in bars, primer included: ends at the bar line, no note cut; with "
         "--infill the bars to regenerate, A-B (1-based, inclusive)", lo=1, metavar="N|A-B",
         unit="bars", label="Bars", note="None = free length", parser=parse_bars,
-        web=Ask(lo=0, hi=64, default=0, none_at=0, label="Bars (0 = free)")))
+        web=Ask(lo=0, hi=64, default=0, none_at=0, label="Bars (0 = free)"),
+        menu=Ask(lo=0, hi=100_000, default=0, none_at=0, label="Bars (0 = free)")))
     infill: str | Path | None = field(default=None, metadata=spec(
         help="MIDI file whose bars --bars A-B are regenerated, every other note kept exactly "
-        "(token and LSTM runs read only the bars before the range: no family is trained to read "
-        "a suffix; diffusion inpaints between the notes before and after it)",
+        "(a token run prepared with --fim and trained with train.fim, as the shipped "
+        "transformer is, reads the bars after the range too; other token runs and the LSTM "
+        "read the bars before it; diffusion inpaints between the notes before and after it)",
         metavar="FILE"))
     harmonize: str | Path | None = field(default=None, metadata=spec(
         help="MIDI file of a melody to accompany (its pitched notes, every track): the melody "

@@ -177,6 +177,57 @@ def load_weights(model: MidiModel, path: str | Path) -> None:
             )
 
 
+def load_weights_grown(model: MidiModel, path: str | Path, old_vocab: int) -> list[str]:
+    """Load weights trained on a vocabulary of ``old_vocab`` ids into a model with more ids.
+
+    Fine-tuning with added tokens (``prepare --controls`` or ``--fim`` over a run's tokenizer)
+    keeps every trained row: a tensor whose first dimension is ``old_vocab`` in the file and
+    larger in the model (the token embedding, the output head) gets the file's rows first and
+    keeps the model's fresh initialisation for the new ids. Every other tensor must match as
+    :func:`load_weights` checks. Returns the names of the grown tensors.
+    """
+    from safetensors.torch import load_file
+
+    path = Path(path)
+    _problems(path, model)  # raises for another model's weights; shapes are checked here
+    expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    grown, problems = [], []
+    entries, _ = read_header(path)
+    for key, entry in entries.items():
+        want = expected.get(key)
+        if want is None or tuple(entry.shape) == want:
+            continue
+        if (
+            len(want) == len(entry.shape)
+            and entry.shape[0] == old_vocab < want[0]
+            and (tuple(entry.shape[1:]) == want[1:])
+        ):
+            grown.append(key)
+        else:
+            problems.append(f"tensor {key}: file {list(entry.shape)}, model {list(want)}")
+    if problems or not grown:
+        raise MidiforgeError(
+            f"{path}: cannot grow these weights to the dataset's vocabulary ("
+            + ("; ".join(problems[:MAX_PROBLEMS_SHOWN]) or "no tensor has the old vocabulary")
+            + ")"
+        )
+    tensors = load_file(str(path))
+    state = model.state_dict()
+    with torch.no_grad():
+        for key, tensor in tensors.items():
+            if key not in state:
+                raise MidiforgeError(f"{path} has tensor {key} which the model lacks")
+            if key in grown:
+                state[key][:old_vocab].copy_(tensor)
+            else:
+                state[key].copy_(tensor)
+    loaded = {state[k].data_ptr() for k in tensors}  # a tied tensor is saved once
+    missing = sorted(k for k in set(state) - set(tensors) if state[k].data_ptr() not in loaded)
+    if missing:
+        raise MidiforgeError(f"{path} lacks tensor(s) {', '.join(missing[:5])} the model needs")
+    return grown
+
+
 # --------------------------------------------------------------------------- checkpoints/last
 
 

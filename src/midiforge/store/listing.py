@@ -19,7 +19,14 @@ from midiforge.errors import MidiforgeError
 from midiforge.instruments import DRUMS, GM_MAX, instrument_name
 from midiforge.io.midi import is_midi_path
 from midiforge.store.dataset_dir import read_manifest_json
-from midiforge.store.names import can_resume, config_path, has_weights, is_dataset, is_run
+from midiforge.store.names import (
+    TOKENIZER_FILE,
+    can_resume,
+    config_path,
+    has_weights,
+    is_dataset,
+    is_run,
+)
 from midiforge.store.run_dir import read_config_yaml, shipped_run
 
 log = logging.getLogger(__name__)
@@ -53,6 +60,7 @@ class RunInfo:
     # GM programs (-1 = drums) it learned; [0] for runs from before instruments were kept
     instruments: list[int] = field(default_factory=lambda: [0])
     shipped: str = ""  # the family name of a model shipped with the package, else ""
+    controls: list[str] = field(default_factory=list)  # learned controls (prepare --controls)
 
     def to_json(self) -> dict[str, Any]:
         """What a web page may show to anyone: no full local path."""
@@ -125,7 +133,25 @@ def read_run(path: str | Path, *, run_id: str | None = None) -> RunInfo:
         can_resume=can_resume(path),
         steps=int((config.get("train") or {}).get("steps", 0) or 0),
         instruments=run_instruments(config, str(path)),
+        controls=learned_controls(path),
     )
+
+
+def learned_controls(path: Path) -> list[str]:
+    """The learned controls (``chords``, ``density``, ``polyphony``) whose tokens the run's
+    tokenizer added (``store.tokenizer_file``'s list of added tokens); none for a run
+    without them, or whose tokenizer cannot be read here (loading it names that problem)."""
+    import json
+
+    from midiforge.schema import CONTROL_NAMES, CONTROL_TYPES
+    from midiforge.store.tokenizer_file import ADDED_TOKENS
+
+    try:
+        params = json.loads((path / TOKENIZER_FILE).read_text(encoding="utf-8"))
+        kinds = {str(entry[0]).split("_", 1)[0] for entry in params.get(ADDED_TOKENS) or []}
+    except (OSError, ValueError, TypeError, IndexError, AttributeError):
+        return []
+    return [name for name, kind in zip(CONTROL_NAMES, CONTROL_TYPES, strict=True) if kind in kinds]
 
 
 def marked_dirs(root: Path, is_marked) -> list[Path]:

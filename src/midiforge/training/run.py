@@ -121,6 +121,11 @@ def make_windows(data: Any, model: Any, cfg: TrainConfig, split: str, *, train: 
     count = windows_needed(cfg, world) if train else None
     aug = cfg.augment and train
     if model.encoding == "notes":
+        if cfg.fim:
+            raise MidiforgeError(
+                f"train.fim={cfg.fim}: fill-in-the-middle reorders token windows, and this "
+                "family reads notes (it infills by inpainting or its prefix); set train.fim=0"
+            )
         length = getattr(model.config, "length", cfg.window)  # fixed-length models (diffusion)
         if length != cfg.window:
             raise MidiforgeError(
@@ -155,6 +160,7 @@ def make_windows(data: Any, model: Any, cfg: TrainConfig, split: str, *, train: 
         seed=cfg.seed,
         epoch_windows=count,
         balance=cfg.balance if train else 0.0,
+        fim=cfg.fim if train else 0.0,
     )
 
 
@@ -181,16 +187,34 @@ def _tokenizer_signature(folder: Path, manifest_tok: dict[str, Any]) -> Any:
     return manifest_tok.get("name"), manifest_tok.get("vocab_size")
 
 
-def check_same_tokenizer(data: Any, data_path: Path, init_run: Path, init_cfg: dict) -> None:
-    """Fine-tuning needs the dataset encoded exactly as the initial model was trained."""
+def check_same_tokenizer(data: Any, data_path: Path, init_run: Path, init_cfg: dict) -> int:
+    """Fine-tuning needs the dataset encoded as the initial model was trained.
+
+    Returns 0 for the same tokenizer, or the run's vocabulary size when the dataset's tokenizer
+    is the run's with tokens added after its last id (``prepare --controls``/``--fim`` over the
+    shipped model's tokenizer): the model then grows (``checkpoint.load_weights_grown``).
+    """
     mine = _tokenizer_signature(data_path, data.manifest.get("tokenizer") or {})
     theirs = _tokenizer_signature(init_run, init_cfg.get("tokenizer") or {})
-    if mine != theirs:
-        raise MidiforgeError(
-            f"--init {init_run}: the dataset {data_path} uses a different tokenizer than that "
-            "run (vocabulary or kind differ); prepare the MIDI folder with the run's "
-            f"tokenizer ({tokenizer_path(init_run)}) or train from scratch without --init"
-        )
+    if mine == theirs:
+        return 0
+    if _extends(mine, theirs):
+        return int(theirs[2])
+    raise MidiforgeError(
+        f"--init {init_run}: the dataset {data_path} uses a different tokenizer than that "
+        "run (vocabulary or kind differ); prepare the MIDI folder with the run's "
+        f"tokenizer ({tokenizer_path(init_run)}) or train from scratch without --init"
+    )
+
+
+def _extends(mine: Any, theirs: Any) -> bool:
+    """Whether tokenizer signature ``mine`` is ``theirs`` plus tokens after its last id."""
+    if len(mine) != 3 or len(theirs) != 3 or mine[0] != theirs[0] or mine[2] <= theirs[2]:
+        return False
+    old, new = theirs[1], mine[1]
+    return all(new.get(tok) == i for tok, i in old.items()) and all(
+        i >= theirs[2] for tok, i in new.items() if tok not in old
+    )
 
 
 def _fill_from_dataset(values: dict[str, Any], cls: type, data: Any, labels: list[str]) -> None:
@@ -322,6 +346,7 @@ def _train(dataset, model_name, config, overrides, limits, run_dir, resume, init
     model_values, train_values = split_config(config, overrides)
     train_values = {**train_values, **limits}  # the steps=/time= keywords win over the config
     init_run = init_cfg = state = None
+    old_vocab = 0  # --init over a tokenizer with added tokens: the run's vocabulary size
     raw_folder = False  # a MIDI folder prepared on the fly: audited for memorization at the end
     if resume is not None:
         run_dir = Path(resume)
@@ -367,7 +392,9 @@ def _train(dataset, model_name, config, overrides, limits, run_dir, resume, init
     if resume is None:
         labels = list(data.labels)
         if init_cfg is not None:
-            check_same_tokenizer(data, data_path, init_run, init_cfg)
+            old_vocab = check_same_tokenizer(data, data_path, init_run, init_cfg)
+            if old_vocab:
+                model_values["vocab_size"] = int(data.manifest["tokenizer"]["vocab_size"])
             init_labels = list(init_cfg.get("labels") or [])
             if labels and labels != init_labels:
                 raise MidiforgeError(
@@ -385,8 +412,18 @@ def _train(dataset, model_name, config, overrides, limits, run_dir, resume, init
         if resume is not None:
             data_state = runs.restore_last(run_dir, net, state)  # weights, data state, checked
         else:
-            if init_run is not None:
+            if init_run is not None and old_vocab:
+                grown = ckpt.load_weights_grown(net, weights_path(init_run), old_vocab)
+                log.info(
+                    "--init %s: vocabulary grown from %d to %d ids (%s); new rows start fresh",
+                    init_run,
+                    old_vocab,
+                    model_values["vocab_size"],
+                    ", ".join(grown),
+                )
+            elif init_run is not None:
                 ckpt.load_weights(net, weights_path(init_run))
+            if init_run is not None:
                 data_state = runs.read_data_state(init_run)
                 if data_state:
                     net.load_data_state(data_state)
