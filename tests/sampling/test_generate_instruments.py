@@ -111,3 +111,38 @@ def test_a_request_with_a_primer_adds_to_the_primers_instruments(runs, datasets,
                       primer_bars=2, instruments="guitar", **SAMPLE)  # fmt: skip
     for path in result.paths:
         assert set(played(path)) == {GUITAR, BASS, DRUMS}
+
+
+@pytest.fixture(scope="module")
+def styled_run(datasets: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny transformer on two styles with their own bands: POP909 songs on flute, strings
+    and piano (pop), Nottingham tunes on violin and nylon guitar (folk)."""
+    from midiforge.data.corpora import with_part_programs
+    from midiforge.data.prepare import prepare
+
+    src = tmp_path_factory.mktemp("styled")
+    songs = [datasets / "pop909" / f"{i:03d}" / f"{i:03d}.mid" for i in range(1, 7)]
+    tunes = sorted((datasets / "nottingham").glob("*.mid"))[:12]
+    for label, corpus, files in (("pop", "pop909", songs), ("folk", "nottingham", tunes)):
+        (src / label).mkdir()
+        for f in files:
+            save_midi(with_part_programs(load_midi(f), corpus), src / label / f.name)
+    data = prepare(src, src.parent / "styled_ds", labels_from="folder", jobs=1, quiet=True).path
+    return train_tiny({"transformer": data}, {"transformer": TINY["transformer"]}, TRAIN,
+                      tmp_path_factory.mktemp("styled_runs"))["transformer"]  # fmt: skip
+
+
+def test_a_style_plays_its_own_band_unless_instruments_are_asked(styled_run, tmp_path) -> None:
+    from midiforge.store.run_dir import load_run
+
+    bands = load_run(styled_run).style_instruments
+    assert bands == {"folk": [24, 40], "pop": [0, 48, 73]}
+    for style in ("folk", "pop"):
+        result = generate(styled_run, out_dir=tmp_path / style, style=style, **SAMPLE)
+        heard = [set(played(p)) for p in result.paths]
+        assert all(h and h <= set(bands[style]) for h in heard), (style, heard)
+    free = generate(styled_run, out_dir=tmp_path / "any", n=6, max_tokens=160, seed=0)
+    assert set().union(*(played(p) for p in free.paths)) - {24, 40}  # no style: any band
+    asked = generate(styled_run, out_dir=tmp_path / "asked", style="folk", instruments="piano",
+                     **SAMPLE)  # fmt: skip
+    assert all(set(played(p)) == {0} for p in asked.paths)

@@ -114,7 +114,8 @@ def _instrument_rules(run: Any, opts: GenerateOptions, primer: Score | None):
     learned (:func:`~midiforge.sampling.instrument_rule.continue_programs`); the programs
     allowed are the requested ones plus the primer's, and a primer alone allows its own. A
     merged run takes the primer merged to one stream; a request is then checked against the
-    run's one instrument and needs no rule.
+    run's one instrument and needs no rule. With neither, ``--style S`` keeps the run to the
+    programs S's training pieces play (``LoadedRun.style_instruments``), masked, not steered.
     """
     from midiforge.instruments import resolve_instruments
     from midiforge.sampling.instrument_rule import (
@@ -137,6 +138,9 @@ def _instrument_rules(run: Any, opts: GenerateOptions, primer: Score | None):
     if primer is not None:
         primer, programs = continue_programs(primer, run.instruments)
         allowed += [p for p in programs if p not in allowed]
+    if not allowed and opts.style is not None:  # the style's own band, nothing steered
+        style = [p for p in run.style_instruments.get(opts.style, []) if p in run.instruments]
+        return primer, [InstrumentConstraint(tok, style, steer=0.0)] if style else []
     return primer, [InstrumentConstraint(tok, allowed)] if allowed else []
 
 

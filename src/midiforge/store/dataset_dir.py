@@ -162,6 +162,26 @@ class PreparedDataset:
         flat = np.asarray(self.notes("train").flat).reshape(-1, len(fields))
         return sorted(int(p) for p in np.unique(flat[:, fields.index("program")])) or [0]
 
+    def style_instruments(self) -> dict[str, list[int]]:
+        """Per style label, the GM programs (-1 = drums) its train files play, ascending.
+
+        What ``generate --style S`` keeps a token run to when no ``--instruments`` is asked
+        (a chorale on the chorales' strings, not on pop's piano); empty without labels or
+        without a ``program`` note field.
+        """
+        fields = list(self.manifest.get("note_fields", []))
+        labels = list(self.labels)
+        if "program" not in fields or not labels or not self.split_files("train"):
+            return {}
+        notes, file_labels = self.notes("train"), self.file_labels("train")
+        column = fields.index("program")
+        found: dict[str, set[int]] = {label: set() for label in labels}
+        for i, label in enumerate(file_labels.tolist()):
+            if 0 <= label < len(labels):
+                rows = np.asarray(notes[i]).reshape(-1, len(fields))
+                found[labels[label]].update(int(p) for p in np.unique(rows[:, column]))
+        return {label: sorted(programs) for label, programs in found.items() if programs}
+
     @property
     def special_ids(self) -> dict[str, int]:
         return dict(self.manifest["tokenizer"].get("special_ids", {}))

@@ -70,6 +70,7 @@ CONFIG_TYPES: dict[str, type | tuple[type, ...]] = {
     "init": (str, type(None)),
     "labels": list,
     "instruments": list,
+    "style_instruments": dict,
     "tokenizer": dict,
     "dataset_options": dict,
 }
@@ -163,6 +164,11 @@ def _plain(value: Any) -> Any:
     return str(value)
 
 
+def _style_instruments(data: Any) -> dict[str, list[int]]:
+    read = getattr(data, "style_instruments", None)
+    return read() if callable(read) else {}
+
+
 def write_run_files(
     run_dir: Path,
     net: MidiModel,
@@ -194,6 +200,7 @@ def write_run_files(
         "init": None if init is None else str(init),
         "labels": list(labels),
         "instruments": [int(p) for p in getattr(data, "instruments", [0])],
+        "style_instruments": _style_instruments(data),
         "tokenizer": dict(data.manifest.get("tokenizer") or {}),
         "dataset_options": dict(data.manifest.get("options") or {}),
         "versions": software_versions(),
@@ -311,6 +318,13 @@ class LoadedRun:
         """
         saved = self.config.get("instruments") or getattr(self.model.config, "programs", None)
         return [int(p) for p in saved] if saved else [0]
+
+    @property
+    def style_instruments(self) -> dict[str, list[int]]:
+        """Per style label, the programs its training pieces play (``generate --style`` keeps a
+        token run to them unless ``--instruments`` asks); empty for runs written before."""
+        saved = self.config.get("style_instruments") or {}
+        return {str(k): [int(p) for p in v] for k, v in saved.items() if isinstance(v, list)}
 
 
 def load_run(
