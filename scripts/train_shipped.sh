@@ -8,7 +8,8 @@
 # 1. lay out POP909 (pop), Nottingham (folk) and the JSB chorales converted to MIDI (chorale),
 #    each part written with its own GM program (data.corpora.PART_PROGRAMS),
 #    with the chorales' published split; 2. prepare; 3. train with configs/<model>.yaml
-#    (configs/default.yaml for the transformer); 4. export the best weights in float16 into
+#    (the transformer: configs/default.yaml, then default-continue.yaml, then
+#    default-controls.yaml on the corpus prepared with --controls and --fim); 4. export the best weights in float16 into
 #    the package (midiforge.assets.SHIPPED); 5. evaluate on held-out data.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -30,8 +31,24 @@ print(build_corpus(Path(sys.argv[1]), Path(sys.argv[2])))" "$datasets" "$work/co
   .venv/bin/midiforge prepare "$work/corpus" "$dataset" --labels-from folder \
     --split-by "$work/corpus/splits.csv" --min-tokens 256 --min-notes 32 --overwrite
 fi
-.venv/bin/midiforge train "$dataset" --model "$model" --config "$config" \
-  --run-dir "$work/run" ${RESUME:+--resume "$work/run"}
+if [ "$model" = transformer ]; then
+  # three stages (docs/model-card.md, "Training"): 1. from scratch; 2. continued at half the
+  # learning rate; 3. continued on the corpus prepared with the learned controls and the
+  # fill-in-the-middle markers (same split; --init grows the embedding for the added tokens)
+  run1=$work/run-stage1 run2=$work/run-stage2 controls=$work/dataset-controls
+  [ -f "$run1/model.safetensors" ] || .venv/bin/midiforge train "$dataset" --model transformer \
+    --config configs/default.yaml --run-dir "$run1" ${RESUME:+--resume "$run1"}
+  [ -f "$run2/model.safetensors" ] || .venv/bin/midiforge train "$dataset" \
+    --config configs/default-continue.yaml --init "$run1" --run-dir "$run2"
+  .venv/bin/midiforge prepare "$work/corpus" "$controls" --labels-from folder \
+    --split-by "$work/corpus/splits.csv" --min-tokens 256 --min-notes 32 --overwrite \
+    --controls chords,density,polyphony --fim
+  .venv/bin/midiforge train "$controls" --config configs/default-controls.yaml --init "$run2" \
+    --run-dir "$work/run" ${RESUME:+--resume "$work/run"}
+else
+  .venv/bin/midiforge train "$dataset" --model "$model" --config "$config" \
+    --run-dir "$work/run" ${RESUME:+--resume "$work/run"}
+fi
 $py -c "import sys; from midiforge.store.run_dir import export_run; \
 print(export_run(sys.argv[1], sys.argv[2], dataset=sys.argv[3]))" "$work/run" \
   "src/midiforge/assets/$asset" "POP909 + Nottingham + JSB chorales, parts as instruments (docs/)"
