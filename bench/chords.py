@@ -15,7 +15,10 @@ agreement with the annotation.
 ``--sweep`` runs the with-chords call at several bonuses (nats), to choose
 ``midiforge.sampling.musical.CHORD_BONUS_NATS``.
 
-    python bench/chords.py [--n 8] [--bars 8] [--chords "Am F C G"] [--seeds 0,1]
+A run trained with chord tokens (``prepare --controls chords``) also gets a row with the tokens
+alone (``--no-chord-steer``): what it learned, without the steer.
+
+    python bench/chords.py [--n 8] [--bars 8] [--chords "Am F C G"] [--seeds 0,1] [--run RUN]
                            [--sweep 1,2,3,4,6] [--manifest build/default/dataset/manifest.json]
 """
 
@@ -52,13 +55,13 @@ def test_songs(manifest: Path | None) -> tuple[list[Path], str]:
     return folders, "POP909 songs numbered ...0"
 
 
-def adherence(chords: str | None, progression: str, args) -> tuple[float, list[float]]:
+def adherence(chords: str | None, progression: str, args, **extra) -> tuple[float, list[float]]:
     """Mean chord adherence (against ``progression``) of ``--n`` pieces per seed."""
     values = []
     for seed in args.seeds:
         with tempfile.TemporaryDirectory() as out:
-            result = generate(None, out_dir=out, n=args.n, bars=args.bars, seed=seed,
-                              chords=chords, device="cpu")  # fmt: skip
+            result = generate(args.run, out_dir=out, n=args.n, bars=args.bars, seed=seed,
+                              chords=chords, device="cpu", **extra)  # fmt: skip
             for path in result.paths:
                 value = chord_adherence(load_midi(path), progression)
                 if value is not None:
@@ -73,6 +76,7 @@ def main() -> None:
     parser.add_argument("--chords", default="Am F C G")
     parser.add_argument("--seeds", default="0", help="comma-separated seeds (each: n pieces)")
     parser.add_argument("--sweep", default="", help="comma-separated bonuses (nats) to try")
+    parser.add_argument("--run", default=None, help="a RUN dir (default: the shipped model)")
     parser.add_argument(
         "--manifest", type=Path, default=ROOT / "build" / "default" / "dataset" / "manifest.json"
     )
@@ -94,7 +98,21 @@ def main() -> None:
         with_chords, _ = adherence(args.chords, args.chords, args)
         print(f"| {bonus:g} | {with_chords:.3f} | {with_chords / ceiling['annotated']:.2f} "
               f"| {with_chords / without:.2f} |", flush=True)  # fmt: skip
+    if learned_chords(args.run):
+        alone, _ = adherence(args.chords, args.chords, args, chord_steer=False)
+        print(f"| learned chord tokens alone (--no-chord-steer) | {alone:.3f} "
+              f"| {alone / ceiling['annotated']:.2f} | {alone / without:.2f} |")  # fmt: skip
     print(f"targets: / ceiling >= {TARGET_CEILING}, / without >= {TARGET_RATIO}")
+
+
+def learned_chords(run: str | None) -> bool:
+    """Whether the run (or the shipped model) was trained with chord tokens."""
+    from midiforge.store.names import tokenizer_path
+    from midiforge.store.run_dir import shipped_run
+    from midiforge.store.tokenizer_file import load_tokenizer
+
+    vocab = load_tokenizer(tokenizer_path(run or shipped_run())).vocab
+    return any(token.startswith("Chord_") for token in vocab)
 
 
 if __name__ == "__main__":

@@ -1,18 +1,18 @@
 """The listening guide's files (docs/samples/README.md): short samples you can hear in a browser.
 
     PYTHONPATH=src python scripts/render_samples.py [--datasets ../shared/datasets]
-        [--out docs/samples] [--device cpu]
+        [--out docs/samples] [--device cpu] [--models transformer,diffusion,lstm-multihead]
 
 For each shipped model (``generate --model transformer|diffusion|lstm-multihead``) and each
 style (pop, folk, chorale) it writes ``SAMPLES_PER_STYLE`` pieces of ``SECONDS`` seconds (seed
 ``SEED``, one batch per style: the same call as ``midiforge generate --model M --style S -n 2
 --seconds 16 --seed 0``), and for each style one real held-out piece cut to the same number of
 beats (:data:`REFERENCES`). ``--seconds``, not ``--bars``: bars count in the time signature the
-model writes, and the transformer writes POP909's 1/4 (half of POP909's files carry it), where
-8 bars last 4 s. Every piece is kept as MIDI, rendered through FluidSynth by
-midiforge's own :func:`midiforge.io.render.render_wav`, encoded as compressed audio
-(stereo Ogg Vorbis at :data:`VORBIS_QUALITY`) and drawn as a piano roll by
-:func:`midiforge.io.render.render_png`::
+model writes, and a model trained before POP909 was put on its annotated bars writes POP909's
+1/4 (most of POP909's files declare it), where 8 bars last 4 s. Every piece is kept as MIDI,
+rendered through FluidSynth by midiforge's own :func:`midiforge.io.render.render_wav`,
+encoded as compressed audio (stereo Ogg Vorbis at :data:`VORBIS_QUALITY`) and drawn as a
+piano roll by :func:`midiforge.io.render.render_png`::
 
     docs/samples/{style}-{model}-{k}.{mid,ogg,png}   k = 1, 2
     docs/samples/{style}-reference.{mid,ogg,png}
@@ -125,8 +125,11 @@ def publish(midi: Path, out: Path, stem: str, work: Path) -> list[Path]:
     return files
 
 
-def render_samples(datasets: Path, out: Path, device: str = "cpu") -> list[Path]:
-    """Write every sample and reference of the listening guide into ``out``; return the files."""
+def render_samples(
+    datasets: Path, out: Path, device: str = "cpu", models: tuple[str, ...] = MODELS
+) -> list[Path]:
+    """Write the samples of ``models`` and every reference of the listening guide into
+    ``out``; return the files."""
     out.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
     with tempfile.TemporaryDirectory(prefix="midiforge-samples-") as tmp:
@@ -135,7 +138,7 @@ def render_samples(datasets: Path, out: Path, device: str = "cpu") -> list[Path]
             cut = cut_beats(read_reference(datasets, REFERENCES[style]), REFERENCE_BEATS)
             cut.dump_midi(str(work / f"{style}-reference.mid"))
             written += publish(work / f"{style}-reference.mid", out, f"{style}-reference", work)
-            for model in MODELS:
+            for model in models:
                 result = generate(
                     model=model,
                     out_dir=work / model / style,
@@ -157,8 +160,15 @@ def main() -> None:
     parser.add_argument("--datasets", type=Path, default=Path("../shared/datasets"))
     parser.add_argument("--out", type=Path, default=Path("docs/samples"))
     parser.add_argument("--device", default="cpu", help="auto, cpu, cuda (default: cpu)")
+    parser.add_argument(
+        "--models", default=",".join(MODELS), help="comma-separated shipped models to render"
+    )
     args = parser.parse_args()
-    render_samples(args.datasets, args.out, args.device)
+    models = tuple(m for m in args.models.split(",") if m)
+    unknown = [m for m in models if m not in MODELS]
+    if unknown:
+        parser.error(f"--models: {', '.join(unknown)} unknown; accepted: {', '.join(MODELS)}")
+    render_samples(args.datasets, args.out, args.device, models)
 
 
 if __name__ == "__main__":
