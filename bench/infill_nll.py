@@ -63,7 +63,7 @@ def main() -> None:
     markers = fim.marker_ids(vocab)
     if markers is None:
         raise SystemExit(f"{args.run}: no fill-in-the-middle markers (prepare --fim)")
-    window = int(model.max_seq_len)
+    window = getattr(model, "max_seq_len", None) or 1024  # an RNN reads any length
     data = PreparedDataset(args.dataset)
     seqs, labels = data.tokens("test"), data.file_labels("test")
     rng = np.random.default_rng(args.seed)

@@ -119,24 +119,29 @@ def test_wrong_requests_are_one_line_errors_naming_the_accepted_forms(
     assert code == 2 and "needs --infill FILE" in err and "\n" not in err
 
 
+FIM_FAMILIES = {"transformer": TINY["transformer"],
+                "lstm": ["model.d_embed=32", "model.d_hidden=32", "model.n_layers=1"]}  # fmt: skip
+
+
 @pytest.fixture(scope="module")
-def fim_run(datasets: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A tiny transformer on the band songs prepared with the markers, half its windows in
-    fill-in-the-middle order."""
+def fim_runs(datasets: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """A tiny transformer and a tiny LSTM on the band songs prepared with the markers, half
+    their windows in fill-in-the-middle order."""
     from .conftest import prepare_band
 
     data = prepare_band(datasets, tmp_path_factory.mktemp("band_fim") / "ds", fim=True)
-    runs = train_tiny({"transformer": data}, {"transformer": TINY["transformer"]},
-                      [*TRAIN, "train.fim=0.5"], tmp_path_factory.mktemp("fim_runs"))  # fmt: skip
-    return runs["transformer"]
+    return train_tiny(dict.fromkeys(FIM_FAMILIES, data), FIM_FAMILIES, [*TRAIN, "train.fim=0.5"],
+                      tmp_path_factory.mktemp("fim_runs"))  # fmt: skip
 
 
+@pytest.mark.parametrize("family", sorted(FIM_FAMILIES))
 def test_a_fim_run_reads_the_bars_after_the_range_and_keeps_every_other_note(
-    fim_run, runs, datasets, tmp_path, caplog
+    fim_runs, family, runs, datasets, tmp_path, caplog
 ):
     from midiforge.sampling.infill import reads_suffix
     from midiforge.store.run_dir import load_run
 
+    fim_run = fim_runs[family]
     assert reads_suffix(load_run(fim_run, "best")) and not reads_suffix(
         load_run(runs["transformer"], "best")
     )
