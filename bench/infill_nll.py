@@ -11,7 +11,9 @@ model and the same prefix:
 
 A run trained with ``train.fim`` should find the middle more likely when it has read what comes
 after it; the gap is what the suffix tells it. The prefix is as long as the window leaves after
-the middle and the suffix, so both orders see the same prefix.
+the middle and the suffix, so both orders see the same prefix. A third row reads another test
+piece's suffix in the same place (the next piece's, the first piece's for the last): if the
+model uses the suffix's content, and not only the markers' presence, the right suffix beats it.
 
     python bench/infill_nll.py RUN DATASET [--bars 4] [--suffix 64] [--pieces 100] [--seed 0]
 """
@@ -68,7 +70,8 @@ def main() -> None:
     seqs, labels = data.tokens("test"), data.file_labels("test")
     rng = np.random.default_rng(args.seed)
     order = rng.permutation(len(seqs))
-    totals = {"prefix only": 0.0, "suffix first": 0.0}
+    totals = {"prefix only": 0.0, "suffix first": 0.0, "another piece's suffix first": 0.0}
+    previous: list[int] | None = None
     tokens = pieces = 0
     for f in order:
         stream = np.asarray(seqs[int(f)], np.int64)
@@ -77,18 +80,26 @@ def main() -> None:
             continue
         a, b = found
         middle, suffix = stream[a:b].tolist(), stream[b : b + args.suffix].tolist()
-        room = window - len(middle) - len(suffix) - 2
+        room = window - len(middle) - args.suffix - 2  # room for any piece's suffix
         if room < 16:
             continue  # a middle too long for the window with its suffix
         prefix = stream[max(0, a - room) : a].tolist()
         label = int(labels[int(f)]) if labels[int(f)] >= 0 else None
-        head = [markers[0], *suffix, markers[1]]
-        totals["prefix only"] += middle_nll(model, prefix + middle, len(middle), label)
-        totals["suffix first"] += middle_nll(model, head + prefix + middle, len(middle), label)
+        if previous is None:  # the first piece's suffix stands in for the last one's
+            previous = suffix
+            first = (prefix, middle, suffix, label)
+            continue
+        _score(model, totals, markers, prefix, middle, suffix, previous, label)
+        previous = suffix
         tokens += len(middle)
         pieces += 1
         if pieces >= args.pieces:
             break
+    if previous is not None and pieces:
+        prefix, middle, suffix, label = first
+        _score(model, totals, markers, prefix, middle, suffix, previous, label)
+        tokens += len(middle)
+        pieces += 1
     print(f"run {args.run}: {pieces} test pieces, {args.bars}-bar middles, {tokens} tokens, "
           f"suffix {args.suffix} tokens")  # fmt: skip
     print("| order | NLL of the middle (nats/token) | perplexity |")
@@ -97,7 +108,18 @@ def main() -> None:
         per = total / max(tokens, 1)
         print(f"| {name} | {per:.4f} | {math.exp(per):.3f} |")
     gain = (totals["prefix only"] - totals["suffix first"]) / max(tokens, 1)
-    print(f"reading the suffix first: {gain:+.4f} nats/token")
+    wrong = (totals["another piece's suffix first"] - totals["suffix first"]) / max(tokens, 1)
+    print(f"reading the suffix first: {gain:+.4f} nats/token against the prefix alone, "
+          f"{wrong:+.4f} against another piece's suffix")  # fmt: skip
+
+
+def _score(model, totals, markers, prefix, middle, suffix, other, label) -> None:
+    """Add the middle's NLL in the three orders (``other``: another piece's suffix)."""
+    n = len(middle)
+    totals["prefix only"] += middle_nll(model, prefix + middle, n, label)
+    for name, tail in (("suffix first", suffix), ("another piece's suffix first", other)):
+        head = [markers[0], *tail, markers[1]]
+        totals[name] += middle_nll(model, head + prefix + middle, n, label)
 
 
 if __name__ == "__main__":
