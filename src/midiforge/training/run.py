@@ -61,6 +61,7 @@ INIT_PREPARE_OPTIONS = (  # from --init: what makes the same tokenizer and instr
     "instrument_groups",
     "bos_eos",
     "controls",
+    "fim",
 )
 SMALL_FOLDER_FILES = 200  # a raw MIDI folder smaller than this fine-tunes the default model
 
