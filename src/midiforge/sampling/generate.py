@@ -180,8 +180,11 @@ def _sample_tokens(
         tok, Musical.from_options(opts), max_tokens=opts.max_tokens, primer_ids=start
     )
     markers = fim.marker_ids(tok.vocab) if suffix is not None else None
-    window = opts.window or getattr(run.model, "max_seq_len", None)
-    prelude = fim.prelude(score_to_ids(tok, suffix), markers, window) if markers else []
+    prelude: list[int] = []
+    if markers:  # the suffix's tracks on the run's programs, as the primer's are
+        suffix = _instrument_rules(run, opts, suffix)[0]
+        window = opts.window or getattr(run.model, "max_seq_len", None)
+        prelude = fim.prelude(score_to_ids(tok, suffix), markers, window)
     seqs = sample(
         run.model,
         n=opts.n,
