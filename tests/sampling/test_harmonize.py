@@ -38,16 +38,22 @@ def band_runs(band: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str,
     return train_tiny(dict.fromkeys(TINY, band), TINY, TRAIN, tmp_path_factory.mktemp("runs"))
 
 
+def write_melody(song: Path, bars: int, folder: Path) -> Path:
+    """``folder/melody.mid``: the song's first track alone, its first ``bars`` bars."""
+    score = Score(str(song))
+    lines = np.asarray(score.get_downbeats())
+    tune = score.clip(0, int(lines[bars]), clip_end=True)
+    tune.tracks = [tune.tracks[0]]
+    path = folder / "melody.mid"
+    tune.dump_midi(str(path))
+    return path
+
+
 @pytest.fixture(scope="module")
 def melody(datasets: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The tune's melody track alone, its first bars (a real melody, kept short)."""
-    song = Score(str(datasets / "nottingham" / FOLK_TUNE))
-    lines = np.asarray(song.get_downbeats())
-    tune = song.clip(0, int(lines[MELODY_BARS]), clip_end=True)
-    tune.tracks = [tune.tracks[0]]
-    path = tmp_path_factory.mktemp("melody") / "melody.mid"
-    tune.dump_midi(str(path))
-    return path
+    song = datasets / "nottingham" / FOLK_TUNE
+    return write_melody(song, MELODY_BARS, tmp_path_factory.mktemp("melody"))
 
 
 def track_notes(score: Score) -> list[tuple[int, bool, list[tuple[int, int, int, int]]]]:

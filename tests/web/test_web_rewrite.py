@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pytest
 from symusic import Note, Score, Track
 
@@ -14,7 +13,7 @@ from midiforge.cli import main
 from midiforge.errors import MidiforgeError
 from midiforge.web.catalog import RunInfo
 from midiforge.web.params import parse_request
-from tests.sampling.test_harmonize import check_harmonized
+from tests.sampling.test_harmonize import check_harmonized, write_melody
 from tests.sampling.test_infill import check_infilled
 from tests.web.conftest import RUN_NAME
 from tests.web.rawhttp import Session
@@ -33,13 +32,7 @@ def song(datasets: Path) -> Path:
 @pytest.fixture(scope="module")
 def melody(song: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The tune's melody track alone, its first bars (a real melody, kept short)."""
-    score = Score(str(song))
-    lines = np.asarray(score.get_downbeats())
-    tune = score.clip(0, int(lines[MELODY_BARS]), clip_end=True)
-    tune.tracks = [tune.tracks[0]]
-    path = tmp_path_factory.mktemp("melody") / "melody.mid"
-    tune.dump_midi(str(path))
-    return path
+    return write_melody(song, MELODY_BARS, tmp_path_factory.mktemp("melody"))
 
 
 def _models(tmp_path: Path) -> dict[str, RunInfo]:

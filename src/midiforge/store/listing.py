@@ -19,14 +19,7 @@ from midiforge.errors import MidiforgeError
 from midiforge.instruments import DRUMS, GM_MAX, instrument_name
 from midiforge.io.midi import is_midi_path
 from midiforge.store.dataset_dir import read_manifest_json
-from midiforge.store.names import (
-    TOKENIZER_FILE,
-    can_resume,
-    config_path,
-    has_weights,
-    is_dataset,
-    is_run,
-)
+from midiforge.store.names import can_resume, config_path, has_weights, is_dataset, is_run
 from midiforge.store.run_dir import read_config_yaml, shipped_run
 
 log = logging.getLogger(__name__)
@@ -133,25 +126,17 @@ def read_run(path: str | Path, *, run_id: str | None = None) -> RunInfo:
         can_resume=can_resume(path),
         steps=int((config.get("train") or {}).get("steps", 0) or 0),
         instruments=run_instruments(config, str(path)),
-        controls=learned_controls(path),
+        controls=learned_controls(config),
     )
 
 
-def learned_controls(path: Path) -> list[str]:
-    """The learned controls (``chords``, ``density``, ``polyphony``) whose tokens the run's
-    tokenizer added (``store.tokenizer_file``'s list of added tokens); none for a run
-    without them, or whose tokenizer cannot be read here (loading it names that problem)."""
-    import json
+def learned_controls(config: dict[str, Any]) -> list[str]:
+    """The learned controls (``chords``, ``density``, ``polyphony``) the run's dataset was
+    prepared with (``prepare --controls``, kept in the config's ``dataset_options``)."""
+    from midiforge.schema import CONTROL_NAMES
 
-    from midiforge.schema import CONTROL_NAMES, CONTROL_TYPES
-    from midiforge.store.tokenizer_file import ADDED_TOKENS
-
-    try:
-        params = json.loads((path / TOKENIZER_FILE).read_text(encoding="utf-8"))
-        kinds = {str(entry[0]).split("_", 1)[0] for entry in params.get(ADDED_TOKENS) or []}
-    except (OSError, ValueError, TypeError, IndexError, AttributeError):
-        return []
-    return [name for name, kind in zip(CONTROL_NAMES, CONTROL_TYPES, strict=True) if kind in kinds]
+    asked = (config.get("dataset_options") or {}).get("controls") or []
+    return [name for name in CONTROL_NAMES if name in asked]
 
 
 def marked_dirs(root: Path, is_marked) -> list[Path]:
