@@ -175,9 +175,14 @@ def _sample_tokens(
     if primer is not None:
         start = start + score_to_ids(tok, primer)
     # the rules after the grammar, in the order sampling.constraints documents; the musician's
-    # (key, range, polyphony, length) need REMI's grammar, so they switch the grammar mask on
+    # (key, range, polyphony, length) need REMI's grammar, so they switch the grammar mask on;
+    # the grammar mask brings the rules' time order with it (a Position moves time forward)
     musical = musical_constraints(
-        tok, Musical.from_options(opts), max_tokens=opts.max_tokens, primer_ids=start
+        tok,
+        Musical.from_options(opts),
+        max_tokens=opts.max_tokens,
+        primer_ids=start,
+        forward_time=opts.grammar_mask,
     )
     markers = fim.marker_ids(tok.vocab) if suffix is not None else None
     prelude: list[int] = []

@@ -5,9 +5,11 @@
 :class:`~midiforge.sampling.remi_state.RemiState` and, before every step, ANDs these masks in
 this order, dropping a rule for a row where it would leave no id (as ``constraints.combine``):
 
-0. order    — never PAD, BOS or MASK; with polyphony, a length or controls, the piece opens with
-              ``Bar`` (then its ``TimeSig``, by the grammar) and time only moves forward (a
-              ``Position`` after the last one of its bar, inside the bar);
+0. order    — never PAD, BOS or MASK; with the grammar mask (the default), polyphony, a length
+              or controls, the piece opens with ``Bar`` (then its ``TimeSig``, by the grammar)
+              and time only moves forward (a ``Position`` after the last one of its bar, inside
+              the bar): MidiTok counts a Position that does not move forward as an error, and
+              a first-order type grammar cannot see it;
 1. key      — ``Pitch``/``PitchDrum`` ids on the scale for pitched programs; with
               ``chromatic`` an off-scale pitch a semitone from the last note while the
               piece's off-scale share stays within it, and then a ``Duration`` of at most a beat;
@@ -83,6 +85,7 @@ from midiforge.sampling.remi_state import (
     TIMESIG_AFTER,
     RemiState,
     RemiVocab,
+    check_tokenizer,
 )
 
 CLOSE_NOTE_TOKENS = 4  # at most Program, Pitch, Velocity, Duration finish a started note
@@ -352,15 +355,20 @@ class MusicalConstraint:
     """Key, range, polyphony, length, the learned controls and the chord steer as one token
     rule (module docstring)."""
 
-    def __init__(self, tokenizer, musical: Musical, *, max_tokens: int) -> None:
+    def __init__(
+        self, tokenizer, musical: Musical, *, max_tokens: int, forward_time: bool = False
+    ) -> None:
         self.vocab = RemiVocab(tokenizer)
         v = self.vocab
         self.n_ids = v.size
         musical.pitch_table()  # a key with no pitch in the range fails here, before sampling
         self.state = RemiState(v, scale=musical.scale(), slots=musical.max_polyphony or 1)
         self.controls = ControlRule.build(v, tokenizer, musical)
-        # with a length, polyphony or forced controls: the piece opens with a bar line
-        self.ordered = bool(musical.max_polyphony or musical.has_length or self.controls)
+        # with the grammar mask, a length, polyphony or forced controls: the piece opens with a
+        # bar line and time moves forward
+        self.ordered = forward_time or bool(
+            musical.max_polyphony or musical.has_length or self.controls
+        )
         pitch: list = []
         if musical.key:
             pitch.append(KeyRule(v, musical))
@@ -446,13 +454,30 @@ class MusicalConstraint:
         return [e if e > 0 else f for e, f in zip(self.length.end_tick, self.length.end)]
 
 
+def reads_time(tokenizer) -> bool:
+    """Whether the rules can follow this tokenizer's time (plain REMI, ``check_tokenizer``)."""
+    try:
+        check_tokenizer(tokenizer)
+    except MidiforgeError:
+        return False
+    return True
+
+
 def musical_constraints(
-    tokenizer, musical: Musical, *, max_tokens: int, primer_ids: Sequence[int] = ()
+    tokenizer,
+    musical: Musical,
+    *,
+    max_tokens: int,
+    primer_ids: Sequence[int] = (),
+    forward_time: bool = False,
 ) -> list[MusicalConstraint]:
-    """The token rules of ``musical`` (empty when none is asked), checked before sampling."""
-    if not (musical.active or musical.asks_controls):
+    """The token rules of ``musical``, checked before sampling; empty when none is asked and
+    ``forward_time`` (the grammar mask's time order, rule 0) is off or the tokenizer is not one
+    the rules read (TSD, BPE: there only the type grammar masks)."""
+    asked = musical.active or musical.asks_controls
+    if not asked and not (forward_time and reads_time(tokenizer)):
         return []
-    rule = MusicalConstraint(tokenizer, musical, max_tokens=max_tokens)
+    rule = MusicalConstraint(tokenizer, musical, max_tokens=max_tokens, forward_time=forward_time)
     if rule.length is not None:
         check_primer_bars(musical, sum(1 for i in primer_ids if i == rule.vocab.bar))
         beats = rule.vocab.default_bar / rule.vocab.tpq
