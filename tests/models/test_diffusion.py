@@ -27,7 +27,7 @@ from midiforge.models.diffusion_schedule import (
     ScheduleConfig,
     make_betas,
 )
-from midiforge.models.note_features import TIME_GRID_BEATS, fit_scaler
+from midiforge.models.note_features import TIME_GRID_BEATS, fit_delta_values, fit_scaler
 from midiforge.schema import NOTE_FIELDS as RAW_FIELDS
 
 TINY = {  # a toy U-Net: two levels, four attention layers of width 32
@@ -195,6 +195,25 @@ def test_features_round_trip_real_notes(datasets):
             assert err <= TIME_GRID_BEATS / 2 + 1e-6, (name, err)
         onset = RAW_FIELDS.index("onset")
         assert np.allclose(back[:, onset], piece[:, onset] - piece[0, onset], atol=0.5)
+
+
+def test_decoded_gaps_are_the_styles_own(datasets):
+    notes, labels = nottingham_notes(datasets, per_prefix=2)
+    delta = RAW_FIELDS.index("delta")
+    gaps = np.concatenate([piece[:, delta] for piece in notes])
+    per_note = np.concatenate([[label] * len(piece) for piece, label in zip(notes, labels)])
+    values = fit_delta_values(gaps, per_note)
+    assert set(values) == {"all", *(str(label) for label in set(labels))}
+    common = np.rint(np.array(values["all"]) * 12)
+    assert 0 in common and 6 in common  # chords and eighths: what these tunes are made of
+    steps = np.rint(gaps * 12)
+    assert all((steps == v).mean() >= 0.002 for v in common)  # each kept gap is common
+    scaler = fit_scaler(np.concatenate(notes), encode.NOTE_FIELDS)
+    x = scaler.encode(torch.from_numpy(notes[0][:64])).numpy()
+    x[:, 2] += np.random.default_rng(0).normal(0, 0.05, len(x))  # gaps between the values
+    snapped = np.rint(scaler.decode(x, gaps=values["all"])[1:, delta] * 12)
+    assert np.isin(snapped, common).all()
+    assert not np.isin(np.rint(scaler.decode(x)[1:, delta] * 12), common).all()  # 1/12 grid
 
 
 def test_features_need_fitting():

@@ -84,12 +84,14 @@ def test_multihead_losses_fall_on_real_notes(datasets):
                                      "lr_scale_velocity": 0.5})  # fmt: skip
     flat = batch["notes"].reshape(-1, batch["notes"].shape[-1])
 
-    # the two things prepare_data reads of a PreparedDataset
+    # what prepare_data reads of a PreparedDataset: the notes, as one unlabelled file
     data = SimpleNamespace(
         manifest={"note_fields": list(range(flat.shape[1]))},
-        notes=lambda split: SimpleNamespace(flat=flat.numpy()),
+        notes=lambda split: SimpleNamespace(flat=flat.numpy(), lengths=np.array([len(flat)])),
+        file_labels=lambda split: np.array([-1]),
     )
     state = model.prepare_data(data)
+    assert set(state["delta_values"]) == {"all"} and 0.0 in state["delta_values"]["all"]
     assert state["feat_std"][0] > 0.05  # log1p(delta) varies on this data
     assert np.allclose(state["feat_mean"][2], flat[:, 5].float().mean().item(), rtol=1e-4)
     groups = model.param_groups()

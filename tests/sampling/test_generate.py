@@ -6,16 +6,17 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from midiforge.cli import main
 from midiforge.data.corpus import clean_score
-from midiforge.data.encode import ids_to_score, score_to_ids
+from midiforge.data.encode import FIELD, ids_to_score, score_to_ids
 from midiforge.data.prepare import prepare
 from midiforge.errors import MidiforgeError
 from midiforge.io.midi import load_midi
 from midiforge.models import registry
-from midiforge.sampling.autoregressive import KV_CACHE
+from midiforge.sampling.autoregressive import KV_CACHE, sample_notes
 from midiforge.sampling.generate import SAMPLERS, generate, read_primer
 from midiforge.sampling.options import KV_CACHE_CHOICES, GenerateOptions
 from midiforge.store.run_dir import load_run
@@ -141,6 +142,22 @@ def test_note_model_generates_notes(runs, datasets, tmp_path):
     for path in result.paths:
         assert load_midi(path).note_num() > 40  # primer bar + 40 generated notes
     assert result.generated == [40, 40] and result.grammar_errors == []
+
+
+def test_note_model_onset_gaps_are_the_styles_own(runs):
+    model = load_run(runs["lstm-multihead"]).model
+    values = model.delta_values  # fitted on the training notes by prepare_data, per style
+    assert set(values) == {"all", "0", "1"} and all(0.0 in v for v in values.values())
+    steps = {key: np.rint(np.array(v) * 12) for key, v in values.items()}  # 1/12-beat units
+
+    def gaps(label: int) -> np.ndarray:  # time noise: raw gaps spread over a continuum
+        rows = sample_notes(model, n=3, max_notes=60, seed=label, label=label, time_noise=0.5)
+        return np.rint(np.concatenate([r[:, FIELD["delta"]] for r in rows]) * 12)
+
+    for label in (0, 1):
+        assert np.isin(gaps(label), steps[str(label)]).all()
+    model.delta_values = {}  # a run saved before the gaps were stored: unsnapped
+    assert not np.isin(gaps(0), steps["0"]).all()
 
 
 def test_cli_generate(runs, tmp_path, capsys):

@@ -24,6 +24,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -36,7 +37,9 @@ from midiforge.models.note_features import (
     FeatureScaler,
     check_programs,
     feature_names,
+    fit_delta_values,
     fit_scaler,
+    read_delta_values,
 )
 from midiforge.schema import NO_LABEL
 
@@ -303,6 +306,8 @@ class NoteDiffusion(MidiModel):
             programs=list(config.programs),
         )
         self.label_names: list[str] = []
+        # the training notes' onset gaps (beats), per style: decoding snaps deltas to them
+        self.delta_values: dict[str, list[float]] = {}
 
     def forward(
         self, x: torch.Tensor, t: torch.Tensor, label: torch.Tensor | None = None
@@ -324,12 +329,21 @@ class NoteDiffusion(MidiModel):
             programs=self.config.programs,
         )
         self.label_names = list(dataset.labels)
+        fields = list(fields)
+        if "delta" in fields and len(dataset.notes("train").flat):
+            rows = np.asarray(dataset.notes("train").flat).reshape(-1, len(fields))
+            labels = np.repeat(dataset.file_labels("train"), dataset.notes("train").lengths)
+            self.delta_values = fit_delta_values(rows[:, fields.index("delta")], labels)
         if len(self.label_names) > self.config.n_labels:
             raise MidiforgeError(
                 f"n_labels: the dataset has {len(self.label_names)} labels but the model has "
                 f"room for {self.config.n_labels}; set n_labels={len(self.label_names)}"
             )
-        return {"features": self.scaler.to_dict(), "labels": self.label_names}
+        return {
+            "features": self.scaler.to_dict(),
+            "labels": self.label_names,
+            "delta_values": self.delta_values,
+        }
 
     def load_data_state(self, state: dict[str, Any]) -> None:
         if "features" not in state:
@@ -346,6 +360,7 @@ class NoteDiffusion(MidiModel):
             )
         self.scaler = scaler
         self.label_names = list(state.get("labels", []))
+        self.delta_values = read_delta_values(state)
 
     # ---- training ----------------------------------------------------------------------------
 

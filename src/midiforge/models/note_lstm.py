@@ -39,7 +39,14 @@ from torch import nn
 
 from midiforge.models import limits
 from midiforge.models.base import MidiModel
-from midiforge.models.note_features import check_programs, program_indices
+from midiforge.models.note_features import (
+    check_programs,
+    fit_delta_values,
+    program_indices,
+    read_delta_values,
+    snap_to_values,
+    style_values,
+)
 from midiforge.models.token_lm import LabelEmbedding
 
 N_PITCHES = 128  # MIDI pitch classes of the pitch head
@@ -127,6 +134,8 @@ class NoteLSTM(MidiModel):
         # feature scaling (mean, std) of log1p(delta), log1p(duration), velocity
         self.register_buffer("feat_mean", torch.tensor([0.0, 0.0, 64.0]))
         self.register_buffer("feat_std", torch.tensor([1.0, 1.0, 32.0]))
+        # the onset gaps (beats) of the training notes, fitted with the scaling (snap_time)
+        self.delta_values: dict[str, list[float]] = {}
 
     # ---------------------------------------------------------------- scaling
     def prepare_data(self, dataset: Any) -> dict[str, Any]:
@@ -139,15 +148,33 @@ class NoteLSTM(MidiModel):
         feats = self._raw_features(torch.from_numpy(rows).float())  # (N, 3)
         self.feat_mean.copy_(feats.mean(0))
         self.feat_std.copy_(feats.std(0).clamp_min(1e-3))
+        labels = np.repeat(dataset.file_labels("train"), dataset.notes("train").lengths)
+        self.delta_values = fit_delta_values(rows[:, NOTE_COLUMNS["delta"]], labels)
         return self._data_state()
 
     def _data_state(self) -> dict[str, Any]:
-        return {"feat_mean": self.feat_mean.tolist(), "feat_std": self.feat_std.tolist()}
+        return {
+            "feat_mean": self.feat_mean.tolist(),
+            "feat_std": self.feat_std.tolist(),
+            "delta_values": self.delta_values,
+        }
 
     def load_data_state(self, state: dict[str, Any]) -> None:
+        """A run's scaling and onset gaps; a run saved before the gaps were stored samples its
+        time head unsnapped, as it did."""
         if state:
             self.feat_mean.copy_(torch.tensor(state["feat_mean"]))
             self.feat_std.copy_(torch.tensor(state["feat_std"]))
+            self.delta_values = read_delta_values(state)
+
+    def snap_time(self, raw: torch.Tensor, label: int | None = None) -> torch.Tensor:
+        """Unscaled CPU ``(n, 3)`` (delta, duration, velocity) with each delta moved to the
+        nearest onset gap of style ``label``'s training notes (:func:`fit_delta_values`)."""
+        values = style_values(self.delta_values, label)
+        if not values:
+            return raw
+        delta = torch.from_numpy(snap_to_values(raw[:, 0].numpy(), values)).to(raw.dtype)
+        return torch.cat([delta[:, None], raw[:, 1:]], dim=-1)
 
     @staticmethod
     def _raw_features(notes: torch.Tensor) -> torch.Tensor:

@@ -298,7 +298,10 @@ def sample_notes(
     (``temperature`` is the pitch temperature). The regression heads give a point estimate
     (the median log-time, the mean velocity, in standardised units); ``time_noise`` /
     ``velocity_noise`` add Gaussian noise with that standard deviation *in standardised units*
-    before unscaling (0 = deterministic). Primer notes keep their programs.
+    before unscaling (0 = deterministic). A model with ``snap_time`` (the onset gaps its
+    training notes use) moves each drawn gap to the nearest of those (the style's, with
+    ``label``), so the onsets stay on the corpus' grid. Primer notes keep
+    their programs.
 
     ``rules`` (a :class:`midiforge.sampling.note_rules.NoteRules`, or None) applies the
     musician's constraints: its ``pitch_mask()`` joins the filters first, its ``place()`` moves
@@ -354,6 +357,8 @@ def sample_notes(
         if velocity_noise > 0:
             vel = vel + velocity_noise * torch.randn(vel.shape, generator=gen, device=device)
         raw = model.unscale(time, vel).cpu()  # (n, 3): delta, duration, velocity
+        if hasattr(model, "snap_time"):  # onto the style's onset gaps
+            raw = model.snap_time(raw, label)
         begin, duration = onset + raw[:, 0], raw[:, 1].clamp_min(MIN_DURATION_BEATS)
         if rules is not None:
             begin, duration = rules.place(pitch.cpu(), begin, duration)

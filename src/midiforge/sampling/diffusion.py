@@ -47,6 +47,7 @@ import torch
 from midiforge.errors import MidiforgeError
 from midiforge.models.diffusion import NoteDiffusion
 from midiforge.models.diffusion_schedule import DDIMScheduler, DDPMScheduler, make_scheduler
+from midiforge.models.note_features import style_values
 from midiforge.sampling.diffusion_instruments import instrument_channels, spread_instruments
 from midiforge.schema import NO_LABEL, NOTE_FIELDS
 
@@ -235,7 +236,10 @@ class DenoisingWindows:
         if self.channels is not None and scaler.n_instruments:
             scores = feats[:, len(scaler.continuous) :]
             chosen = spread_instruments(scores, chosen, self.channels)
-        return scaler.decode(feats, fixed_time=self.fixed_time, start=start, instruments=chosen)
+        gaps = style_values(self.model.delta_values, self.label)
+        return scaler.decode(
+            feats, fixed_time=self.fixed_time, start=start, instruments=chosen, gaps=gaps
+        )
 
     def programs(self) -> list[int] | None:
         if self.channels is None:
