@@ -23,6 +23,7 @@ from midiforge.sampling.generate import generate
 from midiforge.sampling.musical import END_MARKER, Musical
 from midiforge.sampling.note_rules import DiffusionRules
 from midiforge.sampling.remi_state import RemiState, RemiVocab, check_tokenizer
+from midiforge.schema import FIELD
 from midiforge.store.run_dir import load_run
 
 from .conftest import link_pop_and_folk, train_tiny
@@ -203,6 +204,27 @@ def test_diffusion_projection_lands_every_step_on_an_allowed_pitch(runs):
     pitches = model.scaler.decode(projected[0].T.numpy())[:, 0].astype(int)
     allowed = set(np.flatnonzero(Musical(key="F# dorian", range="C4-C5").pitch_table()[1]))
     assert set(pitches) <= allowed and len(set(pitches)) > 1
+
+
+def test_diffusion_chord_rule_reads_the_onsets_the_decoder_writes(runs):
+    model = load_run(runs["diffusion"], device="cpu").model
+    gaps = [0.0, 0.25, 0.5, 1.0]  # a style's onset gaps (fit_delta_values)
+    x = torch.randn(
+        2, model.n_features, model.config.length, generator=torch.Generator().manual_seed(1)
+    ).clamp(-1, 1)
+    onset = FIELD["onset"]
+    for given in (gaps, ()):
+        rules = DiffusionRules(Musical(chords="Am F"), model.scaler, gaps=given)
+        rules.window(None, 0)
+        read = rules._onsets(x)
+        written = [model.scaler.decode(row.T.numpy(), gaps=given)[:, onset] for row in x]
+        assert np.allclose(read, np.stack(written), atol=1e-6)
+    assert not np.allclose(
+        read,
+        np.stack(  # the gaps move the onsets
+            [model.scaler.decode(row.T.numpy(), gaps=gaps)[:, onset] for row in x]
+        ),
+    )
 
 
 def test_the_shipped_model_ends_in_its_last_bar_instead_of_filling_it(tmp_path):

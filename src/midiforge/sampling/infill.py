@@ -254,6 +254,7 @@ def _place(rows: np.ndarray, gap: Gap) -> np.ndarray:
 
 def _windows(run: Any, opts: GenerateOptions, label: int | None, asked: list[int] | None):
     """The diffusion sampler's settings for these options, and the rules (key, range, ...)."""
+    from midiforge.models.note_features import style_values
     from midiforge.sampling import diffusion as d
     from midiforge.sampling.diffusion_instruments import instrument_channels
     from midiforge.sampling.musical import Musical
@@ -261,9 +262,11 @@ def _windows(run: Any, opts: GenerateOptions, label: int | None, asked: list[int
 
     model = run.model
     musical = Musical.from_options(replace(opts, infill=None, bars=None))
-    rules = DiffusionRules(musical, model.scaler) if musical.active else None
+    index = d.resolve_label(model, label)
+    gaps = style_values(model.delta_values, index)
+    rules = DiffusionRules(musical, model.scaler, gaps=gaps) if musical.active else None
     windows = d.DenoisingWindows(
-        model, d.scheduler_for(model, opts.steps, opts.eta), d.resolve_label(model, label),
+        model, d.scheduler_for(model, opts.steps, opts.eta), index,
         opts.guidance, opts.eta, d.seeded_generator(opts.seed), instrument_channels(model, asked),
         None, opts.resample, None if rules is None else rules.project,
     )  # fmt: skip

@@ -40,6 +40,7 @@ Diffusion (:class:`DiffusionRules`):
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -48,7 +49,7 @@ import torch
 from midiforge.data.encode import DEFAULT_TPQ, frequency_hz
 from midiforge.errors import MidiforgeError
 from midiforge.instruments import DRUMS
-from midiforge.models.note_features import TIME_GRID_BEATS
+from midiforge.models.note_features import TIME_GRID_BEATS, snap_to_values
 from midiforge.pitches import program_row
 from midiforge.sampling.musical import CHROMATIC_MAX_BEATS, Musical
 from midiforge.schema import FIELD
@@ -193,8 +194,13 @@ class DiffusionRules:
     """``generate_notes``' hooks: :meth:`window` and :meth:`project` each step, :meth:`finish`
     each piece."""
 
-    def __init__(self, musical: Musical, scaler: Any, *, program: int = 0) -> None:
+    def __init__(
+        self, musical: Musical, scaler: Any, *, program: int = 0, gaps: Sequence[float] = ()
+    ) -> None:
+        """``gaps``: the style's onset gaps the decoder snaps deltas to (``FeatureScaler.decode``),
+        so the onsets the chord rule reads are the ones written."""
         self.musical, self.scaler, self.program = musical, scaler, program
+        self.gaps = list(gaps)
         probe = _Voices(musical, 1, program)
         target = probe.allowed if probe.chromatic <= 0 else probe.in_range
         self.targets = torch.tensor(np.flatnonzero(target), dtype=torch.float32)
@@ -240,7 +246,11 @@ class DiffusionRules:
         (the known context notes get onsets too; they are put back after the step)."""
         s, i = self.scaler, self.scaler.continuous.index("delta")
         coded = np.clip(self._channel(x, i).cpu().numpy(), s.low[i], s.high[i])
-        delta = np.rint(np.maximum(s._decode_time(coded), 0) / TIME_GRID_BEATS) * TIME_GRID_BEATS
+        delta = np.maximum(s._decode_time(coded), 0)
+        if self.gaps:
+            delta = snap_to_values(delta, self.gaps)
+        else:
+            delta = np.rint(delta / TIME_GRID_BEATS) * TIME_GRID_BEATS
         delta[:, : self.context + (self.starts is None)] = 0.0
         start = np.zeros(len(x)) if self.starts is None else np.asarray(self.starts)
         return start[:, None] + np.cumsum(delta, axis=1)
