@@ -300,8 +300,7 @@ def sample_notes(
     ``velocity_noise`` add Gaussian noise with that standard deviation *in standardised units*
     before unscaling (0 = deterministic). A model with ``snap_time`` (the onset gaps its
     training notes use) moves each drawn gap to the nearest of those (the style's, with
-    ``label``), so the onsets stay on the corpus' grid. Primer notes keep
-    their programs.
+    ``label``), so the onsets stay on the corpus' grid. Primer notes keep their programs.
 
     ``rules`` (a :class:`midiforge.sampling.note_rules.NoteRules`, or None) applies the
     musician's constraints: its ``pitch_mask()`` joins the filters first, its ``place()`` moves
