@@ -15,30 +15,21 @@ from __future__ import annotations
 
 import sys
 
-import torch
-
-from midiforge.data.dataset import TokenWindows
-from midiforge.metrics.likelihood import _weighted_losses
+from midiforge.metrics.likelihood import run_likelihood, single_thread
 from midiforge.store.dataset_dir import PreparedDataset
-from midiforge.store.run_dir import load_run
 
 
 def main() -> None:
     if len(sys.argv) < 3:
         raise SystemExit(__doc__)
-    torch.set_num_threads(1)
     run, dataset = sys.argv[1], sys.argv[2]
-    loaded = load_run(run)
-    data = PreparedDataset(dataset)
-    if data.vocab_size > loaded.model.config.vocab_size:
-        raise SystemExit(f"{dataset} has ids the run {run} does not know")
-    seq_len = int((loaded.config.get("train") or {}).get("seq_len", 256))
+    notes_of = PreparedDataset(dataset).manifest["splits"]
     for split in sys.argv[3:] or ["test"]:
-        windows = TokenWindows(data, split, seq_len, train=False)
-        sums, count = _weighted_losses(loaded.model, windows)
-        notes = data.manifest["splits"][split]["notes"]
-        total = sums["loss"]
-        print(f"{run} on {dataset} {split}: {total / count:.4f} nats/token over {count} tokens, "
+        with single_thread():
+            res = run_likelihood(run, split, dataset=dataset)
+        count, notes = res["count"], notes_of[split]["notes"]
+        total = res["nats"] * count
+        print(f"{run} on {dataset} {split}: {res['nats']:.4f} nats/token over {count} tokens, "
               f"{total / notes:.3f} nats/note over {notes} notes")  # fmt: skip
 
 

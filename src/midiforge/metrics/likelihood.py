@@ -149,8 +149,11 @@ def run_likelihood(
     device: str = "cpu",
     *,
     diffusion_timesteps: int = DIFFUSION_TIMESTEPS,
+    dataset: str | Path | None = None,
 ) -> dict:
-    """Held-out loss of a RUN dir on ``split`` of the dataset it was trained on.
+    """Held-out loss of a RUN dir on ``split`` of the dataset it was trained on, or of
+    ``dataset``: another one whose ids the run knows (the same notes prepared without the
+    run's control tokens, whose ids are the first of its vocabulary: ``bench/per_note_nll.py``).
 
     Returns ``{"model", "split", "kind", ...}``: for token models ``nats``, ``bits``,
     ``perplexity`` per token and the token ``count``; for note models with several heads the
@@ -164,12 +167,19 @@ def run_likelihood(
     if split not in SPLITS:
         raise choice_error("--split", split, SPLITS)
     run = load_run(run_dir, device=device)
-    dataset_path = Path(run.config.get("dataset", ""))
+    dataset_path = Path(dataset if dataset is not None else run.config.get("dataset", ""))
     if not is_dataset(dataset_path):
         raise MidiforgeError(
             f"{run_dir}: its dataset {dataset_path} is gone; restore it or re-prepare it there"
+            if dataset is None
+            else f"dataset: {dataset_path} is not a prepared dataset (run prepare first)"
         )
     data = PreparedDataset(dataset_path)
+    vocab = getattr(run.model.config, "vocab_size", None)
+    if run.model.encoding == "tokens" and vocab is not None and data.vocab_size > vocab:
+        raise MidiforgeError(
+            f"dataset: {dataset_path} has {data.vocab_size} ids; the run {run_dir} knows {vocab}"
+        )
     files = data.split_files(split)
     if files == 0:
         raise MidiforgeError(f"--split {split}: the dataset {dataset_path} has no {split} files")

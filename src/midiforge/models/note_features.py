@@ -312,8 +312,7 @@ class FeatureScaler:
         pitch = frequency_to_pitch(2.0 ** x[:, 0])
         duration = _snap(self._decode_time(x[:, 1]), TIME_GRID_BEATS)
         duration = np.maximum(duration, MIN_DURATION_BEATS)
-        delta = np.maximum(self._decode_time(x[:, 2]), 0.0)
-        delta = snap_to_values(delta, gaps) if len(gaps) else _snap(delta, TIME_GRID_BEATS)
+        delta = self.decode_deltas(x[:, 2], gaps)
         if fixed_time is not None:
             if not fixed_time > 0:
                 raise MidiforgeError(f"fixed_time: {fixed_time} beats must be positive")
@@ -345,6 +344,13 @@ class FeatureScaler:
             return np.asarray(self.programs, dtype=np.float64)[channels]
         only = self.programs[0] if self.programs else DEFAULT_PROGRAM
         return np.full(len(channels), only, dtype=np.float64)
+
+    def decode_deltas(self, coded: np.ndarray, gaps: Sequence[float] = ()) -> np.ndarray:
+        """Onset gaps in beats of unscaled, clipped delta features ``coded`` (any shape): on the
+        nearest of ``gaps`` (a style's, :func:`fit_delta_values`), else on the 1/12-beat grid.
+        One place for :meth:`decode` and for the rules that read where it puts the onsets."""
+        delta = np.maximum(self._decode_time(coded), 0.0)
+        return snap_to_values(delta, gaps) if len(gaps) else _snap(delta, TIME_GRID_BEATS)
 
     def _check_fitted(self) -> None:
         if len(self.scale) != len(self.continuous):

@@ -49,7 +49,7 @@ import torch
 from midiforge.data.encode import DEFAULT_TPQ, frequency_hz
 from midiforge.errors import MidiforgeError
 from midiforge.instruments import DRUMS
-from midiforge.models.note_features import TIME_GRID_BEATS, snap_to_values
+from midiforge.models.note_features import TIME_GRID_BEATS
 from midiforge.pitches import program_row
 from midiforge.sampling.musical import CHROMATIC_MAX_BEATS, Musical
 from midiforge.schema import FIELD
@@ -246,11 +246,7 @@ class DiffusionRules:
         (the known context notes get onsets too; they are put back after the step)."""
         s, i = self.scaler, self.scaler.continuous.index("delta")
         coded = np.clip(self._channel(x, i).cpu().numpy(), s.low[i], s.high[i])
-        delta = np.maximum(s._decode_time(coded), 0)
-        if self.gaps:
-            delta = snap_to_values(delta, self.gaps)
-        else:
-            delta = np.rint(delta / TIME_GRID_BEATS) * TIME_GRID_BEATS
+        delta = s.decode_deltas(coded, self.gaps)
         delta[:, : self.context + (self.starts is None)] = 0.0
         start = np.zeros(len(x)) if self.starts is None else np.asarray(self.starts)
         return start[:, None] + np.cumsum(delta, axis=1)
