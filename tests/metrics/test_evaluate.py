@@ -122,6 +122,15 @@ def test_run_likelihood_matches_the_exact_scorer(datasets, tmp_path):
     assert res["bits"] == pytest.approx(res["nats"] / math.log(2))
     assert res["perplexity"] == pytest.approx(math.exp(res["nats"]))
     assert main(["evaluate", str(run), "--split", "valid"]) == 0
+    # another dataset of the run's ids (dataset=): its pieces are scored, not the run's own
+    other = {s: v[::-1][:2] for s, v in pieces.items()}
+    elsewhere = bm.write_token_dataset(tmp_path / "other", other, "poly-jsb", bm.POLY_VOCAB)
+    res = run_likelihood(run, "test", dataset=elsewhere)
+    exact = bm.score_split(load_run(run).model, other["test"], None, "token")
+    assert res["count"] == exact["count"] and res["nats"] == pytest.approx(exact["nats"], rel=1e-5)
+    wider = bm.write_token_dataset(tmp_path / "wider", other, "poly-jsb", bm.POLY_VOCAB + 5)
+    with pytest.raises(MidiforgeError, match=r"ids; the run .* knows"):
+        run_likelihood(run, "test", dataset=wider)
 
 
 def test_evaluate_needs_one_mode():
