@@ -282,6 +282,15 @@ def estimate_key(histogram: np.ndarray) -> str:
     return found
 
 
+def notes_key(pitches: np.ndarray, durations: np.ndarray) -> str:
+    """The key of pitched notes (``pitches``, ``durations`` of equal length): their
+    duration-weighted pitch-class histogram read by :func:`estimate_key`. One reading for a
+    training piece's rows and a generated score, so a style's keys and a sample's agree."""
+    classes = np.asarray(pitches, np.int64) % N_CLASSES
+    weights = np.asarray(durations, np.float64)
+    return estimate_key(np.bincount(classes, weights=weights, minlength=N_CLASSES))
+
+
 def diatonic_labels(key: str, table: dict[str, tuple[tuple[int, str], ...]]) -> frozenset[str]:
     """The detector labels of ``key``'s triads in ``table`` (:data:`PRIMARY` of ``"A minor"``:
     Am, Dm, E, Em)."""

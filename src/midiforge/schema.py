@@ -30,3 +30,7 @@ CONTROL_NAMES: tuple[str, ...] = ("chords", "density", "polyphony")  # their opt
 # The token type of the fill-in-the-middle markers (``prepare --fim``, ``midiforge.data.fim``):
 # never sampled (the grammar gives them no place) and dropped by the decoders like a control.
 FIM_TYPE = "Infill"
+
+# The entry of a run's ``style_keys`` (train files per key and style label) that counts every
+# train file, labelled or not: the keys an unconditional sample is moved toward.
+ALL_STYLES = "*"

@@ -146,3 +146,25 @@ def test_a_style_plays_its_own_band_unless_instruments_are_asked(styled_run, tmp
     asked = generate(styled_run, out_dir=tmp_path / "asked", style="folk", instruments="piano",
                      **SAMPLE)  # fmt: skip
     assert all(set(played(p)) == {0} for p in asked.paths)
+
+
+def test_a_run_keeps_its_styles_keys_and_moves_each_sample_into_one(styled_run, tmp_path) -> None:
+    from midiforge.sampling.style_key import piece_key
+    from midiforge.schema import ALL_STYLES
+    from midiforge.store.dataset_dir import PreparedDataset
+    from midiforge.store.run_dir import load_run
+
+    run = load_run(styled_run)
+    keys = run.style_keys
+    train = PreparedDataset(run.config["dataset"])
+    per_style = [train.labels[i] for i in train.file_labels("train").tolist()]
+    assert {s: sum(c.values()) for s, c in keys.items()} == {
+        ALL_STYLES: len(per_style),
+        "folk": per_style.count("folk"),
+        "pop": per_style.count("pop"),
+    }
+    result = generate(styled_run, out_dir=tmp_path, style="folk", **SAMPLE)
+    for path, what in zip(result.paths, result.keys, strict=True):
+        if what is not None:  # a sample in a mode folk's training files lack keeps its key
+            assert keys["folk"][what[1]] > 0 and piece_key(load_midi(path)) == what[1]
+    assert any(what is not None for what in result.keys)

@@ -156,3 +156,26 @@ def test_open_rejects_what_does_not_match(encoded_tunes, tmp_path):
     shutil.rmtree(copy / "notes")
     with pytest.raises(MidiforgeError, match=r"valid\.offsets\.npy is missing"):
         PreparedDataset(copy).notes("valid")
+
+
+def test_style_keys_count_each_train_file_once_per_style_and_once_in_all(
+    encoded_tunes, datasets, tmp_path
+):
+    from midiforge.io.midi import load_midi
+    from midiforge.sampling.style_key import piece_key
+    from midiforge.schema import ALL_STYLES
+
+    write(tmp_path / "ds", encoded_tunes)
+    keys = PreparedDataset(tmp_path / "ds").style_keys()
+    files = sorted((datasets / "nottingham").glob("*.mid"))
+    train = [(f, p["label"]) for f, p in zip(files, encoded_tunes["pieces"])
+             if p["split"] == "train"]  # fmt: skip
+    # each stored file's rows read as its MIDI file's notes do (symusic, ticks not beats)
+    expected: dict[str, dict[str, int]] = {}
+    for path, label in train:
+        key = piece_key(load_midi(path))
+        for style in [ALL_STYLES] + ([label] if label else []):
+            expected.setdefault(style, {}).setdefault(key, 0)
+            expected[style][key] += 1
+    assert keys == expected
+    assert sum(keys[ALL_STYLES].values()) == 3 and set(keys) == {ALL_STYLES, "jig", "reel"}

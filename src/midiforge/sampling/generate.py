@@ -6,7 +6,8 @@ instruments rule of :mod:`midiforge.sampling.instrument_rule`), calls the sample
 declares (``MidiModel.sampler``, looked up in :data:`SAMPLERS`), decodes with the run's own
 tokenizer or note decoder, names each track after its instrument, and writes
 ``OUT/sample_NNN.mid`` (plus ``.wav`` / ``.png`` when asked); a sample with no notes is drawn
-again first (:func:`redraw_empty`). The
+again first (:func:`redraw_empty`), and a sample whose key nothing set moves into one of its
+style's keys (:func:`to_style_keys`). The
 result lists the files and, for token models, how many generated tokens broke the tokenization's
 grammar (MidiTok's ``tokens_errors``).
 """
@@ -44,6 +45,8 @@ class GenerateResult:
     generated: list[int]  # tokens (token models) or notes (note models) generated per sample
     grammar_errors: list[int] = field(default_factory=list)  # per sample; empty for note models
     extra: list[Path] = field(default_factory=list)  # rendered WAV / PNG files
+    # per sample: (key it was played in, key it was moved to) by --style-keys; None = kept
+    keys: list[tuple[str, str] | None] = field(default_factory=list)
 
     def summary(self) -> str:
         """Lines for the command line: one per file, then the grammar total."""
@@ -52,6 +55,9 @@ class GenerateResult:
             line = f"{path}  notes={self.notes[i]} generated={self.generated[i]}"
             if self.grammar_errors:
                 line += f" grammar_errors={self.grammar_errors[i]}"
+            if self.keys and self.keys[i] is not None:
+                played, now = self.keys[i]
+                line += f"  in {now} (played in {played})"
             lines.append(line)
         if self.grammar_errors:
             total = sum(self.grammar_errors)
@@ -386,6 +392,24 @@ def redraw_empty(
     return left
 
 
+KEY_SETTERS = ("key", "primer", "chords", "infill", "harmonize")  # options that set the key
+
+
+def to_style_keys(run: Any, opts: GenerateOptions, scores: list[Score]) -> list:
+    """Move the samples, in place, into keys of their style (:mod:`midiforge.sampling.style_key`)
+    unless an option set the key or ``--no-style-keys``; per sample what moved (or None)."""
+    from midiforge.sampling.musical import Musical
+    from midiforge.sampling.style_key import move_to_style_keys, style_counts
+
+    if not opts.style_keys or any(getattr(opts, name) is not None for name in KEY_SETTERS):
+        return []
+    counts = style_counts(run.style_keys, opts.style)
+    if not counts:  # a run written before style_keys: it keeps the keys it plays
+        return []
+    allowed = Musical.from_options(opts).pitch_table() if opts.range else None
+    return move_to_style_keys(scores, counts, opts.seed, allowed)
+
+
 def _name_tracks(score: Score) -> Score:
     """Each track named after its GM instrument ("Electric Bass (finger)", "Drums")."""
     from midiforge.instruments import DRUMS, instrument_name
@@ -464,9 +488,10 @@ def generate(
         sampler = harmonizing(sampler)
     scores, generated, errors = sampler(loaded, opts, primer, label)
     redraw_empty(sampler, (loaded, opts, primer, label), (scores, generated, errors))
+    keys = to_style_keys(loaded, opts, scores)
     out = Path(out_dir)
     paths, notes = _write(scores, out)
-    result = GenerateResult(paths, notes, generated, errors)
+    result = GenerateResult(paths, notes, generated, errors, keys=keys)
     if opts.wav or opts.png:
         from midiforge.io import render
 

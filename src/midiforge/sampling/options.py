@@ -213,6 +213,11 @@ class GenerateOptions:
         help="with --key: the share of notes that may leave the scale, each a semitone from "
         "the note before it and at most a beat long (a passing or neighbour tone)", lo=0.0,
         hi=1.0, note="0 = strictly in key", label="Chromatic share"))
+    style_keys: bool = field(default=True, metadata=spec(
+        help="when nothing sets the key (no --key, --primer, --chords, --infill or --harmonize),"
+        " move each piece by at most a tritone into a key drawn from those its style's training "
+        "pieces are in (a model trained on every transposition plays every key alike; "
+        "--no-style-keys keeps the key it played)"))
     chords: str | None = field(default=None, metadata=spec(
         help="a chord per bar, e.g. 'Am F C G' or 'Am | F | C | G' (7ths, sus, dim, aug, slash "
         "chords; N = no chord), repeated when the piece is longer; a sampling-time steer toward "

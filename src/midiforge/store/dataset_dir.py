@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from midiforge.errors import MidiforgeError, choice_error
-from midiforge.schema import NOTE_FIELDS
+from midiforge.schema import ALL_STYLES, NOTE_FIELDS
 from midiforge.store import atomic
 from midiforge.store.names import (
     DATASET_FORMAT,
@@ -181,6 +181,39 @@ class PreparedDataset:
                 rows = np.asarray(notes[i]).reshape(-1, len(fields))
                 found[labels[label]].update(int(p) for p in np.unique(rows[:, column]))
         return {label: sorted(programs) for label, programs in found.items() if programs}
+
+    def style_keys(self) -> dict[str, dict[str, int]]:
+        """How many train files are in each key (``"D major": 271``), per style label and over
+        all train files (:data:`ALL_STYLES`), read by :func:`midiforge.chords.notes_key`.
+
+        What ``generate`` moves an unkeyed piece toward (``sampling.style_key``): a model
+        trained on transposed copies plays every key alike, its styles do not. Empty without
+        ``pitch`` and ``duration`` note fields or train files.
+        """
+        from midiforge.chords import notes_key
+
+        fields = list(self.manifest.get("note_fields", []))
+        if not {"pitch", "duration"} <= set(fields) or not self.split_files("train"):
+            return {}
+        notes, file_labels = self.notes("train"), self.file_labels("train")
+        pitch, duration = fields.index("pitch"), fields.index("duration")
+        program = fields.index("program") if "program" in fields else None
+        found: dict[str, dict[str, int]] = {ALL_STYLES: {}}
+        for i, label in enumerate(file_labels.tolist()):
+            rows = np.asarray(notes[i]).reshape(-1, len(fields))
+            if program is not None:
+                rows = rows[rows[:, program] >= 0]  # drums' pitches pick sounds, not a key
+            if not len(rows):
+                continue
+            key = notes_key(rows[:, pitch], rows[:, duration])
+            styles = [ALL_STYLES]
+            if 0 <= label < len(self.labels):
+                styles.append(self.labels[label])
+            for style in styles:
+                counts = found.setdefault(style, {})
+                counts[key] = counts.get(key, 0) + 1
+        return {style: dict(sorted(c.items(), key=lambda kv: -kv[1])) for style, c in found.items()
+                if c}  # fmt: skip
 
     @property
     def special_ids(self) -> dict[str, int]:

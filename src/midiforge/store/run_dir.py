@@ -71,6 +71,7 @@ CONFIG_TYPES: dict[str, type | tuple[type, ...]] = {
     "labels": list,
     "instruments": list,
     "style_instruments": dict,
+    "style_keys": dict,
     "tokenizer": dict,
     "dataset_options": dict,
 }
@@ -164,8 +165,9 @@ def _plain(value: Any) -> Any:
     return str(value)
 
 
-def _style_instruments(data: Any) -> dict[str, list[int]]:
-    read = getattr(data, "style_instruments", None)
+def _per_style(data: Any, name: str) -> dict[str, Any]:
+    """``data.style_instruments()`` or ``data.style_keys()``; {} for data without them."""
+    read = getattr(data, name, None)
     return read() if callable(read) else {}
 
 
@@ -200,7 +202,8 @@ def write_run_files(
         "init": None if init is None else str(init),
         "labels": list(labels),
         "instruments": [int(p) for p in getattr(data, "instruments", [0])],
-        "style_instruments": _style_instruments(data),
+        "style_instruments": _per_style(data, "style_instruments"),
+        "style_keys": _per_style(data, "style_keys"),
         "tokenizer": dict(data.manifest.get("tokenizer") or {}),
         "dataset_options": dict(data.manifest.get("options") or {}),
         "versions": software_versions(),
@@ -325,6 +328,18 @@ class LoadedRun:
         token run to them unless ``--instruments`` asks); empty for runs written before."""
         saved = self.config.get("style_instruments") or {}
         return {str(k): [int(p) for p in v] for k, v in saved.items() if isinstance(v, list)}
+
+    @property
+    def style_keys(self) -> dict[str, dict[str, int]]:
+        """Per style label (and :data:`~midiforge.schema.ALL_STYLES`), how many training pieces
+        are in each key (``generate`` moves an unkeyed piece toward them); empty for runs
+        written before, which keep the key they play."""
+        saved = self.config.get("style_keys") or {}
+        return {
+            str(style): {str(key): int(n) for key, n in counts.items()}
+            for style, counts in saved.items()
+            if isinstance(counts, dict)
+        }
 
 
 def load_run(
