@@ -127,3 +127,31 @@ def test_balance_draws_styles_by_size_to_the_power_one_minus_balance(
 def test_balance_outside_zero_to_one_is_refused(data: PreparedDataset) -> None:
     with pytest.raises(MidiforgeError, match="balance"):
         TokenWindows(data, "train", 32, balance=1.5)
+
+
+def _starts(windows) -> np.ndarray:
+    """Per training window, whether it starts at its file's first element."""
+    return np.array([windows._locate(i, windows.span + windows.shift)[1] == 0
+                     for i in range(len(windows))])  # fmt: skip
+
+
+def test_piece_start_draws_that_share_of_windows_from_the_files_beginning(
+    data: PreparedDataset,
+) -> None:
+    bos = data.special_ids["BOS"]
+    off = TokenWindows(data, "train", 32, seed=3, epoch_windows=2000)
+    on = TokenWindows(data, "train", 32, seed=3, epoch_windows=2000, piece_start=0.25)
+    assert _starts(off).mean() < 0.02  # a uniform start hardly ever lands on a beginning
+    share = _starts(on).mean()
+    assert 0.22 < share < 0.30, share  # 0.25, plus the few uniform draws that land at 0
+    begins = [i for i in range(200) if on[i]["tokens"][0] == bos]
+    assert len(begins) > 30 and all(bool(on[i]["mask"][0]) for i in begins)
+    # the same files are drawn (styles keep their balance); a window only moves to the start
+    for i in range(300):
+        f_on, start_on, *_ = on._locate(i, 33)
+        f_off, start_off, *_ = off._locate(i, 33)
+        assert f_on == f_off and start_on in (0, start_off)
+    notes = NoteWindows(data, "train", 16, seed=3, epoch_windows=400, piece_start=1.0)
+    assert _starts(notes).all()
+    with pytest.raises(MidiforgeError, match="piece_start"):
+        TokenWindows(data, "train", 32, piece_start=1.5)

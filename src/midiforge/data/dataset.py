@@ -16,9 +16,13 @@ file. With ``balance`` > 0 a style label is drawn first, with probability propor
 ``n_label ** (1 - balance)`` (``n_label``: the label's elements), then a position inside that
 label's files: 0 keeps the corpus' proportions, 1 draws every style equally often. This is
 the temperature sampling multilingual language models use so a small corpus (the chorales)
-is not drowned by a large one (POP909). The draw depends only on ``(seed, epoch, index)``,
-so runs are reproducible with any number of DataLoader workers. Evaluation windows
-(``train=False``) tile each file with a stride so that every target is counted exactly once.
+is not drowned by a large one (POP909). With ``piece_start`` > 0 that share of the windows
+starts at the file's first element instead: a uniform start almost never lands there (one
+window in ``length - span`` of a file), so a model would learn how music goes on but not how
+a piece begins (BOS, then a folk tune's pickup bar). The draw depends only on
+``(seed, epoch, index)``, so runs are reproducible with any number of DataLoader workers.
+Evaluation windows (``train=False``) tile each file with a stride so that every target is
+counted exactly once.
 """
 
 from __future__ import annotations
@@ -90,6 +94,7 @@ class _Windows(Dataset):
         seed: int,
         epoch_windows: int | None,
         balance: float = 0.0,
+        piece_start: float = 0.0,
     ) -> None:
         if span < 1:
             raise MidiforgeError(f"window length {span} is not accepted; give 1 or more")
@@ -104,6 +109,9 @@ class _Windows(Dataset):
         self.n_train = epoch_windows or max(1, total // span)
         self.windows = None if train else _eval_windows(seqs.lengths, span, self.stride, self.shift)
         self.groups = _label_groups(seqs.lengths, labels, balance) if train and balance else None
+        if not 0 <= piece_start <= 1:
+            raise MidiforgeError(f"train.piece_start: {piece_start} is not accepted; give 0..1")
+        self.piece_start = piece_start if train else 0.0
 
     def set_epoch(self, epoch: int) -> None:
         """Draw different training windows in each epoch (same ones for the same epoch)."""
@@ -128,6 +136,8 @@ class _Windows(Dataset):
             f = int(files[k])
         n = int(self.seqs.lengths[f])
         start = int(rng.integers(max(0, n - want) + 1))
+        if self.piece_start and rng.random() < self.piece_start:  # no draw when off: runs
+            start = 0  # trained before it draw the same windows
         return f, start, start + self.shift, rng
 
     def _label(self, f: int) -> torch.Tensor:
@@ -153,6 +163,8 @@ class TokenWindows(_Windows):
         Seed of the window draws; training windows per epoch (default tokens // seq_len).
     balance
         0..1: how evenly training windows are drawn across style labels (module docstring).
+    piece_start
+        0..1: the share of training windows that start at a file's beginning (module docstring).
     """
 
     def __init__(
@@ -169,6 +181,7 @@ class TokenWindows(_Windows):
         epoch_windows: int | None = None,
         balance: float = 0.0,
         fim: float = 0.0,
+        piece_start: float = 0.0,
     ) -> None:
         super().__init__(
             data.tokens(split),
@@ -179,6 +192,7 @@ class TokenWindows(_Windows):
             seed=seed,
             epoch_windows=epoch_windows,
             balance=balance,
+            piece_start=piece_start,
         )
         self.seq_len, self.pad_id = seq_len, data.pad_id
         self.transpose, self.velocity_shift = transpose, velocity_shift
@@ -248,6 +262,7 @@ class NoteWindows(_Windows):
         seed: int = 0,
         epoch_windows: int | None = None,
         balance: float = 0.0,
+        piece_start: float = 0.0,
     ) -> None:
         notes = data.notes(split)
         super().__init__(
@@ -259,6 +274,7 @@ class NoteWindows(_Windows):
             seed=seed,
             epoch_windows=epoch_windows,
             balance=balance,
+            piece_start=piece_start,
         )
         self.length = length
         self.augment = {

@@ -144,6 +144,7 @@ def make_windows(data: Any, model: Any, cfg: TrainConfig, split: str, *, train: 
             seed=cfg.seed,
             epoch_windows=count,
             balance=cfg.balance if train else 0.0,
+            piece_start=cfg.piece_start if train else 0.0,
         )
     limit = getattr(model, "max_seq_len", None)
     if limit is not None and cfg.seq_len > limit:
@@ -162,6 +163,7 @@ def make_windows(data: Any, model: Any, cfg: TrainConfig, split: str, *, train: 
         epoch_windows=count,
         balance=cfg.balance if train else 0.0,
         fim=cfg.fim if train else 0.0,
+        piece_start=cfg.piece_start if train else 0.0,
     )
 
 

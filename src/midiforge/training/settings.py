@@ -68,6 +68,7 @@ class TrainConfig:
     save_every: int = 200  # steps between checkpoints/last (and always at the end)
     balance: float = 0.0  # style labels drawn ∝ size^(1-balance): 0 as the corpus, 1 evenly
     fim: float = 0.0  # share of token windows in fill-in-the-middle order (prepare --fim)
+    piece_start: float = 0.0  # share of training windows that start at their file's beginning
     augment: bool = False  # random transposition/velocity/tempo of training windows
     augment_pitch: int = 6  # largest transposition in semitones (±)
     augment_velocity: int = 2  # token models: largest velocity change in velocity bins (±)
@@ -181,6 +182,10 @@ def check_config(cfg: TrainConfig) -> None:
         raise MidiforgeError(f"train.balance: must lie in 0..1, got {cfg.balance}")
     if not (math.isfinite(cfg.fim) and 0 <= cfg.fim <= 1):
         raise MidiforgeError(f"train.fim: must lie in 0..1 (a share of windows), got {cfg.fim}")
+    if not (math.isfinite(cfg.piece_start) and 0 <= cfg.piece_start <= 1):
+        raise MidiforgeError(
+            f"train.piece_start: must lie in 0..1 (a share of windows), got {cfg.piece_start}"
+        )
     if cfg.time is not None and not (math.isfinite(cfg.time) and cfg.time > 0):
         raise MidiforgeError(
             f"train.time: must be a positive number of seconds, got {cfg.time}; "
