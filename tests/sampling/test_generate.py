@@ -71,6 +71,25 @@ def test_grammar_mask_keeps_time_moving_forward_so_miditok_counts_no_error(runs,
     assert all(count > 0 for count in result.notes)
 
 
+def _first_bar_sounds(path) -> bool:
+    """Whether the file's first note starts inside its first bar (its first time signature)."""
+    score = load_midi(path)
+    sig = score.time_signatures[0] if len(score.time_signatures) else None
+    beats = 4.0 if sig is None else sig.numerator * 4 / sig.denominator
+    first = min(n.time for t in score.tracks for n in t.notes)
+    return first < beats * score.ticks_per_quarter
+
+
+def test_grammar_mask_opens_on_a_bar_that_sounds(runs, tmp_path):
+    # drawn nearly at random, bar lines come often: without the mask some pieces open with a
+    # silent bar (or several); with it no second bar line comes before the first note
+    common = {"n": 8, "max_tokens": 96, "seed": 5, "temperature": 1.5, "device": "cpu"}
+    free = generate(runs["transformer"], out_dir=tmp_path / "off", grammar_mask=False, **common)
+    masked = generate(runs["transformer"], out_dir=tmp_path / "on", grammar_mask=True, **common)
+    assert not all(_first_bar_sounds(p) for p in free.paths if load_midi(p).note_num())
+    assert all(_first_bar_sounds(p) for p in masked.paths)
+
+
 def test_primer_bars_and_window_past_training_length(runs, datasets, tmp_path):
     primer = datasets / "pop909" / "010" / "010.mid"
     result = generate(runs["transformer"], out_dir=tmp_path, n=1, max_tokens=120, seed=1,

@@ -57,6 +57,8 @@ def _order(c: MusicalConstraint, r: int) -> np.ndarray:
     ok = ~v.special
     if c.ordered and s.bars[r] == 0:
         return np.arange(v.size) == v.bar
+    if c.ordered and s.bars[r] == 1 and not s.heard[r]:  # the first bar sounds
+        ok &= np.arange(v.size) != v.bar
     if c.ordered and s.last_kind[r] in POSITION_AFTER:
         tpp = v.tpp_of[s.den[r]]
         forward = (v.value > s.last_pos[r]) & (v.value * tpp < s.bar_ticks[r])

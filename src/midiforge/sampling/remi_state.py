@@ -194,6 +194,7 @@ class RemiState:
         self.pending_chromatic = [False] * b
         self.last_pitch = [-1] * b  # pitch of the last complete note
         self.notes = [0] * b  # complete non-drum notes
+        self.heard = [False] * b  # any complete note yet, drums too
         self.chromatic = [0] * b  # of which off the scale
         self.ends = [[-1] * self.n_slots for _ in range(b)]
         self.prev_kind = [SPECIAL] * b
@@ -245,6 +246,7 @@ class RemiState:
             made = last in (PITCH, PITCHDRUM)
         if not made:
             return
+        self.heard[r] = True
         if self.program[r] != 0:
             ends = self.ends[r]
             ends[ends.index(min(ends))] = self.tick[r] + self.vocab.dur_ticks_of[self.den[r]][token]

@@ -9,7 +9,9 @@ this order, dropping a rule for a row where it would leave no id (as ``constrain
               or controls, the piece opens with ``Bar`` (then its ``TimeSig``, by the grammar)
               and time only moves forward (a ``Position`` after the last one of its bar, inside
               the bar): MidiTok counts a Position that does not move forward as an error, and
-              a first-order type grammar cannot see it;
+              a first-order type grammar cannot see it; and the first bar sounds (no second
+              ``Bar`` before its first note: POP909's songs open a bar or more after their
+              file's start, and a model that has learned beginnings would copy that silence);
 1. key      — ``Pitch``/``PitchDrum`` ids on the scale for pitched programs; with
               ``chromatic`` an off-scale pitch a semitone from the last note while the
               piece's off-scale share stays within it, and then a ``Duration`` of at most a beat;
@@ -393,6 +395,7 @@ class MusicalConstraint:
         self.all = all_bits(v.size)
         self.base = to_bits(~v.special)
         self.bar_only = 1 << v.bar
+        self.no_bar = self.base & ~self.bar_only  # the first bar, before its first note
         self.ticks, self.after, self.before = position_thresholds(v)
         self.values = sorted(v.position_of.tolist())  # Position values, in the same order
 
@@ -411,11 +414,12 @@ class MusicalConstraint:
             return self.base
         if s.bars[r] == 0:
             return self.bar_only  # the piece opens with a bar line
+        m = self.no_bar if s.bars[r] == 1 and not s.heard[r] else self.base
         if s.last_kind[r] not in POSITION_AFTER:
-            return self.base
+            return m
         # the Positions after the last one and inside the bar
         after = self.after[bisect_right(self.values, s.last_pos[r])]
-        return self.base & after & self.before[bisect_left(self.ticks[s.den[r]], s.bar_ticks[r])]
+        return m & after & self.before[bisect_left(self.ticks[s.den[r]], s.bar_ticks[r])]
 
     def rows(self) -> list[int]:
         """Each row's mask: every rule ANDed; where that leaves nothing, :func:`combine_bits`
