@@ -9,7 +9,8 @@
 #    each part written with its own GM program (data.corpora.PART_PROGRAMS),
 #    with the chorales' published split; 2. prepare; 3. train with configs/<model>.yaml
 #    (the transformer: configs/default.yaml, then default-continue.yaml, then
-#    default-controls.yaml on the corpus prepared with --controls and --fim); 4. export the best weights in float16 into
+#    default-controls.yaml on the corpus prepared with --controls and --fim, then
+#    default-starts.yaml, a quarter of the windows at a piece's beginning); 4. export the best weights in float16 into
 #    the package (midiforge.assets.SHIPPED); 5. evaluate on held-out data.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -32,10 +33,12 @@ print(build_corpus(Path(sys.argv[1]), Path(sys.argv[2])))" "$datasets" "$work/co
     --split-by "$work/corpus/splits.csv" --min-tokens 256 --min-notes 32 --overwrite
 fi
 if [ "$model" = transformer ]; then
-  # three stages (docs/model-card.md, "Training"): 1. from scratch; 2. continued at half the
+  # four stages (docs/model-card.md, "Training"): 1. from scratch; 2. continued at half the
   # learning rate; 3. continued on the corpus prepared with the learned controls and the
-  # fill-in-the-middle markers (same split; --init grows the embedding for the added tokens)
-  run1=$work/run-stage1 run2=$work/run-stage2 controls=$work/dataset-controls
+  # fill-in-the-middle markers (same split; --init grows the embedding for the added tokens);
+  # 4. continued with a quarter of the windows starting at their piece's first token
+  run1=$work/run-stage1 run2=$work/run-stage2 run3=$work/run-stage3
+  controls=$work/dataset-controls
   [ -f "$run1/model.safetensors" ] || .venv/bin/midiforge train "$dataset" --model transformer \
     --config configs/default.yaml --run-dir "$run1" ${RESUME:+--resume "$run1"}
   [ -f "$run2/model.safetensors" ] || .venv/bin/midiforge train "$dataset" \
@@ -43,7 +46,9 @@ if [ "$model" = transformer ]; then
   .venv/bin/midiforge prepare "$work/corpus" "$controls" --labels-from folder \
     --split-by "$work/corpus/splits.csv" --min-tokens 256 --min-notes 32 --overwrite \
     --controls chords,density,polyphony --fim
-  .venv/bin/midiforge train "$controls" --config configs/default-controls.yaml --init "$run2" \
+  [ -f "$run3/model.safetensors" ] || .venv/bin/midiforge train "$controls" \
+    --config configs/default-controls.yaml --init "$run2" --run-dir "$run3"
+  .venv/bin/midiforge train "$controls" --config configs/default-starts.yaml --init "$run3" \
     --run-dir "$work/run" ${RESUME:+--resume "$work/run"}
 else
   .venv/bin/midiforge train "$dataset" --model "$model" --config "$config" \
