@@ -45,6 +45,10 @@ def test_unknown_keys_and_sections_are_named():
         split_config({"optim": {"lr": 1}}, None)
     with pytest.raises(MidiforgeError, match=r"train\.steps"):
         check_config(TrainConfig(steps=0))
+    for share in (-0.1, 1.5, math.nan):
+        with pytest.raises(MidiforgeError, match=r"train\.piece_start: must lie in 0\.\.1"):
+            check_config(TrainConfig(piece_start=share))
+    check_config(TrainConfig(piece_start=0.25))  # a share is accepted
 
 
 def test_schedule_warms_up_then_decays_to_min_ratio():

@@ -136,8 +136,9 @@ class _Windows(Dataset):
             f = int(files[k])
         n = int(self.seqs.lengths[f])
         start = int(rng.integers(max(0, n - want) + 1))
-        if self.piece_start and rng.random() < self.piece_start:  # no draw when off: runs
-            start = 0  # trained before it draw the same windows
+        # off, no number is drawn: runs trained before the option draw the same windows
+        if self.piece_start and rng.random() < self.piece_start:
+            start = 0
         return f, start, start + self.shift, rng
 
     def _label(self, f: int) -> torch.Tensor:
