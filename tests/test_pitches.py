@@ -57,3 +57,12 @@ def test_a_bad_range_is_one_line_naming_the_forms(bad, why):
     with pytest.raises(MidiforgeError, match=why) as err:
         parse_range(bad)
     assert "\n" not in str(err.value)
+
+
+def test_key_tonic_reads_the_tonic_of_every_spelling_and_refuses_a_non_key():
+    from midiforge.pitches import key_tonic
+
+    keys = ("C major", "F# dorian", "Bb minor", "A# major")
+    assert [key_tonic(k) for k in keys] == [0, 6, 10, 10]
+    with pytest.raises(MidiforgeError, match="is not a key"):
+        key_tonic("H major")

@@ -273,13 +273,24 @@ def estimate_key(histogram: np.ndarray) -> str:
     h = np.asarray(histogram, np.float64).reshape(N_CLASSES)
     if h.sum() <= MIN_NOTE_TIME or np.ptp(h) == 0:
         return "C major"
-    best, found = -np.inf, "C major"
+    profiles, names = _key_profiles()
+    centred = h - h.mean()
+    # Pearson's r with each of the 24 profiles at once (rows centred and of unit norm)
+    return names[int(np.argmax(profiles @ (centred / np.linalg.norm(centred))))]
+
+
+@lru_cache(maxsize=1)
+def _key_profiles() -> tuple[np.ndarray, tuple[str, ...]]:
+    """The 24 rolled Krumhansl-Kessler profiles ``(24, 12)``, centred and of unit norm, with
+    their key names, major keys first (so a tie goes to the major key, C first)."""
+    rows, names = [], []
     for mode, profile in (("major", MAJOR_PROFILE), ("minor", MINOR_PROFILE)):
         for tonic in range(N_CLASSES):
-            r = float(np.corrcoef(h, np.roll(profile, tonic))[0, 1])
-            if r > best:
-                best, found = r, f"{SHARP_NAMES[tonic]} {mode}"
-    return found
+            row = np.roll(np.asarray(profile, np.float64), tonic)
+            row = row - row.mean()
+            rows.append(row / np.linalg.norm(row))
+            names.append(f"{SHARP_NAMES[tonic]} {mode}")
+    return np.stack(rows), tuple(names)
 
 
 def notes_key(pitches: np.ndarray, durations: np.ndarray) -> str:

@@ -91,13 +91,23 @@ def parse_key(text: str) -> str:
     return f"{read[0]} {read[1]}"
 
 
-def scale_pitch_classes(key: str) -> frozenset[int]:
-    """The pitch classes (0 = C) of a key as :func:`parse_key` writes it."""
+def _tonic_and_mode(key: str) -> tuple[int, str]:
+    """``"F# dorian"`` → ``(6, "dorian")``; a one-line error when it is not a key."""
     read = _read_key(key)
     if read is None:
         raise MidiforgeError(f"key: {key!r} is not a key; use {KEY_FORMS}")
-    tonic = _tonic(read[0][0], read[0][1:])
-    return frozenset((tonic + step) % 12 for step in MODES[read[1]])
+    return _tonic(read[0][0], read[0][1:]), read[1]
+
+
+def scale_pitch_classes(key: str) -> frozenset[int]:
+    """The pitch classes (0 = C) of a key as :func:`parse_key` writes it."""
+    tonic, mode = _tonic_and_mode(key)
+    return frozenset((tonic + step) % 12 for step in MODES[mode])
+
+
+def key_tonic(key: str) -> int:
+    """The pitch class (0 = C) of the tonic of a key as :func:`parse_key` writes it."""
+    return _tonic_and_mode(key)[0]
 
 
 def scale_pitches(key: str) -> list[bool]:

@@ -28,9 +28,9 @@ def pitched(score) -> np.ndarray:
 
 
 def tonic(key: str) -> int:
-    from midiforge.pitches import SHARP_NAMES
+    from midiforge.pitches import key_tonic
 
-    return SHARP_NAMES.index(key.split()[0])
+    return key_tonic(key)
 
 
 def test_a_tune_moved_by_k_semitones_reads_k_semitones_away(tunes) -> None:

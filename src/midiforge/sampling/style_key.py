@@ -24,7 +24,7 @@ from collections.abc import Mapping
 import numpy as np
 
 from midiforge.chords import N_CLASSES, notes_key
-from midiforge.pitches import MIDI_MAX, SHARP_NAMES, program_row
+from midiforge.pitches import MIDI_MAX, key_tonic, program_row
 from midiforge.schema import ALL_STYLES
 
 log = logging.getLogger(__name__)
@@ -32,25 +32,24 @@ log = logging.getLogger(__name__)
 SEED_SALT = 0x6B6579  # the draw of keys has its own stream, apart from the model's sampling
 
 
-def piece_key(score) -> str | None:
-    """The key of a symusic Score's pitched notes; None when it has none."""
-    pitches, durations = [], []
-    for track in score.tracks:
-        if track.is_drum or not len(track.notes):
-            continue
-        notes = track.notes.numpy()
-        pitches.append(notes["pitch"])
-        durations.append(notes["duration"])
-    if not pitches:
+def _pitched(score) -> list[tuple[int, dict]]:
+    """``(program, its notes as numpy columns)`` of each pitched track with notes."""
+    return [(t.program, t.notes.numpy()) for t in score.tracks if not t.is_drum and len(t.notes)]
+
+
+def piece_key(score, tracks: list[tuple[int, dict]] | None = None) -> str | None:
+    """The key of a symusic Score's pitched notes (``tracks``: its :func:`_pitched`, when the
+    caller has them); None when it has none."""
+    tracks = _pitched(score) if tracks is None else tracks
+    if not tracks:
         return None
-    return notes_key(np.concatenate(pitches), np.concatenate(durations))
+    pitches = np.concatenate([notes["pitch"] for _, notes in tracks])
+    return notes_key(pitches, np.concatenate([notes["duration"] for _, notes in tracks]))
 
 
 def key_shift(source: str, target: str) -> int:
     """Semitones from ``source``'s tonic to ``target``'s (``"D major"``), in -6..+5."""
-    tonic = {name: i for i, name in enumerate(SHARP_NAMES)}
-    step = tonic[target.split()[0]] - tonic[source.split()[0]]
-    return (step + 6) % N_CLASSES - 6
+    return (key_tonic(target) - key_tonic(source) + 6) % N_CLASSES - 6
 
 
 def draw_key(counts: Mapping[str, int], mode: str, rng: np.random.Generator) -> str | None:
@@ -67,15 +66,14 @@ def style_counts(style_keys: Mapping[str, Mapping[str, int]], style: str | None)
     return dict(style_keys.get(ALL_STYLES if style is None else style) or {})
 
 
-def _fits(score, shift: int, allowed: np.ndarray | None) -> bool:
-    """Every pitched note of ``score`` moved by ``shift`` is a MIDI pitch the range allows."""
-    for track in score.tracks:
-        if track.is_drum or not len(track.notes):
-            continue
-        moved = track.notes.numpy()["pitch"].astype(np.int64) + shift
+def _fits(tracks: list[tuple[int, dict]], shift: int, allowed: np.ndarray | None) -> bool:
+    """Every pitched note (``tracks``, from :func:`_pitched`) moved by ``shift`` is a MIDI
+    pitch the range allows."""
+    for program, notes in tracks:
+        moved = notes["pitch"].astype(np.int64) + shift
         if moved.min() < 0 or moved.max() > MIDI_MAX:
             return False
-        if allowed is not None and not allowed[program_row(track.program), moved].all():
+        if allowed is not None and not allowed[program_row(program), moved].all():
             return False
     return True
 
@@ -96,13 +94,14 @@ def move_to_style_keys(
     rng = np.random.default_rng(None if seed is None else [seed, SEED_SALT])
     moved: list[tuple[str, str] | None] = []
     for i, score in enumerate(scores):
-        played = piece_key(score)
+        tracks = _pitched(score)
+        played = piece_key(score, tracks)
         target = None if played is None else draw_key(counts, played.split()[1], rng)
         if played is None or target is None:
             moved.append(None)
             continue
         shift = key_shift(played, target)
-        if not _fits(score, shift, allowed):
+        if not _fits(tracks, shift, allowed):
             log.info("generate: sample %d stays in %s (%s leaves the range)", i, played, target)
             moved.append(None)
             continue

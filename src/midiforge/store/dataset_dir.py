@@ -162,6 +162,16 @@ class PreparedDataset:
         flat = np.asarray(self.notes("train").flat).reshape(-1, len(fields))
         return sorted(int(p) for p in np.unique(flat[:, fields.index("program")])) or [0]
 
+    def _train_rows(self):
+        """``(style label or None, note rows (n, fields))`` of each train file, in order."""
+        if not self.split_files("train"):
+            return
+        width = len(self.manifest.get("note_fields", []))
+        notes, labels = self.notes("train"), self.file_labels("train")
+        for i, label in enumerate(labels.tolist()):
+            name = self.labels[label] if 0 <= label < len(self.labels) else None
+            yield name, np.asarray(notes[i]).reshape(-1, width)
+
     def style_instruments(self) -> dict[str, list[int]]:
         """Per style label, the GM programs (-1 = drums) its train files play, ascending.
 
@@ -170,16 +180,13 @@ class PreparedDataset:
         without a ``program`` note field.
         """
         fields = list(self.manifest.get("note_fields", []))
-        labels = list(self.labels)
-        if "program" not in fields or not labels or not self.split_files("train"):
+        if "program" not in fields or not self.labels:
             return {}
-        notes, file_labels = self.notes("train"), self.file_labels("train")
         column = fields.index("program")
-        found: dict[str, set[int]] = {label: set() for label in labels}
-        for i, label in enumerate(file_labels.tolist()):
-            if 0 <= label < len(labels):
-                rows = np.asarray(notes[i]).reshape(-1, len(fields))
-                found[labels[label]].update(int(p) for p in np.unique(rows[:, column]))
+        found: dict[str, set[int]] = {label: set() for label in self.labels}
+        for label, rows in self._train_rows():
+            if label is not None:
+                found[label].update(int(p) for p in np.unique(rows[:, column]))
         return {label: sorted(programs) for label, programs in found.items() if programs}
 
     def style_keys(self) -> dict[str, dict[str, int]]:
@@ -193,23 +200,18 @@ class PreparedDataset:
         from midiforge.chords import notes_key
 
         fields = list(self.manifest.get("note_fields", []))
-        if not {"pitch", "duration"} <= set(fields) or not self.split_files("train"):
+        if not {"pitch", "duration"} <= set(fields):
             return {}
-        notes, file_labels = self.notes("train"), self.file_labels("train")
         pitch, duration = fields.index("pitch"), fields.index("duration")
         program = fields.index("program") if "program" in fields else None
         found: dict[str, dict[str, int]] = {ALL_STYLES: {}}
-        for i, label in enumerate(file_labels.tolist()):
-            rows = np.asarray(notes[i]).reshape(-1, len(fields))
+        for label, rows in self._train_rows():
             if program is not None:
                 rows = rows[rows[:, program] >= 0]  # drums' pitches pick sounds, not a key
             if not len(rows):
                 continue
             key = notes_key(rows[:, pitch], rows[:, duration])
-            styles = [ALL_STYLES]
-            if 0 <= label < len(self.labels):
-                styles.append(self.labels[label])
-            for style in styles:
+            for style in (ALL_STYLES,) if label is None else (ALL_STYLES, label):
                 counts = found.setdefault(style, {})
                 counts[key] = counts.get(key, 0) + 1
         return {style: dict(sorted(c.items(), key=lambda kv: -kv[1])) for style, c in found.items()
