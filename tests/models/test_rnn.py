@@ -11,7 +11,9 @@ import torch
 from safetensors.torch import load_model, save_model
 
 from midiforge.data.encode import notes_from_score
+from midiforge.errors import MidiforgeError
 from midiforge.io.midi import load_midi
+from midiforge.models.note_lstm import TIME_BINS
 from midiforge.models.registry import build
 
 VOCAB = 30
@@ -109,3 +111,19 @@ def test_multihead_losses_fall_on_real_notes(datasets):
     last = model.loss(batch)
     for key in ("loss", "pitch", "time"):
         assert last[key] < first[key], key
+
+
+def test_time_classes_are_the_nearest_bin_in_log_beats():
+    model = build("lstm-multihead", NOTE_TINY)
+    bins = torch.tensor(TIME_BINS)
+    assert torch.equal(model.time_classes(bins), torch.arange(len(bins)))  # each bin is its own
+    log = torch.log1p(bins)
+    between = torch.expm1(log[:-1] + 0.49 * (log[1:] - log[:-1]))  # just under halfway up
+    assert torch.equal(model.time_classes(between), torch.arange(len(bins) - 1))
+    assert model.time_classes(torch.tensor([-1.0, 1000.0])).tolist() == [0, len(bins) - 1]
+    music = [0, 1 / 12, 1 / 8, 1 / 6, 1 / 4, 1 / 3, 1 / 2, 2 / 3, 3 / 4, 1, 1.5, 2, 3, 4, 6, 8, 16]
+    assert np.isclose(np.array(music)[:, None], np.array(TIME_BINS), atol=1e-9).any(1).all()
+    with pytest.raises(
+        MidiforgeError, match=r"time_head: 'mean' is not accepted; expected one of: classes, median"
+    ):
+        build("lstm-multihead", {**NOTE_TINY, "time_head": "mean"})

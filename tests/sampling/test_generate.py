@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from midiforge.cli import main
 from midiforge.data.corpus import clean_score
@@ -16,6 +17,7 @@ from midiforge.data.prepare import prepare
 from midiforge.errors import MidiforgeError
 from midiforge.io.midi import load_midi
 from midiforge.models import registry
+from midiforge.models.note_lstm import TIME_BINS
 from midiforge.sampling.autoregressive import KV_CACHE, sample_notes
 from midiforge.sampling.generate import SAMPLERS, generate, read_primer
 from midiforge.sampling.options import KV_CACHE_CHOICES, GenerateOptions
@@ -163,20 +165,55 @@ def test_note_model_generates_notes(runs, datasets, tmp_path):
     assert result.generated == [40, 40] and result.grammar_errors == []
 
 
-def test_note_model_onset_gaps_are_the_styles_own(runs):
+def test_note_model_draws_its_rhythm_from_the_time_classes(runs):
     model = load_run(runs["lstm-multihead"]).model
-    values = model.delta_values  # fitted on the training notes by prepare_data, per style
-    assert set(values) == {"all", "0", "1"} and all(0.0 in v for v in values.values())
-    steps = {key: np.rint(np.array(v) * 12) for key, v in values.items()}  # 1/12-beat units
+    assert model.config.time_head == "classes"  # the default of a new run
+    bins = np.array(TIME_BINS)
+
+    def drawn(**options) -> np.ndarray:
+        rows = sample_notes(model, n=3, max_notes=60, seed=0, label=0, **options)
+        return np.concatenate([r[:, [FIELD["delta"], FIELD["duration"]]] for r in rows])
+
+    free = drawn()
+    on_bins = np.isclose(free[:, :, None], bins, atol=1e-4).any(-1)  # float32 onset sums
+    assert on_bins[:, 0].all()  # every onset gap is one of the bins ...
+    plays = model.gap_classes(0).nonzero()[:, 0].numpy()  # ... that the style's notes take
+    assert np.isin(model.time_classes(torch.from_numpy(free[:, 0])).numpy(), plays).all()
+    assert model.gap_classes(0).sum() < len(bins)
+    assert (on_bins[:, 1] | (free[:, 1] <= 0.05)).all()  # a 0 duration is floored
+    assert len(np.unique(free[:, 0])) > 2  # a drawn rhythm, not one point a step
+    greedy = drawn(temperature=0.0)  # the most likely bin: the same whatever the seed
+    assert (greedy == drawn(temperature=0.0)).all() and not (greedy == free).all()
+
+
+def test_a_median_time_head_snaps_onto_the_styles_onset_gaps():
+    model = registry.build("lstm-multihead", {"d_pitch": 16, "d_hidden": 32, "n_layers": 1,
+                                              "n_labels": 2, "time_head": "median"})  # fmt: skip
+    model.delta_values = {"all": [0.0, 0.5, 1.0], "0": [0.0, 1.0], "1": [0.0, 0.25, 0.5]}
 
     def gaps(label: int) -> np.ndarray:  # time noise: raw gaps spread over a continuum
         rows = sample_notes(model, n=3, max_notes=60, seed=label, label=label, time_noise=0.5)
-        return np.rint(np.concatenate([r[:, FIELD["delta"]] for r in rows]) * 12)
+        return np.concatenate([r[:, FIELD["delta"]] for r in rows])
 
     for label in (0, 1):
-        assert np.isin(gaps(label), steps[str(label)]).all()
+        assert np.isin(gaps(label), model.delta_values[str(label)]).all()
     model.delta_values = {}  # a run saved before the gaps were stored: unsnapped
-    assert not np.isin(gaps(0), steps["0"]).all()
+    assert not np.isin(gaps(0), [0.0, 1.0]).all()
+
+
+def test_a_run_saved_before_the_time_classes_loads_its_median_head(dataset, tmp_path):
+    from midiforge.training.run import train
+
+    run = train(dataset, model="lstm-multihead", overrides=TRAIN + TINY["lstm-multihead"]
+                + ["model.time_head=median", "train.steps=2"], run_dir=tmp_path / "old",
+                device="cpu")  # fmt: skip
+    config = run / "config.yaml"
+    text = config.read_text()
+    assert "time_head: median" in text
+    config.write_text(text.replace("  time_head: median\n", ""))  # as an older midiforge wrote
+    loaded = load_run(run).model
+    assert loaded.config.time_head == "median" and loaded.time_head.out_features == 2
+    assert len(sample_notes(loaded, n=1, max_notes=5, seed=0)[0]) == 5
 
 
 def test_cli_generate(runs, tmp_path, capsys):

@@ -279,8 +279,26 @@ def test_instruments_are_text_checked_against_the_models_instruments(tmp_path: P
     )
     assert sent["instruments"]["placeholder"] == "the model's choice"
     texts = {name for name, f in sent.items() if f["type"] == "text"}
-    assert texts == {"instruments", "key", "range", "chords"}  # the string options the page offers
+    # the string options the page offers
+    assert texts == {"instruments", "key", "range", "chords", "density", "polyphony"}
     assert {f["type"] for name, f in sent.items() if name not in texts} == {"number"}
+
+
+def test_density_and_polyphony_controls_come_from_the_page_checked_as_the_cli_checks_them(
+    tmp_path: Path,
+) -> None:
+    models = _models(tmp_path)
+    options = parse_request({"model": "folk", "density": " 4 8 ", "polyphony": "1 2"}, models)
+    assert (options.options.density, options.options.polyphony) == ("4 8", "1 2")
+    unset = parse_request({"model": "folk", "density": "", "polyphony": ""}, models).options
+    assert (unset.density, unset.polyphony) == (None, None)
+    with pytest.raises(MidiforgeError, match=r"density") as err:
+        parse_request({"model": "folk", "density": "many"}, models)
+    assert "\n" not in str(err.value)
+    with pytest.raises(MidiforgeError, match=r"polyphony"):
+        parse_request({"model": "folk", "polyphony": "0"}, models)
+    sent = {f["name"]: f for f in fields_json()}
+    assert set(sent["density"]["labels"]) == {"tokens"}  # shown for token runs only
 
 
 def test_key_range_and_polyphony_come_from_the_page_checked_as_the_cli_checks_them(

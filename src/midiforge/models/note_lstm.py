@@ -4,8 +4,11 @@ Input per note: a pitch embedding plus a linear map of scaled time features (del
 velocity). An LSTM runs over the notes; three parallel heads predict the *next* note:
 
 * ``pitch``    — 128-way classification, cross-entropy;
-* ``time``     — (delta, duration) in standardised log-beats, L1 (a median: robust to the long
-                 tail of rests); duration is predicted too because decoding needs it;
+* ``time``     — (delta, duration): with ``time_head: classes`` (the default) two categorical
+                 distributions over :data:`TIME_BINS` (beats), cross-entropy, so sampling draws
+                 a rhythm; with ``time_head: median`` (runs saved before the classes) one point
+                 in standardised log-beats, L1 (a median). Duration is predicted too because
+                 decoding needs it;
 * ``velocity`` — standardised velocity, mean squared error;
 * ``instrument`` — for a run over K >= 2 instruments (``programs``, the dataset's GM programs,
                  -1 drums), K-way classification, cross-entropy.
@@ -17,10 +20,10 @@ drawn one in sampling), so a bass note gets a bass pitch. The input also embeds 
 instrument (a program the run never saw, e.g. in a primer, and the start row use one extra
 "unknown" row).
 
-``loss = w_pitch·CE + w_time·L1 + w_velocity·MSE + w_instrument·CE_instrument``; the two
-cross-entropies are both in nats per note, so ``w_instrument = 1`` weighs choosing the
-instrument like choosing the pitch. Configs without ``programs`` (runs from before
-instruments) have no instrument head or embedding and write program 0, as before; a run over
+``loss = w_pitch·CE + w_time·(CE_delta + CE_duration)/2 (or L1) + w_velocity·MSE +
+w_instrument·CE_instrument``; the cross-entropies are in nats per note, so ``w_instrument = 1``
+weighs choosing the instrument like choosing the pitch. Configs without ``programs`` (runs from
+before instruments) have no instrument head or embedding and write program 0, as before; a run over
 one program writes that program. With ``separate_head_optimizers`` each head
 is its own parameter group with its own lr scale, as in designs that give each head its own
 optimizer. Every window starts with a learned start row (raw pitch -1), so sampling can begin
@@ -37,6 +40,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from midiforge.errors import choice_error
 from midiforge.models import limits
 from midiforge.models.base import MidiModel
 from midiforge.models.note_features import (
@@ -53,6 +57,25 @@ N_PITCHES = 128  # MIDI pitch classes of the pitch head
 START_PITCH = -1  # raw pitch value marking the start row of a window
 NOTE_COLUMNS = {"pitch": 0, "duration": 3, "delta": 4, "velocity": 5, "program": 6}  # in order
 N_TIME = 2  # (delta, duration)
+TIME_HEADS = ("classes", "median")
+
+
+def _time_bins() -> tuple[float, ...]:
+    """The values (beats) the categorical time head chooses among.
+
+    Why classes, not a regression: the next onset gap of a chorale voice is 0 (another voice of
+    the chord) or a beat, never the half beat a median of the two gives, and a regressed
+    duration shrinks toward the middle of its spread, so the L1 head played short notes with
+    rests between them (model card, stop 27). On 16ths, 8ths' triplets and 32nds up to 4 beats
+    (POP909's performed onsets take 1/12 and 1/8), then half beats to 8, beats to 16, and three
+    long rests; a value between bins is read as the nearest one in log1p(beats).
+    """
+    fine = [k / 24 for k in range(0, 97) if k % 2 == 0 or k % 3 == 0]
+    coarse = [4 + k / 2 for k in range(1, 9)] + [float(b) for b in range(9, 17)]
+    return tuple(fine + coarse + [20.0, 24.0, 32.0])
+
+
+TIME_BINS = _time_bins()
 
 
 @dataclass
@@ -76,6 +99,10 @@ class NoteLSTMConfig:
     # adds the instrument head
     w_instrument: float = 1.0  # weight of the instrument cross-entropy
     lr_scale_instrument: float = 1.0  # lr multiplier of the instrument head's group
+    time_head: str = "classes"  # "classes" (TIME_BINS, drawn) or "median" (L1 regression)
+
+    # what a run saved before a field existed had (read by registry.build for saved runs)
+    SAVED_DEFAULTS: ClassVar[dict[str, Any]] = {"time_head": "median"}
 
     def check(self, where: str = "") -> None:
         """Refuse values outside their ranges (see :mod:`midiforge.models.limits`)."""
@@ -90,6 +117,9 @@ class NoteLSTMConfig:
             limits.check_float(where, f"lr_scale_{name}", value, 0.0, limits.MAX_LOSS_WEIGHT)
         limits.check_labels(where, self)
         check_programs(where, self.programs)
+        if self.time_head not in TIME_HEADS:
+            raise choice_error(f"{where}: time_head" if where else "time_head", self.time_head,
+                               TIME_HEADS)  # fmt: skip
 
     @property
     def n_instruments(self) -> int:
@@ -123,7 +153,12 @@ class NoteLSTM(MidiModel):
         )
         self.drop = nn.Dropout(config.dropout)
         self.pitch_head = nn.Linear(config.d_hidden, N_PITCHES)
-        self.time_head = nn.Linear(config.d_hidden, N_TIME)
+        classes = config.time_head == "classes"
+        self.time_head = nn.Linear(config.d_hidden, N_TIME * len(TIME_BINS) if classes else N_TIME)
+        # log1p of the bins, and the edges halfway between them (targets: the nearest bin)
+        log_bins = torch.log1p(torch.tensor(TIME_BINS))
+        self.register_buffer("time_bins", torch.tensor(TIME_BINS), persistent=False)
+        self.register_buffer("time_edges", (log_bins[1:] + log_bins[:-1]) / 2, persistent=False)
         self.velocity_head = nn.Linear(config.d_hidden, 1)
         k = config.n_instruments
         self.programs = list(config.programs)
@@ -134,7 +169,8 @@ class NoteLSTM(MidiModel):
         # feature scaling (mean, std) of log1p(delta), log1p(duration), velocity
         self.register_buffer("feat_mean", torch.tensor([0.0, 0.0, 64.0]))
         self.register_buffer("feat_std", torch.tensor([1.0, 1.0, 32.0]))
-        # the onset gaps (beats) of the training notes, fitted with the scaling (snap_time)
+        # the onset gaps (beats) of the training notes, fitted with the scaling (snap_time,
+        # gap_classes)
         self.delta_values: dict[str, list[float]] = {}
 
     # ---------------------------------------------------------------- scaling
@@ -193,12 +229,6 @@ class NoteLSTM(MidiModel):
         """Standardised (delta, duration, velocity) features ``(…, 3)`` of raw notes."""
         return (self._raw_features(notes) - self.feat_mean) / self.feat_std
 
-    def unscale(self, time: torch.Tensor, velocity: torch.Tensor) -> torch.Tensor:
-        """Head outputs → raw (delta beats, duration beats, velocity) ``(…, 3)``."""
-        z = torch.cat([time, velocity], dim=-1) * self.feat_std + self.feat_mean
-        delta, duration = torch.expm1(z[..., 0]).clamp_min(0), torch.expm1(z[..., 1])
-        return torch.stack([delta, duration, z[..., 2]], dim=-1)
-
     # ---------------------------------------------------------------- network
     def instrument_index(self, notes: torch.Tensor) -> torch.Tensor:
         """``(…)`` index into ``programs`` of raw note rows ``(…, F)``; K = unknown."""
@@ -252,9 +282,59 @@ class NoteLSTM(MidiModel):
             h = h + self.next_instrument(next_instrument)
         return {
             "pitch": self.pitch_head(h),  # (B, T, 128) logits
-            "time": self.time_head(h),  # (B, T, 2) standardised log1p(delta, duration)
+            # (B, T, 2, bins) logits, or (B, T, 2) standardised log1p(delta, duration)
+            "time": self._time_out(self.time_head(h)),
             "velocity": self.velocity_head(h),  # (B, T, 1) standardised velocity
         }
+
+    def _time_out(self, out: torch.Tensor) -> torch.Tensor:
+        if self.config.time_head == "classes":
+            return out.unflatten(-1, (N_TIME, len(TIME_BINS)))
+        return out
+
+    def time_classes(self, beats: torch.Tensor) -> torch.Tensor:
+        """Index into :data:`TIME_BINS` of the nearest bin (in log1p) to each of ``beats``."""
+        return torch.bucketize(torch.log1p(beats.clamp_min(0)), self.time_edges)
+
+    def gap_classes(self, label: int | None = None) -> torch.Tensor | None:
+        """``(bins,)`` which onset-gap bins the style ``label`` plays (the bins of its training
+        notes' onset gaps, :func:`fit_delta_values`), or None when the run stored none.
+
+        Why: the categorical head gives every bin some probability, and a gap of eight bars
+        drawn once ends a piece or skips an infilled range; the corpus' own gaps (each taken
+        by at least 1 training note in 500) are the rhythm vocabulary, as for the median head.
+        """
+        values = style_values(self.delta_values, label)
+        if not values:
+            return None
+        allowed = torch.zeros(len(TIME_BINS), dtype=torch.bool, device=self.time_bins.device)
+        allowed[self.time_classes(torch.tensor(values, device=self.time_bins.device))] = True
+        return allowed
+
+    def median_time(self, time: torch.Tensor) -> torch.Tensor:
+        """CPU ``(n, 2)`` (delta, duration) in beats of the median head's standardised
+        ``(n, 2)`` outputs (``time_head: median``)."""
+        z = time * self.feat_std[:N_TIME] + self.feat_mean[:N_TIME]
+        return torch.stack([torch.expm1(z[:, 0]).clamp_min(0), torch.expm1(z[:, 1])], -1).cpu()
+
+    def time_guess(self, time: torch.Tensor) -> torch.Tensor:
+        """CPU ``(n,)`` next onset gap in beats that the time head's outputs ``(n, 2, …)`` make
+        most likely (the median with ``time_head: median``), for chord steering."""
+        if self.config.time_head == "classes":
+            allowed = self.gap_classes()
+            gaps = time[:, 0] if allowed is None else time[:, 0].masked_fill(~allowed, -1e9)
+            return self.time_bins[gaps.argmax(-1)].float().cpu()
+        return self.median_time(time)[:, 0]
+
+    def velocity_of(
+        self, velocity: torch.Tensor, noise: float = 0.0, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
+        """CPU ``(n,)`` velocity from the head's standardised ``(n, 1)`` output plus ``noise``."""
+        if noise > 0:
+            velocity = velocity + noise * torch.randn(
+                velocity.shape, generator=generator, device=velocity.device
+            )
+        return (velocity[:, 0] * self.feat_std[N_TIME] + self.feat_mean[N_TIME]).cpu()
 
     def start_rows(self, batch: int, n_fields: int, device: torch.device) -> torch.Tensor:
         """``(B, 1, F)`` start rows (raw pitch -1, zeros elsewhere)."""
@@ -268,7 +348,8 @@ class NoteLSTM(MidiModel):
         mask = batch.get("mask")
         mask = torch.ones(b, length, dtype=torch.bool) if mask is None else mask.bool()
         inputs = torch.cat([self.start_rows(b, n_fields, notes.device), notes[:, :-1]], dim=1)
-        k = self.config.n_instruments
+        cfg = self.config
+        k = cfg.n_instruments
         target_inst = self.instrument_index(notes) if k else None  # (B, L), K = unknown
         out, _ = self(inputs, label=batch.get("label"), next_instrument=target_inst)
         w = mask.flatten().float()  # (B*L,)
@@ -276,10 +357,19 @@ class NoteLSTM(MidiModel):
         target_pitch = notes[..., NOTE_COLUMNS["pitch"]].round().long().clamp(0, 127)
         ce = F.cross_entropy(out["pitch"].flatten(0, 1), target_pitch.flatten(), reduction="none")
         target = self.scale(notes)  # (B, L, 3)
-        l1 = (out["time"] - target[..., :N_TIME]).abs().mean(-1).flatten()
+        if cfg.time_head == "classes":
+            beats = notes[..., [NOTE_COLUMNS["delta"], NOTE_COLUMNS["duration"]]]  # (B, L, 2)
+            l1 = (
+                F.cross_entropy(
+                    out["time"].flatten(0, 2), self.time_classes(beats).flatten(), reduction="none"
+                )
+                .view(b * length, N_TIME)
+                .mean(-1)
+            )
+        else:
+            l1 = (out["time"] - target[..., :N_TIME]).abs().mean(-1).flatten()
         mse = (out["velocity"][..., 0] - target[..., N_TIME]).pow(2).flatten()
         pitch_loss, time_loss, vel_loss = ((v * w).sum() / denom for v in (ce, l1, mse))
-        cfg = self.config
         total = cfg.w_pitch * pitch_loss + cfg.w_time * time_loss + cfg.w_velocity * vel_loss
         losses = {"pitch": pitch_loss, "time": time_loss, "velocity": vel_loss}
         if target_inst is not None:

@@ -36,17 +36,33 @@ def model_class(name: str) -> type[MidiModel]:
     return getattr(importlib.import_module(module), cls)
 
 
-def checked_config(name: str, values: dict[str, Any] | None, *, where: str = "") -> Any:
-    """The family's config dataclass from ``values``, every field checked (``where`` names them)."""
+def saved_values(name: str, values: dict[str, Any] | None) -> dict[str, Any]:
+    """A saved run's model config ``values`` with each field added since runs were saved
+    without it set to what those runs had (the config class's ``SAVED_DEFAULTS``)."""
+    return {**getattr(model_class(name).config_class, "SAVED_DEFAULTS", {}), **(values or {})}
+
+
+def checked_config(
+    name: str, values: dict[str, Any] | None, *, where: str = "", saved: bool = False
+) -> Any:
+    """The family's config dataclass from ``values``, every field checked (``where`` names them).
+
+    ``saved``: ``values`` are a trained run's (its ``config.yaml``), so a field added since the
+    run was written takes the value runs had before it (the config class's ``SAVED_DEFAULTS``),
+    not today's default for new runs.
+    """
     cls = model_class(name)
     where = where or f"model {name}"
     if values is not None and not isinstance(values, dict):
         raise MidiforgeError(f"{where}: expected a mapping of keys to values, got {values!r}")
-    config = from_dict(cls.config_class, dict(values or {}), where=where)
+    values = saved_values(name, values) if saved else dict(values or {})
+    config = from_dict(cls.config_class, values, where=where)
     check_model(cls, config, where)
     return config
 
 
-def build(name: str, values: dict[str, Any] | None = None, *, where: str = "") -> MidiModel:
+def build(
+    name: str, values: dict[str, Any] | None = None, *, where: str = "", saved: bool = False
+) -> MidiModel:
     """A fresh ``name`` model from config ``values`` (checked first, see :func:`checked_config`)."""
-    return model_class(name)(checked_config(name, values, where=where))
+    return model_class(name)(checked_config(name, values, where=where, saved=saved))

@@ -295,12 +295,14 @@ def sample_notes(
     ``temperature``, only among ``instruments`` when given: GM programs the model knows), then
     the other heads conditioned on it; a model without one writes its one program (see
     :func:`note_programs`). The pitch head goes through the same filters as tokens
-    (``temperature`` is the pitch temperature). The regression heads give a point estimate
-    (the median log-time, the mean velocity, in standardised units); ``time_noise`` /
-    ``velocity_noise`` add Gaussian noise with that standard deviation *in standardised units*
-    before unscaling (0 = deterministic). A model with ``snap_time`` (the onset gaps its
-    training notes use) moves each drawn gap to the nearest of those (the style's, with
-    ``label``), so the onsets stay on the corpus' grid. Primer notes keep their programs.
+    (``temperature`` is the pitch temperature). A categorical time head (``time_head:
+    classes``) draws the onset gap (among the gaps the style's training notes take) and the
+    duration at the same ``temperature`` and ``top_p``. A regression head gives a point
+    estimate (the median log-time; the velocity's mean), in standardised units;
+    ``time_noise`` / ``velocity_noise`` add Gaussian noise with that standard deviation *in
+    standardised units* (0 = deterministic), and a median time head moves each gap to the
+    nearest onset gap its training notes use (the style's, with ``label``; ``snap_time``), so
+    the onsets stay on the corpus' grid. Primer notes keep their programs.
 
     ``rules`` (a :class:`midiforge.sampling.note_rules.NoteRules`, or None) applies the
     musician's constraints: its ``pitch_mask()`` joins the filters first, its ``place()`` moves
@@ -339,7 +341,7 @@ def sample_notes(
         pitch_allowed = None if rules is None else rules.pitch_mask().to(device)
         pitch_logits = heads["pitch"][:, -1]
         if rules is not None and rules.steers:  # chords: by the onset the time head predicts
-            guess = model.unscale(heads["time"][:, -1], heads["velocity"][:, -1]).cpu()[:, 0]
+            guess = model.time_guess(heads["time"][:, -1])
             pitch_logits = rules.steer(pitch_logits, onset + guess, programs)
         logits = filter_logits(
             pitch_logits,
@@ -349,15 +351,13 @@ def sample_notes(
             allowed=pitch_allowed,
         )
         pitch = draw(logits, temperature, gen)  # (n,)
-        time = heads["time"][:, -1]  # (n, 2)
-        vel = heads["velocity"][:, -1]  # (n, 1)
-        if time_noise > 0:
-            time = time + time_noise * torch.randn(time.shape, generator=gen, device=device)
-        if velocity_noise > 0:
-            vel = vel + velocity_noise * torch.randn(vel.shape, generator=gen, device=device)
-        raw = model.unscale(time, vel).cpu()  # (n, 3): delta, duration, velocity
-        if hasattr(model, "snap_time"):  # onto the style's onset gaps
-            raw = model.snap_time(raw, label)
+        raw = torch.cat(
+            [
+                _draw_time(model, heads["time"][:, -1], temperature, top_p, time_noise, gen, label),
+                model.velocity_of(heads["velocity"][:, -1], velocity_noise, gen)[:, None],
+            ],
+            dim=1,
+        )  # (n, 3): delta, duration (beats), velocity
         begin, duration = onset + raw[:, 0], raw[:, 1].clamp_min(MIN_DURATION_BEATS)
         if rules is not None:
             begin, duration = rules.place(pitch.cpu(), begin, duration)
@@ -371,6 +371,39 @@ def sample_notes(
     new = torch.stack(rows, dim=1).numpy()  # (n, notes drawn, F)
     kept = [new.shape[1]] * n if rules is None else rules.kept.tolist()
     return [np.concatenate([primer, new[i, : kept[i]]]).astype(np.float32) for i in range(n)]
+
+
+def _draw_time(
+    model: Any,
+    time: torch.Tensor,
+    temperature: float,
+    top_p: float,
+    noise: float,
+    gen: torch.Generator | None,
+    label: int | None,
+) -> torch.Tensor:
+    """CPU ``(n, 2)`` (delta, duration) in beats from the time head's outputs ``time``.
+
+    A categorical head ``(n, 2, bins)`` draws each from its distribution (``temperature``,
+    nucleus ``top_p``) over ``model.time_bins``, the gap among the bins the style plays
+    (``gap_classes``); a median head ``(n, 2)`` gives its point
+    estimate plus Gaussian ``noise`` in standardised units, the gap then moved onto the style's
+    onset gaps (``snap_time``).
+    """
+    if time.dim() == 3:
+        allowed = model.gap_classes(label)
+        gaps = filter_logits(
+            time[:, 0],
+            temperature=temperature,
+            top_p=top_p,
+            allowed=None if allowed is None else allowed.expand_as(time[:, 0]),
+        )
+        durations = filter_logits(time[:, 1], temperature=temperature, top_p=top_p)
+        drawn = torch.stack([draw(gaps, temperature, gen), draw(durations, temperature, gen)], 1)
+        return model.time_bins[drawn].float().cpu()
+    if noise > 0:
+        time = time + noise * torch.randn(time.shape, generator=gen, device=time.device)
+    return model.snap_time(model.median_time(time), label)
 
 
 def _note_row(

@@ -235,12 +235,14 @@ class GenerateOptions:
         "density token (0 | 1-2 | 3-4 | 5-8 | 9-16 | 17-32 | 33+) is written after each bar "
         "line", samplers=TOKENS, metavar="N", parser=_density_list,
         note="None = the model's choice", label="Notes per bar",
+        web=Ask(placeholder="the model's choice (e.g. 8, or 4 8 16 8)"),
         menu=Ask(placeholder="8, or 4 8 16 8")))
     polyphony: str | None = field(default=None, metadata=spec(
         help="pitched notes per onset, one number >= 1 or one per bar ('1 2 2 3'), for a token "
         "run prepared with --controls polyphony: its learned polyphony token (1 | <=1.5 | "
         "<=2.5 | <=3.5 | more) is written after each bar line", samplers=TOKENS, metavar="N",
         parser=_polyphony_list, note="None = the model's choice", label="Notes per onset",
+        web=Ask(placeholder="the model's choice (e.g. 1, or 1 2 2 3)"),
         menu=Ask(placeholder="1, or 1 2 2 3")))
     range: str | None = field(default=None, metadata=spec(
         help="lowest and highest pitch, e.g. C3-C6 or 48-84 (C4 = 60); per instrument: "
@@ -275,7 +277,8 @@ class GenerateOptions:
         "that fit, at least one", lo=0.0, lo_open=True, metavar="S", unit="seconds",
         label="Seconds", note="None = free length"))
     noise: float = field(default=0.0, metadata=spec(
-        help="Gaussian noise on the time and velocity heads", samplers=NOTES,
+        help="Gaussian noise on the velocity head and on a median (regression) time head; "
+        "a categorical time head draws its rhythm at --temperature", samplers=NOTES,
         unit="standard units", lo=0.0, label="Noise", web=Ask(hi=2.0), menu=Ask(hi=2.0)))
     steps: int | None = field(default=DIFFUSION_STEPS, metadata=spec(
         help="DDIM denoising steps per window; the trained number of steps with --eta 1 "

@@ -144,7 +144,9 @@ def read_run_config(run_dir: str | Path) -> dict[str, Any]:
         )
     if config["model"] not in registry.names():
         raise choice_error(f"{path}: model", config["model"], registry.names())
-    registry.checked_config(config["model"], config["model_config"], where=f"{path}: model_config")
+    registry.checked_config(
+        config["model"], config["model_config"], where=f"{path}: model_config", saved=True
+    )
     return config
 
 
@@ -368,7 +370,10 @@ def load_run(
     run_dir = Path(run_dir)
     config = read_run_config(run_dir)
     model = registry.build(
-        config["model"], config["model_config"], where=f"{config_path(run_dir)}: model_config"
+        config["model"],
+        config["model_config"],
+        where=f"{config_path(run_dir)}: model_config",
+        saved=True,
     )
     if which == "best":
         load_weights(model, weights_path(run_dir))

@@ -360,7 +360,8 @@ def _train(dataset, model_name, config, overrides, limits, run_dir, resume, init
                 f"--resume {run_dir}: the model config of a run cannot change "
                 f"(got model.{', model.'.join(model_values)}); start a new run with --init"
             )
-        model_name, model_values = saved["model"], dict(saved["model_config"])
+        model_name = saved["model"]
+        model_values = registry.saved_values(model_name, saved["model_config"])
         train_values = {**(saved.get("train") or {}), **train_values}
         data_path = Path(dataset) if dataset is not None else Path(saved["dataset"])
         if dataset is None and not data_path.exists() and (run_dir / PREPARED_SUBDIR).is_dir():
@@ -382,7 +383,10 @@ def _train(dataset, model_name, config, overrides, limits, run_dir, resume, init
                     f"{init_cfg['model']} run; drop --model"
                 )
             model_name = init_cfg["model"]
-            model_values = {**init_cfg["model_config"], **model_values}
+            model_values = {
+                **registry.saved_values(model_name, init_cfg["model_config"]),
+                **model_values,
+            }
         run_dir = _new_run_dir(run_dir, model_name, info)
         data_path = _ensure_dataset(Path(dataset), run_dir, info, init_run)
         labels = []

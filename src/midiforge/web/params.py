@@ -61,6 +61,8 @@ MAX_TEXT_CHARS = {
     "instruments": 200,
     "key": 40,
     "range": 200,
+    "density": 200,
+    "polyphony": 200,
     INFILL_BARS: 40,
 }
 MAX_SHOWN = 40  # characters of a refused value quoted back in a message
