@@ -317,15 +317,6 @@ class NoteLSTM(MidiModel):
         z = time * self.feat_std[:N_TIME] + self.feat_mean[:N_TIME]
         return torch.stack([torch.expm1(z[:, 0]).clamp_min(0), torch.expm1(z[:, 1])], -1).cpu()
 
-    def time_guess(self, time: torch.Tensor) -> torch.Tensor:
-        """CPU ``(n,)`` next onset gap in beats that the time head's outputs ``(n, 2, …)`` make
-        most likely (the median with ``time_head: median``), for chord steering."""
-        if self.config.time_head == "classes":
-            allowed = self.gap_classes()
-            gaps = time[:, 0] if allowed is None else time[:, 0].masked_fill(~allowed, -1e9)
-            return self.time_bins[gaps.argmax(-1)].float().cpu()
-        return self.median_time(time)[:, 0]
-
     def velocity_of(
         self, velocity: torch.Tensor, noise: float = 0.0, generator: torch.Generator | None = None
     ) -> torch.Tensor:

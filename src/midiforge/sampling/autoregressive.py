@@ -338,11 +338,19 @@ def sample_notes(
             inst = draw(filter_logits(logits, temperature=temperature), temperature, gen)  # (n,)
             heads = model.heads(out["hidden"][:, -1:], inst[:, None])
             programs = head_programs[inst.cpu()]
+        # the heads read the same state, so the time can be drawn before the pitch: the chord
+        # steer then sees the onset the note will have, not a guess at it
+        raw = torch.cat(
+            [
+                _draw_time(model, heads["time"][:, -1], temperature, top_p, time_noise, gen, label),
+                model.velocity_of(heads["velocity"][:, -1], velocity_noise, gen)[:, None],
+            ],
+            dim=1,
+        )  # (n, 3): delta, duration (beats), velocity
         pitch_allowed = None if rules is None else rules.pitch_mask().to(device)
         pitch_logits = heads["pitch"][:, -1]
-        if rules is not None and rules.steers:  # chords: by the onset the time head predicts
-            guess = model.time_guess(heads["time"][:, -1])
-            pitch_logits = rules.steer(pitch_logits, onset + guess, programs)
+        if rules is not None and rules.steers:  # chords: by the onset drawn for this note
+            pitch_logits = rules.steer(pitch_logits, onset + raw[:, 0], programs)
         logits = filter_logits(
             pitch_logits,
             temperature=temperature,
@@ -351,13 +359,6 @@ def sample_notes(
             allowed=pitch_allowed,
         )
         pitch = draw(logits, temperature, gen)  # (n,)
-        raw = torch.cat(
-            [
-                _draw_time(model, heads["time"][:, -1], temperature, top_p, time_noise, gen, label),
-                model.velocity_of(heads["velocity"][:, -1], velocity_noise, gen)[:, None],
-            ],
-            dim=1,
-        )  # (n, 3): delta, duration (beats), velocity
         begin, duration = onset + raw[:, 0], raw[:, 1].clamp_min(MIN_DURATION_BEATS)
         if rules is not None:
             begin, duration = rules.place(pitch.cpu(), begin, duration)
