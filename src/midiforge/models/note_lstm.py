@@ -101,7 +101,7 @@ class NoteLSTMConfig:
     lr_scale_instrument: float = 1.0  # lr multiplier of the instrument head's group
     time_head: str = "classes"  # "classes" (TIME_BINS, drawn) or "median" (L1 regression)
 
-    # what a run saved before a field existed had (read by registry.build for saved runs)
+    # what a run saved before a field existed had (registry.saved_values fills it in)
     SAVED_DEFAULTS: ClassVar[dict[str, Any]] = {"time_head": "median"}
 
     def check(self, where: str = "") -> None:
@@ -350,17 +350,17 @@ class NoteLSTM(MidiModel):
         target = self.scale(notes)  # (B, L, 3)
         if cfg.time_head == "classes":
             beats = notes[..., [NOTE_COLUMNS["delta"], NOTE_COLUMNS["duration"]]]  # (B, L, 2)
-            l1 = (
+            per_note = (
                 F.cross_entropy(
                     out["time"].flatten(0, 2), self.time_classes(beats).flatten(), reduction="none"
                 )
                 .view(b * length, N_TIME)
                 .mean(-1)
-            )
+            )  # nats: the mean of the gap's and the duration's
         else:
-            l1 = (out["time"] - target[..., :N_TIME]).abs().mean(-1).flatten()
+            per_note = (out["time"] - target[..., :N_TIME]).abs().mean(-1).flatten()  # L1
         mse = (out["velocity"][..., 0] - target[..., N_TIME]).pow(2).flatten()
-        pitch_loss, time_loss, vel_loss = ((v * w).sum() / denom for v in (ce, l1, mse))
+        pitch_loss, time_loss, vel_loss = ((v * w).sum() / denom for v in (ce, per_note, mse))
         total = cfg.w_pitch * pitch_loss + cfg.w_time * time_loss + cfg.w_velocity * vel_loss
         losses = {"pitch": pitch_loss, "time": time_loss, "velocity": vel_loss}
         if target_inst is not None:

@@ -330,6 +330,7 @@ def sample_notes(
     inputs = torch.cat([start, primer_t[None].expand(n, -1, -1)], dim=1)  # (n, 1 + P, F)
     out, state = model(inputs, label=label)
     onset = torch.full((n,), float(primer[-1, FIELD["onset"]]) if len(primer) else 0.0)
+    gaps = model.gap_classes(label) if hasattr(model, "gap_classes") else None
     rows = []
     for _ in range(max_notes):
         heads, programs = out, torch.full((n,), float(program))
@@ -340,13 +341,10 @@ def sample_notes(
             programs = head_programs[inst.cpu()]
         # the heads read the same state, so the time can be drawn before the pitch: the chord
         # steer then sees the onset the note will have, not a guess at it
-        raw = torch.cat(
-            [
-                _draw_time(model, heads["time"][:, -1], temperature, top_p, time_noise, gen, label),
-                model.velocity_of(heads["velocity"][:, -1], velocity_noise, gen)[:, None],
-            ],
-            dim=1,
-        )  # (n, 3): delta, duration (beats), velocity
+        time = _draw_time(model, heads["time"][:, -1], temperature, top_p, time_noise, gen, gaps,
+                          label)  # fmt: skip
+        velocity = model.velocity_of(heads["velocity"][:, -1], velocity_noise, gen)
+        raw = torch.cat([time, velocity[:, None]], dim=1)  # (n, 3): delta, duration, velocity
         pitch_allowed = None if rules is None else rules.pitch_mask().to(device)
         pitch_logits = heads["pitch"][:, -1]
         if rules is not None and rules.steers:  # chords: by the onset drawn for this note
@@ -381,13 +379,14 @@ def _draw_time(
     top_p: float,
     noise: float,
     gen: torch.Generator | None,
+    gaps: torch.Tensor | None,
     label: int | None,
 ) -> torch.Tensor:
     """CPU ``(n, 2)`` (delta, duration) in beats from the time head's outputs ``time``.
 
     A categorical head ``(n, 2, bins)`` draws each from its distribution (``temperature``,
-    nucleus ``top_p``) over ``model.time_bins``, the gap among the bins the style plays
-    (``gap_classes``); a median head ``(n, 2)`` gives its point
+    nucleus ``top_p``) over ``model.time_bins``, the gap among the bins ``gaps`` (the style's,
+    ``gap_classes``; None = any); a median head ``(n, 2)`` gives its point
     estimate plus Gaussian ``noise`` in standardised units, the gap then moved onto the style's
     onset gaps (``snap_time``).
     """
