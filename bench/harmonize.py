@@ -9,7 +9,11 @@ under the melody:
 * ``steered``: the accompaniment ``--harmonize`` writes (its tracks only, the melody left out);
 * ``unsteered``: the same call with ``--chords N`` (no chord steer: what the model plays under
   the melody on its own, with the same instruments, range and length);
-* ``reference``: the tune's own chord track, as a musician harmonized it.
+* ``reference``: the tune's own chord track, as a musician harmonized it;
+* ``steered_cut``: the steered accompaniment with every note cut at the next bar line, and
+  ``crossing``: the share of its notes that sound past one. A check, not a feature: a note held
+  into the next bar counts against that bar's chord, so this says how much of the gap to the
+  reference is notes that ring over a chord change rather than wrong pitches.
 
     python bench/harmonize.py [--tunes 8] [--family transformer] [--style folk] [--seed 0]
 """
@@ -28,6 +32,7 @@ from symusic import Score
 from midiforge.metrics.adherence import chord_adherence
 from midiforge.sampling.generate import generate
 from midiforge.sampling.harmonize import melody_chords, read_melody
+from midiforge.sampling.infill import bar_lines
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTTINGHAM = ROOT.parent / "shared" / "datasets" / "nottingham"
@@ -48,6 +53,21 @@ def part(score: Score, keep: list[int]) -> Score:
     return out
 
 
+def cut_at_bars(score: Score) -> tuple[Score, float]:
+    """``score`` with each note ending by the bar line after its onset; the share it cut."""
+    out = score.copy()
+    lines = bar_lines(score)
+    cut = total = 0
+    for track in out.tracks:
+        for note in track.notes:
+            k = int(np.searchsorted(lines, note.time, side="right"))
+            total += 1
+            if k < len(lines) and note.time + note.duration > lines[k]:
+                note.duration = int(lines[k] - note.time)
+                cut += 1
+    return out, cut / max(total, 1)
+
+
 def one_tune(path: Path, work: Path, args: argparse.Namespace) -> dict:
     """The three figures of one tune."""
     song = Score(str(path))
@@ -64,8 +84,12 @@ def one_tune(path: Path, work: Path, args: argparse.Namespace) -> dict:
                           seed=args.seed, harmonize=melody_path, style=args.style,
                           device="cpu", **extra)  # fmt: skip
         written = Score(str(result.paths[0]))
-        row[name] = chord_adherence(part(written, list(range(1, len(written.tracks)))), chords)
+        accompaniment = part(written, list(range(1, len(written.tracks))))
+        row[name] = chord_adherence(accompaniment, chords)
         row[f"{name}_seconds"] = time.perf_counter() - begin
+        if name == "steered":
+            cut, row["crossing"] = cut_at_bars(accompaniment)
+            row["steered_cut"] = chord_adherence(cut, chords)
     return row
 
 
@@ -85,7 +109,7 @@ def main() -> None:
             rows.append(one_tune(path, work, args))
             print(json.dumps(rows[-1]), flush=True)
     means = {k: float(np.mean([r[k] for r in rows if r[k] is not None]))
-             for k in ("steered", "unsteered", "reference")}  # fmt: skip
+             for k in ("steered", "unsteered", "reference", "steered_cut", "crossing")}  # fmt: skip
     print(json.dumps({"family": args.family, "style": args.style, "tunes": len(rows), **means}))
 
 
