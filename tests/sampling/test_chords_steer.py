@@ -16,9 +16,12 @@ from midiforge.cli import main
 from midiforge.errors import MidiforgeError
 from midiforge.io.midi import load_midi
 from midiforge.metrics.adherence import chord_adherence, pitched_notes
+from midiforge.sampling.autoregressive import sample_notes
 from midiforge.sampling.generate import generate
 from midiforge.sampling.musical import CHORD_BONUS_NATS, Musical
+from midiforge.sampling.note_rules import NoteRules
 from midiforge.sampling.token_rules import MusicalConstraint
+from midiforge.schema import FIELD
 from midiforge.store.run_dir import load_run
 
 # the tiny runs of test_musical_rules (its session fixtures), trained once for both files; the
@@ -48,6 +51,28 @@ def test_the_steer_raises_chord_adherence_over_the_same_seed_without_it(request,
     # steer picks by onset) and favour a few pitches strongly: measured 0.40 vs 0.28 for the
     # transformer, 0.8 vs 0.3 for the multi-head LSTM
     assert with_chords >= 1.3 * without and with_chords - without >= 0.1, (with_chords, without)
+
+
+def test_a_note_model_note_held_into_the_next_bar_is_a_tone_of_its_chord(request):
+    # the sampler's own rows: a MIDI file cannot say which of two overlapping notes of one
+    # pitch a note-off ends, so a re-read file may pair them differently
+    model = load_run(request.getfixturevalue("runs")["lstm-multihead"]).model
+    crossing = {}
+    for name, chords in (("with", CHORDS), ("without", None)):
+        rules = NoteRules(Musical(chords=chords), PIECES) if chords else None
+        crossing[name] = 0
+        for rows in sample_notes(model, n=PIECES, max_notes=60, seed=0, rules=rules):
+            onset, end = (
+                rows[:, FIELD["onset"]],
+                rows[:, FIELD["onset"]] + rows[:, FIELD["duration"]],
+            )
+            bar = np.floor(onset / 4 + 1e-9).astype(int)  # note models write 4/4
+            held = end > (bar + 1) * 4 + 1e-6
+            crossing[name] += int(held.sum())
+            if chords:  # sounds on into bar k + 1: a tone of that bar's chord
+                for pitch, k in zip(rows[held, FIELD["pitch"]].astype(int), bar[held] + 1):
+                    assert pitch % 12 in TONES[k % 4], (pitch, k)
+    assert crossing["without"] > 0 and crossing["with"] < crossing["without"], crossing
 
 
 def test_the_token_steer_moves_pitch_odds_by_the_bonus_and_keeps_their_total(request):
