@@ -391,15 +391,10 @@ def _draw_time(
     onset gaps (``snap_time``).
     """
     if time.dim() == 3:
-        allowed = model.gap_classes(label)
-        gaps = filter_logits(
-            time[:, 0],
-            temperature=temperature,
-            top_p=top_p,
-            allowed=None if allowed is None else allowed.expand_as(time[:, 0]),
-        )
+        allowed = None if gaps is None else gaps.expand_as(time[:, 0])
+        gap = filter_logits(time[:, 0], temperature=temperature, top_p=top_p, allowed=allowed)
         durations = filter_logits(time[:, 1], temperature=temperature, top_p=top_p)
-        drawn = torch.stack([draw(gaps, temperature, gen), draw(durations, temperature, gen)], 1)
+        drawn = torch.stack([draw(gap, temperature, gen), draw(durations, temperature, gen)], 1)
         return model.time_bins[drawn].float().cpu()
     if noise > 0:
         time = time + noise * torch.randn(time.shape, generator=gen, device=time.device)

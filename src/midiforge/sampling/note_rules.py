@@ -137,6 +137,7 @@ class NoteRules:
         self.voices.start(primer)
         table = musical.chord_table()  # (K, 128) or None
         self.chords = None if table is None else torch.from_numpy(table * musical.chord_bonus)
+        self.tones = table  # (K, 128) bool, each bar's chord tones: what a held note may keep
         self.alive = torch.ones(n, dtype=torch.bool)
         self.kept = torch.zeros(n, dtype=torch.long)  # new notes written per sample
 
@@ -165,7 +166,7 @@ class NoteRules:
         v, rows = self.voices, np.arange(len(self.alive))
         p = pitch.numpy().astype(np.int64)
         on, dur = v.place(rows, p, _ticks(onset.numpy()), _ticks(duration.numpy()))
-        if self.chords is not None:
+        if self.tones is not None:
             dur = self._give_way(p, on, dur)
         fits = dur >= 1 if v.end is None else (on < v.end) & (dur >= 1)
         self.alive &= torch.from_numpy(fits)
@@ -190,7 +191,7 @@ class NoteRules:
         bar_ticks = int(_ticks(BAR_BEATS))
         bar = np.maximum(on, 0) // bar_ticks
         line = (bar + 1) * bar_ticks
-        table = self.chords.numpy()[(bar + 1) % len(self.chords)] > 0  # (n, 128) next chord
+        table = self.tones[(bar + 1) % len(self.tones)]  # (n, 128) the next bar's chord
         tone = table[np.arange(len(pitch)), np.clip(pitch, 0, 127)]
         cut = (on + dur > line) & table.any(axis=1) & ~tone
         return np.where(cut, line - on, dur)
