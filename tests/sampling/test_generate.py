@@ -188,7 +188,8 @@ def test_note_model_draws_its_rhythm_from_the_time_classes(runs):
 
 def test_a_median_time_head_snaps_onto_the_styles_onset_gaps():
     model = registry.build("lstm-multihead", {"d_pitch": 16, "d_hidden": 32, "n_layers": 1,
-                                              "n_labels": 2, "time_head": "median"})  # fmt: skip
+                                              "n_labels": 2, "time_head": "median",
+                                              "chain_heads": False})  # fmt: skip
     model.delta_values = {"all": [0.0, 0.5, 1.0], "0": [0.0, 1.0], "1": [0.0, 0.25, 0.5]}
 
     def gaps(label: int) -> np.ndarray:  # time noise: raw gaps spread over a continuum
@@ -205,12 +206,14 @@ def test_a_run_saved_before_the_time_classes_loads_its_median_head(dataset, tmp_
     from midiforge.training.run import train
 
     run = train(dataset, model="lstm-multihead", overrides=TRAIN + TINY["lstm-multihead"]
-                + ["model.time_head=median", "train.steps=2"], run_dir=tmp_path / "old",
+                + ["model.time_head=median", "model.chain_heads=false", "train.steps=2"],
+                run_dir=tmp_path / "old",
                 device="cpu")  # fmt: skip
     config = run / "config.yaml"
     text = config.read_text()
     assert "time_head: median" in text
-    config.write_text(text.replace("  time_head: median\n", ""))  # as an older midiforge wrote
+    old = text.replace("  time_head: median\n", "").replace("  chain_heads: false\n", "")
+    config.write_text(old)  # as an older midiforge wrote
     loaded = load_run(run).model
     assert loaded.config.time_head == "median" and loaded.time_head.out_features == 2
     assert len(sample_notes(loaded, n=1, max_notes=5, seed=0)[0]) == 5

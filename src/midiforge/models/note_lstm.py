@@ -13,6 +13,11 @@ velocity). An LSTM runs over the notes; three parallel heads predict the *next* 
 * ``instrument`` — for a run over K >= 2 instruments (``programs``, the dataset's GM programs,
                  -1 drums), K-way classification, cross-entropy.
 
+With ``chain_heads`` (new runs) the note itself is factorised too: p(gap) · p(pitch | gap) ·
+p(duration, velocity | gap, pitch), each later head reading the state mixed with embeddings of
+the values drawn before it (:meth:`NoteLSTM._chained_heads`); runs saved before it read one
+state in all three heads.
+
 With instruments the next note is factorised as p(instrument | past) · p(pitch, time, velocity
 | past, instrument): the instrument head reads the LSTM state alone, and the other three heads
 read the state plus an embedding of the next note's instrument (the true one in training, the
@@ -40,7 +45,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from midiforge.errors import choice_error
+from midiforge.errors import MidiforgeError, choice_error
 from midiforge.models import limits
 from midiforge.models.base import MidiModel
 from midiforge.models.note_features import (
@@ -100,9 +105,11 @@ class NoteLSTMConfig:
     w_instrument: float = 1.0  # weight of the instrument cross-entropy
     lr_scale_instrument: float = 1.0  # lr multiplier of the instrument head's group
     time_head: str = "classes"  # "classes" (TIME_BINS, drawn) or "median" (L1 regression)
+    chain_heads: bool = True  # the pitch head reads the next note's gap; duration and velocity
+    # read its gap and pitch (time_head: classes only)
 
     # what a run saved before a field existed had (registry.saved_values fills it in)
-    SAVED_DEFAULTS: ClassVar[dict[str, Any]] = {"time_head": "median"}
+    SAVED_DEFAULTS: ClassVar[dict[str, Any]] = {"time_head": "median", "chain_heads": False}
 
     def check(self, where: str = "") -> None:
         """Refuse values outside their ranges (see :mod:`midiforge.models.limits`)."""
@@ -120,6 +127,12 @@ class NoteLSTMConfig:
         if self.time_head not in TIME_HEADS:
             raise choice_error(f"{where}: time_head" if where else "time_head", self.time_head,
                                TIME_HEADS)  # fmt: skip
+        if self.chain_heads and self.time_head != "classes":
+            name = f"{where}: chain_heads" if where else "chain_heads"
+            raise MidiforgeError(
+                f"{name}: true needs time_head: classes (the chain reads the drawn gap's bin); "
+                f"got time_head: {self.time_head!r}; set chain_heads: false for a median head"
+            )
 
     @property
     def n_instruments(self) -> int:
@@ -154,7 +167,19 @@ class NoteLSTM(MidiModel):
         self.drop = nn.Dropout(config.dropout)
         self.pitch_head = nn.Linear(config.d_hidden, N_PITCHES)
         classes = config.time_head == "classes"
-        self.time_head = nn.Linear(config.d_hidden, N_TIME * len(TIME_BINS) if classes else N_TIME)
+        bins = len(TIME_BINS)
+        if config.chain_heads:
+            # the next note drawn in order gap -> pitch -> (duration, velocity): each later head
+            # reads a state mixed with what was drawn before it (+1 rows: not drawn yet)
+            d = config.d_hidden
+            self.time_head = nn.Linear(d, bins)  # the gap alone
+            self.gap_embed = nn.Embedding(bins + 1, d)
+            self.drawn_pitch = nn.Embedding(N_PITCHES + 1, d)
+            self.pitch_mix = nn.Linear(d, d)
+            self.note_mix = nn.Linear(d, d)
+            self.duration_head = nn.Linear(d, bins)
+        else:
+            self.time_head = nn.Linear(config.d_hidden, N_TIME * bins if classes else N_TIME)
         # log1p of the bins, and the edges halfway between them (targets: the nearest bin)
         log_bins = torch.log1p(torch.tensor(TIME_BINS))
         self.register_buffer("time_bins", torch.tensor(TIME_BINS), persistent=False)
@@ -241,6 +266,8 @@ class NoteLSTM(MidiModel):
         label: torch.Tensor | int | None = None,
         cache: tuple[torch.Tensor, torch.Tensor] | None = None,
         next_instrument: torch.Tensor | None = None,
+        next_gap: torch.Tensor | None = None,
+        next_pitch: torch.Tensor | None = None,
     ) -> tuple[dict[str, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]:
         """Head outputs for the note after each input note, and the LSTM state.
 
@@ -251,6 +278,11 @@ class NoteLSTM(MidiModel):
             velocity heads are conditioned on (models with instruments; None = unknown). The
             output then also has ``instrument`` logits and the ``hidden`` state for
             :meth:`heads`, which a sampler calls once it has drawn the instrument.
+        next_gap, next_pitch : (B, T) the next note's gap bin (index into :data:`TIME_BINS`)
+            and pitch, which a chained model's later heads read (``chain_heads``; training
+            passes the true ones). Without them those heads read a "not drawn" row, so a
+            sampler takes only the gap from this output and calls :meth:`heads` with each
+            value it draws (``hidden`` is in the output).
         """
         pitch = notes[..., NOTE_COLUMNS["pitch"]].round().long()  # (B, T)
         start = pitch == START_PITCH
@@ -264,27 +296,61 @@ class NoteLSTM(MidiModel):
             x = x + self.labels(label, notes.shape[0], notes.device)
         h, state = self.rnn(self.drop(x), cache)  # (B, T, H)
         h = self.drop(h)
-        out = self.heads(h, next_instrument)
+        out = self.heads(h, next_instrument, next_gap, next_pitch)
         if self.config.n_instruments:
             out["instrument"] = self.instrument_head(h)  # (B, T, K) logits
+        if self.config.n_instruments or self.config.chain_heads:
             out["hidden"] = h
         return out, state
 
     def heads(
-        self, h: torch.Tensor, next_instrument: torch.Tensor | None = None
+        self,
+        h: torch.Tensor,
+        next_instrument: torch.Tensor | None = None,
+        gap: torch.Tensor | None = None,
+        pitch: torch.Tensor | None = None,
     ) -> dict[str, torch.Tensor]:
         """Pitch, time and velocity outputs of LSTM states ``h`` ``(B, T, H)``, given the next
-        note's instrument index ``(B, T)`` when the model has instruments."""
+        note's instrument index ``(B, T)`` when the model has instruments, and for a chained
+        model (``chain_heads``) its gap bin and pitch ``(B, T)`` as far as they are drawn."""
         k = self.config.n_instruments
         if k:
             if next_instrument is None:
                 next_instrument = torch.full(h.shape[:-1], k, dtype=torch.long, device=h.device)
             h = h + self.next_instrument(next_instrument)
+        if self.config.chain_heads:
+            return self._chained_heads(h, gap, pitch)
         return {
             "pitch": self.pitch_head(h),  # (B, T, 128) logits
             # (B, T, 2, bins) logits, or (B, T, 2) standardised log1p(delta, duration)
             "time": self._time_out(self.time_head(h)),
             "velocity": self.velocity_head(h),  # (B, T, 1) standardised velocity
+        }
+
+    def _chained_heads(
+        self, h: torch.Tensor, gap: torch.Tensor | None, pitch: torch.Tensor | None
+    ) -> dict[str, torch.Tensor]:
+        """The heads of p(gap) · p(pitch | gap) · p(duration, velocity | gap, pitch).
+
+        Why: with one state for all heads a chorale voice's duration was drawn without knowing
+        which voice it is or whether it starts with the chord, and the voices dropped out
+        (model card, stop 28). Each later head adds a residual GELU layer over the state plus
+        embeddings of the values drawn before it, so they change the distribution, not only
+        shift its logits.
+        """
+        bins = len(TIME_BINS)
+        if gap is None:
+            gap = torch.full(h.shape[:-1], bins, dtype=torch.long, device=h.device)
+        if pitch is None:
+            pitch = torch.full(h.shape[:-1], N_PITCHES, dtype=torch.long, device=h.device)
+        g = self.gap_embed(gap)
+        for_pitch = h + F.gelu(self.pitch_mix(h) + g)
+        for_note = h + F.gelu(self.note_mix(h) + g + self.drawn_pitch(pitch))
+        return {
+            "pitch": self.pitch_head(for_pitch),  # (B, T, 128) logits
+            # (B, T, 2, bins): the gap's logits, the duration's (given gap and pitch)
+            "time": torch.stack([self.time_head(h), self.duration_head(for_note)], dim=-2),
+            "velocity": self.velocity_head(for_note),  # (B, T, 1) standardised velocity
         }
 
     def _time_out(self, out: torch.Tensor) -> torch.Tensor:
@@ -342,10 +408,14 @@ class NoteLSTM(MidiModel):
         cfg = self.config
         k = cfg.n_instruments
         target_inst = self.instrument_index(notes) if k else None  # (B, L), K = unknown
-        out, _ = self(inputs, label=batch.get("label"), next_instrument=target_inst)
+        target_pitch = notes[..., NOTE_COLUMNS["pitch"]].round().long().clamp(0, 127)
+        chain = {}
+        if cfg.chain_heads:  # the later heads read the true gap and pitch (teacher forcing)
+            chain = {"next_gap": self.time_classes(notes[..., NOTE_COLUMNS["delta"]]),
+                     "next_pitch": target_pitch}  # fmt: skip
+        out, _ = self(inputs, label=batch.get("label"), next_instrument=target_inst, **chain)
         w = mask.flatten().float()  # (B*L,)
         denom = w.sum().clamp_min(1.0)
-        target_pitch = notes[..., NOTE_COLUMNS["pitch"]].round().long().clamp(0, 127)
         ce = F.cross_entropy(out["pitch"].flatten(0, 1), target_pitch.flatten(), reduction="none")
         target = self.scale(notes)  # (B, L, 3)
         if cfg.time_head == "classes":
@@ -379,15 +449,19 @@ class NoteLSTM(MidiModel):
             return super().param_groups()
         cfg = self.config
         heads = {
-            "pitch": (self.pitch_head, cfg.lr_scale_pitch),
-            "time": (self.time_head, cfg.lr_scale_time),
-            "velocity": (self.velocity_head, cfg.lr_scale_velocity),
+            "pitch": ([self.pitch_head], cfg.lr_scale_pitch),
+            "time": ([self.time_head], cfg.lr_scale_time),
+            "velocity": ([self.velocity_head], cfg.lr_scale_velocity),
         }
+        if cfg.chain_heads:  # a chained head's own layers train with it
+            heads["pitch"][0].append(self.pitch_mix)
+            heads["time"][0].extend([self.duration_head, self.note_mix])
         if cfg.n_instruments:
-            heads["instrument"] = (self.instrument_head, cfg.lr_scale_instrument)
-        head_ids = {id(p) for m, _ in heads.values() for p in m.parameters()}
+            heads["instrument"] = ([self.instrument_head], cfg.lr_scale_instrument)
+        head_ids = {id(p) for ms, _ in heads.values() for m in ms for p in m.parameters()}
         body = [p for p in self.parameters() if id(p) not in head_ids]
         groups = [{"name": "body", "params": body, "lr_scale": 1.0}]
-        for name, (module, scale) in heads.items():
-            groups.append({"name": name, "params": list(module.parameters()), "lr_scale": scale})
+        for name, (modules, scale) in heads.items():
+            params = [p for m in modules for p in m.parameters()]
+            groups.append({"name": name, "params": params, "lr_scale": scale})
         return groups

@@ -297,8 +297,9 @@ def sample_notes(
     :func:`note_programs`). The pitch head goes through the same filters as tokens
     (``temperature`` is the pitch temperature). A categorical time head (``time_head:
     classes``) draws the onset gap (among the gaps the style's training notes take) and the
-    duration at the same ``temperature`` and ``top_p``. A regression head gives a point
-    estimate (the median log-time; the velocity's mean), in standardised units;
+    duration at the same ``temperature`` and ``top_p``; a chained model (``chain_heads``) draws
+    the gap, then the pitch given it, then the duration and velocity given both. A regression
+    head gives a point estimate (the median log-time; the velocity's mean), in standardised units;
     ``time_noise`` / ``velocity_noise`` add Gaussian noise with that standard deviation *in
     standardised units* (0 = deterministic), and a median time head moves each gap to the
     nearest onset gap its training notes use (the style's, with ``label``; ``snap_time``), so
@@ -331,32 +332,34 @@ def sample_notes(
     out, state = model(inputs, label=label)
     onset = torch.full((n,), float(primer[-1, FIELD["onset"]]) if len(primer) else 0.0)
     gaps = model.gap_classes(label) if hasattr(model, "gap_classes") else None
+    chained = bool(getattr(model.config, "chain_heads", False))
     rows = []
     for _ in range(max_notes):
-        heads, programs = out, torch.full((n,), float(program))
+        heads, programs, inst = out, torch.full((n,), float(program)), None
         if allowed is not None:
             logits = out["instrument"][:, -1].masked_fill(~allowed.to(device), NEG_INF)
-            inst = draw(filter_logits(logits, temperature=temperature), temperature, gen)  # (n,)
-            heads = model.heads(out["hidden"][:, -1:], inst[:, None])
-            programs = head_programs[inst.cpu()]
-        # the heads read the same state, so the time can be drawn before the pitch: the chord
-        # steer then sees the onset the note will have, not a guess at it
-        time = _draw_time(model, heads["time"][:, -1], temperature, top_p, time_noise, gen, gaps,
-                          label)  # fmt: skip
-        velocity = model.velocity_of(heads["velocity"][:, -1], velocity_noise, gen)
-        raw = torch.cat([time, velocity[:, None]], dim=1)  # (n, 3): delta, duration, velocity
-        pitch_allowed = None if rules is None else rules.pitch_mask().to(device)
-        pitch_logits = heads["pitch"][:, -1]
-        if rules is not None and rules.steers:  # chords: by the onset drawn for this note
-            pitch_logits = rules.steer(pitch_logits, onset + raw[:, 0], programs)
-        logits = filter_logits(
-            pitch_logits,
-            temperature=temperature,
-            top_k=top_k,
-            top_p=top_p,
-            allowed=pitch_allowed,
-        )
-        pitch = draw(logits, temperature, gen)  # (n,)
+            inst = draw(filter_logits(logits, temperature=temperature), temperature, gen)[:, None]
+            heads = model.heads(out["hidden"][:, -1:], inst)
+            programs = head_programs[inst[:, 0].cpu()]
+        pitch_opts = (rules, onset, programs, temperature, top_k, top_p, gen)
+        if chained:  # gap, then pitch given the gap, then duration and velocity given both
+            gap = _draw_gap(heads["time"][:, -1, 0], temperature, top_p, gen, gaps)  # (n,)
+            delta = model.time_bins[gap].float().cpu()
+            heads = model.heads(out["hidden"][:, -1:], inst, gap[:, None])
+            pitch = _draw_pitch(heads["pitch"][:, -1], delta, *pitch_opts)
+            heads = model.heads(out["hidden"][:, -1:], inst, gap[:, None], pitch[:, None])
+            durations = filter_logits(heads["time"][:, -1, 1], temperature=temperature, top_p=top_p)
+            duration = model.time_bins[draw(durations, temperature, gen)].float().cpu()
+            velocity = model.velocity_of(heads["velocity"][:, -1], velocity_noise, gen)
+            raw = torch.stack([delta, duration, velocity], dim=1)
+        else:
+            # the heads read the same state, so the time can be drawn before the pitch: the
+            # chord steer then sees the onset the note will have, not a guess at it
+            time = _draw_time(model, heads["time"][:, -1], temperature, top_p, time_noise, gen,
+                              gaps, label)  # fmt: skip
+            velocity = model.velocity_of(heads["velocity"][:, -1], velocity_noise, gen)
+            raw = torch.cat([time, velocity[:, None]], dim=1)  # (n, 3): delta, duration, velocity
+            pitch = _draw_pitch(heads["pitch"][:, -1], raw[:, 0], *pitch_opts)
         begin, duration = onset + raw[:, 0], raw[:, 1].clamp_min(MIN_DURATION_BEATS)
         if rules is not None:
             begin, duration = rules.place(pitch.cpu(), begin, duration)
@@ -370,6 +373,40 @@ def sample_notes(
     new = torch.stack(rows, dim=1).numpy()  # (n, notes drawn, F)
     kept = [new.shape[1]] * n if rules is None else rules.kept.tolist()
     return [np.concatenate([primer, new[i, : kept[i]]]).astype(np.float32) for i in range(n)]
+
+
+def _draw_pitch(
+    logits: torch.Tensor,
+    delta: torch.Tensor,
+    rules: Any,
+    onset: torch.Tensor,
+    programs: torch.Tensor,
+    temperature: float,
+    top_k: int,
+    top_p: float,
+    gen: torch.Generator,
+) -> torch.Tensor:
+    """``(n,)`` pitches drawn from the pitch head's ``(n, 128)`` logits, through the rules'
+    pitch mask and, with chords, their steer at the note's onset (``onset + delta``)."""
+    allowed = None if rules is None else rules.pitch_mask().to(logits.device)
+    if rules is not None and rules.steers:  # chords: by the onset drawn for this note
+        logits = rules.steer(logits, onset + delta, programs)
+    logits = filter_logits(logits, temperature=temperature, top_k=top_k, top_p=top_p,
+                           allowed=allowed)  # fmt: skip
+    return draw(logits, temperature, gen)
+
+
+def _draw_gap(
+    logits: torch.Tensor,
+    temperature: float,
+    top_p: float,
+    gen: torch.Generator | None,
+    gaps: torch.Tensor | None,
+) -> torch.Tensor:
+    """``(n,)`` onset-gap bins drawn from ``(n, bins)`` logits among the style's ``gaps``."""
+    allowed = None if gaps is None else gaps.expand_as(logits)
+    return draw(filter_logits(logits, temperature=temperature, top_p=top_p, allowed=allowed),
+                temperature, gen)  # fmt: skip
 
 
 def _draw_time(
@@ -391,10 +428,9 @@ def _draw_time(
     onset gaps (``snap_time``).
     """
     if time.dim() == 3:
-        allowed = None if gaps is None else gaps.expand_as(time[:, 0])
-        gap = filter_logits(time[:, 0], temperature=temperature, top_p=top_p, allowed=allowed)
+        gap = _draw_gap(time[:, 0], temperature, top_p, gen, gaps)
         durations = filter_logits(time[:, 1], temperature=temperature, top_p=top_p)
-        drawn = torch.stack([draw(gap, temperature, gen), draw(durations, temperature, gen)], 1)
+        drawn = torch.stack([gap, draw(durations, temperature, gen)], 1)
         return model.time_bins[drawn].float().cpu()
     if noise > 0:
         time = time + noise * torch.randn(time.shape, generator=gen, device=time.device)
