@@ -128,9 +128,9 @@ class NoteLSTMConfig:
             raise choice_error(f"{where}: time_head" if where else "time_head", self.time_head,
                                TIME_HEADS)  # fmt: skip
         if self.chain_heads and self.time_head != "classes":
-            name = f"{where}: chain_heads" if where else "chain_heads"
             raise MidiforgeError(
-                f"{name}: true needs time_head: classes (the chain reads the drawn gap's bin); "
+                f"{limits.field_name(where, 'chain_heads')}: true needs time_head: classes "
+                "(the chain reads the drawn gap's bin); "
                 f"got time_head: {self.time_head!r}; set chain_heads: false for a median head"
             )
 
@@ -138,6 +138,14 @@ class NoteLSTMConfig:
     def n_instruments(self) -> int:
         """Classes of the instrument head: K for K >= 2 programs, else 0 (no head)."""
         return len(self.programs) if len(self.programs) > 1 else 0
+
+
+def _or_undrawn(values: torch.Tensor | None, h: torch.Tensor, row: int) -> torch.Tensor:
+    """``values`` ``(B, T)``, or the embedding's extra row ``row`` (not drawn / unknown) at every
+    position of states ``h`` ``(B, T, H)``."""
+    if values is not None:
+        return values
+    return torch.full(h.shape[:-1], row, dtype=torch.long, device=h.device)
 
 
 class NoteLSTM(MidiModel):
@@ -315,9 +323,7 @@ class NoteLSTM(MidiModel):
         model (``chain_heads``) its gap bin and pitch ``(B, T)`` as far as they are drawn."""
         k = self.config.n_instruments
         if k:
-            if next_instrument is None:
-                next_instrument = torch.full(h.shape[:-1], k, dtype=torch.long, device=h.device)
-            h = h + self.next_instrument(next_instrument)
+            h = h + self.next_instrument(_or_undrawn(next_instrument, h, k))
         if self.config.chain_heads:
             return self._chained_heads(h, gap, pitch)
         return {
@@ -338,14 +344,11 @@ class NoteLSTM(MidiModel):
         embeddings of the values drawn before it, so they change the distribution, not only
         shift its logits.
         """
-        bins = len(TIME_BINS)
-        if gap is None:
-            gap = torch.full(h.shape[:-1], bins, dtype=torch.long, device=h.device)
-        if pitch is None:
-            pitch = torch.full(h.shape[:-1], N_PITCHES, dtype=torch.long, device=h.device)
-        g = self.gap_embed(gap)
+        g = self.gap_embed(_or_undrawn(gap, h, len(TIME_BINS)))
         for_pitch = h + F.gelu(self.pitch_mix(h) + g)
-        for_note = h + F.gelu(self.note_mix(h) + g + self.drawn_pitch(pitch))
+        for_note = h + F.gelu(
+            self.note_mix(h) + g + self.drawn_pitch(_or_undrawn(pitch, h, N_PITCHES))
+        )
         return {
             "pitch": self.pitch_head(for_pitch),  # (B, T, 128) logits
             # (B, T, 2, bins): the gap's logits, the duration's (given gap and pitch)
