@@ -83,7 +83,25 @@ def test_note_windows_cover_every_note_once(data: PreparedDataset) -> None:
     assert total == data.notes("valid").offsets[-1]
     item = windows[0]
     assert item["notes"].shape == (64, 7) and item["notes"].dtype == torch.float32
-    assert item["notes"][0, FIELD["onset"]] == 0
+
+
+def test_note_windows_keep_each_onset_in_its_beat(data: PreparedDataset) -> None:
+    # each window counts from its first note's beat, so every onset moves by whole beats
+    windows = NoteWindows(data, "valid", 64, train=False)
+    rows = np.concatenate([w["notes"][w["mask"]].numpy() for w in windows])
+    flat = np.asarray(data.notes("valid").flat, np.float32).reshape(-1, rows.shape[1])
+    assert len(rows) == len(flat)
+    moved = flat[:, FIELD["onset"]] - rows[:, FIELD["onset"]]
+    np.testing.assert_allclose(moved, np.round(moved), atol=1e-3)
+    starts = data.notes("valid").offsets[:-1]
+    np.testing.assert_array_equal(moved[starts], 0)  # a piece's beginning keeps its times
+    assert (flat[starts, FIELD["onset"]] > 0).any()  # some begin after a silence...
+    np.testing.assert_array_equal(rows[starts, FIELD["delta"]], flat[starts, FIELD["onset"]])
+    # ... the windows inside a piece count from their first note's beat
+    firsts = np.cumsum([0] + [int(w["mask"].sum()) for w in windows])[:-1]
+    inside = np.setdiff1d(firsts, starts)
+    assert len(inside) and rows[inside, FIELD["onset"]].max() < 1
+    assert (rows[inside, FIELD["onset"]] > 0).any()
 
 
 def test_note_augmentation_stays_in_range(data: PreparedDataset) -> None:

@@ -137,7 +137,7 @@ def test_options_the_runs_sampler_does_not_read_are_logged(runs, tmp_path, caplo
     with caplog.at_level(logging.INFO, logger="midiforge.sampling.generate"):
         result = generate(runs["lstm-multihead"], out_dir=tmp_path, n=1, max_tokens=8, seed=0,
                           top_k=5, kv_cache="float32", steps=8, device="cpu")  # fmt: skip
-    assert result.generated == [8]
+    assert 0 < result.generated[0] <= 8  # cut at the last bar line the 8 notes reach
     assert "a notes run does not use kv_cache='float32', steps=8" in caplog.text
 
 
@@ -160,9 +160,38 @@ def test_note_model_generates_notes(runs, datasets, tmp_path):
     primer = sorted((datasets / "nottingham").glob("*.mid"))[10]
     result = generate(runs["lstm-multihead"], out_dir=tmp_path, n=2, max_tokens=40, seed=0,
                       primer=primer, primer_bars=1, noise=0.1, device="cpu")  # fmt: skip
-    for path in result.paths:
-        assert load_midi(path).note_num() > 40  # primer bar + 40 generated notes
-    assert result.generated == [40, 40] and result.grammar_errors == []
+    primer_notes = load_midi(result.paths[0]).note_num() - result.generated[0]
+    for path, generated in zip(result.paths, result.generated):
+        score = load_midi(path)
+        assert 0 < generated <= 40 and score.note_num() == primer_notes + generated
+        _assert_ends_on_a_bar_line(score)
+    assert result.grammar_errors == []
+
+
+def _assert_ends_on_a_bar_line(score) -> None:
+    """The file ends on a bar line of its 4/4 (its end marker), no note sounding past it."""
+    from midiforge.sampling.musical import END_MARKER
+
+    bar = 4 * score.ticks_per_quarter
+    ends = [n.time + n.duration for t in score.tracks for n in t.notes]
+    assert [m.text for m in score.markers] == [END_MARKER]
+    line = score.markers[0].time
+    assert line % bar == 0 and max(ends) <= line and score.end() == line
+
+
+def test_a_free_length_note_sample_ends_on_the_last_bar_line_it_reaches(runs, tmp_path):
+    from midiforge.sampling.generate import _sampler_for
+
+    loaded = load_run(runs["lstm-multihead"], device="cpu")
+    raw = sample_notes(loaded.model, n=3, max_notes=120, seed=1)  # what is drawn, uncut
+    opts = GenerateOptions(n=3, max_tokens=120, seed=1, device="cpu")
+    scores, generated, _ = _sampler_for(loaded.model)(loaded, opts, None, None)
+    for notes, score, count in zip(raw, scores, generated):
+        _assert_ends_on_a_bar_line(score)
+        line = score.markers[0].time / score.ticks_per_quarter
+        starts = np.rint(notes[:, FIELD["onset"]] * score.ticks_per_quarter)
+        assert line == 4 * (starts.max() // (4 * score.ticks_per_quarter))  # the last one
+        assert count == int((starts < line * score.ticks_per_quarter).sum()) < 120
 
 
 def test_note_model_draws_its_rhythm_from_the_time_classes(runs):
@@ -184,6 +213,30 @@ def test_note_model_draws_its_rhythm_from_the_time_classes(runs):
     assert len(np.unique(free[:, 0])) > 2  # a drawn rhythm, not one point a step
     greedy = drawn(temperature=0.0)  # the most likely bin: the same whatever the seed
     assert (greedy == drawn(seed=5, temperature=0.0)).all() and not (greedy == free).all()
+
+
+def test_only_the_first_gap_from_nothing_may_leave_the_styles_gaps():
+    # an untrained head spreads its gaps over every bin; the style's gaps hold all but the
+    # lead-in a run with beat_position draws first (the silence before a pickup)
+    for position in (True, False):
+        torch.manual_seed(0)
+        model = registry.build(
+            "lstm-multihead",
+            {"d_pitch": 16, "d_hidden": 32, "n_layers": 1, "beat_position": position},
+        )
+        model.delta_values = {"all": [0.0, 1.0]}
+        rows = sample_notes(model, n=32, max_notes=6, seed=0)
+        first = np.array([r[0, FIELD["delta"]] for r in rows])
+        later = np.concatenate([r[1:, FIELD["delta"]] for r in rows])
+        assert _among(later, [0.0, 1.0])
+        assert _among(first, [0.0, 1.0]) != position, first
+        primed = sample_notes(model, n=32, max_notes=2, seed=0, primer_notes=rows[0][:3])
+        assert _among(np.concatenate([r[3:, FIELD["delta"]] for r in primed]), [0.0, 1.0])
+
+
+def _among(gaps: np.ndarray, values: list[float]) -> bool:
+    """Every gap is one of ``values`` (up to float32 onset arithmetic)."""
+    return bool((np.abs(gaps[:, None] - np.array(values)[None]).min(axis=1) < 1e-4).all())
 
 
 def test_a_median_time_head_snaps_onto_the_styles_onset_gaps():

@@ -21,7 +21,7 @@ from midiforge.metrics.adherence import length_bars, pitched_notes, polyphony
 from midiforge.pitches import scale_pitches
 from midiforge.sampling.generate import generate
 from midiforge.sampling.musical import END_MARKER, Musical
-from midiforge.sampling.note_rules import DiffusionRules
+from midiforge.sampling.note_rules import DiffusionRules, end_on_last_bar_line
 from midiforge.sampling.remi_state import RemiState, RemiVocab, check_tokenizer
 from midiforge.schema import FIELD
 from midiforge.store.run_dir import load_run
@@ -94,6 +94,28 @@ def test_every_note_of_20_pieces_keeps_key_range_polyphony_and_bars(runs, family
         assert score.end() == end and length_bars(score) == ASK["bars"], path
         assert [m.text for m in score.markers] == [END_MARKER]
     assert written >= PIECES * 4, "the rules should leave the model notes to write"
+
+
+def _rows(*notes: tuple[float, float]) -> np.ndarray:
+    rows = np.zeros((len(notes), len(FIELD)), np.float32)
+    rows[:, FIELD["onset"]], rows[:, FIELD["duration"]] = np.array(notes).T
+    rows[:, FIELD["pitch"]] = 60 + np.arange(len(notes))
+    return rows
+
+
+def test_a_free_length_sample_is_cut_at_its_last_bar_line_and_its_primer_kept():
+    primer = _rows((0.0, 6.0))  # rings past the line: the primer's notes stay as they are
+    new = _rows((1.0, 1.0), (3.5, 2.0), (6.0, 2.5), (8.0, 1.0), (9.0, 0.5))
+    cut, end = end_on_last_bar_line(np.concatenate([primer, new]), first_new=1)
+    assert end == 8.0  # the last onset, 9.0, is in the bar from 8
+    assert cut[:, FIELD["onset"]].tolist() == [0.0, 1.0, 3.5, 6.0]
+    assert cut[:, FIELD["duration"]].tolist() == [6.0, 1.0, 2.0, 2.0]  # 6 + 2.5 ends on 8
+    assert cut[:, FIELD["pitch"]].tolist() == [60, 60, 61, 62]
+    within = _rows((4.0, 1.0), (5.0, 3.0))  # all in one bar: nothing to cut at
+    same, none = end_on_last_bar_line(within, first_new=0)
+    assert none is None and np.array_equal(same, within)
+    kept, no_end = end_on_last_bar_line(primer, first_new=1)  # no new notes
+    assert no_end is None and np.array_equal(kept, primer)
 
 
 def test_chromatic_passing_notes_are_rationed_and_short(runs, tmp_path):

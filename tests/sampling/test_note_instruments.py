@@ -15,6 +15,7 @@ from midiforge.io.midi import load_midi
 from midiforge.sampling.autoregressive import sample_notes
 from midiforge.sampling.diffusion import generate_notes
 from midiforge.sampling.generate import generate
+from midiforge.sampling.note_rules import end_on_last_bar_line
 from midiforge.schema import FIELD
 from midiforge.store.dataset_dir import PreparedDataset
 from midiforge.store.run_dir import load_run
@@ -60,8 +61,9 @@ def _file_programs(path: Path) -> Counter:
 
 def _sampled(run: Path, name: str, seed: int, instruments: list[int] | None = None):
     model = load_run(run, device="cpu").model
-    if name == "lstm-multihead":
-        return sample_notes(model, n=2, max_notes=40, seed=seed, instruments=instruments)
+    if name == "lstm-multihead":  # the files end on the last bar line the notes reach
+        drawn = sample_notes(model, n=2, max_notes=40, seed=seed, instruments=instruments)
+        return [end_on_last_bar_line(notes, 0)[0] for notes in drawn]
     return generate_notes(model, n=2, steps=4, number=2, context=8, seed=seed,
                           instruments=instruments)  # fmt: skip
 
@@ -119,7 +121,8 @@ def test_lstm_primer_notes_keep_their_programs(runs, datasets, tmp_path):
     assert len(primer_programs) >= 2 and -1 in primer_programs  # drums are not merged away
     written = _file_programs(result.paths[0])
     assert all(written[p] >= n for p, n in primer_programs.items())
-    assert sum(written.values()) == len(primer_notes) + 20
+    assert 0 < result.generated[0] <= 20  # cut at the last bar line the 20 notes reach
+    assert sum(written.values()) == len(primer_notes) + result.generated[0]
 
 
 def test_diffusion_continues_a_band_primer_with_its_programs(runs, datasets, tmp_path):

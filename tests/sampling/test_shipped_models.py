@@ -44,11 +44,12 @@ def test_shipped_diffusion_continues_by_inpainting_with_no_run_dir(tmp_path, cap
 def test_shipped_multihead_lstm_plays_instruments_with_no_run_dir(tmp_path, capsys):
     code = main(["generate", "--model", "lstm-multihead", "-n", "2", "--max-tokens", "96",
                  "--style", "pop", "--seed", "2", "-o", str(tmp_path)])  # fmt: skip
-    assert code == 0 and _generated(capsys.readouterr().out) == [96, 96]
+    generated = _generated(capsys.readouterr().out)  # 96 drawn, cut at the last bar line
+    assert code == 0 and len(generated) == 2 and all(0 < n <= 96 for n in generated)
     known = set(load_run(shipped_run("lstm-multihead")).instruments)
     programs = set()
-    for path in sorted(tmp_path.glob("*.mid")):
-        assert load_midi(path).note_num() > 0
+    for path, n in zip(sorted(tmp_path.glob("*.mid")), generated):
+        assert load_midi(path).note_num() == n
         programs |= _programs(path)
     assert programs <= known and len(programs) >= 2, programs
 

@@ -124,8 +124,9 @@ def test_every_family_has_finite_numbers_where_expected(compared):
                 music["mean_overlap"] / music["ceiling_mean"]
             )
             assert music["memorization"]["longest_run_max"] >= 0
-    for name in ("lstm-multihead", "diffusion"):  # sampled whole pieces: 48 notes each
-        assert report["families"][name]["sampling"]["notes"] == 4 * 48
+    # whole pieces: 48 notes each, the LSTM's cut at the last bar line they reach
+    assert report["families"]["diffusion"]["sampling"]["notes"] == 4 * 48
+    assert 0 < report["families"]["lstm-multihead"]["sampling"]["notes"] <= 4 * 48
     assert finite(report["ceiling"]["mean"]) and 0 < report["ceiling"]["mean"] <= 1.5
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import time
 import urllib.request
 from pathlib import Path
@@ -126,7 +127,9 @@ def test_note_model_shows_its_sampling_fields_and_generates(server, browser) -> 
     assert page.get_attribute(".job", "data-status") == "done", page.inner_text(".job")
     assert NOTES_RUN_NAME in page.inner_text(".job h2")
     assert page.locator(".piece").count() == 1
-    assert "· 24 notes" in page.inner_text(".piece h3")  # a note model writes every note asked
+    # a note model draws the notes asked and ends on the last bar line they reach
+    written = re.search(r"· (\d+) notes", page.inner_text(".piece h3"))
+    assert written and 0 < int(written[1]) <= 24, page.inner_text(".piece h3")
     assert not page.is_visible("#error")
     # back to the token model: its fields return, the note model's noise goes
     page.select_option("#model", RUN_NAME)

@@ -265,7 +265,7 @@ def _sample_notes(run: Any, opts: GenerateOptions, primer: Score | None, label: 
     from midiforge.data.encode import score_from_notes
     from midiforge.sampling.autoregressive import sample_notes
     from midiforge.sampling.musical import Musical
-    from midiforge.sampling.note_rules import NoteRules
+    from midiforge.sampling.note_rules import NoteRules, end_on_last_bar_line
 
     programs = _requested_programs(run, opts)
     primer_notes = primer_rows(run, primer)
@@ -287,8 +287,12 @@ def _sample_notes(run: Any, opts: GenerateOptions, primer: Score | None, label: 
         rules=rules,
     )
     n_primer = 0 if primer_notes is None else len(primer_notes)
+    asked = None if rules is None else rules.end_beats()
+    ends = [asked] * len(notes)
+    if asked is None:  # no length asked: each piece ends on the last bar line it reaches
+        notes, ends = map(list, zip(*(end_on_last_bar_line(x, n_primer) for x in notes)))
     scores = [score_from_notes(x) for x in notes]
-    _mark_end(scores, None if rules is None else rules.end_beats())
+    _mark_end(scores, ends)
     return scores, [len(x) - n_primer for x in notes], []
 
 
@@ -325,17 +329,18 @@ def _sample_diffusion(run: Any, opts: GenerateOptions, primer: Score | None, lab
     )
     n_primer = 0 if primer_notes is None else len(primer_notes)
     scores = [score_from_notes(x) for x in notes]
-    _mark_end(scores, None if rules is None or rules.end is None else rules.end / DEFAULT_TPQ)
+    end = None if rules is None or rules.end is None else rules.end / DEFAULT_TPQ
+    _mark_end(scores, [end] * len(scores))
     return scores, [len(x) - n_primer for x in notes], []
 
 
-def _mark_end(scores: list[Score], end_beats: float | None) -> None:
-    """Note runs with a length: each file ends on the last bar line (see sampling.musical)."""
+def _mark_end(scores: list[Score], ends: list[float | None]) -> None:
+    """Note runs: each file with an end (beats) ends on that bar line (see sampling.musical)."""
     from midiforge.sampling.musical import add_end_marker
 
-    if end_beats is not None:
-        for score in scores:
-            add_end_marker(score, round(end_beats * score.ticks_per_quarter))
+    for score, end in zip(scores, ends):
+        if end is not None:
+            add_end_marker(score, round(end * score.ticks_per_quarter))
 
 
 # (run, options, primer Score or None, label index or None)

@@ -163,7 +163,8 @@ class GenerateOptions:
         help="number of pieces", unit="pieces", lo=1, flags=("-n", "--n"),
         label="Number of pieces", web=Ask(hi=8, default=1), menu=Ask(hi=100, default=1)))
     max_tokens: int = field(default=1024, metadata=spec(
-        help="new tokens per sample; notes for note runs", samplers=AUTOREGRESSIVE, lo=1,
+        help="new tokens per sample; notes for note runs, which then end on the last bar line "
+        "those notes reach", samplers=AUTOREGRESSIVE, lo=1,
         label="Length in {unit}", unit="tokens", units={"notes": "notes"}, metavar="N",
         web=Ask(lo=16, hi=4096, default=256, name="length"), menu=Ask(hi=100_000, default=512)))
     style: str | None = field(default=None, metadata=spec(
