@@ -16,7 +16,8 @@ from midiforge.models import registry
 from midiforge.models.note_lstm import POSITIONS_PER_BEAT, beat_positions
 from midiforge.sampling.autoregressive import sample_notes
 
-TINY = {"d_pitch": 32, "d_hidden": 64, "n_layers": 1, "dropout": 0.0}
+from ..tiny_note_lstm import TINY, trained
+
 ON_BEAT, BETWEEN = 48, 72  # the pitch of a note on a beat, and of one between beats
 GAPS = (0.25, 0.5, 0.75, 1.25)
 
@@ -67,18 +68,6 @@ def _corpus(n: int, length: int, seed: int) -> torch.Tensor:
     return torch.from_numpy(rows)
 
 
-def _trained(position: bool) -> torch.nn.Module:
-    torch.manual_seed(0)
-    model = registry.build("lstm-multihead", {**TINY, "beat_position": position})
-    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
-    for step in range(150):
-        loss = model.loss({"notes": _corpus(16, 32, seed=step)})["loss"]
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    return model.eval()
-
-
 def _in_place(rows: np.ndarray) -> float:
     """Share of sampled notes whose pitch says rightly whether they fall on a beat."""
     place = rows[:, FIELD["onset"]] % 1
@@ -89,7 +78,7 @@ def _in_place(rows: np.ndarray) -> float:
 def test_sampled_notes_know_their_place_in_the_beat_only_with_the_input():
     rates = {}
     for position in (True, False):
-        samples = sample_notes(_trained(position), n=4, max_notes=64, seed=0)
+        samples = sample_notes(trained(_corpus, beat_position=position), n=4, max_notes=64, seed=0)
         rates[position] = _in_place(np.concatenate(samples))
     assert rates[True] >= 0.9, rates
     assert rates[False] <= 0.75, rates  # it has to count the gaps: about 0.6

@@ -18,7 +18,8 @@ from midiforge.errors import MidiforgeError
 from midiforge.models import registry
 from midiforge.sampling.autoregressive import sample_notes
 
-TINY = {"d_pitch": 32, "d_hidden": 64, "n_layers": 1, "dropout": 0.0}
+from ..tiny_note_lstm import TINY, trained
+
 LOW, HIGH = (40, 44, 47), (67, 71, 74)  # the pitches under and over middle C the corpus uses
 HELD = {40: 2.0, 44: 1.5, 47: 1.0, 67: 0.5, 71: 0.25, 74: 0.75}  # each pitch's duration (beats)
 
@@ -36,18 +37,6 @@ def _corpus(n: int, length: int, seed: int) -> torch.Tensor:
     return torch.from_numpy(rows)
 
 
-def _trained(chain: bool) -> torch.nn.Module:
-    torch.manual_seed(0)
-    model = registry.build("lstm-multihead", {**TINY, "chain_heads": chain})
-    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
-    for step in range(150):
-        loss = model.loss({"notes": _corpus(16, 32, seed=step)})["loss"]
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    return model.eval()
-
-
 def _follows_the_corpus(rows: np.ndarray) -> float:
     """Share of sampled notes whose pitch agrees with their gap and duration with their pitch."""
     chord = rows[:, FIELD["delta"]] == 0.0
@@ -61,7 +50,7 @@ def _follows_the_corpus(rows: np.ndarray) -> float:
 def test_sampled_pitches_and_durations_follow_the_drawn_gap_only_with_the_chain():
     rates = {}
     for chain in (True, False):
-        samples = sample_notes(_trained(chain), n=4, max_notes=64, seed=0)
+        samples = sample_notes(trained(_corpus, chain_heads=chain), n=4, max_notes=64, seed=0)
         rates[chain] = _follows_the_corpus(np.concatenate(samples))
     assert rates[True] >= 0.9, rates
     assert rates[False] <= 0.4, rates  # the marginals alone: about 1 in 6
