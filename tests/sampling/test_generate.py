@@ -215,30 +215,6 @@ def test_note_model_draws_its_rhythm_from_the_time_classes(runs):
     assert (greedy == drawn(seed=5, temperature=0.0)).all() and not (greedy == free).all()
 
 
-def test_only_the_first_gap_from_nothing_may_leave_the_styles_gaps():
-    # an untrained head spreads its gaps over every bin; the style's gaps hold all but the
-    # lead-in a run with beat_position draws first (the silence before a pickup)
-    for position in (True, False):
-        torch.manual_seed(0)
-        model = registry.build(
-            "lstm-multihead",
-            {"d_pitch": 16, "d_hidden": 32, "n_layers": 1, "beat_position": position},
-        )
-        model.delta_values = {"all": [0.0, 1.0]}
-        rows = sample_notes(model, n=32, max_notes=6, seed=0)
-        first = np.array([r[0, FIELD["delta"]] for r in rows])
-        later = np.concatenate([r[1:, FIELD["delta"]] for r in rows])
-        assert _among(later, [0.0, 1.0])
-        assert _among(first, [0.0, 1.0]) != position, first
-        primed = sample_notes(model, n=32, max_notes=2, seed=0, primer_notes=rows[0][:3])
-        assert _among(np.concatenate([r[3:, FIELD["delta"]] for r in primed]), [0.0, 1.0])
-
-
-def _among(gaps: np.ndarray, values: list[float]) -> bool:
-    """Every gap is one of ``values`` (up to float32 onset arithmetic)."""
-    return bool((np.abs(gaps[:, None] - np.array(values)[None]).min(axis=1) < 1e-4).all())
-
-
 def test_a_median_time_head_snaps_onto_the_styles_onset_gaps():
     model = registry.build("lstm-multihead", {"d_pitch": 16, "d_hidden": 32, "n_layers": 1,
                                               "n_labels": 2, "time_head": "median",

@@ -9,9 +9,7 @@ Window item formats (docs/architecture.md):
 * :class:`NoteWindows` → ``{"notes": FloatTensor[length, n_fields], "mask": BoolTensor[length],
   "label": LongTensor[]}``, raw note fields except ``onset``, which counts from the beat the
   window's first note is in (so onsets stay small however deep into a piece the window starts,
-  and each keeps its place in the beat); a window at a piece's first note keeps the piece's
-  times, and that note's ``delta`` is its onset (the silence before it, as a sampler starting
-  from nothing draws it).
+  and each keeps its place in the beat).
 
 Training windows (``train=True``) pick a random position uniformly over all of the split's
 elements, so files are sampled in proportion to their length, then a random window in that
@@ -290,11 +288,7 @@ class NoteWindows(_Windows):
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         f, start, first, rng = self._locate(index, self.length)
         rows = np.array(self.seqs[f][start : start + self.length], np.float32)  # (n, F)
-        if len(rows) and start == 0:
-            # a piece's beginning keeps its times, and its first note's gap is its onset: the
-            # silence before a pickup (POP909's lead-ins, a chorale's upbeat) is learned too
-            rows[0, FIELD["delta"]] = rows[0, FIELD["onset"]]
-        elif len(rows):
+        if len(rows):
             # from the beat the window's first note is in, not the note: the onsets stay small
             # and each keeps its place in the beat (the note LSTM's beat_position input)
             rows[:, FIELD["onset"]] -= np.floor(rows[0, FIELD["onset"]])

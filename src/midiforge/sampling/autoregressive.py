@@ -334,13 +334,8 @@ def sample_notes(
     gaps = model.gap_classes(label) if hasattr(model, "gap_classes") else None
     chained = bool(getattr(model.config, "chain_heads", False))
     rows = []
-    for step in range(max_notes):
+    for _ in range(max_notes):
         heads, programs, inst = out, torch.full((n,), float(program)), None
-        # a piece's first gap is the silence before it (a pickup's lead-in), which the style's
-        # gaps between notes lack; runs with beat_position learned it from windows that keep a
-        # piece's start (data.dataset), older ones did not and keep the style's gaps
-        lead_in = step == 0 and not len(primer) and getattr(model.config, "beat_position", False)
-        style_gaps = None if lead_in else gaps
         if allowed is not None:
             logits = out["instrument"][:, -1].masked_fill(~allowed.to(device), NEG_INF)
             inst = draw(filter_logits(logits, temperature=temperature), temperature, gen)[:, None]
@@ -348,7 +343,7 @@ def sample_notes(
             programs = head_programs[inst[:, 0].cpu()]
         pitch_opts = (rules, onset, programs, temperature, top_k, top_p, gen)
         if chained:  # gap, then pitch given the gap, then duration and velocity given both
-            gap = _draw_gap(heads["time"][:, -1, 0], temperature, top_p, gen, style_gaps)
+            gap = _draw_gap(heads["time"][:, -1, 0], temperature, top_p, gen, gaps)  # (n,)
             delta = model.time_bins[gap].float().cpu()
             heads = model.heads(out["hidden"][:, -1:], inst, gap[:, None])
             pitch = _draw_pitch(heads["pitch"][:, -1], delta, *pitch_opts)
@@ -361,7 +356,7 @@ def sample_notes(
             # the heads read the same state, so the time can be drawn before the pitch: the
             # chord steer then sees the onset the note will have, not a guess at it
             time = _draw_time(model, heads["time"][:, -1], temperature, top_p, time_noise, gen,
-                              style_gaps, label)  # fmt: skip
+                              gaps, label)  # fmt: skip
             velocity = model.velocity_of(heads["velocity"][:, -1], velocity_noise, gen)
             raw = torch.cat([time, velocity[:, None]], dim=1)  # (n, 3): delta, duration, velocity
             pitch = _draw_pitch(heads["pitch"][:, -1], raw[:, 0], *pitch_opts)
