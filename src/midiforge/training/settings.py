@@ -73,7 +73,10 @@ class TrainConfig:
     augment_pitch: int = 6  # largest transposition in semitones (±)
     augment_velocity: int = 2  # token models: largest velocity change in velocity bins (±)
     augment_velocity_scale: float = 0.1  # note models: largest relative velocity change (±)
-    augment_tempo: float = 0.1  # note models: largest relative time stretch (±)
+    # note models: largest relative time stretch (±). The times are in beats, so this changes
+    # the rhythm, not the tempo: it moved the multi-head LSTM's onsets off the grid, and its
+    # shipped config sets 0 (model card, stop 30)
+    augment_tempo: float = 0.1
 
 
 def parse_duration(value: Any, name: str = "train.time") -> float | None:
