@@ -62,10 +62,10 @@ from midiforge.models.note_features import (
     style_values,
 )
 from midiforge.models.token_lm import LabelEmbedding
+from midiforge.schema import FIELD
 
 N_PITCHES = 128  # MIDI pitch classes of the pitch head
 START_PITCH = -1  # raw pitch value marking the start row of a window
-NOTE_COLUMNS = {"pitch": 0, "onset": 2, "duration": 3, "delta": 4, "velocity": 5, "program": 6}
 POSITIONS_PER_BEAT = 24  # the beat-position input's grid: 16ths, 8th triplets and 32nds
 POSITION_TOLERANCE = 0.05  # of a grid step: an onset further off it reads as "off the grid"
 N_TIME = 2  # (delta, duration)
@@ -246,7 +246,7 @@ class NoteLSTM(MidiModel):
         self.feat_mean.copy_(feats.mean(0))
         self.feat_std.copy_(feats.std(0).clamp_min(1e-3))
         labels = np.repeat(dataset.file_labels("train"), dataset.notes("train").lengths)
-        self.delta_values = fit_delta_values(rows[:, NOTE_COLUMNS["delta"]], labels)
+        self.delta_values = fit_delta_values(rows[:, FIELD["delta"]], labels)
         return self._data_state()
 
     def _data_state(self) -> dict[str, Any]:
@@ -276,7 +276,7 @@ class NoteLSTM(MidiModel):
     @staticmethod
     def _raw_features(notes: torch.Tensor) -> torch.Tensor:
         """(…, F) raw note rows → (…, 3): log1p(delta), log1p(duration), velocity."""
-        c = NOTE_COLUMNS
+        c = FIELD
         return torch.stack(
             [
                 torch.log1p(notes[..., c["delta"]].clamp_min(0)),
@@ -293,7 +293,7 @@ class NoteLSTM(MidiModel):
     # ---------------------------------------------------------------- network
     def instrument_index(self, notes: torch.Tensor) -> torch.Tensor:
         """``(…)`` index into ``programs`` of raw note rows ``(…, F)``; K = unknown."""
-        return program_indices(notes[..., NOTE_COLUMNS["program"]], self.programs)
+        return program_indices(notes[..., FIELD["program"]], self.programs)
 
     def forward(
         self,
@@ -320,13 +320,13 @@ class NoteLSTM(MidiModel):
             sampler takes only the gap from this output and calls :meth:`heads` with each
             value it draws (``hidden`` is in the output).
         """
-        pitch = notes[..., NOTE_COLUMNS["pitch"]].round().long()  # (B, T)
+        pitch = notes[..., FIELD["pitch"]].round().long()  # (B, T)
         start = pitch == START_PITCH
         pitch = torch.where(start, torch.full_like(pitch, N_PITCHES), pitch.clamp(0, 127))
         feats = self.scale(notes).masked_fill(start[..., None], 0.0)  # (B, T, 3)
         x = self.pitch_embed(pitch) + self.time_in(feats)  # (B, T, E)
         if self.config.beat_position:
-            position = beat_positions(notes[..., NOTE_COLUMNS["onset"]])
+            position = beat_positions(notes[..., FIELD["onset"]])
             x = x + self.position_embed(position.masked_fill(start, POSITIONS_PER_BEAT + 1))
         if self.config.n_instruments:
             own = self.instrument_index(notes).masked_fill(start, self.config.n_instruments)
@@ -430,7 +430,7 @@ class NoteLSTM(MidiModel):
     def start_rows(self, batch: int, n_fields: int, device: torch.device) -> torch.Tensor:
         """``(B, 1, F)`` start rows (raw pitch -1, zeros elsewhere)."""
         rows = torch.zeros(batch, 1, n_fields, device=device)
-        rows[..., NOTE_COLUMNS["pitch"]] = START_PITCH
+        rows[..., FIELD["pitch"]] = START_PITCH
         return rows
 
     def loss(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -442,10 +442,10 @@ class NoteLSTM(MidiModel):
         cfg = self.config
         k = cfg.n_instruments
         target_inst = self.instrument_index(notes) if k else None  # (B, L), K = unknown
-        target_pitch = notes[..., NOTE_COLUMNS["pitch"]].round().long().clamp(0, 127)
+        target_pitch = notes[..., FIELD["pitch"]].round().long().clamp(0, 127)
         chain = {}
         if cfg.chain_heads:  # the later heads read the true gap and pitch (teacher forcing)
-            chain = {"next_gap": self.time_classes(notes[..., NOTE_COLUMNS["delta"]]),
+            chain = {"next_gap": self.time_classes(notes[..., FIELD["delta"]]),
                      "next_pitch": target_pitch}  # fmt: skip
         out, _ = self(inputs, label=batch.get("label"), next_instrument=target_inst, **chain)
         w = mask.flatten().float()  # (B*L,)
@@ -453,7 +453,7 @@ class NoteLSTM(MidiModel):
         ce = F.cross_entropy(out["pitch"].flatten(0, 1), target_pitch.flatten(), reduction="none")
         target = self.scale(notes)  # (B, L, 3)
         if cfg.time_head == "classes":
-            beats = notes[..., [NOTE_COLUMNS["delta"], NOTE_COLUMNS["duration"]]]  # (B, L, 2)
+            beats = notes[..., [FIELD["delta"], FIELD["duration"]]]  # (B, L, 2)
             per_note = (
                 F.cross_entropy(
                     out["time"].flatten(0, 2), self.time_classes(beats).flatten(), reduction="none"

@@ -348,8 +348,8 @@ def sample_notes(
             heads = model.heads(out["hidden"][:, -1:], inst, gap[:, None])
             pitch = _draw_pitch(heads["pitch"][:, -1], delta, *pitch_opts)
             heads = model.heads(out["hidden"][:, -1:], inst, gap[:, None], pitch[:, None])
-            durations = filter_logits(heads["time"][:, -1, 1], temperature=temperature, top_p=top_p)
-            duration = model.time_bins[draw(durations, temperature, gen)].float().cpu()
+            duration = _draw_duration(heads["time"][:, -1, 1], temperature, top_p, gen)
+            duration = model.time_bins[duration].float().cpu()
             velocity = model.velocity_of(heads["velocity"][:, -1], velocity_noise, gen)
             raw = torch.stack([delta, duration, velocity], dim=1)
         else:
@@ -409,6 +409,13 @@ def _draw_gap(
                 temperature, gen)  # fmt: skip
 
 
+def _draw_duration(
+    logits: torch.Tensor, temperature: float, top_p: float, gen: torch.Generator | None
+) -> torch.Tensor:
+    """``(n,)`` duration bins drawn from ``(n, bins)`` logits (any bin: a note may be held)."""
+    return draw(filter_logits(logits, temperature=temperature, top_p=top_p), temperature, gen)
+
+
 def _draw_time(
     model: Any,
     time: torch.Tensor,
@@ -429,8 +436,7 @@ def _draw_time(
     """
     if time.dim() == 3:
         gap = _draw_gap(time[:, 0], temperature, top_p, gen, gaps)
-        durations = filter_logits(time[:, 1], temperature=temperature, top_p=top_p)
-        drawn = torch.stack([gap, draw(durations, temperature, gen)], 1)
+        drawn = torch.stack([gap, _draw_duration(time[:, 1], temperature, top_p, gen)], 1)
         return model.time_bins[drawn].float().cpu()
     if noise > 0:
         time = time + noise * torch.randn(time.shape, generator=gen, device=time.device)
