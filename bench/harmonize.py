@@ -10,12 +10,15 @@ under the melody:
 * ``unsteered``: the same call with ``--chords N`` (no chord steer: what the model plays under
   the melody on its own, with the same instruments, range and length);
 * ``reference``: the tune's own chord track, as a musician harmonized it;
+* ``steered_notes`` and ``reference_notes``: notes per bar of the steered accompaniment and of
+  the tune's chord track, so a thin accompaniment (fewer notes fit more easily) shows;
 * ``steered_cut``: the steered accompaniment with every note cut at the next bar line, and
   ``crossing``: the share of its notes that sound past one. A check, not a feature: a note held
   into the next bar counts against that bar's chord, so this says how much of the gap to the
   reference is notes that ring over a chord change rather than wrong pitches.
 
     python bench/harmonize.py [--tunes 8] [--family transformer] [--style folk] [--seed 0]
+                              [--run RUN_DIR]  # a trained run instead of a shipped family
 """
 
 from __future__ import annotations
@@ -76,18 +79,22 @@ def one_tune(path: Path, work: Path, args: argparse.Namespace) -> dict:
     melody.tracks[0].program = VIOLIN
     melody.dump_midi(str(melody_path))
     chords = " ".join(melody_chords(read_melody(melody_path)))
+    bars = len(bar_lines(melody)) - 1
     row = {"tune": path.stem, "chords": chords,
-           "reference": chord_adherence(part(song, [1]), chords)}  # fmt: skip
+           "reference": chord_adherence(part(song, [1]), chords),
+           "reference_notes": song.tracks[1].note_num() / bars}  # fmt: skip
     for name, extra in (("steered", {}), ("unsteered", {"chords": "N"})):
         begin = time.perf_counter()
-        result = generate(model=args.family, out_dir=work / name / path.stem, n=1,
-                          seed=args.seed, harmonize=melody_path, style=args.style,
-                          device="cpu", **extra)  # fmt: skip
+        result = generate(model=None if args.run else args.family, run=args.run,
+                          out_dir=work / name / path.stem, n=1, seed=args.seed,
+                          harmonize=melody_path, style=args.style, device="cpu",
+                          **extra)  # fmt: skip
         written = Score(str(result.paths[0]))
         accompaniment = part(written, list(range(1, len(written.tracks))))
         row[name] = chord_adherence(accompaniment, chords)
         row[f"{name}_seconds"] = time.perf_counter() - begin
         if name == "steered":
+            row["steered_notes"] = accompaniment.note_num() / bars
             cut, row["crossing"] = cut_at_bars(accompaniment)
             row["steered_cut"] = chord_adherence(cut, chords)
     return row
@@ -99,6 +106,7 @@ def main() -> None:
     parser.add_argument("--family", default="transformer")
     parser.add_argument("--style", default="folk")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--run", type=Path, help="a run folder to harmonize with (not --family)")
     parser.add_argument("--keep", type=Path, help="folder to keep the written files in")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
@@ -109,8 +117,10 @@ def main() -> None:
             rows.append(one_tune(path, work, args))
             print(json.dumps(rows[-1]), flush=True)
     means = {k: float(np.mean([r[k] for r in rows if r[k] is not None]))
-             for k in ("steered", "unsteered", "reference", "steered_cut", "crossing")}  # fmt: skip
-    print(json.dumps({"family": args.family, "style": args.style, "tunes": len(rows), **means}))
+             for k in ("steered", "unsteered", "reference", "steered_cut", "crossing",
+                       "steered_notes", "reference_notes")}  # fmt: skip
+    family = str(args.run or args.family)
+    print(json.dumps({"family": family, "style": args.style, "tunes": len(rows), **means}))
 
 
 if __name__ == "__main__":

@@ -16,6 +16,12 @@ piano roll by :func:`midiforge.io.render.render_png`::
 
     docs/samples/{style}-{model}-{k}.{mid,ogg,png}   k = 1, 2
     docs/samples/{style}-reference.{mid,ogg,png}
+    docs/samples/harmonize-{model}.{mid,ogg,png}, harmonize-melody.{mid,ogg,png}
+
+The ``harmonize`` part takes the folk reference's melody alone (its violin track, the same 32
+beats) and has each model accompany it (``midiforge generate --model M --style folk
+--harmonize harmonize-melody.mid --seed 0``), to hear beside the reference's own chords.
+``--parts styles`` or ``--parts harmonize`` renders one part only.
 
 It prints one line per piece (seconds, notes, bytes). The whole run takes about 9 CPU minutes
 (33 minutes on two cores shared with other jobs), most of it the diffusion model's 50 DDIM
@@ -57,6 +63,8 @@ SECONDS = 16  # per sample: the whole bars in 32 beats at the 120 bpm the models
 SEED = 0  # the model cards' seed
 REFERENCE_BEATS = round(SECONDS * TEMPO_BPM / 60)  # a reference is cut to as many quarter
 # notes as a sample holds (32), at the bar line nearest to that
+HARMONIZED = "folk"  # the style whose reference melody the models accompany
+PARTS = ("styles", "harmonize")
 VORBIS_QUALITY = 0.2  # libsndfile's 0..1 scale (Vorbis -q 2): about 80 kbit/s stereo, 44.1 kHz
 
 
@@ -125,16 +133,36 @@ def publish(midi: Path, out: Path, stem: str, work: Path) -> list[Path]:
     return files
 
 
+def render_harmonized(datasets: Path, out: Path, work: Path, device: str, models) -> list[Path]:
+    """The folk reference's melody alone, and each model's accompaniment under it."""
+    cut = cut_beats(read_reference(datasets, REFERENCES[HARMONIZED]), REFERENCE_BEATS)
+    cut.tracks = [cut.tracks[0]]  # Nottingham: track 0 is the tune, track 1 its chords
+    melody = work / "harmonize-melody.mid"
+    cut.dump_midi(str(melody))
+    written = publish(melody, out, "harmonize-melody", work)
+    for model in models:
+        result = generate(model=model, out_dir=work / model / "harmonize", n=1,
+                          style=HARMONIZED, harmonize=melody, seed=SEED, device=device)  # fmt: skip
+        written += publish(result.paths[0], out, f"harmonize-{model}", work)
+    return written
+
+
 def render_samples(
-    datasets: Path, out: Path, device: str = "cpu", models: tuple[str, ...] = MODELS
+    datasets: Path,
+    out: Path,
+    device: str = "cpu",
+    models: tuple[str, ...] = MODELS,
+    parts: tuple[str, ...] = PARTS,
 ) -> list[Path]:
     """Write the samples of ``models`` and every reference of the listening guide into
-    ``out``; return the files."""
+    ``out`` (``parts``: the styles' samples, the harmonized melody); return the files."""
     out.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
     with tempfile.TemporaryDirectory(prefix="midiforge-samples-") as tmp:
         work = Path(tmp)
-        for style in STYLES:
+        if "harmonize" in parts:
+            written += render_harmonized(datasets, out, work, device, models)
+        for style in STYLES if "styles" in parts else ():
             cut = cut_beats(read_reference(datasets, REFERENCES[style]), REFERENCE_BEATS)
             cut.dump_midi(str(work / f"{style}-reference.mid"))
             written += publish(work / f"{style}-reference.mid", out, f"{style}-reference", work)
@@ -163,12 +191,16 @@ def main() -> None:
     parser.add_argument(
         "--models", default=",".join(MODELS), help="comma-separated shipped models to render"
     )
+    parser.add_argument("--parts", default=",".join(PARTS), help="styles and/or harmonize")
     args = parser.parse_args()
     models = tuple(m for m in args.models.split(",") if m)
     unknown = [m for m in models if m not in MODELS]
     if unknown:
         parser.error(f"--models: {', '.join(unknown)} unknown; accepted: {', '.join(MODELS)}")
-    render_samples(args.datasets, args.out, args.device, models)
+    parts = tuple(p for p in args.parts.split(",") if p)
+    if not parts or any(p not in PARTS for p in parts):
+        parser.error(f"--parts: {args.parts!r}; accepted: a comma-separated subset of {PARTS}")
+    render_samples(args.datasets, args.out, args.device, models, parts)
 
 
 if __name__ == "__main__":

@@ -75,3 +75,11 @@ def test_the_model_cards_piano_rolls_are_still_there() -> None:
 def test_the_samples_folder_stays_small() -> None:
     total = sum(f.stat().st_size for f in SAMPLES.iterdir() if f.is_file())
     assert total < MAX_FOLDER_BYTES, f"docs/samples holds {total / 1e6:.1f} MB"
+
+
+def test_the_guide_has_each_models_accompaniment_of_a_held_out_melody() -> None:
+    linked = set(_targets(GUIDE))
+    for kind in ("ogg", "png", "mid"):
+        assert f"harmonize-melody.{kind}" in linked
+        for model in SHIPPED:
+            assert f"harmonize-{model}.{kind}" in linked, (model, kind)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import itertools
 import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -211,3 +212,29 @@ def test_grammar_mask_on_remi_gives_zero_type_errors():
         assert bad == []
     assert sum(count_errors(tok, s[1:]) for s in masked) < free_errors
     assert math.isfinite(free_errors)
+
+
+def test_a_lead_is_read_where_a_drawn_note_would_pass_it_or_take_its_instrument():
+    from midiforge.data.encode import FIELD, NOTE_FIELDS
+    from midiforge.sampling.autoregressive import Lead
+
+    lead = Lead(onset=np.array([0.0, 1.0, 2.0]), pitch=np.array([60.0, 62.0, 64.0]),
+                duration=np.ones(3), velocity=np.full(3, 80.0),
+                program=np.full(3, 40.0)).start(2)  # fmt: skip
+    guitar = torch.tensor([24.0, 24.0])
+    # on the lead's onset a drawn note still comes first (chords sort below the tune in
+    # training); past it, the lead's note is read
+    assert lead.due(torch.tensor([0.0, 1.5]), guitar).tolist() == [False, True]
+    assert lead.due(torch.tensor([0.0, 0.0]), torch.tensor([40.0, 24.0])).tolist() == [True, False]
+    rows = lead.take(torch.tensor([0.0, 0.5]), torch.tensor([True, False]), FIELD,
+                     len(NOTE_FIELDS))  # fmt: skip
+    # the second sample is past the lead's first onset: its gap is 0, never negative
+    assert rows[:, FIELD["onset"]].tolist() == [0.0, 0.5]
+    assert rows[:, FIELD["delta"]].tolist() == [0.0, 0.0]
+    assert rows[:, FIELD["pitch"]].tolist() == [60.0, 60.0]
+    assert rows[:, FIELD["program"]].tolist() == [40.0, 40.0]
+    assert lead.at.tolist() == [1, 0]  # only the sample that read it moved on
+    assert lead.due(torch.tensor([0.5, 0.5]), guitar).tolist() == [False, True]
+    done = lead.start(1)
+    done.at += 3
+    assert done.due(torch.tensor([9.0]), torch.tensor([40.0])).tolist() == [False]  # all read

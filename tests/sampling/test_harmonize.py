@@ -6,6 +6,7 @@ re-parsed with symusic at the melody's ticks per quarter."""
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -133,6 +134,28 @@ def test_the_key_is_the_profile_the_whole_melody_fits_best():
     a_minor[[9, 11, 0, 2, 4, 5, 8]] = [4, 1, 3, 1, 3, 1, 1]  # harmonic minor's G#
     assert (estimate_key(g_major), estimate_key(a_minor)) == ("G major", "A minor")
     assert estimate_key(np.zeros(12)) == "C major"
+
+
+def test_the_shipped_note_lstm_plays_along_with_the_melody_in_its_bars(melody, tmp_path):
+    """The multi-head LSTM hears the tune on the violin, as it learned folk, so its guitar
+    plays chords around it; before, it waited for a violin that never came and stacked dozens
+    of notes, the same pitch again and again, on one onset."""
+    on_violin = tmp_path / "violin.mid"
+    score = Score(str(melody))
+    score.tracks[0].program = VIOLIN
+    score.dump_midi(str(on_violin))
+    result = generate(model="lstm-multihead", out_dir=tmp_path / "out", harmonize=on_violin,
+                      style="folk", n=2, seed=0, device="cpu")  # fmt: skip
+    lines = read_melody(on_violin).lines
+    for path in result.paths:
+        new = check_harmonized(on_violin, path)
+        assert VIOLIN not in {program for program, *_ in new}  # the melody is read, not written
+        per_onset = Counter((program, t) for program, t, *_ in new)
+        assert max(per_onset.values()) <= 6, per_onset.most_common(3)  # folk's chords: 3-4
+        struck = Counter((program, t, p) for program, t, _, p, _ in new)
+        assert max(struck.values()) == 1, struck.most_common(3)
+        bars = {int(np.searchsorted(lines, t, side="right")) - 1 for _, t, *_ in new}
+        assert len(bars) >= MELODY_BARS - 1, sorted(bars)  # an accompaniment, not a few notes
 
 
 def test_the_default_accompaniment_is_the_runs_other_chord_instruments(melody, tmp_path):

@@ -7,6 +7,7 @@ line, as a user on a fresh install would (the offline fresh-venv run is tests/te
 from __future__ import annotations
 
 import re
+from collections import Counter
 
 import pytest
 
@@ -57,3 +58,20 @@ def test_shipped_multihead_lstm_plays_instruments_with_no_run_dir(tmp_path, caps
 def test_a_run_and_a_shipped_model_together_are_refused(tmp_path):
     with pytest.raises(MidiforgeError, match=r"^model: 'diffusion' names a shipped model and "):
         generate(shipped_run("transformer"), out_dir=tmp_path, model="diffusion")
+
+
+def test_the_shipped_lstm_plays_one_part_of_a_style_as_that_part(tmp_path, capsys):
+    # folk is a violin tune over guitar chords: asked for the guitar alone, the model draws the
+    # tune too and writes only the guitar (sample_notes(silent=True)); before, it waited for a
+    # tune that never came and piled 56-130 guitar notes on one onset
+    code = main(["generate", "--model", "lstm-multihead", "-n", "2", "--max-tokens", "192",
+                 "--style", "folk", "--instruments", "24", "--seed", "0", "-o",
+                 str(tmp_path)])  # fmt: skip
+    generated = _generated(capsys.readouterr().out)
+    assert code == 0 and len(generated) == 2 and all(96 < n <= 192 for n in generated)
+    for path, n in zip(sorted(tmp_path.glob("*.mid")), generated):
+        score = load_midi(path)
+        assert _programs(path) == {24} and score.note_num() == n
+        per_onset = Counter(note.time for note in score.tracks[0].notes)
+        per_pitch = Counter((note.time, note.pitch) for note in score.tracks[0].notes)
+        assert max(per_onset.values()) <= 6 and max(per_pitch.values()) == 1, path

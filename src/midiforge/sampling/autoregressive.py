@@ -24,8 +24,10 @@ the cache in it. RNNs carry their state instead and ignore the option.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from typing import Any
 
+import numpy as np
 import torch
 
 from midiforge.errors import MidiforgeError, choice_error
@@ -33,6 +35,7 @@ from midiforge.sampling.constraints import GrammarConstraint, Rules, TokenConstr
 
 NEG_INF = float("-inf")
 MIN_DURATION_BEATS = 1 / 32  # shortest note a regression head may produce
+SILENT_STEPS = 8  # sample_notes(silent=True) draws at most this many notes per note it writes
 # the decoding cache's dtype by name; None lets the model choose: fp16 where its CPU kernel
 # reads fp16 (half the bytes per cached position, logits within fp16 rounding), else its dtype
 KV_CACHE = {"auto": None, "float32": torch.float32, "float16": torch.float16}
@@ -288,6 +291,8 @@ def sample_notes(
     label: int | None = None,
     instruments: Sequence[int] | None = None,
     rules: Any = None,
+    lead: Any = None,
+    silent: bool = False,
 ) -> list[Any]:
     """Sample ``n`` note sequences from a note model with pitch/time/velocity heads.
 
@@ -309,12 +314,27 @@ def sample_notes(
     musician's constraints: its ``pitch_mask()`` joins the filters first, its ``place()`` moves
     or shortens each drawn note, and a sample ends where it says the piece is over.
 
+    ``lead`` (a :class:`Lead`, or None) is a part the samples play along with: harmonize's
+    melody. Whenever the drawn instrument is the lead's, or the drawn onset would pass the
+    lead's next note, that note is read instead of the drawn one (the rules do not see it), so
+    the model hears the melody where it falls, as it heard every part in training, and writes
+    only the other parts around it. Why: without it an accompaniment drawn for a style whose
+    tunes are a violin over guitar waited for a violin that never came, and piled up to 130
+    guitar notes on one onset (bench/harmonize.py, stop 31).
+
+    ``silent`` (with ``instruments`` a part of what the model knows): the model still draws
+    every instrument it knows, and the notes on ones not asked for are fed back but not written
+    (nor seen by the rules' ``place()``), so the asked parts are played as the model learned
+    them, inside the whole arrangement. Why: asked for the guitar alone, a model that only ever
+    heard folk guitar under a violin tune waited for the tune and stacked up to 130 notes on one
+    onset; the sampler then draws up to ``SILENT_STEPS`` times ``max_notes`` notes to write
+    ``max_notes``.
+
     Returns
     -------
-    ``n`` float32 arrays ``[n_notes, len(NOTE_FIELDS)]`` (the primer's notes, then new ones),
-    ready for :func:`midiforge.data.encode.score_from_notes`.
+    ``n`` float32 arrays ``[n_notes, len(NOTE_FIELDS)]`` (the primer's notes, then new ones;
+    never the lead's), ready for :func:`midiforge.data.encode.score_from_notes`.
     """
-    import numpy as np
 
     from midiforge.data.encode import FIELD, NOTE_FIELDS
 
@@ -324,6 +344,13 @@ def sample_notes(
     gen = make_generator(seed, device)
     allowed, program = note_programs(model, instruments)
     head_programs = torch.tensor(getattr(model.config, "programs", []), dtype=torch.float32)
+    asked = allowed if silent and allowed is not None else None  # the parts it writes
+    if asked is not None:
+        allowed = torch.ones_like(asked)
+    if lead is not None:
+        lead = lead.start(n)
+        if allowed is not None:  # the model may choose the lead's instrument: it is then read
+            allowed = allowed | torch.isin(head_programs, lead.programs)
     n_fields = len(NOTE_FIELDS)
     start = model.start_rows(n, n_fields, device)  # (n, 1, F)
     primer = np.zeros((0, n_fields), np.float32) if primer_notes is None else primer_notes
@@ -333,8 +360,11 @@ def sample_notes(
     onset = torch.full((n,), float(primer[-1, FIELD["onset"]]) if len(primer) else 0.0)
     gaps = model.gap_classes(label) if hasattr(model, "gap_classes") else None
     chained = bool(getattr(model.config, "chain_heads", False))
-    rows = []
-    for _ in range(max_notes):
+    rows, written = [], []
+    played = torch.zeros(n, dtype=torch.long)  # notes written or read per sample: the budget
+    for _ in range(max_notes * (1 if asked is None else SILENT_STEPS)):
+        if not bool((played < max_notes).any()):
+            break
         heads, programs, inst = out, torch.full((n,), float(program)), None
         if allowed is not None:
             logits = out["instrument"][:, -1].masked_fill(~allowed.to(device), NEG_INF)
@@ -361,18 +391,71 @@ def sample_notes(
             raw = torch.cat([time, velocity[:, None]], dim=1)  # (n, 3): delta, duration, velocity
             pitch = _draw_pitch(heads["pitch"][:, -1], raw[:, 0], *pitch_opts)
         begin, duration = onset + raw[:, 0], raw[:, 1].clamp_min(MIN_DURATION_BEATS)
+        read = torch.zeros(n, dtype=torch.bool) if lead is None else lead.due(begin, programs)
+        heard = read | (played >= max_notes)  # fed back, not this sample's own note
+        if asked is not None:
+            heard |= ~asked[inst[:, 0].cpu()] & ~read
         if rules is not None:
-            begin, duration = rules.place(pitch.cpu(), begin, duration)
+            begin, duration = rules.place(pitch.cpu(), begin, duration, skip=heard)
         raw = torch.stack([begin - onset, duration, raw[:, 2]], dim=1)
-        onset = begin
-        row = _note_row(pitch.float().cpu(), onset, raw, programs, FIELD, n_fields)
+        row = _note_row(pitch.float().cpu(), begin, raw, programs, FIELD, n_fields)
+        if bool(read.any()):
+            row[read] = lead.take(onset, read, FIELD, n_fields)[read]
+        onset = row[:, FIELD["onset"]].clone()
         rows.append(row)
+        written.append(~heard if rules is None else rules.alive & ~heard)
+        played += (written[-1] | read).long()
         if rules is not None and not bool(rules.alive.any()):
             break
         out, state = model(row[:, None].to(device), label=label, cache=state)
     new = torch.stack(rows, dim=1).numpy()  # (n, notes drawn, F)
-    kept = [new.shape[1]] * n if rules is None else rules.kept.tolist()
-    return [np.concatenate([primer, new[i, : kept[i]]]).astype(np.float32) for i in range(n)]
+    keep = torch.stack(written, dim=1).numpy()  # (n, notes drawn): the samples' own notes
+    return [np.concatenate([primer, new[i, keep[i]]]).astype(np.float32) for i in range(n)]
+
+
+@dataclass
+class Lead:
+    """A part :func:`sample_notes` reads instead of drawing (harmonize's melody): its notes'
+    onsets (beats, on the sampler's time line, sorted), pitches, durations (beats), velocities
+    and GM programs, each ``(L,)``; ``at`` is each sample's next note (set by :meth:`start`)."""
+
+    onset: np.ndarray
+    pitch: np.ndarray
+    duration: np.ndarray
+    velocity: np.ndarray
+    program: np.ndarray
+    at: torch.Tensor | None = None
+
+    EPS = 1e-6  # beats: a drawn onset this close to the lead's next one is not past it
+
+    @property
+    def programs(self) -> torch.Tensor:
+        return torch.from_numpy(np.unique(self.program)).float()
+
+    def start(self, n: int) -> Lead:
+        """A copy at the lead's first note for ``n`` samples."""
+        return replace(self, at=torch.zeros(n, dtype=torch.long))
+
+    def due(self, onset: torch.Tensor, programs: torch.Tensor) -> torch.Tensor:
+        """``(n,)`` bool: the samples whose next note is the lead's (module docstring of
+        :func:`sample_notes`): a note left, and the drawn ``onset`` past it or the drawn
+        instrument one of the lead's ``programs``."""
+        left = self.at < len(self.onset)
+        nxt = torch.from_numpy(self.onset).float()[self.at.clamp(max=len(self.onset) - 1)]
+        return left & ((onset > nxt + self.EPS) | torch.isin(programs, self.programs))
+
+    def take(self, onset: torch.Tensor, read: torch.Tensor, field: dict[str, int], n_fields: int):
+        """Note rows ``(n, F)`` of each sample's next lead note after ``onset`` (its gap never
+        below 0), the samples in ``read`` moved on to the note after it."""
+        i = self.at.clamp(max=len(self.onset) - 1).numpy()
+        begin = torch.maximum(torch.from_numpy(self.onset[i]).float(), onset)
+        raw = torch.stack([begin - onset, torch.from_numpy(self.duration[i]).float(),
+                           torch.from_numpy(self.velocity[i]).float()], dim=1)  # fmt: skip
+        pitch = torch.from_numpy(self.pitch[i]).float()
+        row = _note_row(pitch, begin, raw, torch.from_numpy(self.program[i]).float(), field,
+                        n_fields)  # fmt: skip
+        self.at += read.long()
+        return row
 
 
 def _draw_pitch(

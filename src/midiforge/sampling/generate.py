@@ -260,8 +260,20 @@ def primer_rows(run: Any, primer: Score | None) -> np.ndarray | None:
     return notes_from_score(_one_stream(primer))
 
 
-def _sample_notes(run: Any, opts: GenerateOptions, primer: Score | None, label: int | None):
-    """Note models: primer notes → per-head sampler → ``score_from_notes``."""
+def _sample_notes(
+    run: Any,
+    opts: GenerateOptions,
+    primer: Score | None,
+    label: int | None,
+    lead: Any = None,
+    meter: Any = None,
+    chord_bonus: float | None = None,
+):
+    """Note models: primer notes → per-head sampler → ``score_from_notes``. Harmonize gives a
+    ``lead`` to play along with (:class:`midiforge.sampling.autoregressive.Lead`, on top of
+    the ``max_tokens`` new notes) and the melody's ``meter``
+    (:class:`midiforge.sampling.harmonize.Meter`): the bars the rules count in and the scores'
+    time signatures (None: 4/4); ``chord_bonus`` replaces the chord steer's."""
     from midiforge.data.encode import score_from_notes
     from midiforge.sampling.autoregressive import sample_notes
     from midiforge.sampling.musical import Musical
@@ -270,11 +282,14 @@ def _sample_notes(run: Any, opts: GenerateOptions, primer: Score | None, label: 
     programs = _requested_programs(run, opts)
     primer_notes = primer_rows(run, primer)
     musical = Musical.from_options(opts)
-    rules = NoteRules(musical, opts.n, primer=primer_notes) if musical.active else None
+    if chord_bonus is not None:
+        musical = replace(musical, chord_bonus=chord_bonus)
+    lines = None if meter is None else meter.lines
+    rules = NoteRules(musical, opts.n, primer=primer_notes, lines=lines) if musical.active else None
     notes = sample_notes(
         run.model,
         n=opts.n,
-        max_notes=opts.max_tokens,
+        max_notes=opts.max_tokens + (0 if lead is None else len(lead.onset)),
         primer_notes=primer_notes,
         temperature=opts.temperature,
         top_k=opts.top_k,
@@ -285,6 +300,8 @@ def _sample_notes(run: Any, opts: GenerateOptions, primer: Score | None, label: 
         label=label,
         instruments=programs,
         rules=rules,
+        lead=lead,
+        silent=programs is not None,
     )
     n_primer = 0 if primer_notes is None else len(primer_notes)
     asked = None if rules is None else rules.end_beats()
@@ -292,6 +309,8 @@ def _sample_notes(run: Any, opts: GenerateOptions, primer: Score | None, label: 
     if asked is None:  # no length asked: each piece ends on the last bar line it reaches
         notes, ends = map(list, zip(*(end_on_last_bar_line(x, n_primer) for x in notes)))
     scores = [score_from_notes(x) for x in notes]
+    for score in scores if meter is not None else []:
+        meter.sign(score)
     _mark_end(scores, ends)
     return scores, [len(x) - n_primer for x in notes], []
 

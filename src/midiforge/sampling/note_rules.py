@@ -65,13 +65,17 @@ def _ticks(beats: Any) -> np.ndarray:
 class _Voices:
     """Per row: pitch-rule tables, the chromatic tally and the end ticks of sounding notes."""
 
-    def __init__(self, musical: Musical, rows: int, program: int) -> None:
+    def __init__(
+        self, musical: Musical, rows: int, program: int, lines: np.ndarray | None = None
+    ) -> None:
         self.scale = musical.scale()
         self.in_range = musical.range_table()[program_row(program)]
         self.allowed = musical.pitch_table()[program_row(program)]  # (128,) key ∩ range
         self.chromatic = musical.chromatic if musical.key else 0.0
         self.limit = musical.max_polyphony
         end = musical.end_beats(BAR_BEATS)
+        if lines is not None and musical.bars is not None:  # the given bars' last line
+            end = float(lines[min(musical.bars, len(lines) - 1)])
         self.end = None if end is None else int(_ticks(end))
         self.ends = np.full((rows, self.limit or 1), -1, np.int64)
         self.last_pitch = np.full(rows, -1, np.int64)
@@ -148,24 +152,46 @@ def end_on_last_bar_line(notes: np.ndarray, first_new: int) -> tuple[np.ndarray,
     return np.concatenate([notes[:first_new], new]).astype(notes.dtype), line / DEFAULT_TPQ
 
 
-def _bar_index(onset_beats: Any, bars: int) -> np.ndarray:
+def _bar_of(onset_beats: Any, lines: np.ndarray | None = None) -> np.ndarray:
+    """The bar (0-based) of onsets in beats: every :data:`BAR_BEATS`, or between ``lines``
+    (beats of the bar lines from 0; a note past the last is in the last bar)."""
+    onset = np.asarray(onset_beats, np.float64)
+    if lines is None:
+        bar = np.floor(onset / BAR_BEATS + 1e-9).astype(np.int64)
+    else:
+        bar = np.searchsorted(lines, onset + 1e-9, side="right") - 1
+        bar = np.minimum(bar, len(lines) - 2)
+    return np.maximum(bar, 0)
+
+
+def _bar_index(onset_beats: Any, bars: int, lines: np.ndarray | None = None) -> np.ndarray:
     """Row of the chord table for onsets in beats (bar ``b`` uses chord ``b % bars``)."""
-    bar = np.floor(np.asarray(onset_beats, np.float64) / BAR_BEATS + 1e-9).astype(np.int64)
-    return np.maximum(bar, 0) % bars
+    return _bar_of(onset_beats, lines) % bars
 
 
 class NoteRules:
     """``sample_notes``' hook: :meth:`steer` and :meth:`pitch_mask` before each draw,
     :meth:`place` after."""
 
-    def __init__(self, musical: Musical, n: int, *, program: int = 0, primer=None) -> None:
-        self.voices = _Voices(musical, n, program)
+    def __init__(
+        self,
+        musical: Musical,
+        n: int,
+        *,
+        program: int = 0,
+        primer=None,
+        lines: np.ndarray | None = None,
+    ) -> None:
+        """``lines``: beats of the bar lines the length and the chords count in (harmonize: the
+        melody's, whose beats the samples share); None: a bar every :data:`BAR_BEATS`, the 4/4
+        ``score_from_notes`` writes."""
+        self.lines = lines
+        self.voices = _Voices(musical, n, program, lines)
         self.voices.start(primer)
         table = musical.chord_table()  # (K, 128) or None
         self.chords = None if table is None else torch.from_numpy(table * musical.chord_bonus)
         self.tones = table  # (K, 128) bool, each bar's chord tones: what a held note may keep
         self.alive = torch.ones(n, dtype=torch.bool)
-        self.kept = torch.zeros(n, dtype=torch.long)  # new notes written per sample
 
     @property
     def steers(self) -> bool:
@@ -175,7 +201,7 @@ class NoteRules:
         """Pitch logits ``(n, 128)`` with the chord bonus of each note's bar (onset, beats)."""
         if self.chords is None:
             return logits
-        bar = _bar_index(onset.numpy(), len(self.chords))
+        bar = _bar_index(onset.numpy(), len(self.chords), self.lines)
         pitched = (programs.numpy() != DRUMS)[:, None]
         bonus = (self.chords[bar] * torch.from_numpy(pitched)).to(logits)  # (n, 128)
         shifted = logits + bonus
@@ -187,18 +213,26 @@ class NoteRules:
         pitches = np.broadcast_to(np.arange(128), (len(v.notes), 128))
         return torch.from_numpy(v.allowed[None, :] | v.passing(pitches))
 
-    def place(self, pitch: torch.Tensor, onset: torch.Tensor, duration: torch.Tensor):
-        """Onsets and durations ``(n,)`` (beats) moved by polyphony and cut to the length."""
+    def place(
+        self,
+        pitch: torch.Tensor,
+        onset: torch.Tensor,
+        duration: torch.Tensor,
+        skip: torch.Tensor | None = None,
+    ):
+        """Onsets and durations ``(n,)`` (beats) moved by polyphony and cut to the length;
+        the samples in ``skip`` (bool ``(n,)``: their note is not theirs to write, a lead's or a
+        silent part's) are left as they were."""
         v, rows = self.voices, np.arange(len(self.alive))
         p = pitch.numpy().astype(np.int64)
         on, dur = v.place(rows, p, _ticks(onset.numpy()), _ticks(duration.numpy()))
         if self.tones is not None:
             dur = self._give_way(p, on, dur)
         fits = dur >= 1 if v.end is None else (on < v.end) & (dur >= 1)
-        self.alive &= torch.from_numpy(fits)
-        live = np.flatnonzero(self.alive.numpy())
+        skipped = np.zeros(len(p), bool) if skip is None else skip.numpy()
+        self.alive &= torch.from_numpy(fits | skipped)
+        live = np.flatnonzero(self.alive.numpy() & ~skipped)
         v.keep(live, p[live], on[live], dur[live])
-        self.kept += self.alive
         return torch.from_numpy(on / DEFAULT_TPQ).float(), torch.from_numpy(
             dur / DEFAULT_TPQ
         ).float()
@@ -212,14 +246,17 @@ class NoteRules:
 
         Why: a drawn duration does not know the next chord, and 40 % of the multi-head LSTM's
         ``--harmonize`` notes rang into it, against the chord asked for there (chord adherence
-        0.762; cut at the line, 0.840). A common tone may still be held over, as players do.
+        0.762; cut at the line, 0.840; stop 30, before the sampler heard the melody: 4.8 % ring over
+        now). A common tone may still be held over, as players do.
         """
-        bar_ticks = int(_ticks(BAR_BEATS))
-        bar = np.maximum(on, 0) // bar_ticks
-        line = (bar + 1) * bar_ticks
+        bar = _bar_of(on / DEFAULT_TPQ, self.lines)
+        if self.lines is None:
+            line = (bar + 1) * int(_ticks(BAR_BEATS))
+        else:
+            line = _ticks(self.lines[bar + 1])
         table = self.tones[(bar + 1) % len(self.tones)]  # (n, 128) the next bar's chord
         tone = table[np.arange(len(pitch)), np.clip(pitch, 0, 127)]
-        cut = (on + dur > line) & table.any(axis=1) & ~tone
+        cut = (on + dur > line) & (line > on) & table.any(axis=1) & ~tone
         return np.where(cut, line - on, dur)
 
 
