@@ -30,6 +30,8 @@ from midiforge.models.diffusion_schedule import (
 from midiforge.models.note_features import TIME_GRID_BEATS, fit_delta_values, fit_scaler
 from midiforge.schema import NOTE_FIELDS as RAW_FIELDS
 
+from ..tiny_diffusion import fit_batch
+
 TINY = {  # a toy U-Net: two levels, four attention layers of width 32
     "length": 32,
     "channels": 16,
@@ -263,20 +265,8 @@ def test_optimizer_steps_lower_the_loss_on_real_windows(datasets, prediction):
     batch = {key: value[:BATCH] for key, value in batch.items()}
     assert batch["notes"].shape[0] == BATCH
 
-    def loss_on_batch() -> float:
-        torch.manual_seed(123)  # the same timesteps, noise and label dropout each time
-        with torch.no_grad():
-            return float(model.loss(batch)["loss"])
-
-    before = loss_on_batch()
-    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
-    for _ in range(15):
-        optimizer.zero_grad()
-        out = model.loss(batch)
-        out["loss"].backward()
-        optimizer.step()
+    before, after, out = fit_batch(model, batch)
     assert set(out) == {"loss", "mse_log_frequency", "mse_duration", "mse_delta"}
-    after = loss_on_batch()
     assert after < 0.9 * before, (before, after)
 
 

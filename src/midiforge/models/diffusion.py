@@ -1,11 +1,12 @@
 """A diffusion model over windows of notes: a 1-D U-Net denoiser along the note axis.
 
 A window of L notes is a sequence of feature vectors (log-frequency, duration, delta, optionally
-velocity, and for a run over K >= 2 instruments K one-hot instrument channels at ±1; see
-:mod:`midiforge.models.note_features`); chords are notes stacked with delta 0. The
-denoiser ``forward(x_t, t, label)`` maps a noisy window ``(B, F, L)`` to the schedule's target.
-It knows nothing of noise schedules: :mod:`midiforge.models.diffusion_schedule` owns those, and
-:meth:`NoteDiffusion.loss` only calls its ``add_noise`` and ``training_target``.
+velocity, for a run over K >= 2 instruments K one-hot instrument channels at ±1, and with
+``pitch_classes`` 12 one-hot pitch-class channels; see :mod:`midiforge.models.note_features`);
+chords are notes stacked with delta 0. The denoiser ``forward(x_t, t, label)`` maps a noisy
+window ``(B, F, L)`` to the schedule's target. It knows nothing of noise schedules:
+:mod:`midiforge.models.diffusion_schedule` owns those, and :meth:`NoteDiffusion.loss` only
+calls its ``add_noise`` and ``training_target``.
 
 Network (bottom-up): sinusoidal time embedding (+ a label embedding, dropped to "no label" at
 random for classifier-free guidance) → residual conv blocks with squeeze-and-excitation whose
@@ -15,7 +16,8 @@ path up with skip connections. ``causal=True`` makes every layer see only earlie
 
 The loss is the masked MSE per channel, averaged over the continuous features with the K
 instrument channels counted together as *one* feature (their mean), so adding instruments does
-not drown pitch and timing in 2K−1 extra terms.
+not drown pitch and timing in 2K−1 extra terms; the 12 pitch-class channels likewise count as
+one.
 """
 
 from __future__ import annotations
@@ -70,6 +72,7 @@ class DiffusionConfig:
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)  # the noise process
     programs: list[int] = field(default_factory=list)  # instruments (from the dataset); K >= 2
     # adds K one-hot channels
+    pitch_classes: bool = False  # 12 one-hot pitch-class channels: the key is categorical
 
     def check(self, where: str = "") -> None:
         """Refuse values outside their ranges (see :mod:`midiforge.models.limits`)."""
@@ -296,7 +299,7 @@ class NoteDiffusion(MidiModel):
         super().__init__(config)
         if not 0 <= config.label_dropout <= 1:
             raise MidiforgeError(f"label_dropout: {config.label_dropout} must lie in 0..1")
-        self.n_features = len(feature_names(config.velocity, config.programs))
+        self.n_features = len(feature_names(config.velocity, config.programs, config.pitch_classes))
         self.unet = UNet1D(self.n_features, config)
         self.schedule = NoiseSchedule(config.schedule)
         self.scaler = FeatureScaler(
@@ -304,6 +307,7 @@ class NoteDiffusion(MidiModel):
             velocity=config.velocity,
             time_coding=config.time_coding,
             programs=list(config.programs),
+            pitch_classes=config.pitch_classes,
         )
         self.label_names: list[str] = []
         # the training notes' onset gaps (beats), per style: decoding snaps deltas to them
@@ -327,6 +331,7 @@ class NoteDiffusion(MidiModel):
             velocity=self.config.velocity,
             time_coding=self.config.time_coding,
             programs=self.config.programs,
+            pitch_classes=self.config.pitch_classes,
         )
         self.label_names = list(dataset.labels)
         fields = list(fields)
@@ -393,13 +398,15 @@ class NoteDiffusion(MidiModel):
         err = (self.unet(x_t, t, label) - target).pow(2)  # (B, F, L)
         weights = mask[:, None, :].to(err.dtype).expand_as(err)
         per_feature = (err * weights).sum(dim=(0, 2)) / weights[:, 0].sum().clamp_min(1.0)
-        n_cont = len(self.scaler.continuous)
-        terms = list(per_feature[:n_cont])
-        if self.scaler.n_instruments:
-            terms.append(per_feature[n_cont:].mean())  # the K channels weigh as one feature
-        out = {"loss": torch.stack(terms).mean()}
-        for name, value in zip(self.scaler.continuous, per_feature):
+        s = self.scaler
+        terms = list(per_feature[: len(s.continuous)])
+        out: dict[str, torch.Tensor] = {}
+        for name, value in zip(s.continuous, per_feature):
             out[f"mse_{name}"] = value.detach()
-        if self.scaler.n_instruments:
-            out["mse_instrument"] = terms[-1].detach()
-        return out
+        # each one-hot block weighs as one feature
+        blocks = (("instrument", s.instrument_slice), ("pitch_class", s.pitch_class_slice))
+        for name, block in blocks:
+            if block.stop > block.start:
+                terms.append(per_feature[block].mean())
+                out[f"mse_{name}"] = terms[-1].detach()
+        return {"loss": torch.stack(terms).mean(), **out}

@@ -17,6 +17,14 @@ channels (restricted to the requested ones when generation asks for instruments)
 run never saw encodes as all −1 (no channel on). With K ≤ 1 there are no instrument channels
 and every note decodes to that one program (program 0 for runs from before instruments).
 
+**Pitch classes can be categorical channels too** (``pitch_classes``). Log-frequency is one
+float, and a semitone is 1/12 of its octave: a denoiser a quarter-semitone off writes a wrong
+note, and a key is twelve such small targets spread over the range. So the shipped diffusion
+model's features add 12 ±1 channels, one per pitch class (C..B), after the instrument channels:
+the note's class comes from their argmax and its register from the log-frequency channel (the
+pitch of that class nearest the decoded frequency, kept in the training range). Runs saved
+before the option decode from log-frequency alone, as they were trained.
+
 Array shapes: raw rows ``(..., len(NOTE_FIELDS))`` in the field order of ``docs/architecture.md``;
 features ``(..., n_features)`` with values near ``[-1, 1]``.
 """
@@ -46,6 +54,7 @@ MAX_PROGRAMS = MIDI_MAX + 2  # GM 0..127 and drums
 MIN_DURATION_BEATS = 1 / 12  # shortest decoded note: a sixteenth-note triplet
 TIME_GRID_BEATS = 1 / 12  # decoded onsets and durations snap to this grid (16ths and triplets)
 MIN_RANGE = 1e-6  # guards a division when a feature is constant on the training data
+A4_LOG2_HZ = math.log2(A4_HZ)
 
 
 # an onset gap is in the corpus' rhythm vocabulary when this share of the training notes takes
@@ -124,15 +133,33 @@ def frequency_to_pitch(freq: np.ndarray) -> np.ndarray:
     return np.clip(pitch, 0, MIDI_MAX).astype(np.int64)
 
 
-def feature_names(velocity: bool, programs: Sequence[int] = ()) -> tuple[str, ...]:
+def feature_names(
+    velocity: bool, programs: Sequence[int] = (), pitch_classes: bool = False
+) -> tuple[str, ...]:
     """The feature channels, in order; log_frequency is log2 of the frequency in Hz.
 
-    With two or more ``programs`` one channel per program follows (``program_<p>``).
+    With two or more ``programs`` one channel per program follows (``program_<p>``), then with
+    ``pitch_classes`` one per pitch class (``pitch_class_0`` = C .. ``pitch_class_11`` = B).
     """
     names = ("log_frequency", "duration", "delta", *(("velocity",) if velocity else ()))
     if len(programs) > 1:
         names += tuple(f"program_{int(p)}" for p in programs)
+    if pitch_classes:
+        names += tuple(f"pitch_class_{c}" for c in range(SEMITONES_PER_OCTAVE))
     return names
+
+
+def pitch_in_class(
+    pitch: np.ndarray, classes: np.ndarray, low: float = 0.0, high: float = MIDI_MAX
+) -> np.ndarray:
+    """The MIDI pitch of class ``classes`` (0..11) nearest each continuous ``pitch`` (same
+    shape), moved by octaves into ``[low, high]`` where the range allows (int64)."""
+    pitch = np.asarray(pitch, np.float64)
+    classes = np.asarray(classes, np.int64)
+    out = classes + SEMITONES_PER_OCTAVE * np.rint((pitch - classes) / SEMITONES_PER_OCTAVE)
+    out = np.where(out < low, out + SEMITONES_PER_OCTAVE * np.ceil((low - out) / 12), out)
+    out = np.where(out > high, out - SEMITONES_PER_OCTAVE * np.ceil((out - high) / 12), out)
+    return np.clip(out, 0, MIDI_MAX).astype(np.int64)
 
 
 def check_programs(where: str, programs: Any) -> None:
@@ -178,11 +205,13 @@ class FeatureScaler:
     low: list[float] = field(default_factory=list)  # training minimum, per feature
     high: list[float] = field(default_factory=list)  # training maximum, per feature
     programs: list[int] = field(default_factory=list)  # GM program of each instrument channel
+    pitch_classes: bool = False  # 12 ±1 pitch-class channels after the instruments'
 
     @property
     def names(self) -> tuple[str, ...]:
-        """Every channel: the continuous features, then one per instrument (K >= 2)."""
-        return feature_names(self.velocity, self.programs)
+        """Every channel: the continuous features, one per instrument (K >= 2), then the
+        pitch classes (with ``pitch_classes``)."""
+        return feature_names(self.velocity, self.programs, self.pitch_classes)
 
     @property
     def continuous(self) -> tuple[str, ...]:
@@ -194,12 +223,25 @@ class FeatureScaler:
         """Instrument channels: K for K >= 2 programs, else 0."""
         return len(self.programs) if len(self.programs) > 1 else 0
 
+    @property
+    def instrument_slice(self) -> slice:
+        """The instrument channels' place in the feature vector (empty when K <= 1)."""
+        first = len(self.continuous)
+        return slice(first, first + self.n_instruments)
+
+    @property
+    def pitch_class_slice(self) -> slice:
+        """The pitch-class channels' place (empty without ``pitch_classes``)."""
+        first = self.instrument_slice.stop
+        return slice(first, first + SEMITONES_PER_OCTAVE * self.pitch_classes)
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "method": self.method,
             "velocity": self.velocity,
             "time_coding": self.time_coding,
             "programs": list(self.programs),
+            "pitch_classes": self.pitch_classes,
             "features": list(self.names),
             "shift": self.shift,
             "scale": self.scale,
@@ -219,6 +261,7 @@ class FeatureScaler:
                 low=[float(v) for v in state["low"]],
                 high=[float(v) for v in state["high"]],
                 programs=[int(p) for p in state.get("programs", [])],
+                pitch_classes=bool(state.get("pitch_classes", False)),
             )
         except KeyError as exc:
             raise MidiforgeError(
@@ -259,11 +302,16 @@ class FeatureScaler:
         scale = torch.tensor(self.scale, dtype=x.dtype, device=x.device)
         x = (x - shift) / scale
         x = x * 2 - 1 if self.method == "max" else x
-        if not self.n_instruments:
-            return x
-        index = program_indices(notes[..., NOTE_FIELDS.index("program")], self.programs)
-        onehot = torch.nn.functional.one_hot(index, self.n_instruments + 1)[..., :-1]
-        return torch.cat([x, onehot.to(x.dtype) * 2 - 1], dim=-1)  # unseen program: all -1
+        blocks = [x]
+        if self.n_instruments:
+            index = program_indices(notes[..., NOTE_FIELDS.index("program")], self.programs)
+            onehot = torch.nn.functional.one_hot(index, self.n_instruments + 1)[..., :-1]
+            blocks.append(onehot.to(x.dtype) * 2 - 1)  # unseen program: all -1
+        if self.pitch_classes:
+            pitch = notes[..., NOTE_FIELDS.index("pitch")].round().long()
+            onehot = torch.nn.functional.one_hot(pitch % SEMITONES_PER_OCTAVE, SEMITONES_PER_OCTAVE)
+            blocks.append(onehot.to(x.dtype) * 2 - 1)
+        return torch.cat(blocks, dim=-1) if len(blocks) > 1 else x
 
     def choose_instruments(
         self, features: np.ndarray, allowed: Sequence[int] | None = None
@@ -273,7 +321,7 @@ class FeatureScaler:
         x = np.asarray(features, dtype=np.float64)
         if not self.n_instruments:
             return np.zeros(len(x), dtype=np.int64)
-        scores = x[:, len(self.continuous) :].copy()  # (N, K)
+        scores = x[:, self.instrument_slice].copy()  # (N, K)
         if allowed is not None:
             off = [k for k, p in enumerate(self.programs) if p not in set(allowed)]
             scores[:, off] = -np.inf
@@ -291,10 +339,11 @@ class FeatureScaler:
         """Raw note rows ``(N, len(NOTE_FIELDS))`` float32 from scaled features ``(N, F)``.
 
         Pitch is the nearest MIDI note to the decoded frequency (clipped to the training
-        range); duration and delta are clipped to ``[0, training max]`` and snapped to
-        ``TIME_GRID_BEATS``, a delta that snaps to 0 stacks the note on the previous one as a
-        chord. ``fixed_time`` (beats) instead puts every non-chord note one grid step after the
-        previous one with that duration: for models whose timing is not yet good.
+        range), or with ``pitch_classes`` the nearest one of the class the pitch-class channels
+        choose (:meth:`pitches`); duration and delta are clipped to ``[0, training max]`` and
+        snapped to ``TIME_GRID_BEATS``, a delta that snaps to 0 stacks the note on the previous
+        one as a chord. ``fixed_time`` (beats) instead puts every non-chord note one grid step
+        after the previous one with that duration: for models whose timing is not yet good.
         ``start=None`` begins a piece (first onset 0, first delta 0); a number continues one
         whose last onset is ``start`` (beats), keeping the first note's delta.
         ``instruments`` is each note's channel index (default: :meth:`choose_instruments`).
@@ -304,12 +353,12 @@ class FeatureScaler:
         self._check_fitted()
         if instruments is None:
             instruments = self.choose_instruments(features)
+        pitch = self.pitches(features)
         x = np.asarray(features, dtype=np.float64)[:, : len(self.continuous)]
         if self.method == "max":
             x = (x + 1) / 2
         x = x * np.asarray(self.scale) + np.asarray(self.shift)
         x = np.clip(x, np.asarray(self.low), np.asarray(self.high))
-        pitch = frequency_to_pitch(2.0 ** x[:, 0])
         duration = _snap(self._decode_time(x[:, 1]), TIME_GRID_BEATS)
         duration = np.maximum(duration, MIN_DURATION_BEATS)
         delta = self.decode_deltas(x[:, 2], gaps)
@@ -337,6 +386,21 @@ class FeatureScaler:
             "program": self._programs_of(np.asarray(instruments, dtype=np.int64)),
         }
         return np.stack([rows[name] for name in NOTE_FIELDS], axis=-1).astype(np.float32)
+
+    def pitches(self, features: np.ndarray) -> np.ndarray:
+        """MIDI pitch (int64, ``(...)``) of scaled features ``(..., F)``: the nearest note to
+        the log-frequency channel, or with ``pitch_classes`` the nearest one of the class
+        whose channel is largest (kept within the training range by octaves)."""
+        x = np.asarray(features, dtype=np.float64)
+        coded = ((x[..., 0] + 1) / 2) if self.method == "max" else x[..., 0]
+        log2_hz = np.clip(coded * self.scale[0] + self.shift[0], self.low[0], self.high[0])
+        if not self.pitch_classes:
+            return frequency_to_pitch(2.0**log2_hz)
+        midi = A4_PITCH + SEMITONES_PER_OCTAVE * (log2_hz - A4_LOG2_HZ)
+        low = A4_PITCH + SEMITONES_PER_OCTAVE * (self.low[0] - A4_LOG2_HZ)
+        high = A4_PITCH + SEMITONES_PER_OCTAVE * (self.high[0] - A4_LOG2_HZ)
+        classes = x[..., self.pitch_class_slice].argmax(axis=-1)
+        return pitch_in_class(midi, classes, np.ceil(low - 1e-6), np.floor(high + 1e-6))
 
     def _programs_of(self, channels: np.ndarray) -> np.ndarray:
         """GM programs of channel indices; the one program (or piano) without channels."""
@@ -372,12 +436,14 @@ def fit_scaler(
     velocity: bool = False,
     time_coding: str = "log",
     programs: Sequence[int] = (),
+    pitch_classes: bool = False,
 ) -> FeatureScaler:
     """Fit a :class:`FeatureScaler` on raw training notes ``(N, len(fields))``.
 
     ``fields`` names the columns of ``notes`` (a dataset manifest's ``note_fields``); it must
     hold the columns the features need. ``programs`` are the run's instruments (K >= 2 adds
-    the instrument channels, which are ±1 by construction and need no fitting).
+    the instrument channels, which are ±1 by construction and need no fitting, as are the
+    ``pitch_classes`` channels).
     """
     if method not in ("max", "standard"):
         raise choice_error("scaling", method, ["max", "standard"])
@@ -398,7 +464,8 @@ def fit_scaler(
     ordered = np.stack([notes[:, fields.index(name)] for name in NOTE_FIELDS], axis=-1)
     check_programs("", list(programs))
     scaler = FeatureScaler(method=method, velocity=velocity, time_coding=time_coding,  # type: ignore[arg-type]
-                           programs=[int(p) for p in programs])  # fmt: skip
+                           programs=[int(p) for p in programs],
+                           pitch_classes=bool(pitch_classes))  # fmt: skip
     x = scaler.raw_features(torch.from_numpy(ordered)).double().numpy()  # (N, F)
     low, high = x.min(axis=0), x.max(axis=0)
     low[1:3] = 0.0  # duration and delta scale by their maximum: 0 stays 0 (chords)

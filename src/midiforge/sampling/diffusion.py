@@ -202,8 +202,8 @@ class DenoisingWindows:
         scaler = self.model.scaler
         off = torch.zeros(self.model.n_features, dtype=torch.bool)
         if self.channels is not None and scaler.n_instruments:
-            first = len(scaler.continuous)
-            off[first:] = True
+            first = scaler.instrument_slice.start
+            off[scaler.instrument_slice] = True
             off[[first + c for c in self.channels]] = False
         return off
 
@@ -234,7 +234,7 @@ class DenoisingWindows:
         scaler = self.model.scaler
         chosen = scaler.choose_instruments(feats, self.programs())
         if self.channels is not None and scaler.n_instruments:
-            scores = feats[:, len(scaler.continuous) :]
+            scores = feats[:, scaler.instrument_slice]
             chosen = spread_instruments(scores, chosen, self.channels)
         gaps = style_values(self.model.delta_values, self.label)
         return scaler.decode(

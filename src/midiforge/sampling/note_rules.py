@@ -305,9 +305,14 @@ class DiffusionRules:
 
     def project(self, x: torch.Tensor) -> torch.Tensor:
         """``(B, F, L)`` scaled features with channel 0 moved onto the allowed pitches (and,
-        with chords, notes on a beat onto their bar's chord tones)."""
+        with chords, notes on a beat onto their bar's chord tones). With pitch-class channels
+        the pitch moved is the one they decode to, and they are set to its class (±1)."""
         s = self.scaler
-        pitch = A4_PITCH + 12 * (self._channel(x, 0) - A4_LOG2_HZ)
+        if s.pitch_classes:
+            decoded = s.pitches(x.transpose(1, 2).float().cpu().numpy())
+            pitch = torch.from_numpy(decoded.astype(np.float32)).to(x.device)
+        else:
+            pitch = A4_PITCH + 12 * (self._channel(x, 0) - A4_LOG2_HZ)
         t = self.targets.to(x.device)
         hi = torch.bucketize(pitch, t).clamp(1, len(t) - 1) if len(t) > 1 else None
         if hi is None:
@@ -321,6 +326,10 @@ class DiffusionRules:
         back = (raw - s.shift[0]) / s.scale[0]
         out = x.clone()
         out[:, 0] = back * 2 - 1 if s.method == "max" else back
+        if s.pitch_classes:
+            classes = nearest.round().long() % 12
+            onehot = torch.nn.functional.one_hot(classes, 12).to(out.dtype) * 2 - 1  # (B, L, 12)
+            out[:, s.pitch_class_slice] = onehot.transpose(1, 2)
         return out
 
     def _onsets(self, x: torch.Tensor) -> np.ndarray:
