@@ -19,11 +19,12 @@ and every note decodes to that one program (program 0 for runs from before instr
 
 **Pitch classes can be categorical channels too** (``pitch_classes``). Log-frequency is one
 float, and a semitone is 1/12 of its octave: a denoiser a quarter-semitone off writes a wrong
-note, and a key is twelve such small targets spread over the range. So the shipped diffusion
-model's features add 12 ±1 channels, one per pitch class (C..B), after the instrument channels:
-the note's class comes from their argmax and its register from the log-frequency channel (the
-pitch of that class nearest the decoded frequency, kept in the training range). Runs saved
-before the option decode from log-frequency alone, as they were trained.
+note, and a key is twelve such small targets spread over the range. So with the option the
+features add 12 ±1 channels, one per pitch class (C..B), after the instrument channels: the
+note's class comes from their argmax and its register from the log-frequency channel (the
+pitch of that class nearest the decoded frequency, kept in the training range). Runs without
+it (the shipped model among them: one retrain with it did not beat it, docs/benchmarks.md)
+decode from log-frequency alone, as they were trained.
 
 Array shapes: raw rows ``(..., len(NOTE_FIELDS))`` in the field order of ``docs/architecture.md``;
 features ``(..., n_features)`` with values near ``[-1, 1]``.
@@ -124,6 +125,11 @@ def snap_to_values(beats: np.ndarray, values: Sequence[float]) -> np.ndarray:
 def pitch_to_frequency(pitch: np.ndarray) -> np.ndarray:
     """Equal-tempered frequency in Hz of MIDI pitches."""
     return A4_HZ * 2.0 ** ((np.asarray(pitch, dtype=np.float64) - A4_PITCH) / SEMITONES_PER_OCTAVE)
+
+
+def log2_hz_to_midi(log2_hz: Any) -> Any:
+    """Continuous MIDI pitch of log2 frequencies in Hz (numpy or torch, any shape)."""
+    return A4_PITCH + SEMITONES_PER_OCTAVE * (log2_hz - A4_LOG2_HZ)
 
 
 def frequency_to_pitch(freq: np.ndarray) -> np.ndarray:
@@ -353,12 +359,8 @@ class FeatureScaler:
         self._check_fitted()
         if instruments is None:
             instruments = self.choose_instruments(features)
-        pitch = self.pitches(features)
-        x = np.asarray(features, dtype=np.float64)[:, : len(self.continuous)]
-        if self.method == "max":
-            x = (x + 1) / 2
-        x = x * np.asarray(self.scale) + np.asarray(self.shift)
-        x = np.clip(x, np.asarray(self.low), np.asarray(self.high))
+        x = self._unscaled(features)
+        pitch = self._pitches(x[:, 0], features)
         duration = _snap(self._decode_time(x[:, 1]), TIME_GRID_BEATS)
         duration = np.maximum(duration, MIN_DURATION_BEATS)
         delta = self.decode_deltas(x[:, 2], gaps)
@@ -387,20 +389,27 @@ class FeatureScaler:
         }
         return np.stack([rows[name] for name in NOTE_FIELDS], axis=-1).astype(np.float32)
 
+    def _unscaled(self, features: np.ndarray) -> np.ndarray:
+        """The continuous channels ``(..., C)`` of scaled features ``(..., F)``, unscaled and
+        clipped to the training range."""
+        x = np.asarray(features, dtype=np.float64)[..., : len(self.continuous)]
+        if self.method == "max":
+            x = (x + 1) / 2
+        x = x * np.asarray(self.scale) + np.asarray(self.shift)
+        return np.clip(x, np.asarray(self.low), np.asarray(self.high))
+
     def pitches(self, features: np.ndarray) -> np.ndarray:
-        """MIDI pitch (int64, ``(...)``) of scaled features ``(..., F)``: the nearest note to
-        the log-frequency channel, or with ``pitch_classes`` the nearest one of the class
-        whose channel is largest (kept within the training range by octaves)."""
-        x = np.asarray(features, dtype=np.float64)
-        coded = ((x[..., 0] + 1) / 2) if self.method == "max" else x[..., 0]
-        log2_hz = np.clip(coded * self.scale[0] + self.shift[0], self.low[0], self.high[0])
+        """MIDI pitch (int64, ``(...)``) of scaled features ``(..., F)``, as :meth:`decode`
+        writes it: the nearest note to the log-frequency channel, or with ``pitch_classes`` the
+        nearest one of the class whose channel is largest (kept in the training range)."""
+        return self._pitches(self._unscaled(features)[..., 0], features)
+
+    def _pitches(self, log2_hz: np.ndarray, features: np.ndarray) -> np.ndarray:
         if not self.pitch_classes:
             return frequency_to_pitch(2.0**log2_hz)
-        midi = A4_PITCH + SEMITONES_PER_OCTAVE * (log2_hz - A4_LOG2_HZ)
-        low = A4_PITCH + SEMITONES_PER_OCTAVE * (self.low[0] - A4_LOG2_HZ)
-        high = A4_PITCH + SEMITONES_PER_OCTAVE * (self.high[0] - A4_LOG2_HZ)
-        classes = x[..., self.pitch_class_slice].argmax(axis=-1)
-        return pitch_in_class(midi, classes, np.ceil(low - 1e-6), np.floor(high + 1e-6))
+        classes = np.asarray(features)[..., self.pitch_class_slice].argmax(axis=-1)
+        low, high = np.rint(log2_hz_to_midi(np.array([self.low[0], self.high[0]])))
+        return pitch_in_class(log2_hz_to_midi(log2_hz), classes, low, high)
 
     def _programs_of(self, channels: np.ndarray) -> np.ndarray:
         """GM programs of channel indices; the one program (or piano) without channels."""

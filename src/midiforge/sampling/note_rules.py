@@ -49,13 +49,18 @@ import torch
 from midiforge.data.encode import DEFAULT_TPQ, frequency_hz
 from midiforge.errors import MidiforgeError
 from midiforge.instruments import DRUMS
-from midiforge.models.note_features import TIME_GRID_BEATS
+from midiforge.models.note_features import (
+    A4_LOG2_HZ,
+    A4_PITCH,
+    SEMITONES_PER_OCTAVE,
+    TIME_GRID_BEATS,
+    log2_hz_to_midi,
+)
 from midiforge.pitches import program_row
 from midiforge.sampling.musical import CHROMATIC_MAX_BEATS, Musical
 from midiforge.schema import FIELD
 
 BAR_BEATS = 4.0  # score_from_notes writes 4/4
-A4_PITCH, A4_LOG2_HZ = 69, float(np.log2(440.0))
 
 
 def _ticks(beats: Any) -> np.ndarray:
@@ -312,7 +317,7 @@ class DiffusionRules:
             decoded = s.pitches(x.transpose(1, 2).float().cpu().numpy())
             pitch = torch.from_numpy(decoded.astype(np.float32)).to(x.device)
         else:
-            pitch = A4_PITCH + 12 * (self._channel(x, 0) - A4_LOG2_HZ)
+            pitch = log2_hz_to_midi(self._channel(x, 0))
         t = self.targets.to(x.device)
         hi = torch.bucketize(pitch, t).clamp(1, len(t) - 1) if len(t) > 1 else None
         if hi is None:
@@ -322,13 +327,14 @@ class DiffusionRules:
             nearest = torch.where((pitch - lo_p).abs() <= (hi_p - pitch).abs(), lo_p, hi_p)
         if self.chords is not None:
             nearest = self._on_chords(x, nearest)
-        raw = A4_LOG2_HZ + (nearest - A4_PITCH) / 12
+        raw = A4_LOG2_HZ + (nearest - A4_PITCH) / SEMITONES_PER_OCTAVE
         back = (raw - s.shift[0]) / s.scale[0]
         out = x.clone()
         out[:, 0] = back * 2 - 1 if s.method == "max" else back
         if s.pitch_classes:
-            classes = nearest.round().long() % 12
-            onehot = torch.nn.functional.one_hot(classes, 12).to(out.dtype) * 2 - 1  # (B, L, 12)
+            classes = nearest.round().long() % SEMITONES_PER_OCTAVE
+            onehot = torch.nn.functional.one_hot(classes, SEMITONES_PER_OCTAVE)  # (B, L, 12)
+            onehot = onehot.to(out.dtype) * 2 - 1
             out[:, s.pitch_class_slice] = onehot.transpose(1, 2)
         return out
 
