@@ -1,8 +1,31 @@
-"""Real optimizer steps on one batch, shared by the diffusion training tests."""
+"""A tiny diffusion config, real Nottingham tunes and real optimizer steps on one batch, shared
+by the diffusion training tests."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import numpy as np
 import torch
+from symusic import Score
+
+from midiforge.data import encode
+
+TINY = {"length": 32, "channels": 16, "channel_mults": (1, 2), "kernel_sizes": (5, 3),
+        "attention_heads": 2, "time_dim": 32, "n_labels": 2}  # fmt: skip
+
+
+def tunes(datasets: Path, count: int = 4) -> list[np.ndarray]:
+    """Note rows of the first ``count`` Ashover tunes of the Nottingham set."""
+    files = sorted((datasets / "nottingham").glob("ashover*.mid"))[:count]
+    return [encode.notes_from_score(Score(str(path))) for path in files]
+
+
+def window_batch(pieces: list[np.ndarray], length: int, count: int = 16) -> dict:
+    """Up to ``count`` disjoint windows of ``length`` notes, all labelled 0."""
+    rows = [t[s : s + length] for t in pieces for s in range(0, len(t) - length + 1, length)]
+    rows = rows[:count]
+    return {"notes": torch.from_numpy(np.stack(rows)), "label": torch.zeros(len(rows))}
 
 
 def fit_batch(

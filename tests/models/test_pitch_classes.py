@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from symusic import Score
 
 from midiforge.data import encode
 from midiforge.models import registry
@@ -18,16 +17,9 @@ from midiforge.sampling.musical import Musical
 from midiforge.sampling.note_rules import DiffusionRules
 from midiforge.schema import FIELD
 
-from ..tiny_diffusion import fit_batch
+from ..tiny_diffusion import TINY, fit_batch, tunes, window_batch
 
-TINY = {"length": 32, "channels": 16, "channel_mults": (1, 2), "kernel_sizes": (5, 3),
-        "attention_heads": 2, "time_dim": 32, "n_labels": 2}  # fmt: skip
 SEMITONE = 1 / 12  # log2-frequency of one semitone
-
-
-def _tunes(datasets, count: int = 4) -> list[np.ndarray]:
-    files = sorted((datasets / "nottingham").glob("ashover*.mid"))[:count]
-    return [encode.notes_from_score(Score(str(path))) for path in files]
 
 
 def _semitones(scaler: FeatureScaler, k: float) -> float:
@@ -36,7 +28,7 @@ def _semitones(scaler: FeatureScaler, k: float) -> float:
 
 
 def test_the_class_channels_decide_the_class_and_log_frequency_the_register(datasets):
-    notes = np.concatenate(_tunes(datasets))
+    notes = np.concatenate(tunes(datasets))
     scaler = fit_scaler(notes, encode.NOTE_FIELDS, pitch_classes=True)
     assert scaler.names[-12:] == tuple(f"pitch_class_{c}" for c in range(12))
     x = scaler.encode(torch.from_numpy(notes)).numpy()
@@ -68,7 +60,7 @@ def test_pitch_in_class_keeps_the_training_range():
 
 
 def test_saved_scalings_keep_the_option_and_older_ones_load_without_it(datasets):
-    notes = np.concatenate(_tunes(datasets, 2))
+    notes = np.concatenate(tunes(datasets, 2))
     scaler = fit_scaler(notes, encode.NOTE_FIELDS, pitch_classes=True)
     again = FeatureScaler.from_dict(scaler.to_dict())
     assert again.pitch_classes and again.names == scaler.names
@@ -78,14 +70,13 @@ def test_saved_scalings_keep_the_option_and_older_ones_load_without_it(datasets)
 
 
 def test_a_model_with_pitch_classes_trains_them_as_one_loss_term(datasets):
-    tunes = _tunes(datasets)
+    pieces = tunes(datasets)
     torch.manual_seed(0)
     model = registry.build("diffusion", {**TINY, "pitch_classes": True})
-    scaler = fit_scaler(np.concatenate(tunes), encode.NOTE_FIELDS, pitch_classes=True)
+    scaler = fit_scaler(np.concatenate(pieces), encode.NOTE_FIELDS, pitch_classes=True)
     model.load_data_state({"features": scaler.to_dict(), "labels": ["a", "b"]})
     assert model.n_features == 3 + 12
-    rows = [t[s : s + 32] for t in tunes for s in range(0, len(t) - 31, 32)][:16]
-    batch = {"notes": torch.from_numpy(np.stack(rows)), "label": torch.zeros(len(rows))}
+    batch = window_batch(pieces, 32)
 
     before, after, out = fit_batch(model, batch, steps=30)
     assert set(out) == {"loss", "mse_log_frequency", "mse_duration", "mse_delta",
@@ -96,7 +87,7 @@ def test_a_model_with_pitch_classes_trains_them_as_one_loss_term(datasets):
 
 
 def test_the_key_projection_moves_the_decoded_pitch_and_sets_its_class(datasets):
-    notes = np.concatenate(_tunes(datasets))
+    notes = np.concatenate(tunes(datasets))
     scaler = fit_scaler(notes, encode.NOTE_FIELDS, pitch_classes=True)
     musical = Musical(key="F# dorian", range="C4-C5")
     rules = DiffusionRules(musical, scaler)

@@ -18,6 +18,13 @@ The loss is the masked MSE per channel, averaged over the continuous features wi
 instrument channels counted together as *one* feature (their mean), so adding instruments does
 not drown pitch and timing in 2K−1 extra terms; the 12 pitch-class channels likewise count as
 one.
+
+With ``self_condition`` (Chen et al. 2022, "Analog Bits", §3) the denoiser also reads its own
+previous estimate of the clean window, concatenated to ``x_t`` along the channels: in training
+half the windows first get an estimate from a gradient-free pass of the same network (the
+other half read zeros), and the sampler feeds each step the estimate of the step before. The
+paper found it decisive for ±1 categorical channels such as the instrument and pitch-class
+blocks, whose sign an unconditioned denoiser must rediscover from noise at every step.
 """
 
 from __future__ import annotations
@@ -48,6 +55,7 @@ from midiforge.schema import NO_LABEL
 SE_REDUCTION = 4  # squeeze-and-excitation bottleneck ratio
 MAX_PERIOD = 10_000.0  # longest period of the sinusoidal embeddings (Vaswani et al. 2017)
 GROUPS = 8  # GroupNorm groups (fewer when the channels are not a multiple)
+SELF_CONDITION_RATE = 0.5  # share of training windows that read an estimate (Chen et al. 2022)
 
 
 @dataclass
@@ -73,6 +81,7 @@ class DiffusionConfig:
     programs: list[int] = field(default_factory=list)  # instruments (from the dataset); K >= 2
     # adds K one-hot channels
     pitch_classes: bool = False  # 12 one-hot pitch-class channels: the key is categorical
+    self_condition: bool = False  # the denoiser also reads its previous estimate of x_0
 
     def check(self, where: str = "") -> None:
         """Refuse values outside their ranges (see :mod:`midiforge.models.limits`)."""
@@ -228,7 +237,8 @@ class UNet1D(nn.Module):
             nn.Linear(cfg.time_dim, cfg.time_dim), nn.SiLU(), nn.Linear(cfg.time_dim, cfg.time_dim)
         )
         self.label_emb = nn.Embedding(cfg.n_labels + 1, cfg.time_dim)
-        self.stem = Conv(n_features, widths[0], cfg.kernel_sizes[0], causal=cfg.causal)
+        inputs = 2 * n_features if cfg.self_condition else n_features  # x_t, then x̂_0
+        self.stem = Conv(inputs, widths[0], cfg.kernel_sizes[0], causal=cfg.causal)
         self.down = nn.ModuleList()
         self.downsample = nn.ModuleList()
         c = widths[0]
@@ -261,9 +271,15 @@ class UNet1D(nn.Module):
         return up
 
     def forward(
-        self, x: torch.Tensor, t: torch.Tensor, label: torch.Tensor | None = None
+        self,
+        x: torch.Tensor,
+        t: torch.Tensor,
+        label: torch.Tensor | None = None,
+        estimate: torch.Tensor | None = None,
     ) -> torch.Tensor:
         b, _, length = x.shape  # (B, F, L)
+        if self.cfg.self_condition:  # no estimate yet reads as zeros, as in training
+            x = torch.cat([x, torch.zeros_like(x) if estimate is None else estimate], dim=1)
         t = torch.as_tensor(t, device=x.device).reshape(-1).expand(b)
         if label is None:
             label = torch.full((b,), NO_LABEL, dtype=torch.long, device=x.device)
@@ -314,10 +330,16 @@ class NoteDiffusion(MidiModel):
         self.delta_values: dict[str, list[float]] = {}
 
     def forward(
-        self, x: torch.Tensor, t: torch.Tensor, label: torch.Tensor | None = None
+        self,
+        x: torch.Tensor,
+        t: torch.Tensor,
+        label: torch.Tensor | None = None,
+        estimate: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """The denoiser's output for noisy features ``x`` ``(B, F, L)`` at timesteps ``t``."""
-        return self.unet(x, t, label)
+        """The denoiser's output for noisy features ``x`` ``(B, F, L)`` at timesteps ``t``;
+        ``estimate`` ``(B, F, L)`` is the previous x̂_0 of a self-conditioned model (ignored
+        otherwise; None reads as zeros)."""
+        return self.unet(x, t, label, estimate)
 
     # ---- data state ------------------------------------------------------------------------
 
@@ -395,7 +417,8 @@ class NoteDiffusion(MidiModel):
         noise = torch.randn_like(x0)
         x_t = self.schedule.add_noise(x0, noise, t)  # eq. 4
         target = self.schedule.training_target(x0, noise, t)
-        err = (self.unet(x_t, t, label) - target).pow(2)  # (B, F, L)
+        estimate = self._estimate(x_t, t, label, mask) if self.config.self_condition else None
+        err = (self.unet(x_t, t, label, estimate) - target).pow(2)  # (B, F, L)
         weights = mask[:, None, :].to(err.dtype).expand_as(err)
         per_feature = (err * weights).sum(dim=(0, 2)) / weights[:, 0].sum().clamp_min(1.0)
         s = self.scaler
@@ -410,3 +433,19 @@ class NoteDiffusion(MidiModel):
                 terms.append(per_feature[block].mean())
                 out[f"mse_{name}"] = terms[-1].detach()
         return {"loss": torch.stack(terms).mean(), **out}
+
+    def _estimate(
+        self, x_t: torch.Tensor, t: torch.Tensor, label: torch.Tensor, mask: torch.Tensor
+    ) -> torch.Tensor:
+        """The x̂_0 a self-conditioned pass reads: the network's own gradient-free estimate
+        for a random ``SELF_CONDITION_RATE`` of the windows in training (zeros for the rest),
+        for every window in evaluation, which is the path the sampler takes after its first
+        step. Padding reads zeros, as it does in ``x_0``."""
+        with torch.no_grad():
+            first = self.unet(x_t, t, label, torch.zeros_like(x_t))
+            estimate, _ = self.schedule.split_prediction(first, t, x_t)
+        keep = mask[:, None, :]  # (B, 1, L)
+        if self.training:
+            chosen = torch.rand(x_t.shape[0], device=x_t.device) < SELF_CONDITION_RATE
+            keep = keep & chosen[:, None, None]
+        return torch.where(keep, estimate, torch.zeros_like(estimate))

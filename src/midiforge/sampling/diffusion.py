@@ -32,6 +32,9 @@ The loop is the ``diffusers`` pipeline shape: ``output = model(x_t, t, label)`` 
   least one note) hands it the notes whose channel for it comes closest to the winning one,
   taken from instruments that have more than that share
   (:mod:`midiforge.sampling.diffusion_instruments`).
+* **Self-conditioning.** A model trained with ``self_condition`` reads, beside ``x_t``, the
+  x̂_0 of the step before (zeros at the first); in an inpainted window the known notes stand
+  in for their own estimate, since they are known exactly.
 """
 
 from __future__ import annotations
@@ -90,16 +93,23 @@ def resolve_label(model: NoteDiffusion, label: int | str | None) -> int:
 
 
 def guided_output(
-    model: NoteDiffusion, x_t: torch.Tensor, t: int, label: int, guidance: float
+    model: NoteDiffusion,
+    x_t: torch.Tensor,
+    t: int,
+    label: int,
+    guidance: float,
+    estimate: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """The denoiser's output with classifier-free guidance (one batched call for both)."""
+    """The denoiser's output with classifier-free guidance (one batched call for both);
+    ``estimate``: the previous step's x̂_0 for a self-conditioned model, read by both."""
     b = x_t.shape[0]
     t_batch = torch.full((b,), int(t), dtype=torch.long, device=x_t.device)
     if label == NO_LABEL or guidance == 1.0:
         labels = torch.full((b,), label, dtype=torch.long, device=x_t.device)
-        return model(x_t, t_batch, labels)
+        return model(x_t, t_batch, labels, estimate)
     labels = torch.tensor([label] * b + [NO_LABEL] * b, device=x_t.device)
-    both = model(torch.cat([x_t, x_t]), torch.cat([t_batch, t_batch]), labels)  # (2B, F, L)
+    twice = None if estimate is None else torch.cat([estimate, estimate])
+    both = model(torch.cat([x_t, x_t]), torch.cat([t_batch, t_batch]), labels, twice)
     cond, uncond = both[:b], both[b:]
     return uncond + guidance * (cond - uncond)
 
@@ -150,6 +160,7 @@ def sample_window(
         known = known.to(device)
         x = torch.where(keep, scheduler.add_noise(known, x, torch.tensor([steps[0]])), x)
     marks = set(np.linspace(0, len(steps), TRACE_SNAPSHOTS).round().astype(int).tolist())
+    estimate = None  # x̂_0 of the step before, for a self-conditioned model
     for i, t in enumerate(steps):
         if trace is not None and i in marks:
             trace.timesteps.append(int(t))
@@ -157,11 +168,13 @@ def sample_window(
         prev = steps[i + 1] if i + 1 < len(steps) else -1
         rounds = resample if keep is not None and prev >= 0 else 1
         for r in range(rounds):
-            output = guided_output(model, x, t, label, guidance)
+            output = guided_output(model, x, t, label, guidance, estimate)
             if isinstance(scheduler, DDIMScheduler):
-                x, _ = scheduler.step(output, t, x, eta=eta, generator=generator)
+                x, x0 = scheduler.step(output, t, x, eta=eta, generator=generator)
             else:
-                x, _ = scheduler.step(output, t, x, generator=generator)
+                x, x0 = scheduler.step(output, t, x, generator=generator)
+            if model.config.self_condition:  # the known values are their own estimate
+                estimate = x0 if keep is None else torch.where(keep, known, x0)
             if project is not None:
                 x = project(x)
             if keep is not None:
