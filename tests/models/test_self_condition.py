@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from midiforge.data import encode
+from midiforge.metrics.likelihood import diffusion_loss
 from midiforge.models import registry
 from midiforge.models.diffusion_schedule import make_scheduler
 from midiforge.models.note_features import fit_scaler
@@ -116,3 +117,22 @@ def test_the_sampler_feeds_each_step_the_estimate_of_the_step_before(datasets):
         assert torch.allclose(after[2][..., context:], x0[..., context:])
         assert torch.equal(after[2][..., :context], known[..., :context])
     assert torch.equal(out[..., :context], known[..., :context])
+
+
+def test_the_held_out_denoising_loss_scores_the_self_conditioned_path(datasets):
+    model, pieces = _model(datasets, self_condition=True)
+    torch.nn.init.normal_(model.unet.out.weight, std=0.05)
+    model.eval()
+    batch = window_batch(pieces, 32, count=6)
+    windows = [{"notes": notes, "mask": torch.ones(32, dtype=torch.bool), "label": label}
+               for notes, label in zip(batch["notes"], batch["label"].long())]  # fmt: skip
+    calls, hook = _record_estimates(model)
+    try:
+        loss = diffusion_loss(model, windows, timesteps=2)
+    finally:
+        hook.remove()
+    assert np.isfinite(loss) and len(calls) == 4  # one estimating pass per scored timestep
+    for first, second in (calls[:2], calls[2:]):
+        assert first[2] is None and torch.equal(first[0], second[0])
+        x0, _ = model.schedule.split_prediction(first[3], first[1], first[0])
+        assert torch.equal(second[2], x0)

@@ -120,7 +120,8 @@ def diffusion_loss(model: Any, windows: Any, timesteps: int = DIFFUSION_TIMESTEP
 
     Uses the model's public parts (``encode``, ``schedule.add_noise``,
     ``schedule.training_target``, the denoiser ``forward(x, t, label)``) with the same
-    weighting as its training loss, but every window is scored at every grid timestep.
+    weighting as its training loss, but every window is scored at every grid timestep. A
+    self-conditioned model is scored as it samples: on its own first estimate of ``x_0``.
     """
     n_train = int(model.schedule.num_train_timesteps)
     grid = np.linspace(0, n_train - 1, timesteps).round().astype(int)
@@ -137,7 +138,11 @@ def diffusion_loss(model: Any, windows: Any, timesteps: int = DIFFUSION_TIMESTEP
             noise = torch.randn(x0.shape, generator=gen)
             x_t = model.schedule.add_noise(x0, noise, t)
             target = model.schedule.training_target(x0, noise, t)
-            err = (model(x_t, t, label) - target).pow(2)  # (B, F, L)
+            estimate = None
+            if getattr(model.config, "self_condition", False):
+                first, _ = model.schedule.split_prediction(model(x_t, t, label), t, x_t)
+                estimate = torch.where(mask[:, None, :], first, torch.zeros_like(first))
+            err = (model(x_t, t, label, estimate) - target).pow(2)  # (B, F, L)
             total += float((err * mask[:, None, :]).sum() / err.shape[1])
             count += int(mask.sum())
     return total / count if count else math.nan
