@@ -78,7 +78,7 @@ def test_training_gives_about_half_the_windows_an_estimate_and_evaluation_all(da
         hook.remove()
     assert len(calls) == 4  # an estimating pass, then the trained one, each time
     for first, second in (calls[:2], calls[2:]):
-        assert torch.equal(first[2], torch.zeros_like(first[2]))
+        assert first[2] is None  # the estimating pass reads none (zeros, as tested above)
         assert torch.equal(first[0], second[0])  # the same noisy window twice
         x0, _ = model.schedule.split_prediction(first[3], first[1], first[0])
         read = second[2]

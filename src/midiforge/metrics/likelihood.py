@@ -138,10 +138,7 @@ def diffusion_loss(model: Any, windows: Any, timesteps: int = DIFFUSION_TIMESTEP
             noise = torch.randn(x0.shape, generator=gen)
             x_t = model.schedule.add_noise(x0, noise, t)
             target = model.schedule.training_target(x0, noise, t)
-            estimate = None
-            if getattr(model.config, "self_condition", False):
-                first, _ = model.schedule.split_prediction(model(x_t, t, label), t, x_t)
-                estimate = torch.where(mask[:, None, :], first, torch.zeros_like(first))
+            estimate = model.estimate(x_t, t, label, mask) if model.config.self_condition else None
             err = (model(x_t, t, label, estimate) - target).pow(2)  # (B, F, L)
             total += float((err * mask[:, None, :]).sum() / err.shape[1])
             count += int(mask.sum())

@@ -434,18 +434,24 @@ class NoteDiffusion(MidiModel):
                 out[f"mse_{name}"] = terms[-1].detach()
         return {"loss": torch.stack(terms).mean(), **out}
 
+    def estimate(
+        self, x_t: torch.Tensor, t: torch.Tensor, label: torch.Tensor | None, mask: torch.Tensor
+    ) -> torch.Tensor:
+        """The gradient-free x̂_0 ``(B, F, L)`` of a pass that reads no estimate: what a
+        self-conditioned model reads on its second pass. Padding (``mask`` False) reads zeros,
+        as it does in ``x_0``."""
+        with torch.no_grad():
+            first = self.unet(x_t, t, label, None)  # no estimate: reads zeros
+            estimate, _ = self.schedule.split_prediction(first, t, x_t)
+        return torch.where(mask[:, None, :], estimate, torch.zeros_like(estimate))
+
     def _estimate(
         self, x_t: torch.Tensor, t: torch.Tensor, label: torch.Tensor, mask: torch.Tensor
     ) -> torch.Tensor:
-        """The x̂_0 a self-conditioned pass reads: the network's own gradient-free estimate
-        for a random ``SELF_CONDITION_RATE`` of the windows in training (zeros for the rest),
-        for every window in evaluation, which is the path the sampler takes after its first
-        step. Padding reads zeros, as it does in ``x_0``."""
-        with torch.no_grad():
-            first = self.unet(x_t, t, label, torch.zeros_like(x_t))
-            estimate, _ = self.schedule.split_prediction(first, t, x_t)
-        keep = mask[:, None, :]  # (B, 1, L)
+        """The estimate the loss's pass reads: :meth:`estimate` for a random
+        ``SELF_CONDITION_RATE`` of the windows in training (zeros for the rest), for every
+        window in evaluation, which is the path the sampler takes after its first step."""
         if self.training:
             chosen = torch.rand(x_t.shape[0], device=x_t.device) < SELF_CONDITION_RATE
-            keep = keep & chosen[:, None, None]
-        return torch.where(keep, estimate, torch.zeros_like(estimate))
+            mask = mask & chosen[:, None]
+        return self.estimate(x_t, t, label, mask)
