@@ -18,6 +18,7 @@ imports this, and ``--help`` stays fast.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 
 import numpy as np
 
@@ -108,6 +109,22 @@ def scale_pitch_classes(key: str) -> frozenset[int]:
 def key_tonic(key: str) -> int:
     """The pitch class (0 = C) of the tonic of a key as :func:`parse_key` writes it."""
     return _tonic_and_mode(key)[0]
+
+
+def diatonic_scale(classes: Iterable[int]) -> int:
+    """The diatonic scale nearest some pitch classes, named by its major tonic (0 = C): the
+    major scale holding the most of ``classes`` (a class given twice counts twice; the lowest
+    tonic on a tie). One name covers the seven modes of one scale: C major, A minor and
+    D dorian are all 0. This is the key a diffusion model with ``key_condition`` is told
+    (:func:`midiforge.models.note_features.window_scales` reads it from notes)."""
+    counts = np.bincount(np.asarray(list(classes), dtype=np.int64) % 12, minlength=12)
+    held = [sum(counts[(t + s) % 12] for s in MODES["major"]) for t in range(12)]
+    return int(np.argmax(held))
+
+
+def key_scale(key: str) -> int:
+    """:func:`diatonic_scale` of a key as :func:`parse_key` writes it (``"A minor"`` → 0)."""
+    return diatonic_scale(scale_pitch_classes(key))
 
 
 def scale_pitches(key: str) -> list[bool]:

@@ -37,7 +37,7 @@ def _record_estimates(model):
     calls = []
 
     def hook(_module, args, output):
-        x, t, _label, estimate = args
+        x, t, _label, estimate = args[:4]
         calls.append((x.clone(), t.clone(), None if estimate is None else estimate.clone(),
                       output.clone()))  # fmt: skip
 

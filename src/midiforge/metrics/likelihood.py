@@ -121,7 +121,8 @@ def diffusion_loss(model: Any, windows: Any, timesteps: int = DIFFUSION_TIMESTEP
     Uses the model's public parts (``encode``, ``schedule.add_noise``,
     ``schedule.training_target``, the denoiser ``forward(x, t, label)``) with the same
     weighting as its training loss, but every window is scored at every grid timestep. A
-    self-conditioned model is scored as it samples: on its own first estimate of ``x_0``.
+    self-conditioned model is scored as it samples: on its own first estimate of ``x_0``; a
+    key-conditioned one is told each window's scale, as in training.
     """
     n_train = int(model.schedule.num_train_timesteps)
     grid = np.linspace(0, n_train - 1, timesteps).round().astype(int)
@@ -133,13 +134,15 @@ def diffusion_loss(model: Any, windows: Any, timesteps: int = DIFFUSION_TIMESTEP
         mask = batch["mask"].bool()  # (B, L)
         x0 = torch.where(mask[:, None, :], x0, torch.zeros_like(x0))
         label = batch.get("label")
+        key = model.window_keys(batch["notes"], mask)  # None unless key_condition
         for step in grid:
             t = torch.full((b,), int(step), dtype=torch.long)
             noise = torch.randn(x0.shape, generator=gen)
             x_t = model.schedule.add_noise(x0, noise, t)
             target = model.schedule.training_target(x0, noise, t)
-            estimate = model.estimate(x_t, t, label, mask) if model.config.self_condition else None
-            err = (model(x_t, t, label, estimate) - target).pow(2)  # (B, F, L)
+            sc = model.config.self_condition
+            estimate = model.estimate(x_t, t, label, mask, key) if sc else None
+            err = (model(x_t, t, label, estimate, key) - target).pow(2)  # (B, F, L)
             total += float((err * mask[:, None, :]).sum() / err.shape[1])
             count += int(mask.sum())
     return total / count if count else math.nan

@@ -32,6 +32,9 @@ The loop is the ``diffusers`` pipeline shape: ``output = model(x_t, t, label)`` 
   least one note) hands it the notes whose channel for it comes closest to the winning one,
   taken from instruments that have more than that share
   (:mod:`midiforge.sampling.diffusion_instruments`).
+* **Key.** A model trained with ``key_condition`` is told one diatonic scale for every window
+  of a piece (:func:`piece_keys`: ``--key``'s, the chords', the primer's, or drawn), so its
+  windows agree on a key instead of each finding one.
 * **Self-conditioning.** A model trained with ``self_condition`` reads, beside ``x_t``, the
   x̂_0 of the step before (zeros at the first); in an inpainted window the known notes stand
   in for their own estimate, since they are known exactly.
@@ -50,7 +53,13 @@ import torch
 from midiforge.errors import MidiforgeError
 from midiforge.models.diffusion import NoteDiffusion
 from midiforge.models.diffusion_schedule import DDIMScheduler, DDPMScheduler, make_scheduler
-from midiforge.models.note_features import style_values
+from midiforge.models.note_features import (
+    N_SCALES,
+    SEMITONES_PER_OCTAVE,
+    style_values,
+    window_scales,
+)
+from midiforge.pitches import diatonic_scale, key_scale
 from midiforge.sampling.diffusion_instruments import instrument_channels, spread_instruments
 from midiforge.schema import NO_LABEL, NOTE_FIELDS
 
@@ -99,17 +108,21 @@ def guided_output(
     label: int,
     guidance: float,
     estimate: torch.Tensor | None = None,
+    key: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """The denoiser's output with classifier-free guidance (one batched call for both);
-    ``estimate``: the previous step's x̂_0 for a self-conditioned model, read by both."""
+    ``estimate``: the previous step's x̂_0 for a self-conditioned model, ``key`` ``(B,)``: the
+    windows' scales for a key-conditioned one, both read by both halves (guidance is on the
+    style label only)."""
     b = x_t.shape[0]
     t_batch = torch.full((b,), int(t), dtype=torch.long, device=x_t.device)
     if label == NO_LABEL or guidance == 1.0:
         labels = torch.full((b,), label, dtype=torch.long, device=x_t.device)
-        return model(x_t, t_batch, labels, estimate)
+        return model(x_t, t_batch, labels, estimate, key)
     labels = torch.tensor([label] * b + [NO_LABEL] * b, device=x_t.device)
     twice = None if estimate is None else torch.cat([estimate, estimate])
-    both = model(torch.cat([x_t, x_t]), torch.cat([t_batch, t_batch]), labels, twice)
+    keys = None if key is None else torch.cat([key, key])
+    both = model(torch.cat([x_t, x_t]), torch.cat([t_batch, t_batch]), labels, twice, keys)
     cond, uncond = both[:b], both[b:]
     return uncond + guidance * (cond - uncond)
 
@@ -129,6 +142,7 @@ def sample_window(
     trace: Trace | None = None,
     resample: int = 1,
     project: Any = None,
+    key: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Denoise one window of scaled features ``(batch, F, L)`` from pure noise.
 
@@ -143,7 +157,8 @@ def sample_window(
     notes that have already been harmonised with them; R times the network calls.
     ``project`` (a callable on ``(batch, F, L)``, e.g. :meth:`~midiforge.sampling.note_rules.
     DiffusionRules.project`) moves every step's result onto what the musician's constraints
-    allow, before the known values are put back.
+    allow, before the known values are put back. ``key`` ``(batch,)``: the scale each window
+    is told (a ``key_condition`` model; see :func:`piece_keys`).
     """
     if scheduler.timesteps is None:
         raise MidiforgeError("the scheduler has no timesteps: call set_timesteps(n) first")
@@ -168,7 +183,7 @@ def sample_window(
         prev = steps[i + 1] if i + 1 < len(steps) else -1
         rounds = resample if keep is not None and prev >= 0 else 1
         for r in range(rounds):
-            output = guided_output(model, x, t, label, guidance, estimate)
+            output = guided_output(model, x, t, label, guidance, estimate, key)
             if isinstance(scheduler, DDIMScheduler):
                 x, x0 = scheduler.step(output, t, x, eta=eta, generator=generator)
             else:
@@ -209,6 +224,7 @@ class DenoisingWindows:
     resample: int = 1  # RePaint rounds per step of an inpainted window
     project: Any = None  # the musician's constraints on every step (DiffusionRules.project)
     window: Any = None  # told each window's start onsets first (DiffusionRules.window)
+    keys: torch.Tensor | None = None  # (n,) each piece's scale (piece_keys; key_condition)
 
     def off(self) -> torch.Tensor:
         """``(F,)`` bool: the instrument channels known to be off (not requested)."""
@@ -239,6 +255,7 @@ class DenoisingWindows:
             self.model, self.scheduler, batch=batch, label=self.label, guidance=self.guidance,
             eta=self.eta, known=known if use else None, known_mask=mask if use else None,
             generator=self.generator, trace=trace, resample=self.resample, project=self.project,
+            key=self.keys,
         )  # fmt: skip
 
     def decode(self, window: torch.Tensor, context: int, start: float | None) -> np.ndarray:
@@ -341,10 +358,12 @@ def generate_notes(
     label_index = resolve_label(model, label)
     if label_index == NO_LABEL and guidance != 1.0:
         log.info("guidance=%s has no effect without a label: sampling unconditionally", guidance)
+    generator = seeded_generator(seed)
     windows = DenoisingWindows(
-        model, scheduler_for(model, steps, eta), label_index, guidance, eta, seeded_generator(seed),
+        model, scheduler_for(model, steps, eta), label_index, guidance, eta, generator,
         instrument_channels(model, instruments), fixed_time, resample,
         None if rules is None else rules.project, None if rules is None else rules.window,
+        piece_keys(model, n, generator, None if rules is None else rules.musical, primer),
     )  # fmt: skip
     was_training = model.training
     model.eval()
@@ -367,6 +386,34 @@ def generate_notes(
     if recorder is not None:
         draw_trace(recorder, trace)
     return pieces if rules is None else [rules.finish(p) for p in pieces]
+
+
+def piece_keys(
+    model: NoteDiffusion,
+    n: int,
+    generator: torch.Generator,
+    musical: Any = None,
+    notes: np.ndarray | None = None,
+) -> torch.Tensor | None:
+    """``(n,)``: the diatonic scale every window of each of ``n`` pieces is told, for a
+    ``key_condition`` model (None for others): the musician's ``--key``
+    (:func:`~midiforge.pitches.key_scale`), else that of their ``--chords``' tones, else that of
+    ``notes`` (a primer, the music around an infill), else one drawn per piece, uniformly, as
+    training saw every key by transposition (an unkeyed piece is moved into one of its style's
+    own keys afterwards, :mod:`midiforge.sampling.style_key`)."""
+    if not model.config.key_condition:
+        return None
+    table = None if musical is None else musical.chord_table()
+    if musical is not None and musical.key:
+        scale = key_scale(musical.key)
+    elif table is not None and table.any():
+        tones = np.flatnonzero(table[:, :SEMITONES_PER_OCTAVE].reshape(-1))
+        scale = diatonic_scale(tones % SEMITONES_PER_OCTAVE)
+    elif notes is not None and len(notes):
+        scale = int(window_scales(torch.as_tensor(notes, dtype=torch.float32)[None])[0])
+    else:
+        return torch.randint(N_SCALES, (n,), generator=generator)
+    return torch.full((n,), scale, dtype=torch.long)
 
 
 def _primer_pieces(primer: np.ndarray, n: int) -> list[np.ndarray]:

@@ -252,8 +252,10 @@ def _place(rows: np.ndarray, gap: Gap) -> np.ndarray:
     return rows
 
 
-def _windows(run: Any, opts: GenerateOptions, label: int | None, asked: list[int] | None):
-    """The diffusion sampler's settings for these options, and the rules (key, range, ...)."""
+def _windows(run: Any, opts: GenerateOptions, label: int | None, asked: list[int] | None,
+             song: np.ndarray):  # fmt: skip
+    """The diffusion sampler's settings for these options, and the rules (key, range, ...);
+    ``song``: the file's note rows, whose scale a key-conditioned model is told."""
     from midiforge.models.note_features import style_values
     from midiforge.sampling import diffusion as d
     from midiforge.sampling.diffusion_instruments import instrument_channels
@@ -265,10 +267,12 @@ def _windows(run: Any, opts: GenerateOptions, label: int | None, asked: list[int
     index = d.resolve_label(model, label)
     gaps = style_values(model.delta_values, index)
     rules = DiffusionRules(musical, model.scaler, gaps=gaps) if musical.active else None
+    generator = d.seeded_generator(opts.seed)
+    keys = d.piece_keys(model, opts.n, generator, musical, song)
     windows = d.DenoisingWindows(
         model, d.scheduler_for(model, opts.steps, opts.eta), index,
-        opts.guidance, opts.eta, d.seeded_generator(opts.seed), instrument_channels(model, asked),
-        None, opts.resample, None if rules is None else rules.project,
+        opts.guidance, opts.eta, generator, instrument_channels(model, asked),
+        None, opts.resample, None if rules is None else rules.project, keys=keys,
     )  # fmt: skip
     return windows, rules
 
@@ -297,6 +301,7 @@ def _inpaint(windows: Any, pieces: list[np.ndarray], after: np.ndarray, slots: i
         model, windows.scheduler, batch=len(pieces), label=windows.label,
         guidance=windows.guidance, eta=windows.eta, known=known, known_mask=mask,
         generator=windows.generator, resample=windows.resample, project=windows.project,
+        key=windows.keys,
     )  # fmt: skip
 
 
@@ -307,8 +312,8 @@ def _diffusion(run, opts: GenerateOptions, label, gap: Gap, asked: list[int] | N
     from midiforge.sampling.generate import primer_rows
 
     model, length = run.model, run.model.config.length
-    windows, rules = _windows(run, opts, label, asked)
     rows = primer_rows(run, gap.song)
+    windows, rules = _windows(run, opts, label, asked, rows)
     onset = rows[:, FIELD["onset"]]
     before, after = rows[onset < gap.start_beats], rows[onset >= gap.end_beats]
     context = min(length // 2 if opts.context is None else opts.context, length - 1)
