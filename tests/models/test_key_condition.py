@@ -17,7 +17,7 @@ from midiforge.metrics.pitch import scale_consistency
 from midiforge.models import registry
 from midiforge.models.note_features import NO_SCALE, fit_scaler, window_scales
 from midiforge.pitches import diatonic_scale, key_scale
-from midiforge.sampling.diffusion import generate_notes, piece_keys
+from midiforge.sampling.diffusion import generate_notes, guided_output, piece_keys
 from midiforge.sampling.musical import Musical
 from midiforge.schema import FIELD
 
@@ -146,3 +146,28 @@ def test_every_window_of_a_piece_is_told_the_same_scale(datasets):
     keys = piece_keys(model, 2, torch.Generator().manual_seed(7))
     assert len(out) == 2 and len(seen) == 6  # 3 steps × 2 windows
     assert all(torch.equal(s, keys) for s in seen)
+
+
+def test_key_guidance_moves_the_output_away_from_the_one_told_no_key(datasets):
+    model, _ = _model(datasets)
+    torch.nn.init.normal_(model.unet.out.weight, std=0.05)
+    model.eval()
+    x = torch.randn(3, model.n_features, 32, generator=torch.Generator().manual_seed(8))
+    key, none = torch.tensor([0, 7, 2]), torch.full((3,), NO_SCALE)
+    t = torch.full((3,), 400)
+    with torch.no_grad():
+
+        def out(label, told):
+            return model(x, t, torch.full((3,), label), None, told)
+
+        plain = guided_output(model, x, 400, 1, 1.0, None, key, 1.0)
+        keyed = guided_output(model, x, 400, 1, 1.0, None, key, 3.0)
+        both = guided_output(model, x, 400, 1, 2.0, None, key, 3.0)
+        unkeyed = guided_output(model, x, 400, 1, 2.0, None, None, 3.0)
+        styled = {"key": out(-1, key) + 2.0 * (out(1, key) - out(-1, key)),
+                  "none": out(-1, none) + 2.0 * (out(1, none) - out(-1, none))}  # fmt: skip
+    torch.testing.assert_close(plain, out(1, key))  # 1 = the key as told
+    torch.testing.assert_close(keyed, out(1, none) + 3.0 * (out(1, key) - out(1, none)))
+    torch.testing.assert_close(both, styled["none"] + 3.0 * (styled["key"] - styled["none"]))
+    torch.testing.assert_close(unkeyed, styled["none"])  # no key: only the style is guided
+    assert (keyed - plain).abs().mean() > 1e-4

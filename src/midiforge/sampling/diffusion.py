@@ -34,7 +34,8 @@ The loop is the ``diffusers`` pipeline shape: ``output = model(x_t, t, label)`` 
   (:mod:`midiforge.sampling.diffusion_instruments`).
 * **Key.** A model trained with ``key_condition`` is told one diatonic scale for every window
   of a piece (:func:`piece_keys`: ``--key``'s, the chords', the primer's, or drawn), so its
-  windows agree on a key instead of each finding one.
+  windows agree on a key instead of each finding one; ``key_guidance`` is classifier-free
+  guidance on that scale (the model also learned "no key told", as it did "no style").
 * **Self-conditioning.** A model trained with ``self_condition`` reads, beside ``x_t``, the
   x̂_0 of the step before (zeros at the first); in an inpainted window the known notes stand
   in for their own estimate, since they are known exactly.
@@ -55,6 +56,7 @@ from midiforge.models.diffusion import NoteDiffusion
 from midiforge.models.diffusion_schedule import DDIMScheduler, DDPMScheduler, make_scheduler
 from midiforge.models.note_features import (
     N_SCALES,
+    NO_SCALE,
     SEMITONES_PER_OCTAVE,
     style_values,
     window_scales,
@@ -109,22 +111,35 @@ def guided_output(
     guidance: float,
     estimate: torch.Tensor | None = None,
     key: torch.Tensor | None = None,
+    key_guidance: float = 1.0,
 ) -> torch.Tensor:
-    """The denoiser's output with classifier-free guidance (one batched call for both);
-    ``estimate``: the previous step's x̂_0 for a self-conditioned model, ``key`` ``(B,)``: the
-    windows' scales for a key-conditioned one, both read by both halves (guidance is on the
-    style label only)."""
+    """The denoiser's output with classifier-free guidance, every variant in one batched call.
+
+    ``guidance`` scales the style ``label``: ``u + s (c − u)`` between the unlabelled and the
+    labelled output. ``key`` ``(B,)``: the windows' scales for a key-conditioned model, and
+    ``key_guidance`` scales it the same way, between the output told no key and the one told
+    ``key`` (each style-guided first). ``estimate``: the previous step's x̂_0 for a
+    self-conditioned model; every variant reads it."""
     b = x_t.shape[0]
-    t_batch = torch.full((b,), int(t), dtype=torch.long, device=x_t.device)
-    if label == NO_LABEL or guidance == 1.0:
-        labels = torch.full((b,), label, dtype=torch.long, device=x_t.device)
-        return model(x_t, t_batch, labels, estimate, key)
-    labels = torch.tensor([label] * b + [NO_LABEL] * b, device=x_t.device)
-    twice = None if estimate is None else torch.cat([estimate, estimate])
-    keys = None if key is None else torch.cat([key, key])
-    both = model(torch.cat([x_t, x_t]), torch.cat([t_batch, t_batch]), labels, twice, keys)
-    cond, uncond = both[:b], both[b:]
-    return uncond + guidance * (cond - uncond)
+    styles = [label] if label == NO_LABEL or guidance == 1.0 else [label, NO_LABEL]
+    keys = [key] if key is None or key_guidance == 1.0 else [key, torch.full_like(key, NO_SCALE)]
+    runs = [(style, told) for told in keys for style in styles]  # key-major: [k][style]
+    n = len(runs)
+    t_batch = torch.full((b * n,), int(t), dtype=torch.long, device=x_t.device)
+    labels = torch.tensor([style for style, _ in runs for _ in range(b)], device=x_t.device)
+    told = None if key is None else torch.cat([k for _, k in runs])
+    again = None if estimate is None else torch.cat([estimate] * n)
+    out = model(torch.cat([x_t] * n), t_batch, labels, again, told).split(b)
+
+    def styled(k: int) -> torch.Tensor:
+        if len(styles) == 1:
+            return out[k]
+        cond, uncond = out[2 * k], out[2 * k + 1]
+        return uncond + guidance * (cond - uncond)
+
+    if len(keys) == 1:
+        return styled(0)
+    return styled(1) + key_guidance * (styled(0) - styled(1))
 
 
 @torch.no_grad()
@@ -143,6 +158,7 @@ def sample_window(
     resample: int = 1,
     project: Any = None,
     key: torch.Tensor | None = None,
+    key_guidance: float = 1.0,
 ) -> torch.Tensor:
     """Denoise one window of scaled features ``(batch, F, L)`` from pure noise.
 
@@ -158,7 +174,8 @@ def sample_window(
     ``project`` (a callable on ``(batch, F, L)``, e.g. :meth:`~midiforge.sampling.note_rules.
     DiffusionRules.project`) moves every step's result onto what the musician's constraints
     allow, before the known values are put back. ``key`` ``(batch,)``: the scale each window
-    is told (a ``key_condition`` model; see :func:`piece_keys`).
+    is told (a ``key_condition`` model; see :func:`piece_keys`), followed ``key_guidance``
+    strongly (:func:`guided_output`).
     """
     if scheduler.timesteps is None:
         raise MidiforgeError("the scheduler has no timesteps: call set_timesteps(n) first")
@@ -183,7 +200,7 @@ def sample_window(
         prev = steps[i + 1] if i + 1 < len(steps) else -1
         rounds = resample if keep is not None and prev >= 0 else 1
         for r in range(rounds):
-            output = guided_output(model, x, t, label, guidance, estimate, key)
+            output = guided_output(model, x, t, label, guidance, estimate, key, key_guidance)
             if isinstance(scheduler, DDIMScheduler):
                 x, x0 = scheduler.step(output, t, x, eta=eta, generator=generator)
             else:
@@ -225,6 +242,7 @@ class DenoisingWindows:
     project: Any = None  # the musician's constraints on every step (DiffusionRules.project)
     window: Any = None  # told each window's start onsets first (DiffusionRules.window)
     keys: torch.Tensor | None = None  # (n,) each piece's scale (piece_keys; key_condition)
+    key_guidance: float = 1.0  # classifier-free guidance scale for those scales
 
     def off(self) -> torch.Tensor:
         """``(F,)`` bool: the instrument channels known to be off (not requested)."""
@@ -255,7 +273,7 @@ class DenoisingWindows:
             self.model, self.scheduler, batch=batch, label=self.label, guidance=self.guidance,
             eta=self.eta, known=known if use else None, known_mask=mask if use else None,
             generator=self.generator, trace=trace, resample=self.resample, project=self.project,
-            key=self.keys,
+            key=self.keys, key_guidance=self.key_guidance,
         )  # fmt: skip
 
     def decode(self, window: torch.Tensor, context: int, start: float | None) -> np.ndarray:
@@ -315,6 +333,7 @@ def generate_notes(
     primer: np.ndarray | None = None,
     resample: int = 1,
     rules: Any = None,
+    key_guidance: float = 1.0,
 ) -> list[np.ndarray]:
     """Sample ``n`` pieces of ``number`` windows each as raw note rows.
 
@@ -342,6 +361,8 @@ def generate_notes(
         constraints): its ``project`` runs after every step, windows are added past ``number``
         (up to ``MAX_LENGTH_WINDOWS``) while a piece is ``short`` of its length, and each piece
         goes through ``finish`` at the end.
+    key_guidance : classifier-free guidance scale for the scale a ``key_condition`` model is
+        told (:func:`piece_keys`; 1 = as told, no more); other models ignore it.
 
     Returns
     -------
@@ -364,6 +385,7 @@ def generate_notes(
         instrument_channels(model, instruments), fixed_time, resample,
         None if rules is None else rules.project, None if rules is None else rules.window,
         piece_keys(model, n, generator, None if rules is None else rules.musical, primer),
+        key_guidance,
     )  # fmt: skip
     was_training = model.training
     model.eval()

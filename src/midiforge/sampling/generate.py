@@ -345,6 +345,7 @@ def _sample_diffusion(run: Any, opts: GenerateOptions, primer: Score | None, lab
         primer=primer_notes,
         resample=opts.resample,
         rules=rules,
+        key_guidance=opts.key_guidance,
     )
     n_primer = 0 if primer_notes is None else len(primer_notes)
     scores = [score_from_notes(x) for x in notes]

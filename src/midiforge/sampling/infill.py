@@ -273,6 +273,7 @@ def _windows(run: Any, opts: GenerateOptions, label: int | None, asked: list[int
         model, d.scheduler_for(model, opts.steps, opts.eta), index,
         opts.guidance, opts.eta, generator, instrument_channels(model, asked),
         None, opts.resample, None if rules is None else rules.project, keys=keys,
+        key_guidance=opts.key_guidance,
     )  # fmt: skip
     return windows, rules
 
@@ -301,7 +302,7 @@ def _inpaint(windows: Any, pieces: list[np.ndarray], after: np.ndarray, slots: i
         model, windows.scheduler, batch=len(pieces), label=windows.label,
         guidance=windows.guidance, eta=windows.eta, known=known, known_mask=mask,
         generator=windows.generator, resample=windows.resample, project=windows.project,
-        key=windows.keys,
+        key=windows.keys, key_guidance=windows.key_guidance,
     )  # fmt: skip
 
 

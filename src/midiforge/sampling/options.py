@@ -48,6 +48,8 @@ WEB_MAX_SEED = 2**31 - 1  # the page's seeds stay exact in JavaScript numbers
 # DDIM steps per diffusion window by default: DDPM's 1,000 forward passes per window take
 # minutes on a CPU; 50 DDIM steps (Song et al. 2021) sample the same model in seconds
 DIFFUSION_STEPS = 50
+KEY_GUIDANCE = 4.0  # a key-conditioned run's notes then sit in their scale as real music's do
+
 TEMPO_BPM = 120.0  # the tempo every sampler writes (MidiTok's default, score_from_notes')
 
 
@@ -292,6 +294,12 @@ class GenerateOptions:
         help="classifier-free guidance scale for --style", samplers=DIFFUSION,
         lo=0.0, note="1 = none", label="Guidance",
         web=Ask(hi=20.0, default=2.0), menu=Ask(hi=50.0, default=2.0)))
+    key_guidance: float = field(default=KEY_GUIDANCE, metadata=spec(
+        help="classifier-free guidance scale for the key a key-conditioned diffusion run is "
+        "told (--key's, the chords', the primer's, or one drawn per piece); other runs ignore "
+        "it", samplers=DIFFUSION, lo=0.0, note="1 = the key as told, no more",
+        label="Key guidance", web=Ask(hi=20.0, default=KEY_GUIDANCE),
+        menu=Ask(hi=50.0, default=KEY_GUIDANCE)))
     number: int = field(default=1, metadata=spec(
         help="windows per piece, joined by inpainting", samplers=DIFFUSION, unit="windows",
         lo=1, metavar="K"))
