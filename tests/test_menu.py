@@ -245,15 +245,17 @@ def test_generate_asks_what_the_models_sampler_reads(monkeypatch, tmp_path: Path
         "",
         "",
         "4.5",
+        "2",
         "",
     ]  # violin and a range past MIDI's pitches: asked again
     asked, values = _questions(monkeypatch, diffusion, answers)
     assert asked == ["Number of pieces [1]: ", "Style [1]: ", INSTRUMENTS, INSTRUMENTS,
                      *TEXT_QUESTIONS, TEXT_QUESTIONS[-1], *LENGTH_QUESTIONS,
-                     "Denoising steps [50]: ", "Guidance [2.0]: ", "Seed [0]: "]  # fmt: skip
+                     "Denoising steps [50]: ", "Guidance [2.0]: ", "Key guidance [4.0]: ",
+                     "Seed [0]: "]  # fmt: skip
     assert values == {"n": 1, "style": "reel", "instruments": "drums,bass", "key": None,
                       "chords": None, "range": "C3-C6", "max_polyphony": None, "bars": None,
-                      "steps": 50, "guidance": 4.5, "seed": 0}  # fmt: skip
+                      "steps": 50, "guidance": 4.5, "key_guidance": 2.0, "seed": 0}  # fmt: skip
     assert GenerateOptions(**values).steps == 50
     tokens = RunInfo(id="t", path=tmp_path, model="transformer", sampler="tokens",
                      controls=["density"])  # fmt: skip

@@ -101,3 +101,11 @@ def test_the_key_projection_moves_the_decoded_pitch_and_sets_its_class(datasets)
         block = window[scaler.pitch_class_slice]
         assert ((block == 1).sum(0) == 1).all()  # one class on per note: the written one
         assert (block.argmax(0).numpy() == pitches % 12).all()
+
+
+def test_a_length_rule_alone_leaves_every_step_as_the_model_denoised_it(datasets):
+    scaler = fit_scaler(np.concatenate(tunes(datasets)), encode.NOTE_FIELDS, pitch_classes=True)
+    x = torch.randn(2, len(scaler.names), 32, generator=torch.Generator().manual_seed(1))
+    assert torch.equal(DiffusionRules(Musical(bars=8), scaler).project(x), x)
+    moved = DiffusionRules(Musical(bars=8, range="C3-C6"), scaler).project(x)
+    assert not torch.equal(moved[:, scaler.pitch_class_slice], x[:, scaler.pitch_class_slice])
