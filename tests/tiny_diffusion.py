@@ -10,6 +10,8 @@ import torch
 from symusic import Score
 
 from midiforge.data import encode
+from midiforge.models import registry
+from midiforge.models.note_features import fit_scaler
 
 TINY = {"length": 32, "channels": 16, "channel_mults": (1, 2), "kernel_sizes": (5, 3),
         "attention_heads": 2, "time_dim": 32, "n_labels": 2}  # fmt: skip
@@ -47,3 +49,29 @@ def fit_batch(
         out["loss"].backward()
         optimizer.step()
     return before, measured(), out
+
+
+def tiny_model(datasets: Path, **options) -> tuple[torch.nn.Module, list[np.ndarray]]:
+    """A tiny diffusion model (``TINY`` and ``options``) whose feature scaling is fitted on
+    :func:`tunes`, labels ``a`` and ``b``; and those tunes."""
+    pieces = tunes(datasets)
+    torch.manual_seed(0)
+    model = registry.build("diffusion", {**TINY, **options})
+    scaler = fit_scaler(np.concatenate(pieces), encode.NOTE_FIELDS)
+    model.load_data_state({"features": scaler.to_dict(), "labels": ["a", "b"]})
+    return model, pieces
+
+
+def train_then_eval_loss(model: torch.nn.Module, batch: dict, hook, seed: int) -> None:
+    """The batch's loss once in training mode (seeded), once in evaluation without gradients,
+    with ``hook`` (a registered forward hook's handle) removed afterwards: what the hook sees
+    of each pass is what the tests read."""
+    try:
+        torch.manual_seed(seed)
+        model.train()
+        model.loss(batch)
+        model.eval()
+        with torch.no_grad():
+            model.loss(batch)
+    finally:
+        hook.remove()

@@ -47,6 +47,7 @@ MODES: dict[str, tuple[int, ...]] = {
     "minor pentatonic": (0, 3, 5, 7, 10),
     "blues": (0, 3, 5, 6, 7, 10),
 }
+TRIAD_DEGREES = (0, 4, 7, 9)  # the major scale's tonic triad and its relative minor's
 SHORT_MODES = {"": "major", "m": "minor", "maj": "major", "min": "minor"}
 KEY_FORMS = (
     "a tonic A-G with an optional # or b, then a mode ("
@@ -111,15 +112,34 @@ def key_tonic(key: str) -> int:
     return _tonic_and_mode(key)[0]
 
 
+def diatonic_scales(counts: np.ndarray) -> np.ndarray:
+    """The diatonic scale of each row of pitch-class counts ``(..., 12)``, named by its major
+    tonic (0 = C): the major scale holding the most of the notes. One name covers the seven
+    modes of one scale: C major, A minor and D dorian are all 0. This is the key a diffusion
+    model with ``key_condition`` is told.
+
+    Notes often leave out the one class that tells two neighbouring scales apart (a tune in G
+    without a C or a C# is in G and in D alike), and "the lowest tonic" would then name a
+    different scale once the notes are transposed. So a tie goes to the scale whose tonic
+    triads (the major's and its relative minor's: degrees 1, 3, 5, 6) hold the most notes, which
+    moves with the notes; only a tie on both falls back to the lowest tonic."""
+    counts = np.asarray(counts, dtype=np.float64)
+    held = counts @ _templates(MODES["major"]).T  # (..., tonic): notes on each scale
+    centre = counts @ _templates(TRIAD_DEGREES).T  # the tie-break, kept below one note
+    return np.argmax(held + centre / (counts.sum(axis=-1, keepdims=True) + 1), axis=-1)
+
+
+def _templates(steps: tuple[int, ...]) -> np.ndarray:
+    """``(12, 12)``: row ``t`` marks the classes ``t + steps`` (mod 12)."""
+    row = np.zeros(12)
+    row[list(steps)] = 1.0
+    return np.stack([np.roll(row, t) for t in range(12)])
+
+
 def diatonic_scale(classes: Iterable[int]) -> int:
-    """The diatonic scale nearest some pitch classes, named by its major tonic (0 = C): the
-    major scale holding the most of ``classes`` (a class given twice counts twice; the lowest
-    tonic on a tie). One name covers the seven modes of one scale: C major, A minor and
-    D dorian are all 0. This is the key a diffusion model with ``key_condition`` is told
-    (:func:`midiforge.models.note_features.window_scales` reads it from notes)."""
+    """:func:`diatonic_scales` of some pitch classes (a class given twice counts twice)."""
     counts = np.bincount(np.asarray(list(classes), dtype=np.int64) % 12, minlength=12)
-    held = [sum(counts[(t + s) % 12] for s in MODES["major"]) for t in range(12)]
-    return int(np.argmax(held))
+    return int(diatonic_scales(counts))
 
 
 def key_scale(key: str) -> int:

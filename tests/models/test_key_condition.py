@@ -11,26 +11,20 @@ import numpy as np
 import pytest
 import torch
 
-from midiforge.data import encode
 from midiforge.metrics.likelihood import diffusion_loss
 from midiforge.metrics.pitch import scale_consistency
 from midiforge.models import registry
-from midiforge.models.note_features import NO_SCALE, fit_scaler, window_scales
+from midiforge.models.note_features import NO_SCALE, window_scales
 from midiforge.pitches import diatonic_scale, key_scale
 from midiforge.sampling.diffusion import generate_notes, guided_output, piece_keys
 from midiforge.sampling.musical import Musical
 from midiforge.schema import FIELD
 
-from ..tiny_diffusion import TINY, fit_batch, tunes, window_batch
+from ..tiny_diffusion import TINY, fit_batch, tiny_model, train_then_eval_loss, tunes, window_batch
 
 
 def _model(datasets, **options):
-    pieces = tunes(datasets)
-    torch.manual_seed(0)
-    model = registry.build("diffusion", {**TINY, "key_condition": True, **options})
-    scaler = fit_scaler(np.concatenate(pieces), encode.NOTE_FIELDS)
-    model.load_data_state({"features": scaler.to_dict(), "labels": ["a", "b"]})
-    return model, pieces
+    return tiny_model(datasets, key_condition=True, **options)
 
 
 def _told(model):
@@ -75,15 +69,7 @@ def test_training_tells_each_window_its_own_scale_and_sometimes_none(datasets):
     batch["notes"][::2, :, FIELD["pitch"]] += 3  # half the windows in other keys
     truth = window_scales(batch["notes"])
     seen, hook = _told(model)
-    try:
-        torch.manual_seed(4)
-        model.train()
-        model.loss(batch)
-        model.eval()
-        with torch.no_grad():
-            model.loss(batch)
-    finally:
-        hook.remove()
+    train_then_eval_loss(model, batch, hook, seed=4)
     trained, scored = seen
     told = trained != NO_SCALE
     assert torch.equal(trained[told], truth[told])

@@ -13,23 +13,11 @@ import itertools
 import numpy as np
 import torch
 
-from midiforge.data import encode
 from midiforge.metrics.likelihood import diffusion_loss
-from midiforge.models import registry
 from midiforge.models.diffusion_schedule import make_scheduler
-from midiforge.models.note_features import fit_scaler
 from midiforge.sampling.diffusion import sample_window
 
-from ..tiny_diffusion import TINY, fit_batch, tunes, window_batch
-
-
-def _model(datasets, **options):
-    pieces = tunes(datasets)
-    torch.manual_seed(0)
-    model = registry.build("diffusion", {**TINY, **options})
-    scaler = fit_scaler(np.concatenate(pieces), encode.NOTE_FIELDS)
-    model.load_data_state({"features": scaler.to_dict(), "labels": ["a", "b"]})
-    return model, pieces
+from ..tiny_diffusion import fit_batch, tiny_model, train_then_eval_loss, window_batch
 
 
 def _record_estimates(model):
@@ -45,8 +33,8 @@ def _record_estimates(model):
 
 
 def test_the_denoiser_reads_its_estimate_beside_the_noisy_window(datasets):
-    plain, _ = _model(datasets)
-    model, _ = _model(datasets, self_condition=True)
+    plain, _ = tiny_model(datasets)
+    model, _ = tiny_model(datasets, self_condition=True)
     assert not plain.config.self_condition  # off unless asked: saved runs load as they were
     assert plain.unet.stem.in_channels == plain.n_features == 3
     assert model.unet.stem.in_channels == 2 * model.n_features
@@ -63,19 +51,11 @@ def test_the_denoiser_reads_its_estimate_beside_the_noisy_window(datasets):
 
 
 def test_training_gives_about_half_the_windows_an_estimate_and_evaluation_all(datasets):
-    model, pieces = _model(datasets, self_condition=True)
+    model, pieces = tiny_model(datasets, self_condition=True)
     torch.nn.init.normal_(model.unet.out.weight)
     batch = window_batch(pieces, 32, count=64)
     calls, hook = _record_estimates(model)
-    try:
-        torch.manual_seed(2)
-        model.train()
-        model.loss(batch)
-        model.eval()
-        with torch.no_grad():
-            model.loss(batch)
-    finally:
-        hook.remove()
+    train_then_eval_loss(model, batch, hook, seed=2)
     assert len(calls) == 4  # an estimating pass, then the trained one, each time
     for first, second in (calls[:2], calls[2:]):
         assert first[2] is None  # the estimating pass reads none (zeros, as tested above)
@@ -90,14 +70,14 @@ def test_training_gives_about_half_the_windows_an_estimate_and_evaluation_all(da
 
 
 def test_a_self_conditioned_model_trains(datasets):
-    model, pieces = _model(datasets, self_condition=True)
+    model, pieces = tiny_model(datasets, self_condition=True)
     before, after, out = fit_batch(model, window_batch(pieces, 32), steps=30)
     assert set(out) == {"loss", "mse_log_frequency", "mse_duration", "mse_delta"}
     assert after < 0.9 * before, (before, after)
 
 
 def test_the_sampler_feeds_each_step_the_estimate_of_the_step_before(datasets):
-    model, pieces = _model(datasets, self_condition=True)
+    model, pieces = tiny_model(datasets, self_condition=True)
     torch.nn.init.normal_(model.unet.out.weight, std=0.05)
     model.eval()
     scheduler = make_scheduler(model.config.schedule, "ddim")
@@ -120,7 +100,7 @@ def test_the_sampler_feeds_each_step_the_estimate_of_the_step_before(datasets):
 
 
 def test_the_held_out_denoising_loss_scores_the_self_conditioned_path(datasets):
-    model, pieces = _model(datasets, self_condition=True)
+    model, pieces = tiny_model(datasets, self_condition=True)
     torch.nn.init.normal_(model.unet.out.weight, std=0.05)
     model.eval()
     batch = window_batch(pieces, 32, count=6)

@@ -135,13 +135,13 @@ def diffusion_loss(model: Any, windows: Any, timesteps: int = DIFFUSION_TIMESTEP
         x0 = torch.where(mask[:, None, :], x0, torch.zeros_like(x0))
         label = batch.get("label")
         key = model.window_keys(batch["notes"], mask)  # None unless key_condition
+        estimating = model.config.self_condition
         for step in grid:
             t = torch.full((b,), int(step), dtype=torch.long)
             noise = torch.randn(x0.shape, generator=gen)
             x_t = model.schedule.add_noise(x0, noise, t)
             target = model.schedule.training_target(x0, noise, t)
-            sc = model.config.self_condition
-            estimate = model.estimate(x_t, t, label, mask, key) if sc else None
+            estimate = model.estimate(x_t, t, label, mask, key) if estimating else None
             err = (model(x_t, t, label, estimate, key) - target).pow(2)  # (B, F, L)
             total += float((err * mask[:, None, :]).sum() / err.shape[1])
             count += int(mask.sum())

@@ -431,13 +431,9 @@ class NoteDiffusion(MidiModel):
         label = batch.get("label")
         label = torch.full((b,), NO_LABEL) if label is None else label.long().reshape(b)
         label = label.to(x0.device)
-        if self.training and self.config.label_dropout > 0:
-            drop = torch.rand(b, device=x0.device) < self.config.label_dropout
-            label = torch.where(drop, torch.full_like(label, NO_LABEL), label)
+        label = self._dropped(label, NO_LABEL)
         key = self.window_keys(batch["notes"], mask)
-        if key is not None and self.training and self.config.label_dropout > 0:
-            drop = torch.rand(b, device=x0.device) < self.config.label_dropout
-            key = torch.where(drop, torch.full_like(key, NO_SCALE), key)
+        key = None if key is None else self._dropped(key, NO_SCALE)  # as often as the label
         t = torch.randint(0, self.schedule.num_train_timesteps, (b,), device=x0.device)
         noise = torch.randn_like(x0)
         x_t = self.schedule.add_noise(x0, noise, t)  # eq. 4
@@ -458,6 +454,15 @@ class NoteDiffusion(MidiModel):
                 terms.append(per_feature[block].mean())
                 out[f"mse_{name}"] = terms[-1].detach()
         return {"loss": torch.stack(terms).mean(), **out}
+
+    def _dropped(self, values: torch.Tensor, none: int) -> torch.Tensor:
+        """``values`` ``(B,)`` with a random ``label_dropout`` of them set to ``none`` in
+        training (classifier-free guidance learns the output told nothing); as they are in
+        evaluation."""
+        if not self.training or self.config.label_dropout <= 0:
+            return values
+        drop = torch.rand(values.shape[0], device=values.device) < self.config.label_dropout
+        return torch.where(drop, torch.full_like(values, none), values)
 
     def window_keys(self, notes: torch.Tensor, mask: torch.Tensor) -> torch.Tensor | None:
         """``(B,)``: the diatonic scale of each window of raw rows ``(B, L, n_fields)`` that a

@@ -41,7 +41,7 @@ import numpy as np
 import torch
 
 from midiforge.errors import MidiforgeError, choice_error
-from midiforge.pitches import MODES
+from midiforge.pitches import diatonic_scales
 from midiforge.schema import NOTE_FIELDS
 
 A4_HZ = 440.0  # frequency of MIDI pitch 69
@@ -49,7 +49,6 @@ A4_PITCH = 69
 SEMITONES_PER_OCTAVE = 12
 N_SCALES = SEMITONES_PER_OCTAVE  # diatonic scales, by major tonic (pitches.diatonic_scale)
 NO_SCALE = N_SCALES  # a window with no pitched note: the "not told" key embedding
-TRIAD_DEGREES = (0, 4, 7, 9)  # the major scale's tonic triad and its relative minor's
 MIDI_MAX = 127  # highest MIDI pitch and velocity
 MIN_VELOCITY = 1
 DEFAULT_VELOCITY = 80  # written when the model does not generate velocity
@@ -494,30 +493,17 @@ def fit_scaler(
 
 
 def window_scales(notes: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
-    """``(B,)`` long: the diatonic scale of each window of raw rows ``(B, L, n_fields)``, named
-    by its major tonic as :func:`midiforge.pitches.diatonic_scale` names it: the scale holding
-    the most of its pitched notes (counted once per note, as ``scale_consistency`` counts them);
-    :data:`NO_SCALE` for a window with no pitched note. ``mask`` ``(B, L)``: the real notes.
-
-    A window often leaves out the one class that tells two neighbouring scales apart (a tune
-    in G without a C or a C# is in G and in D alike), and "the lowest tonic" would then name
-    a different scale once the window is transposed. So a tie goes to the scale whose tonic
-    triads (the major's and its relative minor's: degrees 1, 3, 5, 6) hold the most notes,
-    which moves with the notes; only a tie on both falls back to the lowest tonic."""
+    """``(B,)`` long: the diatonic scale of each window of raw rows ``(B, L, n_fields)``, as
+    :func:`midiforge.pitches.diatonic_scales` names it from its pitched notes (counted once per
+    note, as ``scale_consistency`` counts them); :data:`NO_SCALE` for a window with no pitched
+    note. ``mask`` ``(B, L)``: the real notes."""
     pitch = notes[..., NOTE_FIELDS.index("pitch")].round().long()  # (B, L)
     keep = notes[..., NOTE_FIELDS.index("program")] != DRUM_PROGRAM
     if mask is not None:
-        keep = keep & mask.bool()
-    counts = torch.zeros(pitch.shape[0], SEMITONES_PER_OCTAVE, dtype=torch.float64)
+        keep = keep & mask.bool().to(keep.device)
+    counts = torch.zeros(pitch.shape[0], SEMITONES_PER_OCTAVE, dtype=torch.float64,
+                         device=pitch.device)  # fmt: skip
     counts.scatter_add_(1, pitch % SEMITONES_PER_OCTAVE, keep.double())  # (B, 12)
-    held = counts @ _scale_templates(MODES["major"]).T  # (B, tonic): notes on each scale
-    centre = counts @ _scale_templates(TRIAD_DEGREES).T  # the tie-break, below one note
-    best = (held + centre / (pitch.shape[-1] + 1)).argmax(dim=1)  # argmax: the lowest first
-    return torch.where(counts.sum(dim=1) > 0, best, torch.full_like(best, NO_SCALE))
-
-
-def _scale_templates(steps: Sequence[int]) -> torch.Tensor:
-    """``(12, 12)`` float64: row ``t`` marks the classes ``t + steps`` (mod 12)."""
-    row = torch.zeros(SEMITONES_PER_OCTAVE, dtype=torch.float64)
-    row[list(steps)] = 1.0
-    return torch.stack([row.roll(t) for t in range(N_SCALES)])
+    counts = counts.cpu().numpy()
+    best = torch.from_numpy(diatonic_scales(counts)).long()
+    return torch.where(torch.from_numpy(counts.sum(axis=1) > 0), best, NO_SCALE)

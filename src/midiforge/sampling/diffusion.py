@@ -51,17 +51,12 @@ from typing import Any
 import numpy as np
 import torch
 
+from midiforge.chords import progression, tone_table
 from midiforge.errors import MidiforgeError
 from midiforge.models.diffusion import NoteDiffusion
 from midiforge.models.diffusion_schedule import DDIMScheduler, DDPMScheduler, make_scheduler
-from midiforge.models.note_features import (
-    N_SCALES,
-    NO_SCALE,
-    SEMITONES_PER_OCTAVE,
-    style_values,
-    window_scales,
-)
-from midiforge.pitches import diatonic_scale, key_scale
+from midiforge.models.note_features import N_SCALES, NO_SCALE, style_values, window_scales
+from midiforge.pitches import diatonic_scales, key_scale
 from midiforge.sampling.diffusion_instruments import instrument_channels, spread_instruments
 from midiforge.schema import NO_LABEL, NOTE_FIELDS
 
@@ -425,12 +420,11 @@ def piece_keys(
     own keys afterwards, :mod:`midiforge.sampling.style_key`)."""
     if not model.config.key_condition:
         return None
-    table = None if musical is None else musical.chord_table()
     if musical is not None and musical.key:
         scale = key_scale(musical.key)
-    elif table is not None and table.any():
-        tones = np.flatnonzero(table[:, :SEMITONES_PER_OCTAVE].reshape(-1))
-        scale = diatonic_scale(tones % SEMITONES_PER_OCTAVE)
+    elif musical is not None and musical.chords:
+        counts = tone_table(progression(musical.chords)).sum(axis=0)  # (12,) bars per class
+        scale = int(diatonic_scales(counts))
     elif notes is not None and len(notes):
         scale = int(window_scales(torch.as_tensor(notes, dtype=torch.float32)[None])[0])
     else:
