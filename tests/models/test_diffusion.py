@@ -27,7 +27,13 @@ from midiforge.models.diffusion_schedule import (
     ScheduleConfig,
     make_betas,
 )
-from midiforge.models.note_features import TIME_GRID_BEATS, fit_delta_values, fit_scaler
+from midiforge.models.note_features import (
+    TIME_GRID_BEATS,
+    Rhythm,
+    fit_onset_grids,
+    fit_scaler,
+    fit_time_values,
+)
 from midiforge.schema import NOTE_FIELDS as RAW_FIELDS
 
 from ..tiny_diffusion import fit_batch
@@ -204,7 +210,7 @@ def test_decoded_gaps_are_the_styles_own(datasets):
     delta = RAW_FIELDS.index("delta")
     gaps = np.concatenate([piece[:, delta] for piece in notes])
     per_note = np.concatenate([[label] * len(piece) for piece, label in zip(notes, labels)])
-    values = fit_delta_values(gaps, per_note)
+    values = fit_time_values(gaps, per_note)
     assert set(values) == {"all", *(str(label) for label in set(labels))}
     common = np.rint(np.array(values["all"]) * 12)
     assert 0 in common and 6 in common  # chords and eighths: what these tunes are made of
@@ -213,9 +219,48 @@ def test_decoded_gaps_are_the_styles_own(datasets):
     scaler = fit_scaler(np.concatenate(notes), encode.NOTE_FIELDS)
     x = scaler.encode(torch.from_numpy(notes[0][:64])).numpy()
     x[:, 2] += np.random.default_rng(0).normal(0, 0.05, len(x))  # gaps between the values
-    snapped = np.rint(scaler.decode(x, gaps=values["all"])[1:, delta] * 12)
+    snapped = np.rint(scaler.decode(x, rhythm=Rhythm(gaps=tuple(values["all"])))[1:, delta] * 12)
     assert np.isin(snapped, common).all()
     assert not np.isin(np.rint(scaler.decode(x)[1:, delta] * 12), common).all()  # 1/12 grid
+
+
+def test_decoded_notes_take_the_styles_durations_and_onset_grid(datasets):
+    notes, labels = nottingham_notes(datasets, per_prefix=2)
+    col = {name: RAW_FIELDS.index(name) for name in ("onset", "duration", "delta")}
+    rows = np.concatenate(notes)
+    per_note = np.concatenate([[label] * len(piece) for piece, label in zip(notes, labels)])
+    grids = fit_onset_grids(rows[:, col["onset"]], per_note)
+    assert grids[str(TUNE_PREFIXES.index("jigs"))] == 0.5  # 6/8 jigs: every onset an eighth
+    for key, grid in grids.items():
+        which = np.ones(len(rows), bool) if key == "all" else per_note == int(key)
+        onsets = rows[which, col["onset"]]
+        for step, holds in ((grid, True), (1.0, False)):  # a quarter grid would not hold them
+            on = np.isclose(onsets / step, np.rint(onsets / step), atol=1e-3)
+            assert (on.mean() >= 0.85) == holds, (key, step, on.mean())
+    durations = fit_time_values(rows[:, col["duration"]], per_note)["all"]
+    gaps = fit_time_values(rows[:, col["delta"]], per_note)["all"]
+    scaler = fit_scaler(rows, encode.NOTE_FIELDS)
+    x = scaler.encode(torch.from_numpy(notes[0][:64])).numpy()
+    noise = np.random.default_rng(0).normal(0, 0.08, (len(x), 2))
+    x[:, 1:3] += noise  # durations and gaps between the values
+    rhythm = Rhythm(gaps=tuple(gaps), durations=tuple(durations), grid=grids["all"])
+    for start in (None, 2.3):  # a new piece; one continued from an onset off the grid
+        out = scaler.decode(x, rhythm=rhythm, start=start)
+        onset = out[:, col["onset"]] / grids["all"]
+        assert np.allclose(onset, np.rint(onset), atol=1e-4)
+        assert np.all(np.diff(out[:, col["onset"]]) >= 0)  # still in order
+        steps = np.diff(out[:, col["onset"]], prepend=0.0 if start is None else start)
+        assert np.allclose(out[:, col["delta"]], steps, atol=1e-4)  # deltas agree with onsets
+        assert np.isin(
+            np.rint(out[:, col["duration"]] * 12), np.rint(np.array(durations) * 12)
+        ).all()
+    plain = scaler.decode(x) / 1  # the 1/12-beat grid alone leaves values between them
+    assert not np.isin(
+        np.rint(plain[:, col["duration"]] * 12), np.rint(np.array(durations) * 12)
+    ).all()
+    assert not np.allclose(
+        plain[:, col["onset"]] / grids["all"], np.rint(plain[:, col["onset"]] / grids["all"])
+    )
 
 
 def test_features_need_fitting():

@@ -18,6 +18,7 @@ from midiforge.data.prepare import prepare
 from midiforge.errors import MidiforgeError
 from midiforge.io.midi import load_midi
 from midiforge.metrics.adherence import length_bars, pitched_notes, polyphony
+from midiforge.models.note_features import Rhythm
 from midiforge.pitches import scale_pitches
 from midiforge.sampling.generate import generate
 from midiforge.sampling.musical import END_MARKER, Musical
@@ -230,23 +231,31 @@ def test_diffusion_projection_lands_every_step_on_an_allowed_pitch(runs):
 
 def test_diffusion_chord_rule_reads_the_onsets_the_decoder_writes(runs):
     model = load_run(runs["diffusion"], device="cpu").model
-    gaps = [0.0, 0.25, 0.5, 1.0]  # a style's onset gaps (fit_delta_values)
+    gaps = (0.0, 0.25, 0.5, 1.0)  # a style's onset gaps (fit_time_values)
     x = torch.randn(
         2, model.n_features, model.config.length, generator=torch.Generator().manual_seed(1)
     ).clamp(-1, 1)
     onset = FIELD["onset"]
-    for given in (gaps, ()):
-        rules = DiffusionRules(Musical(chords="Am F"), model.scaler, gaps=given)
+    rhythms = (Rhythm(gaps=gaps), Rhythm(gaps=gaps, grid=0.5), Rhythm())
+    reads = []
+    for rhythm in rhythms:
+        rules = DiffusionRules(Musical(chords="Am F"), model.scaler, rhythm=rhythm)
         rules.window(None, 0)
         read = rules._onsets(x)
-        written = [model.scaler.decode(row.T.numpy(), gaps=given)[:, onset] for row in x]
+        written = [model.scaler.decode(row.T.numpy(), rhythm=rhythm)[:, onset] for row in x]
         assert np.allclose(read, np.stack(written), atol=1e-6)
-    assert not np.allclose(
-        read,
-        np.stack(  # the gaps move the onsets
-            [model.scaler.decode(row.T.numpy(), gaps=gaps)[:, onset] for row in x]
-        ),
-    )
+        reads.append(read)
+        rules.window(np.array([3.3, 7.0]), 4)  # a continued window: 4 known notes
+        read = rules._onsets(x)[:, 4:]
+        written = [
+            model.scaler.decode(row[:, 4:].T.numpy(), rhythm=rhythm, start=s)[:, onset]
+            for row, s in zip(x, (3.3, 7.0))
+        ]
+        assert np.allclose(read, np.stack(written), atol=1e-6)
+    gridded = reads[1] * 2
+    assert np.allclose(gridded, np.rint(gridded))  # every onset on an eighth
+    assert not np.allclose(reads[0], reads[2])  # the gaps move the onsets
+    assert not np.allclose(reads[0], reads[1])  # so does the grid
 
 
 def test_the_shipped_model_ends_in_its_last_bar_instead_of_filling_it(tmp_path):

@@ -51,14 +51,18 @@ from midiforge.models import limits
 from midiforge.models.base import MidiModel
 from midiforge.models.diffusion_schedule import NoiseSchedule, ScheduleConfig
 from midiforge.models.note_features import (
+    ALL_STYLES,
     N_SCALES,
     NO_SCALE,
     FeatureScaler,
+    Rhythm,
     check_programs,
     feature_names,
-    fit_delta_values,
+    fit_onset_grids,
     fit_scaler,
-    read_delta_values,
+    fit_time_values,
+    read_time_values,
+    style_values,
     window_scales,
 )
 from midiforge.schema import NO_LABEL
@@ -344,8 +348,11 @@ class NoteDiffusion(MidiModel):
             pitch_classes=config.pitch_classes,
         )
         self.label_names: list[str] = []
-        # the training notes' onset gaps (beats), per style: decoding snaps deltas to them
+        # the training notes' onset gaps and durations (beats) and onset grids, per style:
+        # decoding puts the notes on them (rhythm)
         self.delta_values: dict[str, list[float]] = {}
+        self.duration_values: dict[str, list[float]] = {}
+        self.onset_grids: dict[str, float] = {}
 
     def forward(
         self,
@@ -381,7 +388,9 @@ class NoteDiffusion(MidiModel):
         if "delta" in fields and len(dataset.notes("train").flat):
             rows = np.asarray(dataset.notes("train").flat).reshape(-1, len(fields))
             labels = np.repeat(dataset.file_labels("train"), dataset.notes("train").lengths)
-            self.delta_values = fit_delta_values(rows[:, fields.index("delta")], labels)
+            self.delta_values = fit_time_values(rows[:, fields.index("delta")], labels)
+            self.duration_values = fit_time_values(rows[:, fields.index("duration")], labels)
+            self.onset_grids = fit_onset_grids(rows[:, fields.index("onset")], labels)
         if len(self.label_names) > self.config.n_labels:
             raise MidiforgeError(
                 f"n_labels: the dataset has {len(self.label_names)} labels but the model has "
@@ -391,6 +400,8 @@ class NoteDiffusion(MidiModel):
             "features": self.scaler.to_dict(),
             "labels": self.label_names,
             "delta_values": self.delta_values,
+            "duration_values": self.duration_values,
+            "onset_grids": self.onset_grids,
         }
 
     def load_data_state(self, state: dict[str, Any]) -> None:
@@ -408,7 +419,20 @@ class NoteDiffusion(MidiModel):
             )
         self.scaler = scaler
         self.label_names = list(state.get("labels", []))
-        self.delta_values = read_delta_values(state)
+        self.delta_values = read_time_values(state)
+        self.duration_values = read_time_values(state, "duration_values")
+        self.onset_grids = {str(k): float(v) for k, v in state.get("onset_grids", {}).items()}
+
+    def rhythm(self, label: int | None) -> Rhythm:
+        """The time values the decoder puts style ``label``'s notes on (the whole corpus' for
+        None or a style without its own; a run saved before one of them was stored leaves
+        that one on the 1/12-beat grid)."""
+        grids = self.onset_grids
+        return Rhythm(
+            gaps=tuple(style_values(self.delta_values, label)),
+            durations=tuple(style_values(self.duration_values, label)),
+            grid=grids.get(str(label), grids.get(ALL_STYLES)),
+        )
 
     # ---- training ----------------------------------------------------------------------------
 

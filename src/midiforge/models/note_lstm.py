@@ -55,9 +55,9 @@ from midiforge.models import limits
 from midiforge.models.base import MidiModel
 from midiforge.models.note_features import (
     check_programs,
-    fit_delta_values,
+    fit_time_values,
     program_indices,
-    read_delta_values,
+    read_time_values,
     snap_to_values,
     style_values,
 )
@@ -246,7 +246,7 @@ class NoteLSTM(MidiModel):
         self.feat_mean.copy_(feats.mean(0))
         self.feat_std.copy_(feats.std(0).clamp_min(1e-3))
         labels = np.repeat(dataset.file_labels("train"), dataset.notes("train").lengths)
-        self.delta_values = fit_delta_values(rows[:, FIELD["delta"]], labels)
+        self.delta_values = fit_time_values(rows[:, FIELD["delta"]], labels)
         return self._data_state()
 
     def _data_state(self) -> dict[str, Any]:
@@ -262,11 +262,11 @@ class NoteLSTM(MidiModel):
         if state:
             self.feat_mean.copy_(torch.tensor(state["feat_mean"]))
             self.feat_std.copy_(torch.tensor(state["feat_std"]))
-            self.delta_values = read_delta_values(state)
+            self.delta_values = read_time_values(state)
 
     def snap_time(self, raw: torch.Tensor, label: int | None = None) -> torch.Tensor:
         """Unscaled CPU ``(n, 3)`` (delta, duration, velocity) with each delta moved to the
-        nearest onset gap of style ``label``'s training notes (:func:`fit_delta_values`)."""
+        nearest onset gap of style ``label``'s training notes (:func:`fit_time_values`)."""
         values = style_values(self.delta_values, label)
         if not values:
             return raw
@@ -398,7 +398,7 @@ class NoteLSTM(MidiModel):
 
     def gap_classes(self, label: int | None = None) -> torch.Tensor | None:
         """``(bins,)`` which onset-gap bins the style ``label`` plays (the bins of its training
-        notes' onset gaps, :func:`fit_delta_values`), or None when the run stored none.
+        notes' onset gaps, :func:`fit_time_values`), or None when the run stored none.
 
         Why: the categorical head gives every bin some probability, and a gap of eight bars
         drawn once ends a piece or skips an infilled range; the corpus' own gaps (each taken

@@ -55,7 +55,7 @@ from midiforge.chords import progression, tone_table
 from midiforge.errors import MidiforgeError
 from midiforge.models.diffusion import NoteDiffusion
 from midiforge.models.diffusion_schedule import DDIMScheduler, DDPMScheduler, make_scheduler
-from midiforge.models.note_features import N_SCALES, NO_SCALE, style_values, window_scales
+from midiforge.models.note_features import N_SCALES, NO_SCALE, window_scales
 from midiforge.pitches import diatonic_scales, key_scale
 from midiforge.sampling.diffusion_instruments import instrument_channels, spread_instruments
 from midiforge.schema import NO_LABEL, NOTE_FIELDS
@@ -279,10 +279,10 @@ class DenoisingWindows:
         if self.channels is not None and scaler.n_instruments:
             scores = feats[:, scaler.instrument_slice]
             chosen = spread_instruments(scores, chosen, self.channels)
-        gaps = style_values(self.model.delta_values, self.label)
         return scaler.decode(
-            feats, fixed_time=self.fixed_time, start=start, instruments=chosen, gaps=gaps
-        )
+            feats, fixed_time=self.fixed_time, start=start, instruments=chosen,
+            rhythm=self.model.rhythm(self.label),
+        )  # fmt: skip
 
     def programs(self) -> list[int] | None:
         if self.channels is None:

@@ -319,7 +319,6 @@ def _sample_diffusion(run: Any, opts: GenerateOptions, primer: Score | None, lab
     """Diffusion models: windows of notes denoised, continued by inpainting (from the primer's
     last notes when there is one)."""
     from midiforge.data.encode import DEFAULT_TPQ, score_from_notes
-    from midiforge.models.note_features import style_values
     from midiforge.sampling.diffusion import generate_notes, resolve_label
     from midiforge.sampling.musical import Musical
     from midiforge.sampling.note_rules import DiffusionRules
@@ -327,8 +326,8 @@ def _sample_diffusion(run: Any, opts: GenerateOptions, primer: Score | None, lab
     programs = _requested_programs(run, opts)
     primer_notes = primer_rows(run, primer)
     musical = Musical.from_options(opts)
-    gaps = style_values(run.model.delta_values, resolve_label(run.model, label))
-    rules = DiffusionRules(musical, run.model.scaler, gaps=gaps) if musical.active else None
+    rhythm = run.model.rhythm(resolve_label(run.model, label))
+    rules = DiffusionRules(musical, run.model.scaler, rhythm=rhythm) if musical.active else None
     notes = generate_notes(
         run.model,
         n=opts.n,

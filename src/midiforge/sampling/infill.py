@@ -256,7 +256,6 @@ def _windows(run: Any, opts: GenerateOptions, label: int | None, asked: list[int
              song: np.ndarray):  # fmt: skip
     """The diffusion sampler's settings for these options, and the rules (key, range, ...);
     ``song``: the file's note rows, whose scale a key-conditioned model is told."""
-    from midiforge.models.note_features import style_values
     from midiforge.sampling import diffusion as d
     from midiforge.sampling.diffusion_instruments import instrument_channels
     from midiforge.sampling.musical import Musical
@@ -265,8 +264,8 @@ def _windows(run: Any, opts: GenerateOptions, label: int | None, asked: list[int
     model = run.model
     musical = Musical.from_options(replace(opts, infill=None, bars=None))
     index = d.resolve_label(model, label)
-    gaps = style_values(model.delta_values, index)
-    rules = DiffusionRules(musical, model.scaler, gaps=gaps) if musical.active else None
+    rhythm = model.rhythm(index)
+    rules = DiffusionRules(musical, model.scaler, rhythm=rhythm) if musical.active else None
     generator = d.seeded_generator(opts.seed)
     keys = d.piece_keys(model, opts.n, generator, musical, song)
     windows = d.DenoisingWindows(

@@ -40,7 +40,6 @@ Diffusion (:class:`DiffusionRules`):
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -52,9 +51,12 @@ from midiforge.instruments import DRUMS
 from midiforge.models.note_features import (
     A4_LOG2_HZ,
     A4_PITCH,
+    NO_RHYTHM,
     SEMITONES_PER_OCTAVE,
     TIME_GRID_BEATS,
+    Rhythm,
     log2_hz_to_midi,
+    place_onsets,
 )
 from midiforge.pitches import N_PITCHES, program_row
 from midiforge.sampling.musical import CHROMATIC_MAX_BEATS, Musical
@@ -282,12 +284,12 @@ class DiffusionRules:
     each piece."""
 
     def __init__(
-        self, musical: Musical, scaler: Any, *, program: int = 0, gaps: Sequence[float] = ()
+        self, musical: Musical, scaler: Any, *, program: int = 0, rhythm: Rhythm = NO_RHYTHM
     ) -> None:
-        """``gaps``: the style's onset gaps the decoder snaps deltas to (``FeatureScaler.decode``),
-        so the onsets the chord rule reads are the ones written."""
+        """``rhythm``: the style's time values the decoder puts notes on
+        (``FeatureScaler.decode``), so the onsets the chord rule reads are the ones written."""
         self.musical, self.scaler, self.program = musical, scaler, program
-        self.gaps = list(gaps)
+        self.rhythm = rhythm
         probe = _Voices(musical, 1, program)
         target = probe.allowed if probe.chromatic <= 0 else probe.in_range
         self.targets = torch.tensor(np.flatnonzero(target), dtype=torch.float32)
@@ -350,10 +352,10 @@ class DiffusionRules:
         (the known context notes get onsets too; they are put back after the step)."""
         s, i = self.scaler, self.scaler.continuous.index("delta")
         coded = np.clip(self._channel(x, i).cpu().numpy(), s.low[i], s.high[i])
-        delta = s.decode_deltas(coded, self.gaps)
+        delta = s.decode_deltas(coded, self.rhythm.gaps)
         delta[:, : self.context + (self.starts is None)] = 0.0
         start = np.zeros(len(x)) if self.starts is None else np.asarray(self.starts)
-        return start[:, None] + np.cumsum(delta, axis=1)
+        return place_onsets(delta, start, self.rhythm.grid)
 
     def _on_chords(self, x: torch.Tensor, pitch: torch.Tensor) -> torch.Tensor:
         """Pitches ``(B, L)`` of notes on a beat moved to the nearest tone of their bar's chord."""

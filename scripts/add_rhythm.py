@@ -1,0 +1,39 @@
+"""Add the rhythm tables to a diffusion run saved before they were stored.
+
+    python scripts/add_rhythm.py RUN DATASET
+
+A run's ``data_state.json`` gained ``duration_values`` and ``onset_grids`` (the note durations
+and the onset grid of each style's training notes, which decoding puts notes on:
+``midiforge.models.note_features.Rhythm``). They are statistics of the training split, not
+weights, so a run trained before them gets them from the dataset it was trained on, by the
+same fit its ``prepare_data`` does now; everything else in the file must come out identical
+(checked), and the weights are not touched. Used for the shipped diffusion model (stop 36).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from midiforge.store import run_dir as runs
+from midiforge.store.dataset_dir import PreparedDataset
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("run")
+    parser.add_argument("dataset")
+    args = parser.parse_args()
+    model = runs.load_run(args.run, device="cpu").model
+    old = runs.read_data_state(args.run)
+    new = model.prepare_data(PreparedDataset(args.dataset))
+    changed = [key for key in old if json.dumps(old[key]) != json.dumps(new.get(key))]
+    if changed:
+        raise SystemExit(f"{args.dataset} is not the dataset {args.run} was trained on: {changed}")
+    runs.data_state_path(args.run).write_text(json.dumps(new, indent=1))
+    print(f"{args.run}: onset grids {new['onset_grids']}; durations per style "
+          f"{ {k: len(v) for k, v in new['duration_values'].items()} }")
+
+
+if __name__ == "__main__":
+    main()
