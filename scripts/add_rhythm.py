@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 
+from midiforge.store import atomic
 from midiforge.store import run_dir as runs
 from midiforge.store.dataset_dir import PreparedDataset
 
@@ -30,9 +31,11 @@ def main() -> None:
     changed = [key for key in old if json.dumps(old[key]) != json.dumps(new.get(key))]
     if changed:
         raise SystemExit(f"{args.dataset} is not the dataset {args.run} was trained on: {changed}")
-    runs.data_state_path(args.run).write_text(json.dumps(new, indent=1))
-    print(f"{args.run}: onset grids {new['onset_grids']}; durations per style "
-          f"{ {k: len(v) for k, v in new['duration_values'].items()} }")
+    atomic.write_text(runs.data_state_path(args.run), json.dumps(new, indent=1))
+    print(
+        f"{args.run}: onset grids {new['onset_grids']}; durations per style "
+        f"{ {k: len(v) for k, v in new['duration_values'].items()} }"
+    )
 
 
 if __name__ == "__main__":

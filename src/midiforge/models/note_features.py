@@ -82,7 +82,7 @@ def time_values(beats: np.ndarray) -> list[float]:
     return [float(k * TIME_GRID_BEATS) for k in keep]
 
 
-ALL_STYLES = "all"  # the key of the whole corpus' onset gaps in a model's ``delta_values``
+ALL_STYLES = "all"  # the whole corpus' entry in a per-style table (``delta_values``, ...)
 
 
 def fit_time_values(beats: np.ndarray, labels: np.ndarray) -> dict[str, list[float]]:
@@ -99,9 +99,14 @@ def fit_time_values(beats: np.ndarray, labels: np.ndarray) -> dict[str, list[flo
     0.42-0.92 beats where the real ones are 0.5 and 1), went from 0.93/0.95/0.94 to
     0.95/0.95/0.96 (docs/benchmarks.md).
     """
-    out = {ALL_STYLES: time_values(beats)}
+    return _per_style(time_values, beats, labels)
+
+
+def _per_style(fit: Any, values: np.ndarray, labels: np.ndarray) -> dict[str, Any]:
+    """``fit`` of all ``values`` (``"all"``) and of each style label's (``"0"``, ...)."""
+    out = {ALL_STYLES: fit(values)}
     for label in np.unique(labels[labels >= 0]).tolist():
-        out[str(label)] = time_values(beats[labels == label])
+        out[str(label)] = fit(values[labels == label])
     return out
 
 
@@ -136,10 +141,8 @@ def fit_onset_grids(onsets: np.ndarray, labels: np.ndarray) -> dict[str, float]:
     """:func:`onset_grid` of the training notes' ``onsets`` ``(N,)``, for the whole corpus
     (``"all"``) and per style label index (``labels`` ``(N,)``, -1 = none); a style with no
     grid is left out (nothing is moved)."""
-    out = {ALL_STYLES: onset_grid(onsets)}
-    for label in np.unique(labels[labels >= 0]).tolist():
-        out[str(label)] = onset_grid(onsets[labels == label])
-    return {key: grid for key, grid in out.items() if grid is not None}
+    grids = _per_style(onset_grid, onsets, labels)
+    return {key: grid for key, grid in grids.items() if grid is not None}
 
 
 @dataclass(frozen=True)
@@ -431,9 +434,7 @@ class FeatureScaler:
             instruments = self.choose_instruments(features)
         x = self._unscaled(features)
         pitch = self._pitches(x[:, 0], features)
-        duration = self._decode_time(x[:, 1])
-        if rhythm.durations:
-            duration = snap_to_values(duration, rhythm.durations)
+        duration = snap_to_values(self._decode_time(x[:, 1]), rhythm.durations)
         duration = np.maximum(_snap(duration, TIME_GRID_BEATS), MIN_DURATION_BEATS)
         delta = self.decode_deltas(x[:, 2], rhythm.gaps)
         grid = rhythm.grid
