@@ -65,6 +65,7 @@ from midiforge.models.note_features import (
     style_values,
     window_scales,
 )
+from midiforge.models.style_parts import Parts, fit_style_parts, style_parts
 from midiforge.schema import NO_LABEL
 
 SE_REDUCTION = 4  # squeeze-and-excitation bottleneck ratio
@@ -353,6 +354,8 @@ class NoteDiffusion(MidiModel):
         self.delta_values: dict[str, list[float]] = {}
         self.duration_values: dict[str, list[float]] = {}
         self.onset_grids: dict[str, float] = {}
+        # each style's band and the parts of it that play one line (style_parts)
+        self.style_parts: dict[str, dict[str, Any]] = {}
 
     def forward(
         self,
@@ -391,6 +394,11 @@ class NoteDiffusion(MidiModel):
             self.delta_values = fit_time_values(rows[:, fields.index("delta")], labels)
             self.duration_values = fit_time_values(rows[:, fields.index("duration")], labels)
             self.onset_grids = fit_onset_grids(rows[:, fields.index("onset")], labels)
+        if "program" in fields and "onset" in fields and "duration" in fields:
+            train = dataset.notes("train")
+            pieces = (train[i] for i in range(len(train)))
+            labels = dataset.file_labels("train").tolist()
+            self.style_parts = fit_style_parts(pieces, labels, fields)
         if len(self.label_names) > self.config.n_labels:
             raise MidiforgeError(
                 f"n_labels: the dataset has {len(self.label_names)} labels but the model has "
@@ -402,6 +410,7 @@ class NoteDiffusion(MidiModel):
             "delta_values": self.delta_values,
             "duration_values": self.duration_values,
             "onset_grids": self.onset_grids,
+            "style_parts": self.style_parts,
         }
 
     def load_data_state(self, state: dict[str, Any]) -> None:
@@ -422,6 +431,7 @@ class NoteDiffusion(MidiModel):
         self.delta_values = read_time_values(state)
         self.duration_values = read_time_values(state, "duration_values")
         self.onset_grids = {str(k): float(v) for k, v in state.get("onset_grids", {}).items()}
+        self.style_parts = dict(state.get("style_parts", {}))
 
     def rhythm(self, label: int | None) -> Rhythm:
         """The time values the decoder puts style ``label``'s notes on (the whole corpus' for
@@ -433,6 +443,11 @@ class NoteDiffusion(MidiModel):
             durations=tuple(style_values(self.duration_values, label)),
             grid=grids.get(str(label), grids.get(ALL_STYLES)),
         )
+
+    def parts(self, label: int | None) -> Parts:
+        """Style ``label``'s band and lines (:mod:`midiforge.models.style_parts`; none for a
+        run saved before they were stored)."""
+        return style_parts(self.style_parts, label)
 
     # ---- training ----------------------------------------------------------------------------
 

@@ -56,6 +56,7 @@ from midiforge.errors import MidiforgeError
 from midiforge.models.diffusion import NoteDiffusion
 from midiforge.models.diffusion_schedule import DDIMScheduler, DDPMScheduler, make_scheduler
 from midiforge.models.note_features import N_SCALES, NO_SCALE, window_scales
+from midiforge.models.style_parts import NO_PARTS, Parts, play_parts
 from midiforge.pitches import diatonic_scales, key_scale
 from midiforge.sampling.diffusion_instruments import instrument_channels, spread_instruments
 from midiforge.schema import NO_LABEL, NOTE_FIELDS
@@ -238,6 +239,7 @@ class DenoisingWindows:
     window: Any = None  # told each window's start onsets first (DiffusionRules.window)
     keys: torch.Tensor | None = None  # (n,) each piece's scale (piece_keys; key_condition)
     key_guidance: float = 1.0  # classifier-free guidance scale for those scales
+    parts: Parts = NO_PARTS  # the style's band (played when no instruments are asked)
 
     def off(self) -> torch.Tensor:
         """``(F,)`` bool: the instrument channels known to be off (not requested)."""
@@ -285,8 +287,12 @@ class DenoisingWindows:
         )  # fmt: skip
 
     def programs(self) -> list[int] | None:
+        """The programs the new notes may play: those asked, else the style's band (None:
+        any the model knows)."""
         if self.channels is None:
-            return None
+            known = set(self.model.scaler.programs)
+            band = [p for p in self.parts.programs if p in known]
+            return band or None
         return [self.model.scaler.programs[c] for c in self.channels]
 
 
@@ -380,7 +386,7 @@ def generate_notes(
         instrument_channels(model, instruments), fixed_time, resample,
         None if rules is None else rules.project, None if rules is None else rules.window,
         piece_keys(model, n, generator, None if rules is None else rules.musical, primer),
-        key_guidance,
+        key_guidance, model.parts(label_index),
     )  # fmt: skip
     was_training = model.training
     model.eval()
@@ -402,6 +408,8 @@ def generate_notes(
         model.train(was_training)
     if recorder is not None:
         draw_trace(recorder, trace)
+    first = 0 if primer is None else len(primer)
+    pieces = [play_parts(p, windows.parts, first) for p in pieces]
     return pieces if rules is None else [rules.finish(p) for p in pieces]
 
 

@@ -272,7 +272,7 @@ def _windows(run: Any, opts: GenerateOptions, label: int | None, asked: list[int
         model, d.scheduler_for(model, opts.steps, opts.eta), index,
         opts.guidance, opts.eta, generator, instrument_channels(model, asked),
         None, opts.resample, None if rules is None else rules.project, keys=keys,
-        key_guidance=opts.key_guidance,
+        key_guidance=opts.key_guidance, parts=model.parts(index),
     )  # fmt: skip
     return windows, rules
 
@@ -309,6 +309,7 @@ def _diffusion(run, opts: GenerateOptions, label, gap: Gap, asked: list[int] | N
     """Diffusion: the range's notes inpainted between the notes before and after it, in as
     many windows as they take (each keeps ``context`` notes before it; the last one also
     holds the first notes after the range)."""
+    from midiforge.models.style_parts import play_parts
     from midiforge.sampling.generate import primer_rows
 
     model, length = run.model, run.model.config.length
@@ -335,7 +336,7 @@ def _diffusion(run, opts: GenerateOptions, label, gap: Gap, asked: list[int] | N
         left -= slots
     out = []
     for parts in new:
-        placed = _place(np.concatenate(parts), gap)
+        placed = play_parts(_place(np.concatenate(parts), gap), windows.parts)
         out.append(_in_range(placed if rules is None else rules.finish(placed), gap, None))
     return out, [len(r) for r in out], []
 

@@ -1,13 +1,15 @@
-"""Add the rhythm tables to a diffusion run saved before they were stored.
+"""Add the decoding tables to a diffusion run saved before they were stored.
 
-    python scripts/add_rhythm.py RUN DATASET
+    python scripts/add_decode_tables.py RUN DATASET
 
-A run's ``data_state.json`` gained ``duration_values`` and ``onset_grids`` (the note durations
-and the onset grid of each style's training notes, which decoding puts notes on:
-``midiforge.models.note_features.Rhythm``). They are statistics of the training split, not
-weights, so a run trained before them gets them from the dataset it was trained on, by the
-same fit its ``prepare_data`` does now; everything else in the file must come out identical
-(checked), and the weights are not touched. Used for the shipped diffusion model (stop 36).
+A run's ``data_state.json`` gained ``duration_values`` and ``onset_grids`` (stop 36: the note
+durations and the onset grid of each style's training notes, which decoding puts notes on,
+``midiforge.models.note_features.Rhythm``) and ``style_parts`` (stop 37: each style's band and
+the instruments of it that play one line, ``midiforge.models.style_parts``). They are
+statistics of the training split, not weights, so a run trained before them gets them from the
+dataset it was trained on, by the same fit its ``prepare_data`` does now; every entry the file
+already has must come out identical (checked), and the weights are not touched. Used for the
+shipped diffusion model.
 """
 
 from __future__ import annotations
@@ -34,7 +36,8 @@ def main() -> None:
     atomic.write_text(runs.data_state_path(args.run), json.dumps(new, indent=1))
     print(
         f"{args.run}: onset grids {new['onset_grids']}; durations per style "
-        f"{ {k: len(v) for k, v in new['duration_values'].items()} }"
+        f"{ {k: len(v) for k, v in new['duration_values'].items()} }; parts "
+        f"{new['style_parts']}"
     )
 
 

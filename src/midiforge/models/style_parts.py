@@ -1,0 +1,288 @@
+"""Which instruments a style plays, and which of them play a single line.
+
+A chorale's four strings each sing one voice: a note ends where that voice's next note begins,
+and a voice almost never rests (0.4 % of the gaps between a JSB voice's notes are rests, none
+overlaps). A diffusion model denoises every note of a window on its own, so nothing in the
+network keeps a violin to one note at a time: the shipped model's chorales stacked 4.8
+sounding pitches on average against Bach's 3.9, at 6.4 notes a beat against 3.7 (MGEval
+polyphony overlap 0.05 against a ceiling of 0.81), and played guitar, flute and string
+ensemble, which no chorale in its training data has. These are facts of the training data, so
+they are fitted from it, per style, as the rhythm tables are
+(:mod:`midiforge.models.note_features`), kept in the run's ``data_state.json`` by
+:class:`~midiforge.models.diffusion.NoteDiffusion`, and applied by its sampler
+(:func:`play_lines`):
+
+* **the band**: the programs holding at least ``PART_SHARE`` of the style's training notes;
+  with no instruments asked, a style's notes are played by its band only;
+* **lines**: programs of the band whose successive notes overlap in at most
+  ``1 − LINE_SHARE`` of cases (a melody, a chorale voice; not a guitar strumming chords):
+  one note at a time;
+* **legato lines**: lines whose successive notes follow with no rest in at least
+  ``LEGATO_SHARE`` of cases: a note is held on to the line's next note, up to the style's
+  ``held`` beats (the 99th percentile of its lines' note durations);
+* **registers**: where each part of the band plays (all but ``REGISTER_SHARE`` of its notes
+  at either end); a note outside moves by octaves into it.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from midiforge.models.note_features import ALL_STYLES, pitch_to_frequency
+from midiforge.schema import FIELD, NOTE_FIELDS
+
+PART_SHARE = 0.02  # a program is in a style's band with this share of its training notes
+LINE_SHARE = 0.99  # a part is a line when this share of its successive notes do not overlap
+LEGATO_SHARE = 0.95  # a line is legato when this share of its successive notes follow unbroken
+HELD_QUANTILE = 0.99  # a legato note is held to at most this quantile of the lines' durations
+REGISTER_SHARE = 0.005  # a part's register leaves out this share of its notes at either end
+OCTAVE = 12
+TOLERANCE_BEATS = 1e-3  # times closer than this are equal (ticks stored as float beats)
+
+
+@dataclass(frozen=True)
+class Parts:
+    """One style's band (``programs``; empty: any), its ``lines`` (one note at a time), the
+    ``legato`` ones among them, and how long (``held``, beats) a legato note may be held."""
+
+    programs: tuple[int, ...] = ()
+    lines: tuple[int, ...] = ()
+    legato: tuple[int, ...] = ()
+    held: float = 0.0
+    registers: tuple[tuple[int, int, int], ...] = ()  # (program, lowest, highest pitch)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "programs": list(self.programs),
+            "lines": list(self.lines),
+            "legato": list(self.legato),
+            "held": self.held,
+            "registers": [list(r) for r in self.registers],
+        }
+
+    @classmethod
+    def from_dict(cls, state: dict[str, Any]) -> Parts:
+        return cls(
+            programs=tuple(int(p) for p in state.get("programs", ())),
+            lines=tuple(int(p) for p in state.get("lines", ())),
+            legato=tuple(int(p) for p in state.get("legato", ())),
+            held=float(state.get("held", 0.0)),
+            registers=tuple(tuple(int(v) for v in r) for r in state.get("registers", ())),
+        )
+
+
+NO_PARTS = Parts()  # a run saved before the parts were stored: any program, no line kept
+
+
+def _successive(onset: np.ndarray, duration: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(gap, duration): for each pair of successive notes of one program in onset order, the
+    time from the first's end to the second's onset (negative: they overlap), and the
+    first's duration."""
+    order = np.argsort(onset, kind="stable")
+    onset, duration = onset[order], duration[order]
+    return onset[1:] - (onset[:-1] + duration[:-1]), duration[:-1]
+
+
+def fit_parts(pieces: Iterable[np.ndarray], fields: Sequence[str] = NOTE_FIELDS) -> Parts:
+    """The :class:`Parts` of note rows ``(n, len(fields))``, one array per piece."""
+    o, d, p, k = (list(fields).index(n) for n in ("onset", "duration", "program", "pitch"))
+    counts: dict[int, int] = {}
+    pitches: dict[int, list[np.ndarray]] = {}
+    gaps: dict[int, list[np.ndarray]] = {}
+    durations: dict[int, list[np.ndarray]] = {}
+    for notes in pieces:
+        notes = np.asarray(notes)
+        programs = notes[:, p].astype(np.int64)
+        for program in np.unique(programs).tolist():
+            mine = notes[programs == program]
+            counts[program] = counts.get(program, 0) + len(mine)
+            pitches.setdefault(program, []).append(mine[:, k])
+            gap, duration = _successive(mine[:, o].astype(np.float64), mine[:, d])
+            gaps.setdefault(program, []).append(gap)
+            durations.setdefault(program, []).append(duration)
+    total = sum(counts.values())
+    band = sorted(p for p, c in counts.items() if total and c >= PART_SHARE * total and p >= 0)
+    lines, legato, held = [], [], []
+    for program in band:
+        gap = np.concatenate(gaps[program])
+        if not len(gap) or np.mean(gap > -TOLERANCE_BEATS) < LINE_SHARE:
+            continue
+        lines.append(program)
+        if np.mean(gap < TOLERANCE_BEATS) >= LEGATO_SHARE:
+            legato.append(program)
+            held.append(np.concatenate(durations[program]))
+    longest = float(np.quantile(np.concatenate(held), HELD_QUANTILE)) if held else 0.0
+    registers = tuple((q, *_register(np.concatenate(pitches[q]))) for q in band)
+    return Parts(tuple(band), tuple(lines), tuple(legato), longest, registers)
+
+
+def _register(pitches: np.ndarray) -> tuple[int, int]:
+    """(lowest, highest): the pitches between which all but ``REGISTER_SHARE`` of a part's
+    notes lie at either end, widened to an octave at least (so that every pitch class has a
+    place in it)."""
+    ends = np.quantile(pitches, [REGISTER_SHARE, 1 - REGISTER_SHARE])
+    low, high = (int(np.rint(v)) for v in ends)
+    short = max(0, OCTAVE - 1 - (high - low))
+    return low - short // 2, high + short - short // 2
+
+
+def fit_style_parts(
+    pieces: Iterable[np.ndarray], labels: Iterable[int], fields: Sequence[str] = NOTE_FIELDS
+) -> dict[str, dict[str, Any]]:
+    """:func:`fit_parts` of the whole corpus (``"all"``) and of each style label index
+    (``"0"``, ...; a piece labelled -1 counts for the corpus only), as stored in a run's
+    ``data_state.json``."""
+    by_style: dict[int, list[np.ndarray]] = {}
+    every: list[np.ndarray] = []
+    for notes, label in zip(pieces, labels):
+        every.append(notes)
+        if label >= 0:
+            by_style.setdefault(int(label), []).append(notes)
+    out = {ALL_STYLES: fit_parts(every, fields).to_dict()}
+    for label in sorted(by_style):
+        out[str(label)] = fit_parts(by_style[label], fields).to_dict()
+    return out
+
+
+def style_parts(table: dict[str, dict[str, Any]], label: int | None) -> Parts:
+    """Style ``label``'s :class:`Parts` of a stored table (:func:`fit_style_parts`).
+
+    With no style asked, a run trained on one unlabelled corpus plays that corpus' parts; one
+    trained on styles samples their mixture, which has no band and keeps no line (any program
+    plays, as before the table). ``NO_PARTS`` too for a run saved before the table."""
+    if label is not None and label >= 0 and str(label) in table:
+        return Parts.from_dict(table[str(label)])
+    if (label is None or label < 0) and set(table) == {ALL_STYLES}:
+        return Parts.from_dict(table[ALL_STYLES])
+    return NO_PARTS
+
+
+def play_parts(notes: np.ndarray, parts: Parts, first: int = 0) -> np.ndarray:
+    """Note rows ``(n, len(NOTE_FIELDS))`` in onset order with each part of ``parts`` in its
+    register (:func:`in_registers`) and every line played one note at a time, from row
+    ``first`` on (rows before it, a primer, are kept as they are; a line's last note among
+    them is where its voice leading starts).
+
+    Of a line's notes starting together, the one nearest the line's previous pitch is kept
+    (voice leading; the middle one when the line has not begun); each kept note ends at the
+    line's next onset at the latest. A legato line's note is held up to it, to no more than
+    ``parts.held`` beats, and the line enters with the piece's first new note and holds its
+    last note to the piece's end (:func:`_together`; each within ``parts.held`` beats).
+    Deltas are recomputed for the rows that remain.
+    """
+    notes = np.asarray(notes, dtype=np.float32)
+    if len(notes) <= first:
+        return notes
+    out = in_registers(notes, parts, first)
+    if not parts.lines:
+        return out
+    keep = np.ones(len(out), dtype=bool)
+    programs = out[:, FIELD["program"]].astype(np.int64)
+    onset, pitch = out[:, FIELD["onset"]], out[:, FIELD["pitch"]]
+    lines: dict[int, tuple[np.ndarray, bool]] = {}
+    for program in parts.lines:
+        rows = np.flatnonzero(programs == program)
+        rows = rows[np.argsort(onset[rows], kind="stable")]
+        before = rows[rows < first]
+        kept = _line_rows(rows[rows >= first], onset, pitch, before[-1] if len(before) else None)
+        keep[np.setdiff1d(rows[rows >= first], kept)] = False
+        _join(out, kept, program in parts.legato, parts.held)
+        lines[program] = (kept, len(before) == 0)
+    begin = float(onset[first])
+    end = float((out[keep, FIELD["onset"]] + out[keep, FIELD["duration"]]).max())
+    for program, (kept, fresh) in lines.items():
+        if program in parts.legato and len(kept):
+            _together(out, kept, begin if fresh else None, end, parts.held)
+    out = out[keep]
+    later = out[first:]  # in onset order again: a line's entry may have moved earlier
+    out[first:] = later[np.argsort(later[:, FIELD["onset"]], kind="stable")]
+    new = np.arange(len(out)) >= max(first, 1)
+    delta = np.diff(out[:, FIELD["onset"]], prepend=out[:1, FIELD["onset"]])
+    out[new, FIELD["delta"]] = delta[new]
+    return out
+
+
+def in_registers(notes: np.ndarray, parts: Parts, first: int = 0) -> np.ndarray:
+    """Note rows with each note of a part of the band, from row ``first`` on, moved by
+    octaves into that part's register (its pitch class kept; other programs as they are): to
+    the octave nearest its own where no other note is sounding that pitch already (a guitar's
+    chord tone folded onto another would only double it), else the nearest.
+
+    Why: the shipped model's voices wander far outside where their parts play (its chorale
+    sopranos span 48..84 where Bach's span 62..78; its folk guitars 30..69 against 36..55),
+    so its pieces span 40-55 semitones where the style's span 34-43 (pitch-range overlap
+    0.52 and 0.20 against ceilings of 0.91 and 0.79)."""
+    out = np.array(notes, dtype=np.float32, copy=True)
+    if not parts.registers:
+        return out
+    new = np.arange(len(out)) >= first
+    programs = out[:, FIELD["program"]]
+    onset = out[:, FIELD["onset"]]
+    end = onset + out[:, FIELD["duration"]]
+    for program, low, high in parts.registers:
+        outside = new & (programs == program)
+        outside &= (out[:, FIELD["pitch"]] < low) | (out[:, FIELD["pitch"]] > high)
+        for i in np.flatnonzero(outside):
+            pitch = out[i, FIELD["pitch"]]
+            octaves = np.arange(low + (pitch - low) % OCTAVE, high + 1, OCTAVE)
+            octaves = octaves[np.argsort(np.abs(octaves - pitch), kind="stable")]
+            sounding = (onset <= onset[i]) & (end > onset[i])
+            sounding[i] = False
+            free = ~np.isin(octaves, out[sounding, FIELD["pitch"]])
+            out[i, FIELD["pitch"]] = octaves[free.argmax()] if free.any() else octaves[0]
+    out[new, FIELD["frequency"]] = pitch_to_frequency(out[new, FIELD["pitch"]])
+    return out
+
+
+def _line_rows(
+    rows: np.ndarray, onset: np.ndarray, pitch: np.ndarray, last: int | None
+) -> np.ndarray:
+    """The rows of one line kept: one per onset, the nearest the previous kept pitch."""
+    kept: list[int] = []
+    previous = None if last is None else float(pitch[last])
+    i = 0
+    while i < len(rows):
+        j = i
+        while j + 1 < len(rows) and onset[rows[j + 1]] - onset[rows[i]] < TOLERANCE_BEATS:
+            j += 1
+        group = rows[i : j + 1]
+        group = group[np.argsort(pitch[group], kind="stable")]
+        if previous is None:
+            choice = int(group[(len(group) - 1) // 2])
+        else:
+            choice = int(group[np.abs(pitch[group] - previous).argmin()])
+        kept.append(choice)
+        previous = float(pitch[choice])
+        i = j + 1
+    return np.asarray(kept, dtype=np.int64)
+
+
+def _join(out: np.ndarray, kept: np.ndarray, legato: bool, held: float) -> None:
+    """Each kept note of a line ends by the next one's onset; a legato one is held to it
+    (up to ``held`` beats long). ``out`` is changed in place."""
+    o, d = FIELD["onset"], FIELD["duration"]
+    for a, b in itertools.pairwise(kept):
+        room = out[b, o] - out[a, o]
+        length = max(out[a, d], min(room, held)) if legato else out[a, d]
+        out[a, d] = min(length, room)
+
+
+def _together(
+    out: np.ndarray, kept: np.ndarray, begin: float | None, end: float, held: float
+) -> None:
+    """A legato line enters with the piece (its first note moved back to ``begin``, held
+    on to where it ended) and holds its last note to the piece's ``end``, each by no more
+    than ``held`` beats, as a chorale's four voices start and end together. ``out`` is
+    changed in place."""
+    o, d = FIELD["onset"], FIELD["duration"]
+    head, tail = kept[0], kept[-1]
+    if begin is not None and 0 < out[head, o] - begin <= held:
+        out[head, d] += out[head, o] - begin
+        out[head, o] = begin
+    if 0 < end - (out[tail, o] + out[tail, d]) <= held:
+        out[tail, d] = end - out[tail, o]
