@@ -5,7 +5,7 @@
 A run's ``data_state.json`` gained ``duration_values`` and ``onset_grids`` (stop 36: the note
 durations and the onset grid of each style's training notes, which decoding puts notes on,
 ``midiforge.models.note_features.Rhythm``) and ``style_parts`` (stop 37: each style's band and
-the instruments of it that play one line, ``midiforge.models.style_parts``). They are
+the instruments of it that play one line, ``midiforge.style_parts``). They are
 statistics of the training split, not weights, so a run trained before them gets them from the
 dataset it was trained on, by the same fit its ``prepare_data`` does now; every entry the file
 already has must come out identical (checked), and the weights are not touched. Used for the

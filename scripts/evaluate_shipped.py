@@ -112,6 +112,10 @@ def main() -> None:
     parser.add_argument("--notes", type=int, default=256, help="notes per sample (note models)")
     parser.add_argument("--out", type=Path, default=None, help="default build/model-card[-MODEL]")
     parser.add_argument(
+        "--no-style-parts", dest="style_parts", action="store_false",
+        help="write what the model sampled (generate --no-style-parts), for a before/after",
+    )  # fmt: skip
+    parser.add_argument(
         "--samples-png", type=Path, default=None,
         help="folder for the piano rolls (default OUT/samples; docs/samples refreshes the cards')",
     )  # fmt: skip
@@ -136,6 +140,7 @@ def main() -> None:
             style=style,
             seed=0,
             device="cpu",
+            style_parts=args.style_parts,
             **sample_args(model, args),
         )
         seconds = time.perf_counter() - start

@@ -28,6 +28,7 @@ LAYERS: list[tuple[str, ...]] = [
         "pitches",
         "chords",
         "bars",
+        "style_parts",
     ),  # foundation: no midiforge imports above
     ("io",),  # reading and writing music files (symusic, music21, audio)
     ("kernels",),  # compiled kernels the models call

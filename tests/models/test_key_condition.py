@@ -122,6 +122,11 @@ def test_every_window_of_a_piece_is_told_the_same_scale(datasets):
     primer = pieces[0][:40]
     expected = int(window_scales(torch.from_numpy(primer)[None])[0])
     assert piece_keys(model, 2, gen, None, primer).tolist() == [expected] * 2
+    folk = {"D major": 30, "G major": 20, "E minor": 0, "A minor": 5}  # a style's keys
+    told = piece_keys(model, 64, torch.Generator().manual_seed(6), style_keys=folk)
+    assert set(told.tolist()) == {key_scale("D major"), key_scale("G major"), key_scale("A minor")}
+    assert told.tolist().count(key_scale("D major")) > told.tolist().count(key_scale("A minor"))
+    assert piece_keys(model, 2, gen, musical, style_keys=folk).tolist() == [7, 7]  # --key wins
 
     model.eval()
     seen, hook = _told(model)

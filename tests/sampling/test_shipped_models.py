@@ -79,17 +79,20 @@ def test_the_shipped_lstm_plays_one_part_of_a_style_as_that_part(tmp_path, capsy
 
 
 def test_shipped_diffusion_plays_a_chorale_on_its_four_voices_one_note_each(tmp_path):
-    """The chorale style's band is the four strings, each a line (models.style_parts): no
-    guitar or flute, no voice with two notes at once, and no voice resting much (Bach's
-    voices rest in 0.4 % of their gaps)."""
+    """The chorale style's band is the four strings, each a line (midiforge.style_parts): no
+    guitar or flute, no voice with two notes at once, and the voices seldom resting (Bach's
+    rest in 0.4 % of their gaps; a held note here stops at 4 beats)."""
     code = main(["generate", "--model", "diffusion", "--style", "chorale", "-n", "2",
-                 "--steps", "25", "--seed", "3", "-o", str(tmp_path)])  # fmt: skip
+                 "--number", "3", "--context", "16", "--steps", "25", "--seed", "3", "-o",
+                 str(tmp_path)])  # fmt: skip
     assert code == 0
+    gaps = []
     for path in sorted(tmp_path.glob("*.mid")):
         score = load_midi(path)
-        assert _programs(path) <= {40, 41, 42, 43}
+        assert _programs(path) == {40, 41, 42, 43}
         for track in (t for t in score.tracks if t.notes):
             notes = sorted((n.time, n.end) for n in track.notes)
-            gaps = [b[0] - a[1] for a, b in itertools.pairwise(notes)]
-            assert min(gaps) >= 0, (path.name, track.program)  # one note at a time
-            assert sum(g > 0 for g in gaps) <= 0.2 * len(gaps), (path.name, track.program)
+            mine = [b[0] - a[1] for a, b in itertools.pairwise(notes)]
+            assert min(mine) >= 0, (path.name, track.program)  # one note at a time
+            gaps += mine
+    assert sum(g > 0 for g in gaps) <= 0.1 * len(gaps)

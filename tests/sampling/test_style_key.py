@@ -113,7 +113,10 @@ def test_drums_stay_where_they_are(datasets: Path, tmp_path: Path) -> None:
 def test_the_shipped_folk_tunes_come_out_in_folk_keys_unless_turned_off(tmp_path) -> None:
     run = shipped_run("transformer")
     folk = load_run(run).style_keys["folk"]
-    common = {"n": 3, "max_tokens": 320, "style": "folk", "seed": 3, "device": "cpu"}
+    # the parts' registers fold notes after the move, differently per key: off, so that the
+    # moved piece is the kept one transposed
+    common = {"n": 3, "max_tokens": 320, "style": "folk", "seed": 3, "device": "cpu",
+              "style_parts": False}  # fmt: skip
     moved = generate(run, out_dir=tmp_path / "on", **common)
     kept = generate(run, out_dir=tmp_path / "off", style_keys=False, **common)
     assert not kept.keys and len(moved.keys) == 3

@@ -65,8 +65,8 @@ from midiforge.models.note_features import (
     style_values,
     window_scales,
 )
-from midiforge.models.style_parts import Parts, fit_style_parts, style_parts
 from midiforge.schema import NO_LABEL
+from midiforge.style_parts import Parts, fit_style_parts, style_parts
 
 SE_REDUCTION = 4  # squeeze-and-excitation bottleneck ratio
 MAX_PERIOD = 10_000.0  # longest period of the sinusoidal embeddings (Vaswani et al. 2017)
@@ -397,8 +397,8 @@ class NoteDiffusion(MidiModel):
         if "program" in fields and "onset" in fields and "duration" in fields:
             train = dataset.notes("train")
             pieces = (train[i] for i in range(len(train)))
-            labels = dataset.file_labels("train").tolist()
-            self.style_parts = fit_style_parts(pieces, labels, fields)
+            styles = [str(i) if i >= 0 else None for i in dataset.file_labels("train").tolist()]
+            self.style_parts = fit_style_parts(pieces, styles, ALL_STYLES, fields)
         if len(self.label_names) > self.config.n_labels:
             raise MidiforgeError(
                 f"n_labels: the dataset has {len(self.label_names)} labels but the model has "
@@ -445,9 +445,10 @@ class NoteDiffusion(MidiModel):
         )
 
     def parts(self, label: int | None) -> Parts:
-        """Style ``label``'s band and lines (:mod:`midiforge.models.style_parts`; none for a
+        """Style ``label``'s band and lines (:mod:`midiforge.style_parts`; none for a
         run saved before they were stored)."""
-        return style_parts(self.style_parts, label)
+        style = None if label is None or label < 0 else str(label)
+        return style_parts(self.style_parts, style, ALL_STYLES)
 
     # ---- training ----------------------------------------------------------------------------
 

@@ -44,6 +44,7 @@ The loop is the ``diffusers`` pipeline shape: ``output = model(x_t, t, label)`` 
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -56,10 +57,10 @@ from midiforge.errors import MidiforgeError
 from midiforge.models.diffusion import NoteDiffusion
 from midiforge.models.diffusion_schedule import DDIMScheduler, DDPMScheduler, make_scheduler
 from midiforge.models.note_features import N_SCALES, NO_SCALE, window_scales
-from midiforge.models.style_parts import NO_PARTS, Parts, play_parts
 from midiforge.pitches import diatonic_scales, key_scale
 from midiforge.sampling.diffusion_instruments import instrument_channels, spread_instruments
 from midiforge.schema import NO_LABEL, NOTE_FIELDS
+from midiforge.style_parts import NO_PARTS, Parts, play_parts
 
 log = logging.getLogger(__name__)
 
@@ -335,6 +336,8 @@ def generate_notes(
     resample: int = 1,
     rules: Any = None,
     key_guidance: float = 1.0,
+    style_keys: Mapping[str, int] | None = None,
+    parts: bool = True,
 ) -> list[np.ndarray]:
     """Sample ``n`` pieces of ``number`` windows each as raw note rows.
 
@@ -364,6 +367,10 @@ def generate_notes(
         goes through ``finish`` at the end.
     key_guidance : classifier-free guidance scale for the scale a ``key_condition`` model is
         told (:func:`piece_keys`; 1 = as told, no more); other models ignore it.
+    style_keys : the keys of the style's training pieces (key → count), the scale of a piece
+        no option keys is drawn from (:func:`piece_keys`; None: any scale).
+    parts : play the new notes as the style's parts (:mod:`midiforge.style_parts`: its band,
+        registers and lines); False writes what was denoised.
 
     Returns
     -------
@@ -385,8 +392,10 @@ def generate_notes(
         model, scheduler_for(model, steps, eta), label_index, guidance, eta, generator,
         instrument_channels(model, instruments), fixed_time, resample,
         None if rules is None else rules.project, None if rules is None else rules.window,
-        piece_keys(model, n, generator, None if rules is None else rules.musical, primer),
-        key_guidance, model.parts(label_index),
+        piece_keys(
+            model, n, generator, None if rules is None else rules.musical, primer, style_keys
+        ),
+        key_guidance, model.parts(label_index) if parts else NO_PARTS,
     )  # fmt: skip
     was_training = model.training
     model.eval()
@@ -419,13 +428,16 @@ def piece_keys(
     generator: torch.Generator,
     musical: Any = None,
     notes: np.ndarray | None = None,
+    style_keys: Mapping[str, int] | None = None,
 ) -> torch.Tensor | None:
     """``(n,)``: the diatonic scale every window of each of ``n`` pieces is told, for a
     ``key_condition`` model (None for others): the musician's ``--key``
     (:func:`~midiforge.pitches.key_scale`), else that of their ``--chords``' tones, else that of
-    ``notes`` (a primer, the music around an infill), else one drawn per piece, uniformly, as
-    training saw every key by transposition (an unkeyed piece is moved into one of its style's
-    own keys afterwards, :mod:`midiforge.sampling.style_key`)."""
+    ``notes`` (a primer, the music around an infill), else one drawn per piece: from
+    ``style_keys`` (key → training pieces in it, ``LoadedRun.style_keys``) weighted by their
+    counts, so the piece is written in a key of its style and its parts' registers
+    (:mod:`midiforge.style_parts`) are where that style plays them; uniformly without
+    them, as training saw every key by transposition."""
     if not model.config.key_condition:
         return None
     if musical is not None and musical.key:
@@ -435,6 +447,11 @@ def piece_keys(
         scale = int(diatonic_scales(counts))
     elif notes is not None and len(notes):
         scale = int(window_scales(torch.as_tensor(notes, dtype=torch.float32)[None])[0])
+    elif style_keys:
+        keys = [key for key, count in style_keys.items() if count > 0]
+        weights = torch.tensor([float(style_keys[key]) for key in keys])
+        drawn = torch.multinomial(weights, n, replacement=True, generator=generator)
+        return torch.tensor([key_scale(keys[int(i)]) for i in drawn], dtype=torch.long)
     else:
         return torch.randint(N_SCALES, (n,), generator=generator)
     return torch.full((n,), scale, dtype=torch.long)

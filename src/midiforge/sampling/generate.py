@@ -345,6 +345,8 @@ def _sample_diffusion(run: Any, opts: GenerateOptions, primer: Score | None, lab
         resample=opts.resample,
         rules=rules,
         key_guidance=opts.key_guidance,
+        style_keys=style_key_counts(run, opts) if run.model.config.key_condition else None,
+        parts=opts.style_parts,
     )
     n_primer = 0 if primer_notes is None else len(primer_notes)
     scores = [score_from_notes(x) for x in notes]
@@ -419,16 +421,27 @@ def redraw_empty(
 KEY_SETTERS = ("key", "primer", "chords", "infill", "harmonize")  # options that set the key
 
 
-def to_style_keys(run: Any, opts: GenerateOptions, scores: list[Score]) -> list:
-    """Move the samples, in place, into keys of their style (:mod:`midiforge.sampling.style_key`)
-    unless an option set the key or ``--no-style-keys``; per sample what moved (or None)."""
-    from midiforge.sampling.musical import Musical
-    from midiforge.sampling.style_key import move_to_style_keys, style_counts
+def style_key_counts(run: Any, opts: GenerateOptions) -> dict[str, int]:
+    """The keys (key → training pieces) of the asked style that an unkeyed sample goes into;
+    {} when an option set the key, with ``--no-style-keys``, or for a run written before
+    style_keys (it keeps the keys it plays)."""
+    from midiforge.sampling.style_key import style_counts
 
     if not opts.style_keys or any(getattr(opts, name) is not None for name in KEY_SETTERS):
-        return []
-    counts = style_counts(run.style_keys, opts.style)
-    if not counts:  # a run written before style_keys: it keeps the keys it plays
+        return {}
+    return style_counts(run.style_keys, opts.style)
+
+
+def to_style_keys(run: Any, opts: GenerateOptions, scores: list[Score]) -> list:
+    """Move the samples, in place, into keys of their style (:mod:`midiforge.sampling.style_key`)
+    unless an option set the key or ``--no-style-keys``; per sample what moved (or None). A
+    key-conditioned diffusion model was told a key of its style to write in
+    (:func:`~midiforge.sampling.diffusion.piece_keys`), so its samples stay where they are."""
+    from midiforge.sampling.musical import Musical
+    from midiforge.sampling.style_key import move_to_style_keys
+
+    counts = style_key_counts(run, opts)
+    if not counts or getattr(getattr(run.model, "config", None), "key_condition", False):
         return []
     allowed = Musical.from_options(opts).pitch_table() if opts.range else None
     return move_to_style_keys(scores, counts, opts.seed, allowed)
@@ -513,6 +526,10 @@ def generate(
     scores, generated, errors = sampler(loaded, opts, primer, label)
     redraw_empty(sampler, (loaded, opts, primer, label), (scores, generated, errors))
     keys = to_style_keys(loaded, opts, scores)
+    if loaded.model.sampler != "diffusion":  # the diffusion sampler plays its own parts
+        from midiforge.sampling.score_parts import to_style_parts
+
+        to_style_parts(loaded, opts, scores)
     out = Path(out_dir)
     paths, notes = _write(scores, out)
     result = GenerateResult(paths, notes, generated, errors, keys=keys)

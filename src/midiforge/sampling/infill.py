@@ -272,7 +272,8 @@ def _windows(run: Any, opts: GenerateOptions, label: int | None, asked: list[int
         model, d.scheduler_for(model, opts.steps, opts.eta), index,
         opts.guidance, opts.eta, generator, instrument_channels(model, asked),
         None, opts.resample, None if rules is None else rules.project, keys=keys,
-        key_guidance=opts.key_guidance, parts=model.parts(index),
+        key_guidance=opts.key_guidance,
+        parts=model.parts(index) if opts.style_parts else d.NO_PARTS,
     )  # fmt: skip
     return windows, rules
 
@@ -309,8 +310,8 @@ def _diffusion(run, opts: GenerateOptions, label, gap: Gap, asked: list[int] | N
     """Diffusion: the range's notes inpainted between the notes before and after it, in as
     many windows as they take (each keeps ``context`` notes before it; the last one also
     holds the first notes after the range)."""
-    from midiforge.models.style_parts import play_parts
     from midiforge.sampling.generate import primer_rows
+    from midiforge.style_parts import play_parts
 
     model, length = run.model, run.model.config.length
     rows = primer_rows(run, gap.song)

@@ -221,6 +221,11 @@ class GenerateOptions:
         " move each piece by at most a tritone into a key drawn from those its style's training "
         "pieces are in (a model trained on every transposition plays every key alike; "
         "--no-style-keys keeps the key it played)"))
+    style_parts: bool = field(default=True, metadata=spec(
+        help="with a --style, play each of the style's parts as its training pieces do: in its "
+        "register (a note outside moves by octaves), and a part that plays one line (a "
+        "chorale voice, a folk melody) one note at a time, held to its next note "
+        "(--no-style-parts writes what the model sampled)"))
     chords: str | None = field(default=None, metadata=spec(
         help="a chord per bar, e.g. 'Am F C G' or 'Am | F | C | G' (7ths, sus, dim, aug, slash "
         "chords; N = no chord), repeated when the piece is longer; a sampling-time steer toward "

@@ -217,6 +217,23 @@ class PreparedDataset:
         return {style: dict(sorted(c.items(), key=lambda kv: -kv[1])) for style, c in found.items()
                 if c}  # fmt: skip
 
+    def style_parts(self) -> dict[str, dict[str, Any]]:
+        """Per style label (and over all train files, :data:`ALL_STYLES`), its band, its parts'
+        registers and which parts play one line (:func:`midiforge.style_parts.fit_parts`):
+        what a token run's samples are played as (``generate``; the diffusion model keeps
+        its own copy). Empty without ``onset``, ``duration``, ``pitch`` and ``program`` note
+        fields or train files."""
+        from midiforge.style_parts import fit_style_parts
+
+        fields = list(self.manifest.get("note_fields", []))
+        if not {"onset", "duration", "pitch", "program"} <= set(fields):
+            return {}
+        rows = list(self._train_rows())
+        if not rows:
+            return {}
+        styles, pieces = zip(*rows)
+        return fit_style_parts(pieces, styles, ALL_STYLES, fields)
+
     @property
     def special_ids(self) -> dict[str, int]:
         return dict(self.manifest["tokenizer"].get("special_ids", {}))

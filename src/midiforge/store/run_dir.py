@@ -28,6 +28,7 @@ import yaml
 from midiforge.assets import DEFAULT_MODEL, SHIPPED
 from midiforge.config import load_yaml, to_dict
 from midiforge.errors import MidiforgeError, choice_error
+from midiforge.schema import ALL_STYLES
 from midiforge.store import atomic
 from midiforge.store.names import (
     CONFIG_FILE,
@@ -50,6 +51,7 @@ from midiforge.store.names import (
 )
 from midiforge.store.tokenizer_file import load_tokenizer
 from midiforge.store.versions import software_versions
+from midiforge.style_parts import Parts, style_parts
 
 if TYPE_CHECKING:  # torch is imported where a model is loaded, so listing runs stays cheap
     import torch
@@ -72,6 +74,7 @@ CONFIG_TYPES: dict[str, type | tuple[type, ...]] = {
     "instruments": list,
     "style_instruments": dict,
     "style_keys": dict,
+    "style_parts": dict,
     "tokenizer": dict,
     "dataset_options": dict,
 }
@@ -168,7 +171,8 @@ def _plain(value: Any) -> Any:
 
 
 def _per_style(data: Any, name: str) -> dict[str, Any]:
-    """``data.style_instruments()`` or ``data.style_keys()``; {} for data without them."""
+    """``data.style_instruments()``, ``style_keys()`` or ``style_parts()``; {} for data
+    without them."""
     read = getattr(data, name, None)
     return read() if callable(read) else {}
 
@@ -206,22 +210,24 @@ def write_run_files(
         "instruments": [int(p) for p in getattr(data, "instruments", [0])],
         "style_instruments": _per_style(data, "style_instruments"),
         "style_keys": _per_style(data, "style_keys"),
+        "style_parts": _per_style(data, "style_parts"),
         "tokenizer": dict(data.manifest.get("tokenizer") or {}),
         "dataset_options": dict(data.manifest.get("options") or {}),
         "versions": software_versions(),
     }
-    _save_config(run_dir, _plain(config))
+    save_config(run_dir, _plain(config))
 
 
-def _save_config(run_dir: Path, config: dict[str, Any]) -> None:
-    atomic.write_text(config_path(run_dir), yaml.safe_dump(config, sort_keys=False))
+def save_config(run_dir: str | Path, config: dict[str, Any]) -> None:
+    """Write ``config.yaml`` (atomically)."""
+    atomic.write_text(config_path(Path(run_dir)), yaml.safe_dump(config, sort_keys=False))
 
 
 def update_train_section(run_dir: Path, cfg: Any) -> None:
     """Rewrite config.yaml's ``train`` section (``--resume`` may change e.g. ``steps``)."""
     saved = read_config_yaml(run_dir)
     saved["train"] = _plain(to_dict(cfg))
-    _save_config(run_dir, saved)
+    save_config(run_dir, saved)
 
 
 def read_data_state(run_dir: str | Path) -> dict[str, Any]:
@@ -330,6 +336,11 @@ class LoadedRun:
         token run to them unless ``--instruments`` asks); empty for runs written before."""
         saved = self.config.get("style_instruments") or {}
         return {str(k): [int(p) for p in v] for k, v in saved.items() if isinstance(v, list)}
+
+    def style_parts(self, style: str | None) -> Parts:
+        """The band, registers and lines a token run's samples of ``style`` are played as
+        (:mod:`midiforge.style_parts`); none for runs written before the table."""
+        return style_parts(self.config.get("style_parts") or {}, style, ALL_STYLES)
 
     @property
     def style_keys(self) -> dict[str, dict[str, int]]:
@@ -455,7 +466,7 @@ def export_run(
                 shutil.copy2(run_dir / name, tmp / name)
         if dataset is not None:
             config = load_yaml(config_path(tmp))
-            _save_config(tmp, {**config, "dataset": dataset})
+            save_config(tmp, {**config, "dataset": dataset})
         for path in tmp.iterdir():  # readable by everyone: it may ship inside a package
             path.chmod(SHARED_FILE_MODE)
         tmp.chmod(SHARED_DIR_MODE)

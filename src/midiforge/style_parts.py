@@ -8,9 +8,9 @@ sounding pitches on average against Bach's 3.9, at 6.4 notes a beat against 3.7 
 polyphony overlap 0.05 against a ceiling of 0.81), and played guitar, flute and string
 ensemble, which no chorale in its training data has. These are facts of the training data, so
 they are fitted from it, per style, as the rhythm tables are
-(:mod:`midiforge.models.note_features`), kept in the run's ``data_state.json`` by
-:class:`~midiforge.models.diffusion.NoteDiffusion`, and applied by its sampler
-(:func:`play_lines`):
+(:mod:`midiforge.models.note_features`), kept in the run (the diffusion model's
+``data_state.json``, :meth:`~midiforge.models.diffusion.NoteDiffusion.parts`; a token run's
+``config.yaml``, ``LoadedRun.style_parts``), and applied after sampling (:func:`play_parts`):
 
 * **the band**: the programs holding at least ``PART_SHARE`` of the style's training notes;
   with no instruments asked, a style's notes are played by its band only;
@@ -33,7 +33,6 @@ from typing import Any
 
 import numpy as np
 
-from midiforge.models.note_features import ALL_STYLES, pitch_to_frequency
 from midiforge.schema import FIELD, NOTE_FIELDS
 
 PART_SHARE = 0.02  # a program is in a style's band with this share of its training notes
@@ -43,6 +42,7 @@ HELD_QUANTILE = 0.99  # a legato note is held to at most this quantile of the li
 REGISTER_SHARE = 0.005  # a part's register leaves out this share of its notes at either end
 OCTAVE = 12
 TOLERANCE_BEATS = 1e-3  # times closer than this are equal (ticks stored as float beats)
+A4_PITCH, A4_HZ = 69, 440.0  # a moved note's frequency column is recomputed from its pitch
 
 
 @dataclass(frozen=True)
@@ -132,33 +132,37 @@ def _register(pitches: np.ndarray) -> tuple[int, int]:
 
 
 def fit_style_parts(
-    pieces: Iterable[np.ndarray], labels: Iterable[int], fields: Sequence[str] = NOTE_FIELDS
+    pieces: Iterable[np.ndarray],
+    styles: Iterable[str | None],
+    every: str,
+    fields: Sequence[str] = NOTE_FIELDS,
 ) -> dict[str, dict[str, Any]]:
-    """:func:`fit_parts` of the whole corpus (``"all"``) and of each style label index
-    (``"0"``, ...; a piece labelled -1 counts for the corpus only), as stored in a run's
-    ``data_state.json``."""
-    by_style: dict[int, list[np.ndarray]] = {}
-    every: list[np.ndarray] = []
-    for notes, label in zip(pieces, labels):
-        every.append(notes)
-        if label >= 0:
-            by_style.setdefault(int(label), []).append(notes)
-    out = {ALL_STYLES: fit_parts(every, fields).to_dict()}
-    for label in sorted(by_style):
-        out[str(label)] = fit_parts(by_style[label], fields).to_dict()
+    """:func:`fit_parts` of the whole corpus (key ``every``) and of each style (a piece's
+    style None counts for the corpus only), as a run stores it: the diffusion model's
+    ``data_state.json`` by label index, a token run's ``config.yaml`` by style name."""
+    by_style: dict[str, list[np.ndarray]] = {}
+    corpus: list[np.ndarray] = []
+    for notes, style in zip(pieces, styles):
+        corpus.append(notes)
+        if style is not None:
+            by_style.setdefault(style, []).append(notes)
+    out = {every: fit_parts(corpus, fields).to_dict()}
+    for style in sorted(by_style):
+        out[style] = fit_parts(by_style[style], fields).to_dict()
     return out
 
 
-def style_parts(table: dict[str, dict[str, Any]], label: int | None) -> Parts:
-    """Style ``label``'s :class:`Parts` of a stored table (:func:`fit_style_parts`).
+def style_parts(table: dict[str, dict[str, Any]], style: str | None, every: str) -> Parts:
+    """Style ``style``'s :class:`Parts` of a stored table (:func:`fit_style_parts`).
 
-    With no style asked, a run trained on one unlabelled corpus plays that corpus' parts; one
-    trained on styles samples their mixture, which has no band and keeps no line (any program
-    plays, as before the table). ``NO_PARTS`` too for a run saved before the table."""
-    if label is not None and label >= 0 and str(label) in table:
-        return Parts.from_dict(table[str(label)])
-    if (label is None or label < 0) and set(table) == {ALL_STYLES}:
-        return Parts.from_dict(table[ALL_STYLES])
+    With no style asked, a run trained on one unlabelled corpus plays that corpus' parts
+    (``every``); one trained on styles samples their mixture, which has no band and keeps no
+    line (any program plays, as before the table). ``NO_PARTS`` too for a run saved before
+    the table."""
+    if style is not None and style in table:
+        return Parts.from_dict(table[style])
+    if style is None and set(table) == {every}:
+        return Parts.from_dict(table[every])
     return NO_PARTS
 
 
@@ -235,7 +239,8 @@ def in_registers(notes: np.ndarray, parts: Parts, first: int = 0) -> np.ndarray:
             sounding[i] = False
             free = ~np.isin(octaves, out[sounding, FIELD["pitch"]])
             out[i, FIELD["pitch"]] = octaves[free.argmax()] if free.any() else octaves[0]
-    out[new, FIELD["frequency"]] = pitch_to_frequency(out[new, FIELD["pitch"]])
+    semitones = out[new, FIELD["pitch"]].astype(np.float64) - A4_PITCH
+    out[new, FIELD["frequency"]] = A4_HZ * 2.0 ** (semitones / OCTAVE)
     return out
 
 

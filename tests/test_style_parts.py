@@ -11,7 +11,8 @@ from symusic import Score
 
 from midiforge.data import encode
 from midiforge.data.corpora import jsb_score, with_part_programs
-from midiforge.models.style_parts import (
+from midiforge.schema import FIELD
+from midiforge.style_parts import (
     NO_PARTS,
     Parts,
     fit_style_parts,
@@ -19,11 +20,10 @@ from midiforge.models.style_parts import (
     play_parts,
     style_parts,
 )
-from midiforge.schema import FIELD
 
 VOICES = (40, 41, 42, 43)  # the chorales' soprano .. bass (data.corpora.PART_PROGRAMS)
 MELODY, CHORDS = 40, 24  # a Nottingham tune's parts
-CHORALE, FOLK = 0, 1
+CHORALE, FOLK, EVERY = "chorale", "folk", "*"
 
 
 def chorales(datasets: Path, n: int = 12) -> list[np.ndarray]:
@@ -43,20 +43,21 @@ def tunes(datasets: Path, every: int = 20) -> list[np.ndarray]:
 @pytest.fixture(scope="module")
 def table(datasets):
     folk = tunes(datasets)
-    return fit_style_parts(chorales(datasets) + folk, [CHORALE] * 12 + [FOLK] * len(folk))
+    styles = [CHORALE] * 12 + [FOLK] * len(folk)
+    return fit_style_parts(chorales(datasets) + folk, styles, EVERY)
 
 
 def test_the_chorales_four_voices_are_legato_lines_and_the_folk_melody_a_line(table):
-    chorale, folk = style_parts(table, CHORALE), style_parts(table, FOLK)
+    chorale, folk = style_parts(table, CHORALE, EVERY), style_parts(table, FOLK, EVERY)
     assert chorale.programs == chorale.lines == chorale.legato == VOICES
     assert chorale.held >= 2.0  # half notes and fermatas are held whole
     assert folk.programs == (CHORDS, MELODY)
     assert folk.lines == (MELODY,)  # the guitar strums chords: not one note at a time
-    assert style_parts(table, None) == NO_PARTS  # a mixture of styles: nothing kept
-    assert style_parts({}, CHORALE) == NO_PARTS  # a run saved before the table
-    alone = {"all": table["all"]}  # a run on one unlabelled corpus plays its parts
-    assert style_parts(alone, None) == Parts.from_dict(table["all"])
-    assert Parts.from_dict(style_parts(table, FOLK).to_dict()) == folk
+    assert style_parts(table, None, EVERY) == NO_PARTS  # a mixture of styles: nothing kept
+    assert style_parts({}, CHORALE, EVERY) == NO_PARTS  # a run saved before the table
+    alone = {EVERY: table[EVERY]}  # a run on one unlabelled corpus plays its parts
+    assert style_parts(alone, None, EVERY) == Parts.from_dict(table[EVERY])
+    assert Parts.from_dict(folk.to_dict()) == folk
 
 
 def _sounding_together(notes: np.ndarray, program: int) -> int:
@@ -73,7 +74,7 @@ def test_lines_play_one_note_at_a_time_held_to_the_next(datasets, table):
     at a time, the stacked notes gone and the real ones kept, the cut notes held again; a
     piano that is not a line keeps its chord; the primer rows stay as they were."""
     piece = chorales(datasets, 13)[12]  # not one the table was fitted on
-    parts = style_parts(table, CHORALE)
+    parts = style_parts(table, CHORALE, EVERY)
     rng = np.random.default_rng(0)
     faulty = piece.copy()
     cut = rng.random(len(faulty)) < 0.3
@@ -131,7 +132,7 @@ def test_notes_outside_their_parts_register_move_back_by_octaves(datasets, table
     voice's register: moved back by octaves, the real notes come back, every pitch class
     stays, and a program the style does not play is left where it is."""
     piece = chorales(datasets, 13)[12]
-    parts = style_parts(table, CHORALE)
+    parts = style_parts(table, CHORALE, EVERY)
     registers = {program: (low, high) for program, low, high in parts.registers}
     assert set(registers) == set(VOICES)
     assert registers[40][0] > registers[43][0] and registers[40][1] > registers[43][1]
