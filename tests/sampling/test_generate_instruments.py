@@ -168,3 +168,19 @@ def test_a_run_keeps_its_styles_keys_and_moves_each_sample_into_one(styled_run, 
         if what is not None:  # a sample in a mode folk's training files lack keeps its key
             assert keys["folk"][what[1]] > 0 and piece_key(load_midi(path)) == what[1]
     assert any(what is not None for what in result.keys)
+
+
+def test_a_trained_run_keeps_its_styles_parts(styled_run) -> None:
+    """train writes its dataset's style parts into config.yaml; each style reads its own (the
+    folk band is violin and guitar; these 12 tunes include one with double stops in its
+    melody, so their violin is not one line, where the whole Nottingham set's is)."""
+    from midiforge.store.dataset_dir import PreparedDataset
+    from midiforge.store.run_dir import load_run
+    from midiforge.style_parts import Parts
+
+    run = load_run(styled_run)
+    table = PreparedDataset(run.config["dataset"]).style_parts()
+    assert run.style_parts("folk") == Parts.from_dict(table["folk"])
+    assert run.style_parts("folk").programs == (24, 40)
+    assert run.style_parts("pop").programs == (0, 48, 73)
+    assert [r[0] for r in run.style_parts("pop").registers] == [0, 48, 73]
