@@ -29,6 +29,7 @@ LAYERS: list[tuple[str, ...]] = [
         "chords",
         "bars",
         "style_parts",
+        "style_scale",
     ),  # foundation: no midiforge imports above
     ("io",),  # reading and writing music files (symusic, music21, audio)
     ("kernels",),  # compiled kernels the models call

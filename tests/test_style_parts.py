@@ -180,3 +180,37 @@ def test_legato_lines_enter_and_end_with_the_piece():
     late[1, FIELD["onset"]] = 2.5  # 2.5 beats in: later than a held note reaches
     out = play_parts(late, Parts((40, 41), (40, 41), (40, 41), held=2.0))
     assert out[out[:, FIELD["program"]] == 41][0, FIELD["onset"]] == 2.5
+
+
+def test_a_slurred_pop_melody_is_a_line_and_its_accompaniment_is_not(datasets):
+    """POP909's sung melody slurs into its next note (it overlaps it, briefly) yet a second
+    melody note almost never starts with another: a line, as a voice is; its strings and
+    piano, which play chords, are not."""
+    paths = sorted((datasets / "pop909").glob("*/[0-9][0-9][0-9].mid"))[:12]
+    songs = [encode.notes_from_score(with_part_programs(Score(str(p)), "pop909")) for p in paths]
+    parts = style_parts(fit_style_parts(songs, ["pop"] * len(songs), EVERY), "pop", EVERY)
+    melody, strings, piano = 73, 48, 0  # data.corpora.PART_PROGRAMS["pop909"]
+    assert parts.programs == (piano, strings, melody)
+    assert parts.lines == (melody,) and parts.legato == ()
+    overlapping = sum(_sounding_together(s, melody) for s in songs)
+    assert overlapping > 0  # slurred: the rule is not "never overlaps"
+    played = play_parts(songs[0], parts)
+    assert _sounding_together(played, melody) == 0
+
+
+def test_two_voices_on_one_pitch_are_parted():
+    """Soprano and alto denoised onto one pitch: the alto takes its other candidate note at
+    that onset where it has one, and where it has none its note moves an octave within its
+    register (a doubling at the octave), so the two voices sound two pitches."""
+    rows = np.zeros((5, len(FIELD)), np.float32)
+    rows[:, FIELD["program"]] = (40, 41, 41, 40, 41)
+    rows[:, FIELD["pitch"]] = (67, 67, 71, 69, 69)
+    rows[:, FIELD["onset"]] = (0.0, 0.0, 0.0, 1.0, 1.0)
+    rows[:, FIELD["duration"]] = 1.0
+    parts = Parts((40, 41), (40, 41), (40, 41), 2.0, ((40, 60, 81), (41, 55, 76)))
+    out = play_parts(rows, parts)
+    alto = out[out[:, FIELD["program"]] == 41]
+    assert alto[:, FIELD["pitch"]].tolist() == [71, 57]  # the other candidate; A4 → A3
+    assert np.isclose(alto[1, FIELD["frequency"]], 220.0)
+    soprano = out[out[:, FIELD["program"]] == 40]
+    assert soprano[:, FIELD["pitch"]].tolist() == [67, 69]

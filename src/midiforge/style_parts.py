@@ -14,9 +14,12 @@ they are fitted from it, per style, as the rhythm tables are
 
 * **the band**: the programs holding at least ``PART_SHARE`` of the style's training notes;
   with no instruments asked, a style's notes are played by its band only;
-* **lines**: programs of the band whose successive notes overlap in at most
-  ``1 − LINE_SHARE`` of cases (a melody, a chorale voice; not a guitar strumming chords):
-  one note at a time;
+* **lines**: programs of the band whose successive notes follow one another in at least
+  ``LINE_SHARE`` of cases (a melody, a chorale voice; not a guitar strumming chords): one note
+  at a time. A note follows the one before when it starts later and the two sound together
+  for less than ``SLUR_SHARE`` of the time between their onsets: POP909's sung melodies slur
+  into their next note (9 % of successive notes overlap, by a median 8 % of the note) yet
+  start together with another note in 0.5 % of cases, as a voice does;
 * **legato lines**: lines whose successive notes follow with no rest in at least
   ``LEGATO_SHARE`` of cases: a note is held on to the line's next note, up to the style's
   ``held`` beats (the 99th percentile of its lines' note durations);
@@ -36,7 +39,8 @@ import numpy as np
 from midiforge.schema import FIELD, NOTE_FIELDS
 
 PART_SHARE = 0.02  # a program is in a style's band with this share of its training notes
-LINE_SHARE = 0.99  # a part is a line when this share of its successive notes do not overlap
+LINE_SHARE = 0.99  # a part is a line when this share of its successive notes follow on
+SLUR_SHARE = 0.5  # a note follows the one before when they overlap by less of their IOI
 LEGATO_SHARE = 0.95  # a line is legato when this share of its successive notes follow unbroken
 HELD_QUANTILE = 0.99  # a legato note is held to at most this quantile of the lines' durations
 REGISTER_SHARE = 0.005  # a part's register leaves out this share of its notes at either end
@@ -79,13 +83,18 @@ class Parts:
 NO_PARTS = Parts()  # a run saved before the parts were stored: any program, no line kept
 
 
-def _successive(onset: np.ndarray, duration: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(gap, duration): for each pair of successive notes of one program in onset order, the
-    time from the first's end to the second's onset (negative: they overlap), and the
-    first's duration."""
+def _successive(
+    onset: np.ndarray, duration: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(gap, duration, follows): for each pair of successive notes of one program in onset
+    order, the time from the first's end to the second's onset (negative: they overlap), the
+    first's duration, and whether the second follows the first as in a line (it starts later,
+    overlapping by less than ``SLUR_SHARE`` of the time between their onsets)."""
     order = np.argsort(onset, kind="stable")
     onset, duration = onset[order], duration[order]
-    return onset[1:] - (onset[:-1] + duration[:-1]), duration[:-1]
+    gap, ioi = onset[1:] - (onset[:-1] + duration[:-1]), np.diff(onset)
+    follows = (ioi > TOLERANCE_BEATS) & (-gap < SLUR_SHARE * ioi + TOLERANCE_BEATS)
+    return gap, duration[:-1], follows
 
 
 def fit_parts(pieces: Iterable[np.ndarray], fields: Sequence[str] = NOTE_FIELDS) -> Parts:
@@ -95,6 +104,7 @@ def fit_parts(pieces: Iterable[np.ndarray], fields: Sequence[str] = NOTE_FIELDS)
     pitches: dict[int, list[np.ndarray]] = {}
     gaps: dict[int, list[np.ndarray]] = {}
     durations: dict[int, list[np.ndarray]] = {}
+    follows: dict[int, list[np.ndarray]] = {}
     for notes in pieces:
         notes = np.asarray(notes)
         programs = notes[:, p].astype(np.int64)
@@ -102,15 +112,16 @@ def fit_parts(pieces: Iterable[np.ndarray], fields: Sequence[str] = NOTE_FIELDS)
             mine = notes[programs == program]
             counts[program] = counts.get(program, 0) + len(mine)
             pitches.setdefault(program, []).append(mine[:, k])
-            gap, duration = _successive(mine[:, o].astype(np.float64), mine[:, d])
+            gap, duration, follow = _successive(mine[:, o].astype(np.float64), mine[:, d])
             gaps.setdefault(program, []).append(gap)
+            follows.setdefault(program, []).append(follow)
             durations.setdefault(program, []).append(duration)
     total = sum(counts.values())
     band = sorted(p for p, c in counts.items() if total and c >= PART_SHARE * total and p >= 0)
     lines, legato, held = [], [], []
     for program in band:
         gap = np.concatenate(gaps[program])
-        if not len(gap) or np.mean(gap > -TOLERANCE_BEATS) < LINE_SHARE:
+        if not len(gap) or np.mean(np.concatenate(follows[program])) < LINE_SHARE:
             continue
         lines.append(program)
         if np.mean(gap < TOLERANCE_BEATS) >= LEGATO_SHARE:
@@ -187,16 +198,20 @@ def play_parts(notes: np.ndarray, parts: Parts, first: int = 0) -> np.ndarray:
         return out
     keep = np.ones(len(out), dtype=bool)
     programs = out[:, FIELD["program"]].astype(np.int64)
-    onset, pitch = out[:, FIELD["onset"]], out[:, FIELD["pitch"]]
+    onset = out[:, FIELD["onset"]]
     lines: dict[int, tuple[np.ndarray, bool]] = {}
+    voiced = np.zeros(0, dtype=np.int64)  # the rows the lines before this one kept
     for program in parts.lines:
         rows = np.flatnonzero(programs == program)
         rows = rows[np.argsort(onset[rows], kind="stable")]
         before = rows[rows < first]
-        kept = _line_rows(rows[rows >= first], onset, pitch, before[-1] if len(before) else None)
+        last = before[-1] if len(before) else None
+        register = next(((lo, hi) for q, lo, hi in parts.registers if q == program), None)
+        kept = _line_rows(rows[rows >= first], out, last, voiced, register)
         keep[np.setdiff1d(rows[rows >= first], kept)] = False
         _join(out, kept, program in parts.legato, parts.held)
         lines[program] = (kept, len(before) == 0)
+        voiced = np.concatenate([voiced, kept])
     begin = float(onset[first])
     end = float((out[keep, FIELD["onset"]] + out[keep, FIELD["duration"]]).max())
     for program, (kept, fresh) in lines.items():
@@ -233,21 +248,44 @@ def in_registers(notes: np.ndarray, parts: Parts, first: int = 0) -> np.ndarray:
         outside &= (out[:, FIELD["pitch"]] < low) | (out[:, FIELD["pitch"]] > high)
         for i in np.flatnonzero(outside):
             pitch = out[i, FIELD["pitch"]]
-            octaves = np.arange(low + (pitch - low) % OCTAVE, high + 1, OCTAVE)
-            octaves = octaves[np.argsort(np.abs(octaves - pitch), kind="stable")]
             sounding = (onset <= onset[i]) & (end > onset[i])
             sounding[i] = False
-            free = ~np.isin(octaves, out[sounding, FIELD["pitch"]])
-            out[i, FIELD["pitch"]] = octaves[free.argmax()] if free.any() else octaves[0]
-    semitones = out[new, FIELD["pitch"]].astype(np.float64) - A4_PITCH
-    out[new, FIELD["frequency"]] = A4_HZ * 2.0 ** (semitones / OCTAVE)
+            out[i, FIELD["pitch"]] = _free_octave(pitch, low, high, out[sounding, FIELD["pitch"]])
+    _frequencies(out, new)
     return out
 
 
+def _free_octave(pitch: float, low: int, high: int, busy: np.ndarray) -> float:
+    """``pitch`` moved by octaves into ``[low, high]``: to the octave nearest its own that is
+    not among the ``busy`` pitches, else the nearest."""
+    octaves = np.arange(low + (pitch - low) % OCTAVE, high + 1, OCTAVE)
+    octaves = octaves[np.argsort(np.abs(octaves - pitch), kind="stable")]
+    free = ~np.isin(octaves, busy)
+    return float(octaves[free.argmax()] if free.any() else octaves[0])
+
+
+def _frequencies(out: np.ndarray, rows: np.ndarray) -> None:
+    """The frequency column of ``rows`` (a mask or indices) recomputed from their pitches."""
+    semitones = out[rows, FIELD["pitch"]].astype(np.float64) - A4_PITCH
+    out[rows, FIELD["frequency"]] = A4_HZ * 2.0 ** (semitones / OCTAVE)
+
+
 def _line_rows(
-    rows: np.ndarray, onset: np.ndarray, pitch: np.ndarray, last: int | None
+    rows: np.ndarray,
+    out: np.ndarray,
+    last: int | None,
+    voiced: np.ndarray,
+    register: tuple[int, int] | None,
 ) -> np.ndarray:
-    """The rows of one line kept: one per onset, the nearest the previous kept pitch."""
+    """The rows of one line kept: one per onset, the nearest the previous kept pitch among
+    those no other line (its ``voiced`` rows) is sounding then; when every one is, the kept
+    note moves by octaves within the line's ``register`` to one that is free (a doubling at
+    the octave, as Bach doubles a chord tone). Two chorale voices landing on one pitch sound
+    as one: the denoised chorales doubled a voice at the unison three times as often as
+    Bach's (3.74 distinct pitches sounding against his 3.92, when all four voices sing).
+    ``out`` is changed in place where a note moves."""
+    onset, pitch = out[:, FIELD["onset"]], out[:, FIELD["pitch"]]
+    end = onset + out[:, FIELD["duration"]]
     kept: list[int] = []
     previous = None if last is None else float(pitch[last])
     i = 0
@@ -257,10 +295,18 @@ def _line_rows(
             j += 1
         group = rows[i : j + 1]
         group = group[np.argsort(pitch[group], kind="stable")]
+        at = onset[group[0]] + TOLERANCE_BEATS
+        others = voiced[(onset[voiced] <= at) & (end[voiced] > at)]
+        free = ~np.isin(pitch[group], pitch[others])
+        if free.any():
+            group = group[free]
         if previous is None:
             choice = int(group[(len(group) - 1) // 2])
         else:
             choice = int(group[np.abs(pitch[group] - previous).argmin()])
+        if not free.any() and register is not None:
+            pitch[choice] = _free_octave(float(pitch[choice]), *register, pitch[others])
+            _frequencies(out, np.array([choice]))
         kept.append(choice)
         previous = float(pitch[choice])
         i = j + 1

@@ -67,6 +67,7 @@ from midiforge.models.note_features import (
 )
 from midiforge.schema import NO_LABEL
 from midiforge.style_parts import Parts, fit_style_parts, style_parts
+from midiforge.style_scale import fit_style_accidentals, style_accidentals
 
 SE_REDUCTION = 4  # squeeze-and-excitation bottleneck ratio
 MAX_PERIOD = 10_000.0  # longest period of the sinusoidal embeddings (Vaswani et al. 2017)
@@ -356,6 +357,8 @@ class NoteDiffusion(MidiModel):
         self.onset_grids: dict[str, float] = {}
         # each style's band and the parts of it that play one line (style_parts)
         self.style_parts: dict[str, dict[str, Any]] = {}
+        # each style's pieces by how many classes outside their scale they use (style_scale)
+        self.style_accidentals: dict[str, list[int]] = {}
 
     def forward(
         self,
@@ -399,6 +402,8 @@ class NoteDiffusion(MidiModel):
             pieces = (train[i] for i in range(len(train)))
             styles = [str(i) if i >= 0 else None for i in dataset.file_labels("train").tolist()]
             self.style_parts = fit_style_parts(pieces, styles, ALL_STYLES, fields)
+            pieces = (train[i] for i in range(len(train)))
+            self.style_accidentals = fit_style_accidentals(pieces, styles, ALL_STYLES, fields)
         if len(self.label_names) > self.config.n_labels:
             raise MidiforgeError(
                 f"n_labels: the dataset has {len(self.label_names)} labels but the model has "
@@ -411,6 +416,7 @@ class NoteDiffusion(MidiModel):
             "duration_values": self.duration_values,
             "onset_grids": self.onset_grids,
             "style_parts": self.style_parts,
+            "style_accidentals": self.style_accidentals,
         }
 
     def load_data_state(self, state: dict[str, Any]) -> None:
@@ -432,6 +438,9 @@ class NoteDiffusion(MidiModel):
         self.duration_values = read_time_values(state, "duration_values")
         self.onset_grids = {str(k): float(v) for k, v in state.get("onset_grids", {}).items()}
         self.style_parts = dict(state.get("style_parts", {}))
+        self.style_accidentals = {
+            str(k): [int(c) for c in v] for k, v in state.get("style_accidentals", {}).items()
+        }
 
     def rhythm(self, label: int | None) -> Rhythm:
         """The time values the decoder puts style ``label``'s notes on (the whole corpus' for
@@ -449,6 +458,12 @@ class NoteDiffusion(MidiModel):
         run saved before they were stored)."""
         style = None if label is None or label < 0 else str(label)
         return style_parts(self.style_parts, style, ALL_STYLES)
+
+    def accidentals(self, label: int | None) -> list[int]:
+        """Style ``label``'s training pieces by how many classes outside their scale they use
+        (:mod:`midiforge.style_scale`; empty for a run saved before the table)."""
+        style = None if label is None or label < 0 else str(label)
+        return style_accidentals(self.style_accidentals, style, ALL_STYLES)
 
     # ---- training ----------------------------------------------------------------------------
 

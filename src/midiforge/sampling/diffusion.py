@@ -44,7 +44,7 @@ The loop is the ``diffusers`` pipeline shape: ``output = model(x_t, t, label)`` 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -61,6 +61,7 @@ from midiforge.pitches import diatonic_scales, key_scale
 from midiforge.sampling.diffusion_instruments import instrument_channels, spread_instruments
 from midiforge.schema import NO_LABEL, NOTE_FIELDS
 from midiforge.style_parts import NO_PARTS, Parts, play_parts
+from midiforge.style_scale import N_CLASSES, keep_accidentals
 
 log = logging.getLogger(__name__)
 
@@ -419,7 +420,20 @@ def generate_notes(
         draw_trace(recorder, trace)
     first = 0 if primer is None else len(primer)
     pieces = [play_parts(p, windows.parts, first) for p in pieces]
+    if parts:
+        outside = draw_accidentals(model.accidentals(label_index), n, generator)
+        pieces = [keep_accidentals(p, k, first) for p, k in zip(pieces, outside)]
     return pieces if rules is None else [rules.finish(p) for p in pieces]
+
+
+def draw_accidentals(table: Sequence[int], n: int, generator: torch.Generator) -> list[int]:
+    """How many classes outside its scale each of ``n`` pieces may use: drawn from ``table``
+    (the style's training pieces by that number, :func:`~midiforge.style_scale.fit_accidentals`)
+    weighted by its counts; every class (no limit) without a table."""
+    if not sum(table):
+        return [N_CLASSES] * n
+    weights = torch.tensor([float(c) for c in table])
+    return torch.multinomial(weights, n, replacement=True, generator=generator).tolist()
 
 
 def piece_keys(
