@@ -22,7 +22,7 @@ from midiforge.store import atomic
 from midiforge.store import run_dir as runs
 from midiforge.store.dataset_dir import PreparedDataset
 
-DECODE_TABLES = ("duration_values", "onset_grids", "style_parts", "style_accidentals")
+DECODE_TABLES = ("duration_values", "onset_grids", "style_parts", "style_accidentals", "pickups")
 
 
 def main() -> None:

@@ -28,9 +28,11 @@ from midiforge.models.diffusion_schedule import (
     make_betas,
 )
 from midiforge.models.note_features import (
+    BAR_BEATS,
     TIME_GRID_BEATS,
     Rhythm,
     fit_onset_grids,
+    fit_pickups,
     fit_scaler,
     fit_time_values,
 )
@@ -222,6 +224,24 @@ def test_decoded_gaps_are_the_styles_own(datasets):
     snapped = np.rint(scaler.decode(x, rhythm=Rhythm(gaps=tuple(values["all"])))[1:, delta] * 12)
     assert np.isin(snapped, common).all()
     assert not np.isin(np.rint(scaler.decode(x)[1:, delta] * 12), common).all()  # 1/12 grid
+
+
+def test_the_tunes_pickups_are_where_in_their_bar_they_begin(datasets):
+    """Real tunes begin on a pickup (their first note before the bar line) more often than
+    not; the table counts where in the bar each begins, silent whole bars left out."""
+    notes, labels = nottingham_notes(datasets, per_prefix=12)
+    firsts = np.array([piece[:, RAW_FIELDS.index("onset")].min() for piece in notes])
+    table = fit_pickups(firsts, np.array(labels))
+    assert sum(c for _, c in table["all"]) == len(notes)
+    for key in ("0", "1"):
+        assert sum(c for _, c in table[key]) == labels.count(int(key))
+    assert all(0 <= beats < BAR_BEATS for beats, _ in table["all"])
+    on_beat = sum(c for beats, c in table["all"] if beats == 0.0)
+    assert on_beat < 0.5 * len(notes)  # most tunes open with a pickup
+    expected = {round(float(f % BAR_BEATS) * 12) / 12 for f in firsts}
+    assert {beats for beats, _ in table["all"]} == expected
+    late = fit_pickups(firsts + 2 * BAR_BEATS, np.array(labels))  # two silent bars more
+    assert late == table
 
 
 def test_decoded_notes_take_the_styles_durations_and_onset_grid(datasets):

@@ -59,6 +59,7 @@ from midiforge.models.note_features import (
     check_programs,
     feature_names,
     fit_onset_grids,
+    fit_pickups,
     fit_scaler,
     fit_time_values,
     read_time_values,
@@ -359,6 +360,8 @@ class NoteDiffusion(MidiModel):
         self.style_parts: dict[str, dict[str, Any]] = {}
         # each style's pieces by how many classes outside their scale they use (style_scale)
         self.style_accidentals: dict[str, list[int]] = {}
+        # where in its bar each style's training pieces begin (note_features.pickups)
+        self.pickups: dict[str, list[list[float]]] = {}
 
     def forward(
         self,
@@ -404,6 +407,10 @@ class NoteDiffusion(MidiModel):
             self.style_parts = fit_style_parts(pieces, styles, ALL_STYLES, fields)
             pieces = (train[i] for i in range(len(train)))
             self.style_accidentals = fit_style_accidentals(pieces, styles, ALL_STYLES, fields)
+            onset = fields.index("onset")
+            firsts = [float(np.min(train[i][:, onset])) if len(train[i]) else 0.0
+                      for i in range(len(train))]  # fmt: skip
+            self.pickups = fit_pickups(np.array(firsts), dataset.file_labels("train"))
         if len(self.label_names) > self.config.n_labels:
             raise MidiforgeError(
                 f"n_labels: the dataset has {len(self.label_names)} labels but the model has "
@@ -417,6 +424,7 @@ class NoteDiffusion(MidiModel):
             "onset_grids": self.onset_grids,
             "style_parts": self.style_parts,
             "style_accidentals": self.style_accidentals,
+            "pickups": self.pickups,
         }
 
     def load_data_state(self, state: dict[str, Any]) -> None:
@@ -441,6 +449,9 @@ class NoteDiffusion(MidiModel):
         self.style_accidentals = {
             str(k): [int(c) for c in v] for k, v in state.get("style_accidentals", {}).items()
         }
+        self.pickups = {
+            str(k): [[float(b), int(c)] for b, c in v] for k, v in state.get("pickups", {}).items()
+        }
 
     def rhythm(self, label: int | None) -> Rhythm:
         """The time values the decoder puts style ``label``'s notes on (the whole corpus' for
@@ -458,6 +469,12 @@ class NoteDiffusion(MidiModel):
         run saved before they were stored)."""
         style = None if label is None or label < 0 else str(label)
         return style_parts(self.style_parts, style, ALL_STYLES)
+
+    def pickup_table(self, label: int | None) -> list[list[float]]:
+        """Where in its bar style ``label``'s training pieces begin, ``[[beats, pieces], ...]``
+        (:func:`~midiforge.models.note_features.pickups`; the corpus' for None or a style
+        without its own; empty for a run saved before the table: every piece on beat 0)."""
+        return list(self.pickups.get(str(label), self.pickups.get(ALL_STYLES, [])))
 
     def accidentals(self, label: int | None) -> list[int]:
         """Style ``label``'s training pieces by how many classes outside their scale they use

@@ -145,6 +145,31 @@ def fit_onset_grids(onsets: np.ndarray, labels: np.ndarray) -> dict[str, float]:
     return {key: grid for key, grid in grids.items() if grid is not None}
 
 
+BAR_BEATS = 4.0  # the bar of the files a sampler writes (4/4), in which a pickup is placed
+
+
+def pickups(first_onsets: np.ndarray) -> list[list[float]]:
+    """``[[beats, pieces], ...]``: where in its bar (``BAR_BEATS``) each piece's first note
+    falls, on the 1/12-beat grid, with how many pieces begin there; 0 is the downbeat.
+
+    Why: 80 % of the Nottingham tunes begin on a pickup (their first note 3 beats into the
+    bar in 302 of 818, 2.5 in 197; on the downbeat in 160), as a jig or a song does, and a
+    diffusion model's pieces always began on beat 0, with no bar of their own to begin in (the
+    model has no bar lines). Whole silent bars before the first note (POP909's files open with
+    one) are left out: they are how a file was laid out, not how the music begins.
+    """
+    beats = np.asarray(first_onsets, np.float64) % BAR_BEATS
+    steps = np.rint(beats / TIME_GRID_BEATS).astype(np.int64)
+    values, counts = np.unique(steps, return_counts=True)
+    return [[float(v * TIME_GRID_BEATS), int(c)] for v, c in zip(values, counts)]
+
+
+def fit_pickups(first_onsets: np.ndarray, labels: np.ndarray) -> dict[str, list[list[float]]]:
+    """:func:`pickups` of the training pieces' first onsets ``(P,)``, for the whole corpus
+    (``"all"``) and per style label index (``labels`` ``(P,)``, one per piece, -1 = none)."""
+    return _per_style(pickups, np.asarray(first_onsets, np.float64), np.asarray(labels))
+
+
 @dataclass(frozen=True)
 class Rhythm:
     """The time values :meth:`FeatureScaler.decode` puts one style's notes on: its onset

@@ -423,7 +423,25 @@ def generate_notes(
     if parts:
         outside = draw_accidentals(model.accidentals(label_index), n, generator)
         pieces = [keep_accidentals(p, k, first) for p, k in zip(pieces, outside)]
+    if parts and primer is None and rules is None:  # rules count bars from beat 0
+        starts = draw_pickups(model.pickup_table(label_index), n, generator)
+        for piece, beats in zip(pieces, starts):
+            piece[:, ONSET] += beats
     return pieces if rules is None else [rules.finish(p) for p in pieces]
+
+
+def draw_pickups(
+    table: Sequence[Sequence[float]], n: int, generator: torch.Generator
+) -> list[float]:
+    """Where in its first bar each of ``n`` new pieces begins (beats; 0 = the downbeat): drawn
+    from ``table``, the style's training pieces by where they begin
+    (:func:`~midiforge.models.note_features.pickups`), weighted by their counts; a piece
+    shifted by it opens with a pickup as its style's pieces do. All 0 without a table."""
+    if not table:
+        return [0.0] * n
+    weights = torch.tensor([float(count) for _, count in table])
+    drawn = torch.multinomial(weights, n, replacement=True, generator=generator)
+    return [float(table[int(i)][0]) for i in drawn]
 
 
 def draw_accidentals(table: Sequence[int], n: int, generator: torch.Generator) -> list[int]:
