@@ -129,6 +129,12 @@ def diatonic_scales(counts: np.ndarray) -> np.ndarray:
     return np.argmax(held + centre / (counts.sum(axis=-1, keepdims=True) + 1), axis=-1)
 
 
+def scale_templates() -> np.ndarray:
+    """``(12, 12)`` 0/1: row ``t`` marks the classes of the diatonic scale whose major tonic is
+    ``t`` (the scales :func:`diatonic_scales` names)."""
+    return _templates(MODES["major"])
+
+
 def _templates(steps: tuple[int, ...]) -> np.ndarray:
     """``(12, 12)``: row ``t`` marks the classes ``t + steps`` (mod 12)."""
     row = np.zeros(12)

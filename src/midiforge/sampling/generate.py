@@ -169,8 +169,9 @@ def _sample_tokens(
     from midiforge.data.encode import ids_to_score, score_to_ids, special_ids
     from midiforge.sampling.autoregressive import sample
     from midiforge.sampling.grammar import count_errors
+    from midiforge.sampling.key_memory import KeyMemory
     from midiforge.sampling.musical import Musical, add_end_marker
-    from midiforge.sampling.token_rules import musical_constraints
+    from midiforge.sampling.token_rules import musical_constraints, reads_time
 
     tok = run.tokenizer
     if tok is None:
@@ -190,11 +191,14 @@ def _sample_tokens(
         primer_ids=start,
         forward_time=opts.grammar_mask,
     )
+    window = opts.window or getattr(run.model, "max_seq_len", None)
+    memory = []
+    if opts.key_memory and window is not None and reads_time(tok):
+        memory = [KeyMemory(tok, window)]  # acts only once a sample outgrows the window
     markers = fim.marker_ids(tok.vocab) if suffix is not None else None
     prelude: list[int] = []
     if markers:  # the suffix's tracks on the run's programs, as the primer's are
         suffix = _instrument_rules(run, opts, suffix)[0]
-        window = opts.window or getattr(run.model, "max_seq_len", None)
         prelude = fim.prelude(score_to_ids(tok, suffix), markers, window)
     seqs = sample(
         run.model,
@@ -210,7 +214,7 @@ def _sample_tokens(
         window=opts.window,
         eos_id=specials.get("EOS"),
         kv_cache=opts.kv_cache,
-        constraints=[*rules, *musical],
+        constraints=[*rules, *musical, *memory],
         prelude_ids=prelude,
     )
     ends = musical[0].end_ticks() if musical else None

@@ -224,8 +224,13 @@ class GenerateOptions:
     style_parts: bool = field(default=True, metadata=spec(
         help="with a --style, play each of the style's parts as its training pieces do: in its "
         "register (a note outside moves by octaves), and a part that plays one line (a "
-        "chorale voice, a folk melody) one note at a time, held to its next note "
-        "(--no-style-parts writes what the model sampled)"))
+        "chorale voice, a folk melody) one note at a time, held to its next note; a diffusion "
+        "sample also keeps to as few classes outside its scale as the style's pieces use, and "
+        "begins where in the bar they begin (--no-style-parts writes what the model sampled)"))
+    key_memory: bool = field(default=True, metadata=spec(
+        help="a sample longer than the model's window keeps to the key it has been in: once its "
+        "beginning is out of the model's view, pitches off that scale are steered down "
+        "(--no-key-memory lets the key wander)", samplers=TOKENS))
     chords: str | None = field(default=None, metadata=spec(
         help="a chord per bar, e.g. 'Am F C G' or 'Am | F | C | G' (7ths, sus, dim, aug, slash "
         "chords; N = no chord), repeated when the piece is longer; a sampling-time steer toward "
