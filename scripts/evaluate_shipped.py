@@ -1,7 +1,7 @@
 """Figures for the model cards (docs/model-card*.md): a shipped model against held-out music.
 
     python scripts/evaluate_shipped.py DATASET [--model transformer|diffusion|lstm-multihead]
-        [--run RUN] [--n 16] [--tokens 1024] [--notes 256] [--out DIR]
+        [--run RUN] [--n 16] [--tokens 1024] [--notes 256] [--length fixed|held-out] [--out DIR]
 
 For each style label: sample ``--n`` pieces with the model (the shipped ``--model`` unless
 ``--run``; token models ``--tokens`` tokens, note models about ``--notes`` notes), then compare
@@ -21,9 +21,12 @@ import math
 import time
 from pathlib import Path
 
+import numpy as np
+
 from midiforge.io.render import render_png
 from midiforge.metrics.evaluate import evaluate
 from midiforge.sampling.generate import generate
+from midiforge.store.dataset_dir import PreparedDataset
 from midiforge.store.run_dir import load_run, shipped_run
 
 FEATURES = (
@@ -91,14 +94,33 @@ def print_likelihood(run: Path) -> None:
         print(f"| {split} | {loss:.3f} | {heads or '–'} |")
 
 
-def sample_args(model, args: argparse.Namespace) -> dict:
-    """How long a piece is, per sampler: tokens, notes, or diffusion windows of its length."""
+def held_out_length(dataset: Path, style: str) -> tuple[int, int]:
+    """(tokens, notes): the median length of the style's held-out test pieces, in the
+    dataset's tokens and in notes. Why: a feature such as the empty-beat rate depends on how
+    long a piece is (POP909's only silent beats are a song's first bar: 1.5 % of a 300-beat
+    song, 9 % of a 46-beat sample), so whole samples compare with whole pieces."""
+    data = PreparedDataset(dataset)
+    label = data.labels.index(style)
+    rows = [i for i, lab in enumerate(data.file_labels("test").tolist()) if lab == label]
+    tokens, notes = data.tokens("test"), data.notes("test")
+    return (
+        int(np.median([len(tokens[i]) for i in rows])),
+        int(np.median([len(notes[i]) for i in rows])),
+    )
+
+
+def sample_args(model, args: argparse.Namespace, style: str) -> dict:
+    """How long a piece is, per sampler: tokens, notes, or diffusion windows of its length;
+    ``--length held-out``: as long as the style's held-out pieces."""
+    tokens, notes = args.tokens, args.notes
+    if args.length == "held-out":
+        tokens, notes = held_out_length(args.dataset, style)
     if model.sampler == "tokens":
-        return {"max_tokens": args.tokens}
+        return {"max_tokens": tokens}
     if model.sampler == "notes":
-        return {"max_tokens": args.notes}
+        return {"max_tokens": notes}
     window = model.config.length
-    number = max(1, 1 + round((args.notes - window) / (window - DIFFUSION_CONTEXT)))
+    number = max(1, 1 + round((notes - window) / (window - DIFFUSION_CONTEXT)))
     return {"number": number, "context": DIFFUSION_CONTEXT, "steps": DIFFUSION_STEPS}
 
 
@@ -110,6 +132,11 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=16, help="samples per style")
     parser.add_argument("--tokens", type=int, default=1024, help="tokens per sample")
     parser.add_argument("--notes", type=int, default=256, help="notes per sample (note models)")
+    parser.add_argument(
+        "--length", choices=("fixed", "held-out"), default="fixed",
+        help="fixed: --tokens / --notes; held-out: each style's samples as long as its "
+             "held-out pieces (their median, in tokens or notes)",
+    )  # fmt: skip
     parser.add_argument("--out", type=Path, default=None, help="default build/model-card[-MODEL]")
     parser.add_argument(
         "--no-style-parts", dest="style_parts", action="store_false",
@@ -141,7 +168,7 @@ def main() -> None:
             seed=0,
             device="cpu",
             style_parts=args.style_parts,
-            **sample_args(model, args),
+            **sample_args(model, args, style),
         )
         seconds = time.perf_counter() - start
         reports[style] = evaluate(
