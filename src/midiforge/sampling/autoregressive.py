@@ -293,6 +293,7 @@ def sample_notes(
     rules: Any = None,
     lead: Any = None,
     silent: bool = False,
+    memory: Any = None,
 ) -> list[Any]:
     """Sample ``n`` note sequences from a note model with pitch/time/velocity heads.
 
@@ -371,7 +372,7 @@ def sample_notes(
             inst = draw(filter_logits(logits, temperature=temperature), temperature, gen)[:, None]
             heads = model.heads(out["hidden"][:, -1:], inst)
             programs = head_programs[inst[:, 0].cpu()]
-        pitch_opts = (rules, onset, programs, temperature, top_k, top_p, gen)
+        pitch_opts = (rules, onset, programs, temperature, top_k, top_p, gen, memory)
         if chained:  # gap, then pitch given the gap, then duration and velocity given both
             gap = _draw_gap(heads["time"][:, -1, 0], temperature, top_p, gen, gaps)  # (n,)
             delta = model.time_bins[gap].float().cpu()
@@ -405,6 +406,8 @@ def sample_notes(
         rows.append(row)
         written.append(~heard if rules is None else rules.alive & ~heard)
         played += (written[-1] | read).long()
+        if memory is not None:  # the notes the piece holds, the lead's among them
+            memory.update(row[:, FIELD["pitch"]], written[-1] | read)
         if rules is not None and not bool(rules.alive.any()):
             break
         out, state = model(row[:, None].to(device), label=label, cache=state)
@@ -468,9 +471,13 @@ def _draw_pitch(
     top_k: int,
     top_p: float,
     gen: torch.Generator,
+    memory: Any = None,
 ) -> torch.Tensor:
     """``(n,)`` pitches drawn from the pitch head's ``(n, 128)`` logits, through the rules'
-    pitch mask and, with chords, their steer at the note's onset (``onset + delta``)."""
+    pitch mask and, with chords, their steer at the note's onset (``onset + delta``); a
+    ``memory`` (:class:`~midiforge.sampling.key_memory.NoteKeyMemory`) steers first."""
+    if memory is not None:
+        logits = memory.steer(logits)
     allowed = None if rules is None else rules.pitch_mask().to(logits.device)
     if rules is not None and rules.steers:  # chords: by the onset drawn for this note
         logits = rules.steer(logits, onset + delta, programs)

@@ -278,8 +278,9 @@ def _sample_notes(
     the ``max_tokens`` new notes) and the melody's ``meter``
     (:class:`midiforge.sampling.harmonize.Meter`): the bars the rules count in and the scores'
     time signatures (None: 4/4); ``chord_bonus`` replaces the chord steer's."""
-    from midiforge.data.encode import score_from_notes
+    from midiforge.data.encode import FIELD, score_from_notes
     from midiforge.sampling.autoregressive import sample_notes
+    from midiforge.sampling.key_memory import NoteKeyMemory
     from midiforge.sampling.musical import Musical
     from midiforge.sampling.note_rules import NoteRules, end_on_last_bar_line
 
@@ -290,6 +291,11 @@ def _sample_notes(
         musical = replace(musical, chord_bonus=chord_bonus)
     lines = None if meter is None else meter.lines
     rules = NoteRules(musical, opts.n, primer=primer_notes, lines=lines) if musical.active else None
+    window = opts.window or (run.config.get("train") or {}).get("seq_len")
+    memory = None
+    if opts.key_memory and window:  # acts once a sample outgrows the notes trained on at once
+        pitches = None if primer_notes is None else primer_notes[:, FIELD["pitch"]]
+        memory = NoteKeyMemory(opts.n, int(window), pitches)
     notes = sample_notes(
         run.model,
         n=opts.n,
@@ -306,6 +312,7 @@ def _sample_notes(
         rules=rules,
         lead=lead,
         silent=programs is not None,
+        memory=memory,
     )
     n_primer = 0 if primer_notes is None else len(primer_notes)
     asked = None if rules is None else rules.end_beats()

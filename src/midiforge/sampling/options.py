@@ -228,9 +228,10 @@ class GenerateOptions:
         "sample also keeps to as few classes outside its scale as the style's pieces use, and "
         "begins where in the bar they begin (--no-style-parts writes what the model sampled)"))
     key_memory: bool = field(default=True, metadata=spec(
-        help="a sample longer than the model's window keeps to the key it has been in: once its "
-        "beginning is out of the model's view, pitches off that scale are steered down "
-        "(--no-key-memory lets the key wander)", samplers=TOKENS))
+        help="a sample longer than the model's window (a note run: the notes it was trained on "
+        "at once) keeps to the key it has been in: once its beginning is out of the model's "
+        "view, pitches off that scale are steered down (--no-key-memory lets the key wander)",
+        samplers=AUTOREGRESSIVE))
     chords: str | None = field(default=None, metadata=spec(
         help="a chord per bar, e.g. 'Am F C G' or 'Am | F | C | G' (7ths, sus, dim, aug, slash "
         "chords; N = no chord), repeated when the piece is longer; a sampling-time steer toward "
