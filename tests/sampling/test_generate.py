@@ -184,7 +184,9 @@ def test_a_free_length_note_sample_ends_on_the_last_bar_line_it_reaches(runs, tm
 
     loaded = load_run(runs["lstm-multihead"], device="cpu")
     raw = sample_notes(loaded.model, n=3, max_notes=120, seed=1)  # what is drawn, uncut
-    opts = GenerateOptions(n=3, max_tokens=120, seed=1, device="cpu")
+    # as drawn: not moved onto a pickup (style_parts) nor steered past the window (key_memory)
+    opts = GenerateOptions(n=3, max_tokens=120, seed=1, device="cpu", style_parts=False,
+                           key_memory=False)  # fmt: skip
     scores, generated, _ = _sampler_for(loaded.model)(loaded, opts, None, None)
     for notes, score, count in zip(raw, scores, generated):
         _assert_ends_on_a_bar_line(score)

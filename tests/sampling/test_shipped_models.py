@@ -135,3 +135,21 @@ def test_shipped_diffusion_folk_tunes_keep_near_their_scale(tmp_path):
             assert firsts == [0.0] * len(firsts)
         else:
             assert set(firsts) <= starts and max(firsts) > 0, firsts
+
+
+def test_shipped_lstm_folk_tunes_begin_on_their_styles_pickups(tmp_path):
+    """A note run writes no bar lines of its own, so its tunes began on beat 0; they now begin
+    where in its bar a Nottingham tune of the run's training data begins, mostly on a pickup
+    (LoadedRun.style_pickups); --no-style-parts writes them where the model began them."""
+    table = load_run(shipped_run("lstm-multihead")).style_pickups("folk")
+    assert sum(c for b, c in table if b > 0) > sum(c for b, c in table if b == 0)
+    for name, extra in (("kept", []), ("raw", ["--no-style-parts"])):
+        code = main(["generate", "--model", "lstm-multihead", "--style", "folk", "-n", "8",
+                     "--max-tokens", "64", "--seed", "3", "-o", str(tmp_path / name),
+                     *extra])  # fmt: skip
+        assert code == 0
+    kept = [_first_beat(load_midi(p)) for p in sorted((tmp_path / "kept").glob("*.mid"))]
+    raw = [_first_beat(load_midi(p)) for p in sorted((tmp_path / "raw").glob("*.mid"))]
+    assert sum(b == 0 for b in raw) >= 6, raw  # the model's first gap is mostly none
+    shifts = {round(k - r, 3) for k, r in zip(kept, raw)}  # the same notes, moved
+    assert shifts <= {round(b, 3) for b, _ in table} and sum(k > r for k, r in zip(kept, raw)) >= 4

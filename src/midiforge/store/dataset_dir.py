@@ -234,6 +234,26 @@ class PreparedDataset:
         styles, pieces = zip(*rows)
         return fit_style_parts(pieces, styles, ALL_STYLES, fields)
 
+    def style_pickups(self) -> dict[str, list[list[float]]]:
+        """Per style label (and over all train files, :data:`ALL_STYLES`), where in its bar
+        each train file begins (:func:`midiforge.models.note_features.pickups`): where a note
+        run's samples of the style begin (``generate``; the diffusion model keeps its own
+        copy). Empty without an ``onset`` note field or train files."""
+        from midiforge.models.note_features import pickups
+
+        fields = list(self.manifest.get("note_fields", []))
+        if "onset" not in fields:
+            return {}
+        onset = fields.index("onset")
+        firsts: dict[str, list[float]] = {ALL_STYLES: []}
+        for style, notes in self._train_rows():
+            if len(notes):
+                first = float(notes[:, onset].min())
+                firsts[ALL_STYLES].append(first)
+                if style is not None:
+                    firsts.setdefault(style, []).append(first)
+        return {style: pickups(np.array(f)) for style, f in firsts.items() if f}
+
     @property
     def special_ids(self) -> dict[str, int]:
         return dict(self.manifest["tokenizer"].get("special_ids", {}))

@@ -75,6 +75,7 @@ CONFIG_TYPES: dict[str, type | tuple[type, ...]] = {
     "style_instruments": dict,
     "style_keys": dict,
     "style_parts": dict,
+    "style_pickups": dict,
     "tokenizer": dict,
     "dataset_options": dict,
 }
@@ -171,8 +172,8 @@ def _plain(value: Any) -> Any:
 
 
 def _per_style(data: Any, name: str) -> dict[str, Any]:
-    """``data.style_instruments()``, ``style_keys()`` or ``style_parts()``; {} for data
-    without them."""
+    """``data.style_instruments()``, ``style_keys()``, ``style_parts()`` or
+    ``style_pickups()``; {} for data without them."""
     read = getattr(data, name, None)
     return read() if callable(read) else {}
 
@@ -211,6 +212,7 @@ def write_run_files(
         "style_instruments": _per_style(data, "style_instruments"),
         "style_keys": _per_style(data, "style_keys"),
         "style_parts": _per_style(data, "style_parts"),
+        "style_pickups": _per_style(data, "style_pickups"),
         "tokenizer": dict(data.manifest.get("tokenizer") or {}),
         "dataset_options": dict(data.manifest.get("options") or {}),
         "versions": software_versions(),
@@ -341,6 +343,13 @@ class LoadedRun:
         """The band, registers and lines a token run's samples of ``style`` are played as
         (:mod:`midiforge.style_parts`); none for runs written before the table."""
         return style_parts(self.config.get("style_parts") or {}, style, ALL_STYLES)
+
+    def style_pickups(self, style: str | None) -> list[list[float]]:
+        """Where in its bar ``style``'s train files begin, ``[[beats, files], ...]`` (the
+        corpus' for None or a style without its own); empty for runs written before."""
+        saved = self.config.get("style_pickups") or {}
+        table = saved.get(style) if style in saved else saved.get(ALL_STYLES, [])
+        return [[float(b), int(c)] for b, c in table or []]
 
     @property
     def style_keys(self) -> dict[str, dict[str, int]]:
