@@ -133,6 +133,10 @@ def main() -> None:
     parser.add_argument("--tokens", type=int, default=1024, help="tokens per sample")
     parser.add_argument("--notes", type=int, default=256, help="notes per sample (note models)")
     parser.add_argument(
+        "--no-key-memory", dest="key_memory", action="store_false",
+        help="let a long sample's key wander (generate --no-key-memory), for a before/after",
+    )  # fmt: skip
+    parser.add_argument(
         "--length", choices=("fixed", "held-out"), default="fixed",
         help="fixed: --tokens / --notes; held-out: each style's samples as long as its "
              "held-out pieces (their median, in tokens or notes)",
@@ -168,6 +172,7 @@ def main() -> None:
             seed=0,
             device="cpu",
             style_parts=args.style_parts,
+            key_memory=args.key_memory,
             **sample_args(model, args, style),
         )
         seconds = time.perf_counter() - start
