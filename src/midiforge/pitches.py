@@ -129,6 +129,15 @@ def diatonic_scales(counts: np.ndarray) -> np.ndarray:
     return np.argmax(held + centre / (counts.sum(axis=-1, keepdims=True) + 1), axis=-1)
 
 
+A4_PITCH, A4_HZ = 69, 440.0  # concert A: MIDI number and Hz
+SEMITONES = 12
+
+
+def frequency_hz(pitch: np.ndarray) -> np.ndarray:
+    """Equal-tempered frequency in Hz of MIDI pitch numbers (A4 = 69 = 440 Hz)."""
+    return A4_HZ * np.power(2.0, (np.asarray(pitch, np.float64) - A4_PITCH) / SEMITONES)
+
+
 def scale_templates() -> np.ndarray:
     """``(12, 12)`` 0/1: row ``t`` marks the classes of the diatonic scale whose major tonic is
     ``t`` (the scales :func:`diatonic_scales` names)."""

@@ -36,6 +36,7 @@ from typing import Any
 
 import numpy as np
 
+from midiforge.pitches import frequency_hz
 from midiforge.schema import FIELD, NOTE_FIELDS
 
 PART_SHARE = 0.02  # a program is in a style's band with this share of its training notes
@@ -46,7 +47,6 @@ HELD_QUANTILE = 0.99  # a legato note is held to at most this quantile of the li
 REGISTER_SHARE = 0.005  # a part's register leaves out this share of its notes at either end
 OCTAVE = 12
 TOLERANCE_BEATS = 1e-3  # times closer than this are equal (ticks stored as float beats)
-A4_PITCH, A4_HZ = 69, 440.0  # a moved note's frequency column is recomputed from its pitch
 
 
 @dataclass(frozen=True)
@@ -266,8 +266,7 @@ def _free_octave(pitch: float, low: int, high: int, busy: np.ndarray) -> float:
 
 def _frequencies(out: np.ndarray, rows: np.ndarray) -> None:
     """The frequency column of ``rows`` (a mask or indices) recomputed from their pitches."""
-    semitones = out[rows, FIELD["pitch"]].astype(np.float64) - A4_PITCH
-    out[rows, FIELD["frequency"]] = A4_HZ * 2.0 ** (semitones / OCTAVE)
+    out[rows, FIELD["frequency"]] = frequency_hz(out[rows, FIELD["pitch"]])
 
 
 def _line_rows(

@@ -19,14 +19,13 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 
-from midiforge.pitches import MODES, diatonic_scales
+from midiforge.pitches import MODES, diatonic_scales, frequency_hz
 from midiforge.schema import FIELD, NOTE_FIELDS
 
 N_CLASSES = 12
 MAX_OUTSIDE = N_CLASSES - len(MODES["major"])  # a diatonic scale leaves out 5 classes
 MIDI_MAX = 127
 TOLERANCE_BEATS = 1e-3  # times closer than this are equal (ticks stored as float beats)
-A4_PITCH, A4_HZ = 69, 440.0  # a moved note's frequency column is recomputed from its pitch
 
 
 def _in_scale(scale: int) -> np.ndarray:
@@ -113,6 +112,5 @@ def keep_accidentals(notes: np.ndarray, outside: int, first: int = 0) -> np.ndar
         else:
             pitch[i] = above if classes[int(above) % 12] > classes[int(below) % 12] else below
     moved = new & (out[:, FIELD["pitch"]] != np.asarray(notes)[:, FIELD["pitch"]])
-    semitones = pitch[moved].astype(np.float64) - A4_PITCH
-    out[moved, FIELD["frequency"]] = A4_HZ * 2.0 ** (semitones / N_CLASSES)
+    out[moved, FIELD["frequency"]] = frequency_hz(pitch[moved])
     return out

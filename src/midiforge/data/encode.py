@@ -27,24 +27,17 @@ from symusic import Note, Score, Tempo, TimeSignature, Track
 from midiforge.data import remi_ids
 from midiforge.errors import MidiforgeError
 from midiforge.instruments import DRUMS, instrument_name
+from midiforge.pitches import frequency_hz
 from midiforge.schema import CONTROL_TYPES, FIELD, FIM_TYPE, NOTE_FIELDS
 from midiforge.store.tokenizer_file import TOKENIZATIONS, tokenizer_class
 
 DRUM_PROGRAM = DRUMS  # -1, MidiTok's program of a drum track
-A4_PITCH = 69  # MIDI number of concert A
-A4_HZ = 440.0  # Hz
-SEMITONES_PER_OCTAVE = 12
 DEFAULT_TPQ = 480  # ticks per quarter note of scores we build
 DEFAULT_TEMPO_BPM = 120.0  # quarter notes per minute
 
 MULTI_VOCAB = ("cpword", "octuple", "mumidi")  # several ids per step: not storable as one stream
 SPECIAL_TOKENS = ("PAD", "BOS", "EOS", "MASK")
 PROGRAM_CHANGES = False  # a Program token before every note: each note's instrument explicit
-
-
-def frequency_hz(pitch: np.ndarray) -> np.ndarray:
-    """Equal-tempered frequency in Hz of MIDI pitch numbers (A4 = 69 = 440 Hz)."""
-    return A4_HZ * np.power(2.0, (np.asarray(pitch, np.float64) - A4_PITCH) / SEMITONES_PER_OCTAVE)
 
 
 def build_tokenizer(name: str, *, use_programs: bool = False, **opts: Any) -> MusicTokenizer:

@@ -402,14 +402,12 @@ class NoteDiffusion(MidiModel):
             self.onset_grids = fit_onset_grids(rows[:, fields.index("onset")], labels)
         if "program" in fields and "onset" in fields and "duration" in fields:
             train = dataset.notes("train")
-            pieces = (train[i] for i in range(len(train)))
+            pieces = [train[i] for i in range(len(train))]  # views into the memory map
             styles = [str(i) if i >= 0 else None for i in dataset.file_labels("train").tolist()]
             self.style_parts = fit_style_parts(pieces, styles, ALL_STYLES, fields)
-            pieces = (train[i] for i in range(len(train)))
             self.style_accidentals = fit_style_accidentals(pieces, styles, ALL_STYLES, fields)
             onset = fields.index("onset")
-            firsts = [float(np.min(train[i][:, onset])) if len(train[i]) else 0.0
-                      for i in range(len(train))]  # fmt: skip
+            firsts = [float(p[:, onset].min()) if len(p) else 0.0 for p in pieces]
             self.pickups = fit_pickups(np.array(firsts), dataset.file_labels("train"))
         if len(self.label_names) > self.config.n_labels:
             raise MidiforgeError(

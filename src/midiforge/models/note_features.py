@@ -164,6 +164,25 @@ def pickups(first_onsets: np.ndarray) -> list[list[float]]:
     return [[float(v * TIME_GRID_BEATS), int(c)] for v, c in zip(values, counts)]
 
 
+def weighted_draws(counts: Sequence[float], n: int, generator: torch.Generator) -> list[int]:
+    """``n`` indices into ``counts`` drawn in proportion to them, with replacement: how the
+    samplers pick a style's key, pickup or count of outside classes from its training table."""
+    weights = torch.tensor([float(c) for c in counts])
+    return torch.multinomial(weights, n, replacement=True, generator=generator).tolist()
+
+
+def draw_pickups(
+    table: Sequence[Sequence[float]], n: int, generator: torch.Generator
+) -> list[float]:
+    """Where in its first bar each of ``n`` new pieces begins (beats; 0 = the downbeat): drawn
+    from ``table`` (:func:`pickups`, a style's training pieces by where they begin) by their
+    counts; a piece shifted by it opens with a pickup as its style's pieces do. All 0 without
+    a table (a run saved before it)."""
+    if not table:
+        return [0.0] * n
+    return [float(table[i][0]) for i in weighted_draws([c for _, c in table], n, generator)]
+
+
 def fit_pickups(first_onsets: np.ndarray, labels: np.ndarray) -> dict[str, list[list[float]]]:
     """:func:`pickups` of the training pieces' first onsets ``(P,)``, for the whole corpus
     (``"all"``) and per style label index (``labels`` ``(P,)``, one per piece, -1 = none)."""

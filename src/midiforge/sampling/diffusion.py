@@ -56,7 +56,13 @@ from midiforge.chords import progression, tone_table
 from midiforge.errors import MidiforgeError
 from midiforge.models.diffusion import NoteDiffusion
 from midiforge.models.diffusion_schedule import DDIMScheduler, DDPMScheduler, make_scheduler
-from midiforge.models.note_features import N_SCALES, NO_SCALE, window_scales
+from midiforge.models.note_features import (
+    N_SCALES,
+    NO_SCALE,
+    draw_pickups,
+    weighted_draws,
+    window_scales,
+)
 from midiforge.pitches import diatonic_scales, key_scale
 from midiforge.sampling.diffusion_instruments import instrument_channels, spread_instruments
 from midiforge.schema import NO_LABEL, NOTE_FIELDS
@@ -430,28 +436,13 @@ def generate_notes(
     return pieces if rules is None else [rules.finish(p) for p in pieces]
 
 
-def draw_pickups(
-    table: Sequence[Sequence[float]], n: int, generator: torch.Generator
-) -> list[float]:
-    """Where in its first bar each of ``n`` new pieces begins (beats; 0 = the downbeat): drawn
-    from ``table``, the style's training pieces by where they begin
-    (:func:`~midiforge.models.note_features.pickups`), weighted by their counts; a piece
-    shifted by it opens with a pickup as its style's pieces do. All 0 without a table."""
-    if not table:
-        return [0.0] * n
-    weights = torch.tensor([float(count) for _, count in table])
-    drawn = torch.multinomial(weights, n, replacement=True, generator=generator)
-    return [float(table[int(i)][0]) for i in drawn]
-
-
 def draw_accidentals(table: Sequence[int], n: int, generator: torch.Generator) -> list[int]:
     """How many classes outside its scale each of ``n`` pieces may use: drawn from ``table``
     (the style's training pieces by that number, :func:`~midiforge.style_scale.fit_accidentals`)
     weighted by its counts; every class (no limit) without a table."""
     if not sum(table):
         return [N_CLASSES] * n
-    weights = torch.tensor([float(c) for c in table])
-    return torch.multinomial(weights, n, replacement=True, generator=generator).tolist()
+    return weighted_draws(table, n, generator)
 
 
 def piece_keys(
@@ -481,9 +472,8 @@ def piece_keys(
         scale = int(window_scales(torch.as_tensor(notes, dtype=torch.float32)[None])[0])
     elif style_keys:
         keys = [key for key, count in style_keys.items() if count > 0]
-        weights = torch.tensor([float(style_keys[key]) for key in keys])
-        drawn = torch.multinomial(weights, n, replacement=True, generator=generator)
-        return torch.tensor([key_scale(keys[int(i)]) for i in drawn], dtype=torch.long)
+        drawn = weighted_draws([style_keys[key] for key in keys], n, generator)
+        return torch.tensor([key_scale(keys[i]) for i in drawn], dtype=torch.long)
     else:
         return torch.randint(N_SCALES, (n,), generator=generator)
     return torch.full((n,), scale, dtype=torch.long)

@@ -279,7 +279,8 @@ def _sample_notes(
     (:class:`midiforge.sampling.harmonize.Meter`): the bars the rules count in and the scores'
     time signatures (None: 4/4); ``chord_bonus`` replaces the chord steer's."""
     from midiforge.data.encode import FIELD, score_from_notes
-    from midiforge.sampling.autoregressive import sample_notes
+    from midiforge.models.note_features import draw_pickups
+    from midiforge.sampling.autoregressive import make_generator, sample_notes
     from midiforge.sampling.key_memory import NoteKeyMemory
     from midiforge.sampling.musical import Musical
     from midiforge.sampling.note_rules import NoteRules, end_on_last_bar_line
@@ -318,8 +319,8 @@ def _sample_notes(
     if opts.style_parts and primer_notes is None and lead is None and rules is None:
         # a new piece begins where in its bar its style's pieces begin (a pickup), as the
         # diffusion sampler's do; the rules and a primer or melody count bars from beat 0
-        table = run.style_pickups(opts.style)
-        for piece, beats in zip(notes, note_pickups(table, len(notes), opts.seed)):
+        table, generator = run.style_pickups(opts.style), make_generator(opts.seed, "cpu")
+        for piece, beats in zip(notes, draw_pickups(table, len(notes), generator)):
             piece[:, FIELD["onset"]] += beats
     asked = None if rules is None else rules.end_beats()
     ends = [asked] * len(notes)
@@ -370,16 +371,6 @@ def _sample_diffusion(run: Any, opts: GenerateOptions, primer: Score | None, lab
     end = None if rules is None or rules.end is None else rules.end / DEFAULT_TPQ
     _mark_end(scores, [end] * len(scores))
     return scores, [len(x) - n_primer for x in notes], []
-
-
-def note_pickups(table: list[list[float]], n: int, seed: int | None) -> list[float]:
-    """Where in its first bar each of ``n`` note-run samples begins (beats; 0 = the downbeat),
-    drawn from ``table`` (``LoadedRun.style_pickups``) by its counts; all 0 without one."""
-    if not table:
-        return [0.0] * n
-    counts = np.array([float(c) for _, c in table])
-    drawn = np.random.default_rng(seed).choice(len(table), size=n, p=counts / counts.sum())
-    return [float(table[int(i)][0]) for i in drawn]
 
 
 def _mark_end(scores: list[Score], ends: list[float | None]) -> None:

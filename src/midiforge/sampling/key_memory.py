@@ -35,13 +35,15 @@ KEY_MEMORY_PENALTY = 2.0  # logits of pitches off the remembered scale are lower
 
 
 class PitchMemory:
-    """The pitch classes a batch of samples has written, and the logit shift they ask for."""
+    """The pitch classes a batch of samples has written, and the logit shift they ask for on
+    P logits of pitch classes ``classes`` ``(P,)``."""
 
-    def __init__(self, n: int, window: int, penalty: float) -> None:
+    def __init__(self, n: int, window: int, penalty: float, classes: np.ndarray) -> None:
         self.counts = np.zeros((n, N_CLASSES))
-        self.window, self.penalty = int(window), float(penalty)
+        self.window = int(window)
         self.length = 0  # tokens or notes each sample is long
-        self.outside = torch.from_numpy(scale_templates() == 0)  # (scale, class)
+        outside = scale_templates()[:, np.asarray(classes, np.int64)] == 0  # (scale, P)
+        self.table = torch.from_numpy(outside).float() * float(penalty)
 
     def add(self, classes: np.ndarray) -> None:
         """One step: each row's pitch class ``(B,)`` (-1: not a note), every row one longer."""
@@ -49,13 +51,12 @@ class PitchMemory:
         self.counts[rows, classes[rows]] += 1
         self.length += 1
 
-    def shift(self, classes: torch.Tensor) -> torch.Tensor | None:
-        """``(B, P)``: ``penalty`` where the class of each of P logits ``classes`` ``(P,)`` is
-        outside its row's remembered scale; None while the samples are within the window."""
+    def shift(self) -> torch.Tensor | None:
+        """``(B, P)``: the penalty where a logit's class is outside its row's remembered scale;
+        None while the samples are within the window."""
         if self.length < self.window:
             return None
-        scales = torch.from_numpy(diatonic_scales(self.counts))  # (B,)
-        return self.outside[scales][:, classes.cpu()].float() * self.penalty
+        return self.table[torch.from_numpy(diatonic_scales(self.counts))]
 
 
 class KeyMemory:
@@ -66,12 +67,16 @@ class KeyMemory:
         self.n_ids = vocab.size
         self.window, self.penalty = int(window), float(penalty)
         self.class_of = np.where(vocab.kind == PITCH, vocab.value % N_CLASSES, -1)  # (V,)
-        self.ids = torch.from_numpy(np.flatnonzero(self.class_of >= 0))
-        self.memory = PitchMemory(0, window, penalty)
+        ids = np.flatnonzero(self.class_of >= 0)
+        self.ids, self.id_classes = torch.from_numpy(ids), self.class_of[ids]
+        self.memory = self._memory(0)
+
+    def _memory(self, n: int) -> PitchMemory:
+        return PitchMemory(n, self.window, self.penalty, self.id_classes)
 
     def start(self, seq: torch.Tensor) -> None:
         ids = seq.cpu().numpy()
-        self.memory = PitchMemory(len(ids), self.window, self.penalty)
+        self.memory = self._memory(len(ids))
         for column in ids.T:
             self.memory.add(self.class_of[column])
         self.ids = self.ids.to(seq.device)
@@ -83,7 +88,7 @@ class KeyMemory:
         return None
 
     def steer(self, logits: torch.Tensor) -> torch.Tensor:
-        shift = self.memory.shift(torch.from_numpy(self.class_of[self.ids.cpu().numpy()]))
+        shift = self.memory.shift()
         if shift is None:
             return logits
         out = logits.clone()
@@ -101,13 +106,12 @@ class NoteKeyMemory:
     def __init__(
         self, n: int, window: int, primer: np.ndarray | None, penalty: float = KEY_MEMORY_PENALTY
     ) -> None:
-        self.memory = PitchMemory(n, window, penalty)
-        self.classes = torch.arange(N_PITCHES) % N_CLASSES
+        self.memory = PitchMemory(n, window, penalty, np.arange(N_PITCHES) % N_CLASSES)
         for pitch in [] if primer is None else np.asarray(primer, np.int64):
             self.memory.add(np.full(n, pitch % N_CLASSES))
 
     def steer(self, logits: torch.Tensor) -> torch.Tensor:
-        shift = self.memory.shift(self.classes)
+        shift = self.memory.shift()
         return logits if shift is None else logits - shift.to(logits.device, logits.dtype)
 
     def update(self, pitch: torch.Tensor, written: torch.Tensor) -> None:
